@@ -1,0 +1,230 @@
+"""One logical backup of one database, from RUNNING to COMPLETED or FAILED."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.errors import (
+    BackupError,
+    DumpError,
+    PreconditionError,
+    StepError,
+    StorageError,
+)
+from amprenta_backup.core.models import (
+    RESTORABLE,
+    BackupRecord,
+    Manifest,
+    RunContext,
+    Status,
+    utcnow,
+)
+from amprenta_backup.core.pgtools import PgConnInfo, major, pg_dump_argv, tool_version
+from amprenta_backup.core.pipeline import Compression, StreamResult, stream_command
+from amprenta_backup.core.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+USER_TABLES = """
+SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1
+"""
+
+
+def count_rows(db: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
+    """Exact row count of every user table (and partition), keyed ``schema.table``."""
+    counts: dict[str, int] = {}
+    for qualified, schema, table in db.execute(USER_TABLES).fetchall():
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(str(schema)), sql.Identifier(str(table)))
+        row = db.execute(query).fetchone()
+        counts[str(qualified)] = int(str(row[0])) if row else 0
+    return counts
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """How backups are written.
+
+    :param prefix: key prefix of everything stored
+    :param compression: zstd settings
+    :param checksum: compute sha256 over the stored bytes
+    """
+
+    prefix: str
+    compression: Compression
+    checksum: bool = True
+
+    @classmethod
+    def from_config(cls, config: BackupConfig) -> BackupSettings:
+        compression = Compression(enabled=config.compression_enabled,
+                                  level=config.compression_level,
+                                  threads=config.compression_threads)
+        return cls(prefix=config.prefix, compression=compression,
+                   checksum=config.checksum_enabled)
+
+
+class _RowCounter(threading.Thread):
+    """Counts rows inside the exported snapshot while pg_dump streams."""
+
+    def __init__(self, db: psycopg.Connection[tuple[object, ...]]) -> None:
+        super().__init__(daemon=True, name="row-counter")
+        self._db = db
+        self.counts: dict[str, int] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.counts = count_rows(self._db)
+        except BaseException as exc:  # reported by the caller
+            self.error = exc
+
+
+class BackupRunner:
+    """Runs backups into one storage and records them in one catalog.
+
+    :param storage: where the dump and manifest go
+    :param catalog: where the record goes
+    :param settings: prefix, compression, checksum
+    """
+
+    def __init__(self, storage: Storage, catalog: Catalog, settings: BackupSettings) -> None:
+        self.storage = storage
+        self.catalog = catalog
+        self.settings = settings
+
+    def run(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
+        """Back up ``conn``'s database as ``target``; idempotent for a given ``backup_id``.
+
+        A backup that already completed under ``backup_id`` is returned as it is.
+        """
+        folder = layout.backup_folder(self.settings.prefix, target, backup_id)
+        done = self._already_completed(backup_id, folder)
+        if done is not None:
+            log.info("backup %s of %s already completed; nothing to do", backup_id, target)
+            return done
+        self.storage.check_ready()
+        record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
+                              location=self.storage.uri(folder), started_at=utcnow(),
+                              database=conn.dbname, run=run)
+        self.catalog.save(record)
+        step = "connect"
+        try:
+            manifest = self._backup(target, conn, run, backup_id, folder, record, _Step())
+            step = "done"
+            record.status, record.manifest = Status.COMPLETED, manifest
+            record.completed_at = manifest.completed_at
+            record.stored_bytes, record.raw_bytes = manifest.stored_bytes, manifest.raw_bytes
+            record.sha256 = manifest.sha256
+            return manifest
+        except _Failed as failed:
+            step = failed.step
+            detail = conn.redact(failed.detail)
+            record.status, record.error = Status.FAILED, f"step {step!r} failed: {detail}"
+            record.completed_at = utcnow()
+            raise StepError(step, target, detail) from failed.__cause__
+        finally:
+            self.catalog.save(record)
+
+    def _already_completed(self, backup_id: str, folder: str) -> Manifest | None:
+        existing = self.catalog.get(backup_id)
+        if existing is None or existing.status not in RESTORABLE:
+            return None
+        manifest_key = layout.manifest_key(folder)
+        if not self.storage.exists(manifest_key):
+            return None
+        return Manifest.from_json(self.storage.get_bytes(manifest_key))
+
+    def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
+                folder: str, record: BackupRecord, step: _Step) -> Manifest:
+        try:
+            with psycopg.connect(**conn.connect_kwargs()) as db:
+                step.now = "preflight"
+                db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
+                server_version = str(_scalar(db, "SHOW server_version"))
+                client_version = tool_version("pg_dump")
+                _check_versions(client_version, server_version)
+                counter = _RowCounter(db)
+                counter.start()
+                step.now = "dump"
+                result = self._stream_dump(conn, snapshot, folder)
+                step.now = "count rows"
+                counter.join()
+                if counter.error is not None:
+                    raise counter.error
+            step.now = "manifest"
+            manifest = Manifest(
+                backup_id=backup_id, target=target, database=conn.dbname, kind="logical",
+                key=layout.dump_key(folder, self.settings.compression.enabled),
+                format="pg_dump-custom", compression=self.settings.compression.name,
+                stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
+                sha256=result.sha256, started_at=record.started_at, completed_at=utcnow(),
+                server_version=server_version, pg_dump_version=client_version,
+                table_counts=counter.counts, run=run,
+            )
+            self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
+            return manifest
+        except psycopg.Error as exc:
+            raise _Failed(step.now, _first_line(str(exc)) or type(exc).__name__) from exc
+        except StorageError as exc:
+            raise _Failed("upload" if step.now == "dump" else step.now, str(exc)) from exc
+        except BackupError as exc:
+            raise _Failed(step.now, str(exc)) from exc
+
+    def _stream_dump(self, conn: PgConnInfo, snapshot: str, folder: str) -> StreamResult:
+        key = layout.dump_key(folder, self.settings.compression.enabled)
+        with self.storage.open_writer(key) as writer:
+            result = stream_command(pg_dump_argv(snapshot=snapshot), conn.env(), writer,
+                                    self.settings.compression, self.settings.checksum)
+        log.info("stored %s: %d raw bytes -> %d stored bytes", self.storage.uri(key),
+                 result.raw_bytes, result.stored_bytes)
+        return result
+
+
+class _Step:
+    """The step a backup is in, for error messages."""
+
+    def __init__(self) -> None:
+        self.now = "connect"
+
+
+class _Failed(Exception):
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(detail)
+        self.step = step
+        self.detail = detail
+
+
+def _scalar(db: psycopg.Connection[tuple[object, ...]], query: str) -> object:
+    row = db.execute(query.encode()).fetchone()
+    return row[0] if row else None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _check_versions(client: str, server: str) -> None:
+    if major(client) < major(server):
+        raise PreconditionError(
+            f"pg_dump {client} cannot dump a PostgreSQL {server} server; install the "
+            f"PostgreSQL {major(server)} client tools (e.g. postgresql-client-{major(server)})"
+        )
+
+
+__all__ = ["BackupRunner", "BackupSettings", "DumpError", "count_rows"]

@@ -1,0 +1,197 @@
+"""The backup catalog: ``backup_records`` in a PostgreSQL database, rebuildable from storage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from amprenta_backup.core.constants import MANIFEST_NAME
+from amprenta_backup.core.errors import CatalogError
+from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+SCHEMA_LOCK = 0x616D_7072  # pg_advisory_xact_lock key serialising DDL of concurrent tasks
+
+DDL = """
+CREATE TABLE IF NOT EXISTS backup_records (
+    id               text PRIMARY KEY,
+    target           text NOT NULL,
+    database_name    text NOT NULL DEFAULT '',
+    kind             text NOT NULL DEFAULT 'logical',
+    status           text NOT NULL
+        CHECK (status IN ('running','completed','failed','verified','corrupt','deleted')),
+    location         text NOT NULL,
+    file_size_bytes  bigint,
+    raw_size_bytes   bigint,
+    sha256           text,
+    error            text,
+    started_at       timestamptz NOT NULL,
+    completed_at     timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    dag_id           text,
+    run_id           text,
+    logical_date     timestamptz,
+    try_number       integer,
+    manifest         jsonb
+);
+CREATE INDEX IF NOT EXISTS backup_records_target_started
+    ON backup_records (target, started_at DESC);
+CREATE INDEX IF NOT EXISTS backup_records_status ON backup_records (status);
+"""
+
+_UPSERT = """
+INSERT INTO backup_records (id, target, database_name, kind, status, location, file_size_bytes,
+    raw_size_bytes, sha256, error, started_at, completed_at, dag_id, run_id, logical_date,
+    try_number, manifest, created_at)
+VALUES (%(id)s, %(target)s, %(database_name)s, %(kind)s, %(status)s, %(location)s,
+    %(file_size_bytes)s, %(raw_size_bytes)s, %(sha256)s, %(error)s, %(started_at)s,
+    %(completed_at)s, %(dag_id)s, %(run_id)s, %(logical_date)s, %(try_number)s, %(manifest)s,
+    %(started_at)s)
+ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status, location = EXCLUDED.location,
+    file_size_bytes = EXCLUDED.file_size_bytes, raw_size_bytes = EXCLUDED.raw_size_bytes,
+    sha256 = EXCLUDED.sha256, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
+    completed_at = EXCLUDED.completed_at, run_id = EXCLUDED.run_id,
+    try_number = EXCLUDED.try_number, manifest = EXCLUDED.manifest, updated_at = now()
+"""
+
+
+class Catalog:
+    """Index of backups for queries and dashboards; storage stays the source of truth.
+
+    :param conn: where the catalog database is
+    """
+
+    def __init__(self, conn: PgConnInfo) -> None:
+        self.conn = conn
+        self._ready = False
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        try:
+            with psycopg.connect(**self.conn.connect_kwargs(), row_factory=dict_row) as db:
+                if not self._ready:
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    db.execute(DDL)
+                    self._ready = True
+                with db.cursor() as cur:
+                    yield cur
+        except psycopg.Error as exc:
+            detail = self.conn.redact(str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+            raise CatalogError(
+                f"backup catalog at {self.conn.describe()} failed: {detail}; check the catalog "
+                "connection (BACKUP_CATALOG_CONN_ID)"
+            ) from None
+
+    def ensure_schema(self) -> None:
+        """Create the catalog tables if they are missing (safe to call concurrently)."""
+        with self._cursor():
+            pass
+
+    def save(self, record: BackupRecord) -> None:
+        """Insert or update one record."""
+        with self._cursor() as cur:
+            cur.execute(_UPSERT, _to_row(record))
+
+    def get(self, backup_id: str) -> BackupRecord | None:
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM backup_records WHERE id = %s", (backup_id,))
+            row = cur.fetchone()
+        return _from_row(row) if row else None
+
+    def find(
+        self,
+        target: str | None = None,
+        statuses: Iterable[Status] | None = None,
+        limit: int | None = None,
+        before: datetime | None = None,
+    ) -> list[BackupRecord]:
+        """Records, newest first, filtered by target, status and start time."""
+        clauses: list[str] = ["TRUE"]
+        params: list[object] = []
+        if target is not None:
+            clauses.append("target = %s")
+            params.append(target)
+        if statuses is not None:
+            clauses.append("status = ANY(%s)")
+            params.append([str(s) for s in statuses])
+        if before is not None:
+            clauses.append("started_at < %s")
+            params.append(before)
+        sql = f"SELECT * FROM backup_records WHERE {' AND '.join(clauses)} ORDER BY started_at DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(int(limit))
+        with self._cursor() as cur:
+            cur.execute(sql.encode(), params)
+            return [_from_row(row) for row in cur.fetchall()]
+
+    def rebuild(self, storage: Storage, prefix: str = "") -> int:
+        """Re-create records from every ``manifest.json`` in storage; returns how many.
+
+        Statuses set by later steps (verified, corrupt, deleted) are kept.
+        """
+        count = 0
+        for info in storage.list_objects(prefix):
+            if not info.key.endswith("/" + MANIFEST_NAME):
+                continue
+            try:
+                manifest = Manifest.from_json(storage.get_bytes(info.key))
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning("skipping unreadable manifest %s: %s", storage.uri(info.key), exc)
+                continue
+            existing = self.get(manifest.backup_id)
+            status = existing.status if existing and existing.status != Status.RUNNING \
+                and existing.status != Status.FAILED else Status.COMPLETED
+            folder = info.key.rsplit("/", 1)[0]
+            self.save(record_from_manifest(manifest, storage.uri(folder), status))
+            count += 1
+        return count
+
+
+def record_from_manifest(manifest: Manifest, location: str, status: Status) -> BackupRecord:
+    """The catalog record that a manifest describes."""
+    return BackupRecord(
+        backup_id=manifest.backup_id, target=manifest.target, status=status,
+        location=location, started_at=manifest.started_at, database=manifest.database,
+        kind=manifest.kind, completed_at=manifest.completed_at,
+        stored_bytes=manifest.stored_bytes, raw_bytes=manifest.raw_bytes,
+        sha256=manifest.sha256, run=manifest.run, manifest=manifest,
+    )
+
+
+def _to_row(record: BackupRecord) -> dict[str, Any]:
+    return {
+        "id": record.backup_id, "target": record.target, "database_name": record.database,
+        "kind": record.kind, "status": str(record.status), "location": record.location,
+        "file_size_bytes": record.stored_bytes, "raw_size_bytes": record.raw_bytes,
+        "sha256": record.sha256, "error": record.error, "started_at": record.started_at,
+        "completed_at": record.completed_at, "dag_id": record.run.dag_id,
+        "run_id": record.run.run_id, "logical_date": record.run.logical_date,
+        "try_number": record.run.try_number,
+        "manifest": json.dumps(record.manifest.to_dict()) if record.manifest else None,
+    }
+
+
+def _from_row(row: dict[str, Any]) -> BackupRecord:
+    manifest = Manifest.from_json(json.dumps(row["manifest"])) if row["manifest"] else None
+    return BackupRecord(
+        backup_id=row["id"], target=row["target"], status=Status(row["status"]),
+        location=row["location"], started_at=row["started_at"], database=row["database_name"],
+        kind=row["kind"], completed_at=row["completed_at"], stored_bytes=row["file_size_bytes"],
+        raw_bytes=row["raw_size_bytes"], sha256=row["sha256"], error=row["error"],
+        run=RunContext(dag_id=row["dag_id"], run_id=row["run_id"],
+                       logical_date=row["logical_date"], try_number=row["try_number"]),
+        manifest=manifest,
+    )

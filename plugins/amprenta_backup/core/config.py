@@ -1,0 +1,225 @@
+"""BackupConfig: the spec's ``BACKUP_*`` environment variables, parsed and validated."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from amprenta_backup.core.constants import (
+    DEFAULT_BUCKET,
+    DEFAULT_LOCAL_PATH,
+    DEFAULT_PREFIX,
+    DEFAULT_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
+)
+from amprenta_backup.core.errors import ConfigError
+
+_CONN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+_DB_NAME = re.compile(r"^[^\x00/\\]{1,63}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+STORAGE_TYPES = ("local", "s3")
+SSE_MODES = ("none", "AES256", "aws:kms")
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """One database to back up: an Airflow Postgres connection id, optionally another database.
+
+    :param conn_id: id of the Postgres connection that reaches the server
+    :param database: database to dump; ``None`` means the connection's own database
+    """
+
+    conn_id: str
+    database: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _CONN_ID.match(self.conn_id):
+            raise ConfigError(
+                f"BACKUP_TARGETS: {self.conn_id!r} is not a valid connection id; use letters, "
+                "digits, '_', '.', '-' (for example 'pg_main' or 'pg_main:analytics')"
+            )
+        if self.database is not None and not _DB_NAME.match(self.database):
+            raise ConfigError(
+                f"BACKUP_TARGETS: database name {self.database!r} is not valid; it must be 1-63 "
+                "characters without '/', '\\' or NUL"
+            )
+
+    @property
+    def name(self) -> str:
+        """A storage-safe name: ``conn_id`` or ``conn_id.database``."""
+        if not self.database:
+            return self.conn_id
+        safe_db = re.sub(r"[^A-Za-z0-9_.-]", "_", self.database)
+        return f"{self.conn_id}.{safe_db}"
+
+    @classmethod
+    def parse(cls, text: str) -> BackupTarget:
+        """Parse ``conn_id`` or ``conn_id:database``."""
+        conn_id, _, database = text.strip().partition(":")
+        return cls(conn_id=conn_id, database=database or None)
+
+    def to_text(self) -> str:
+        """The inverse of :meth:`parse`."""
+        return f"{self.conn_id}:{self.database}" if self.database else self.conn_id
+
+
+def parse_targets(text: str) -> tuple[BackupTarget, ...]:
+    """Parse a comma-separated ``BACKUP_TARGETS`` value; duplicates are an error."""
+    items = [part for part in (p.strip() for p in text.split(",")) if part]
+    targets = tuple(BackupTarget.parse(item) for item in items)
+    names = [t.name for t in targets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"BACKUP_TARGETS lists {', '.join(dupes)} more than once; list each once")
+    return targets
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """Validated backup settings; build one with :meth:`from_env`.
+
+    :param storage_type: ``local`` or ``s3`` (BACKUP_STORAGE_TYPE)
+    :param s3_bucket: bucket for ``s3`` storage (BACKUP_S3_BUCKET)
+    :param s3_prefix: key prefix under which everything is stored (BACKUP_S3_PREFIX)
+    :param s3_region: region of the bucket (BACKUP_S3_REGION)
+    :param s3_endpoint_url: endpoint of an S3-compatible service (BACKUP_S3_ENDPOINT_URL)
+    :param s3_sse: server-side encryption: ``none``, ``AES256`` or ``aws:kms`` (BACKUP_S3_SSE)
+    :param s3_kms_key_id: KMS key for ``aws:kms`` (BACKUP_S3_KMS_KEY_ID)
+    :param local_path: root folder for ``local`` storage (BACKUP_LOCAL_PATH)
+    :param retention_days: days to keep backups, at least 7 (BACKUP_RETENTION_DAYS)
+    :param compression_enabled: zstd-compress dumps (BACKUP_COMPRESSION_ENABLED)
+    :param compression_level: zstd level 1-19 (BACKUP_COMPRESSION_LEVEL)
+    :param compression_threads: zstd worker threads, 0 = single-threaded
+        (BACKUP_COMPRESSION_THREADS)
+    :param checksum_enabled: compute sha256 of stored bytes (BACKUP_CHECKSUM_ENABLED)
+    :param targets: databases to back up (BACKUP_TARGETS, ``conn_id[:database],...``)
+    :param catalog_conn_id: Postgres connection of the catalog (BACKUP_CATALOG_CONN_ID)
+    :param aws_conn_id: AWS connection for ``s3`` storage (BACKUP_AWS_CONN_ID)
+    :param health_check_enabled: run health checks (BACKUP_HEALTH_CHECK_ENABLED)
+    :param notification_enabled: send admin alerts (BACKUP_NOTIFICATION_ENABLED)
+    """
+
+    storage_type: str = "local"
+    s3_bucket: str = DEFAULT_BUCKET
+    s3_prefix: str = DEFAULT_PREFIX
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str | None = None
+    s3_sse: str = "none"
+    s3_kms_key_id: str | None = None
+    local_path: str = DEFAULT_LOCAL_PATH
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    compression_enabled: bool = True
+    compression_level: int = 3
+    compression_threads: int = 2
+    checksum_enabled: bool = True
+    targets: tuple[BackupTarget, ...] = field(default_factory=tuple)
+    catalog_conn_id: str = "backup_catalog"
+    aws_conn_id: str = "aws_default"
+    health_check_enabled: bool = True
+    notification_enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.storage_type not in STORAGE_TYPES:
+            raise ConfigError(
+                f"BACKUP_STORAGE_TYPE={self.storage_type!r} is not supported; "
+                "set it to 'local' or 's3'"
+            )
+        if self.storage_type == "s3" and not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                                                      self.s3_bucket):
+            raise ConfigError(
+                f"BACKUP_S3_BUCKET={self.s3_bucket!r} is not a valid bucket name; use 3-63 "
+                "lower-case letters, digits, '.' or '-'"
+            )
+        if self.storage_type == "local" and not os.path.isabs(self.local_path):
+            raise ConfigError(
+                f"BACKUP_LOCAL_PATH={self.local_path!r} must be an absolute path, "
+                "for example /var/backups/amprenta"
+            )
+        if self.retention_days < MIN_RETENTION_DAYS:
+            raise ConfigError(
+                f"BACKUP_RETENTION_DAYS={self.retention_days} is under the "
+                f"{MIN_RETENTION_DAYS}-day safety floor; set it to {MIN_RETENTION_DAYS} or more"
+            )
+        if self.s3_sse not in SSE_MODES:
+            raise ConfigError(
+                f"BACKUP_S3_SSE={self.s3_sse!r} is not supported; use one of {', '.join(SSE_MODES)}"
+            )
+        if self.s3_sse == "aws:kms" and not self.s3_kms_key_id:
+            raise ConfigError("BACKUP_S3_SSE=aws:kms needs BACKUP_S3_KMS_KEY_ID (a KMS key id/ARN)")
+        if not 1 <= self.compression_level <= 19:
+            raise ConfigError(
+                f"BACKUP_COMPRESSION_LEVEL={self.compression_level} is out of range; use 1-19"
+            )
+        if not 0 <= self.compression_threads <= 64:
+            raise ConfigError(
+                f"BACKUP_COMPRESSION_THREADS={self.compression_threads} is out of range; use 0-64"
+            )
+        for name, value in (("BACKUP_CATALOG_CONN_ID", self.catalog_conn_id),
+                            ("BACKUP_AWS_CONN_ID", self.aws_conn_id)):
+            if not _CONN_ID.match(value):
+                raise ConfigError(f"{name}={value!r} is not a valid connection id")
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix without leading or trailing slashes."""
+        return self.s3_prefix.strip("/")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupConfig:
+        """Read the ``BACKUP_*`` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        reader = _EnvReader(env)
+        return cls(
+            storage_type=reader.text("BACKUP_STORAGE_TYPE", "local").lower(),
+            s3_bucket=reader.text("BACKUP_S3_BUCKET", DEFAULT_BUCKET),
+            s3_prefix=reader.text("BACKUP_S3_PREFIX", DEFAULT_PREFIX),
+            s3_region=reader.text("BACKUP_S3_REGION", "us-east-1"),
+            s3_endpoint_url=reader.text("BACKUP_S3_ENDPOINT_URL", "") or None,
+            s3_sse=reader.text("BACKUP_S3_SSE", "none"),
+            s3_kms_key_id=reader.text("BACKUP_S3_KMS_KEY_ID", "") or None,
+            local_path=reader.text("BACKUP_LOCAL_PATH", DEFAULT_LOCAL_PATH),
+            retention_days=reader.integer("BACKUP_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
+            compression_enabled=reader.flag("BACKUP_COMPRESSION_ENABLED", True),
+            compression_level=reader.integer("BACKUP_COMPRESSION_LEVEL", 3),
+            compression_threads=reader.integer("BACKUP_COMPRESSION_THREADS", 2),
+            checksum_enabled=reader.flag("BACKUP_CHECKSUM_ENABLED", True),
+            targets=parse_targets(reader.text("BACKUP_TARGETS", "")),
+            catalog_conn_id=reader.text("BACKUP_CATALOG_CONN_ID", "backup_catalog"),
+            aws_conn_id=reader.text("BACKUP_AWS_CONN_ID", "aws_default"),
+            health_check_enabled=reader.flag("BACKUP_HEALTH_CHECK_ENABLED", True),
+            notification_enabled=reader.flag("BACKUP_NOTIFICATION_ENABLED", True),
+        )
+
+
+class _EnvReader:
+    """Typed reads of environment variables with errors that name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str) -> str:
+        return self._env.get(name, default).strip()
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self._env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number; set e.g. {name}={default}") \
+                from None
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")

@@ -1,0 +1,17 @@
+"""Names and defaults shared across the engine."""
+
+from __future__ import annotations
+
+DEFAULT_BUCKET = "amprenta-backups"
+DEFAULT_PREFIX = "database/"
+DEFAULT_LOCAL_PATH = "/var/backups/amprenta"
+DEFAULT_RETENTION_DAYS = 365
+MIN_RETENTION_DAYS = 7
+
+MANIFEST_NAME = "manifest.json"
+DUMP_NAME = "dump.pgc"
+MANIFEST_VERSION = 1
+
+PART_SIZE = 16 * 1024 * 1024
+PARTS_IN_FLIGHT = 2
+READ_CHUNK = 1024 * 1024

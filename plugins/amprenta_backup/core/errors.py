@@ -1,0 +1,67 @@
+"""One exception tree for the engine, rooted at :class:`BackupError`.
+
+::
+
+    BackupError
+     +-- ConfigError (also ValueError)   a setting is missing or wrong; names the setting
+     +-- ConnectionSettingsError         a database connection cannot be built or reached
+     +-- DumpError                       pg_dump (or another client tool) failed
+     +-- StorageError                    the storage backend failed (retry may help)
+     +-- ChecksumMismatch                stored bytes differ from the manifest (never retry)
+     +-- CatalogError                    the catalog database failed
+     +-- RestoreError                    a restore could not be carried out
+     +-- PreconditionError               refused before touching anything
+"""
+
+from __future__ import annotations
+
+
+class BackupError(Exception):
+    """Root of every error raised by the engine."""
+
+
+class ConfigError(BackupError, ValueError):
+    """A setting is missing or has a bad value; the message names the setting and the fix."""
+
+
+class ConnectionSettingsError(BackupError):
+    """A database connection cannot be built from its settings, or the server is unreachable."""
+
+
+class DumpError(BackupError):
+    """A PostgreSQL client tool (pg_dump, pg_restore, ...) exited with an error."""
+
+
+class StorageError(BackupError):
+    """Reading from or writing to backup storage failed."""
+
+
+class ChecksumMismatch(BackupError):
+    """The bytes in storage do not match the checksum recorded in the manifest."""
+
+
+class CatalogError(BackupError):
+    """The backup catalog database could not be read or written."""
+
+
+class RestoreError(BackupError):
+    """A restore could not be carried out."""
+
+
+class PreconditionError(BackupError):
+    """An operation was refused before anything was touched."""
+
+
+class StepError(BackupError):
+    """A named step of a backup failed; ``step`` says which, ``__cause__`` says why.
+
+    :param step: the step that failed (``connect``, ``dump``, ``upload``, ``manifest`` ...)
+    :param target: the backup target the step worked on
+    :param detail: what went wrong, already free of secrets
+    """
+
+    def __init__(self, step: str, target: str, detail: str) -> None:
+        super().__init__(f"backup of {target!r} failed at step {step!r}: {detail}")
+        self.step = step
+        self.target = target
+        self.detail = detail

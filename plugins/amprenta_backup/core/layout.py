@@ -1,0 +1,69 @@
+"""Where a backup's objects live in storage, and what a backup id looks like."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import UTC, datetime
+
+from amprenta_backup.core.constants import DUMP_NAME, MANIFEST_NAME
+from amprenta_backup.core.errors import ConfigError
+
+BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+TARGET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+
+
+def make_backup_id(when: datetime, run_key: str | None = None) -> str:
+    """``20261124T010000Z-1a2b3c4d``: the time, then 8 hex digits.
+
+    With a ``run_key`` (dag id, run id and target) the id is the same on every try of the
+    same run, which makes retries and cleared re-runs overwrite instead of duplicating.
+    """
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    suffix = (hashlib.sha256(run_key.encode()).hexdigest()[:8] if run_key
+              else secrets.token_hex(4))
+    return f"{stamp}-{suffix}"
+
+
+def check_backup_id(backup_id: str) -> str:
+    """Return ``backup_id`` if well-formed, else a ConfigError that shows the expected form."""
+    if not isinstance(backup_id, str) or not BACKUP_ID.match(backup_id):
+        raise ConfigError(
+            f"backup id {str(backup_id)[:80]!r} is malformed; expected the form "
+            "20261124T010000Z-1a2b3c4d (see `amprenta-backup list`)"
+        )
+    return backup_id
+
+
+def check_target_name(target: str) -> str:
+    """Return ``target`` if it is safe as a storage folder name."""
+    if not TARGET_NAME.match(target):
+        raise ConfigError(f"target name {target[:80]!r} may only hold letters, digits, '_.-'")
+    return target
+
+
+def backup_time(backup_id: str) -> datetime:
+    """The time encoded in a backup id."""
+    return datetime.strptime(check_backup_id(backup_id)[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def backup_folder(prefix: str, target: str, backup_id: str) -> str:
+    """``{prefix}/{target}/{YYYY}/{MM}/{DD}/{backup_id}`` (no trailing slash)."""
+    when = backup_time(backup_id)
+    parts = [prefix.strip("/"), check_target_name(target), f"{when:%Y}", f"{when:%m}",
+             f"{when:%d}", backup_id]
+    return "/".join(p for p in parts if p)
+
+
+def dump_key(folder: str, compressed: bool) -> str:
+    return f"{folder}/{DUMP_NAME}{'.zst' if compressed else ''}"
+
+
+def manifest_key(folder: str) -> str:
+    return f"{folder}/{MANIFEST_NAME}"
+
+
+def target_prefix(prefix: str, target: str) -> str:
+    """Prefix of every object of one target, with a trailing slash."""
+    return "/".join(p for p in (prefix.strip("/"), check_target_name(target)) if p) + "/"

@@ -1,0 +1,167 @@
+"""Dataclasses of the engine: statuses, backup records and manifests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from amprenta_backup.core.constants import MANIFEST_VERSION
+
+
+class Status(StrEnum):
+    """Lifecycle of a backup record."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    VERIFIED = "verified"
+    CORRUPT = "corrupt"
+    DELETED = "deleted"
+
+
+RESTORABLE = (Status.COMPLETED, Status.VERIFIED)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass
+class RunContext:
+    """Who asked for a backup: the Airflow run, or a person at a terminal.
+
+    :param dag_id: Airflow DAG id, if any
+    :param run_id: Airflow run id, if any
+    :param logical_date: the run's logical date (or its run_after for manual runs)
+    :param task_id: Airflow task id, if any
+    :param try_number: Airflow try number, if any
+    """
+
+    dag_id: str | None = None
+    run_id: str | None = None
+    logical_date: datetime | None = None
+    task_id: str | None = None
+    try_number: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["logical_date"] = _iso(self.logical_date)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunContext:
+        return cls(
+            dag_id=data.get("dag_id"),
+            run_id=data.get("run_id"),
+            logical_date=_parse_time(data.get("logical_date")),
+            task_id=data.get("task_id"),
+            try_number=data.get("try_number"),
+        )
+
+
+@dataclass
+class Manifest:
+    """What a restore, a verify or an auditor needs to know about one stored backup.
+
+    Written last, as ``manifest.json`` beside the dump: no manifest, no backup.
+    """
+
+    backup_id: str
+    target: str
+    database: str
+    kind: str
+    key: str
+    format: str
+    compression: str
+    stored_bytes: int
+    raw_bytes: int
+    sha256: str | None
+    started_at: datetime
+    completed_at: datetime
+    server_version: str
+    pg_dump_version: str
+    table_counts: dict[str, int] = field(default_factory=dict)
+    run: RunContext = field(default_factory=RunContext)
+    version: int = MANIFEST_VERSION
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.completed_at - self.started_at).total_seconds()
+
+    @property
+    def ratio(self) -> float:
+        return self.raw_bytes / self.stored_bytes if self.stored_bytes else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = _iso(self.started_at)
+        data["completed_at"] = _iso(self.completed_at)
+        data["run"] = self.run.to_dict()
+        data["duration_seconds"] = round(self.duration_seconds, 3)
+        return data
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Manifest:
+        data = json.loads(raw)
+        data.pop("duration_seconds", None)
+        data["started_at"] = _parse_time(data["started_at"])
+        data["completed_at"] = _parse_time(data["completed_at"])
+        data["run"] = RunContext.from_dict(data.get("run") or {})
+        return cls(**data)
+
+
+@dataclass
+class BackupRecord:
+    """One row of the catalog's ``backup_records`` table.
+
+    :param backup_id: unique id, also the last folder of its storage location
+    :param target: target name (``conn_id`` or ``conn_id.database``)
+    :param status: lifecycle status
+    :param location: URI of the folder holding the dump and its manifest
+    :param error: what failed, naming the step; never contains a secret
+    """
+
+    backup_id: str
+    target: str
+    status: Status
+    location: str
+    started_at: datetime
+    database: str = ""
+    kind: str = "logical"
+    completed_at: datetime | None = None
+    stored_bytes: int | None = None
+    raw_bytes: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+    run: RunContext = field(default_factory=RunContext)
+    manifest: Manifest | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object in storage."""
+
+    key: str
+    size: int
+    last_modified: datetime

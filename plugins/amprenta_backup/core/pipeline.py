@@ -1,0 +1,130 @@
+"""The streaming pipeline: a client tool's stdout -> zstd -> sha256 -> storage, in one pass."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+
+import zstandard
+
+from amprenta_backup.core.constants import READ_CHUNK
+from amprenta_backup.core.errors import DumpError
+from amprenta_backup.core.storage.base import ObjectWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """What went through the pipeline."""
+
+    raw_bytes: int
+    stored_bytes: int
+    sha256: str | None
+
+
+class _HashingWriter:
+    """Counts and hashes bytes on their way to an :class:`ObjectWriter`."""
+
+    def __init__(self, target: ObjectWriter, checksum: bool) -> None:
+        self._target = target
+        self._sha = hashlib.sha256() if checksum else None
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        if self._sha is not None:
+            self._sha.update(data)
+        self.count += len(data)
+        self._target.write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush: every write already went to the target."""
+
+    @property
+    def hexdigest(self) -> str | None:
+        return self._sha.hexdigest() if self._sha is not None else None
+
+
+class _StderrTail(threading.Thread):
+    """Drains a child's stderr so it never blocks, keeping the last few KiB."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(daemon=True)
+        self._stream = stream
+        self.text = ""
+
+    def run(self) -> None:
+        data = self._stream.read()
+        self.text = data[-4000:].decode("utf-8", "replace").strip()
+
+
+@dataclass(frozen=True)
+class Compression:
+    """zstd settings; ``enabled=False`` stores the bytes as they come.
+
+    :param enabled: compress with zstd
+    :param level: zstd level
+    :param threads: zstd worker threads (0 = compress in the calling thread)
+    """
+
+    enabled: bool = True
+    level: int = 3
+    threads: int = 2
+
+    @property
+    def name(self) -> str:
+        return f"zstd:{self.level}" if self.enabled else "none"
+
+
+def stream_command(
+    argv: Sequence[str],
+    env: dict[str, str],
+    writer: ObjectWriter,
+    compression: Compression,
+    checksum: bool = True,
+) -> StreamResult:
+    """Run ``argv`` and stream its stdout into ``writer``; the caller commits or aborts.
+
+    Raises :class:`DumpError` with the tool's stderr if it exits non-zero.
+    """
+    proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    tail = _StderrTail(proc.stderr)
+    tail.start()
+    sink = _HashingWriter(writer, checksum)
+    try:
+        if compression.enabled:
+            cctx = zstandard.ZstdCompressor(level=compression.level, threads=compression.threads,
+                                            write_checksum=True)
+            raw, _ = cctx.copy_stream(
+                proc.stdout, sink, read_size=READ_CHUNK, write_size=READ_CHUNK  # type: ignore[arg-type]
+            )
+        else:
+            raw = _copy_counting(proc.stdout, sink)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        tail.join(timeout=5)
+        raise
+    code = proc.wait()
+    tail.join(timeout=30)
+    if code != 0:
+        name = argv[0].rsplit("/", 1)[-1]
+        raise DumpError(f"{name} exited with code {code}: {tail.text or 'no message'}")
+    return StreamResult(raw_bytes=raw, stored_bytes=sink.count, sha256=sink.hexdigest)
+
+
+def _copy_counting(source: IO[bytes], sink: _HashingWriter) -> int:
+    total = 0
+    while chunk := source.read(READ_CHUNK):
+        sink.write(chunk)
+        total += len(chunk)
+    return total
+

@@ -1,0 +1,104 @@
+"""The storage interface every backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from types import TracebackType
+from typing import BinaryIO
+
+from amprenta_backup.core.models import ObjectInfo
+
+
+class ObjectWriter(abc.ABC):
+    """A streaming write of one object: nothing is visible under the key until ``commit()``.
+
+    Used as a context manager, a block that raises aborts the write.
+    """
+
+    def __init__(self) -> None:
+        self._done = False
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> int:
+        """Append bytes; returns how many were taken."""
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def _abort(self) -> None: ...
+
+    def commit(self) -> None:
+        """Make the object visible under its key."""
+        if not self._done:
+            self._commit()
+            self._done = True
+
+    def abort(self) -> None:
+        """Throw away everything written; safe to call more than once."""
+        if not self._done:
+            self._done = True
+            self._abort()
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.commit()
+
+
+class Storage(abc.ABC):
+    """Where backups live. Keys are ``/``-separated paths relative to the storage root."""
+
+    @abc.abstractmethod
+    def uri(self, key: str = "") -> str:
+        """A human-readable URI for a key (``s3://bucket/key`` or ``file:///path``)."""
+
+    @abc.abstractmethod
+    def open_writer(self, key: str) -> ObjectWriter:
+        """Start a streaming write of ``key`` with bounded memory."""
+
+    @abc.abstractmethod
+    def open_reader(self, key: str) -> BinaryIO:
+        """Stream an object's bytes; raises :class:`StorageError` if it is missing."""
+
+    @abc.abstractmethod
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``."""
+
+    @abc.abstractmethod
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects; missing keys are not an error."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small object in one call."""
+        with self.open_writer(key) as writer:
+            writer.write(data)
+
+    def get_bytes(self, key: str) -> bytes:
+        """Read a small object whole."""
+        with self.open_reader(key) as reader:
+            return reader.read()
+
+    @abc.abstractmethod
+    def check_ready(self) -> None:
+        """Raise :class:`StorageError` naming the setting to fix unless storage is usable."""
+
+    def check_writable(self) -> None:
+        """Raise :class:`StorageError` unless the storage can be reached and written."""
+        probe = ".amprenta-probe"
+        self.put_bytes(probe, b"ok")
+        self.delete([probe])

@@ -1,0 +1,27 @@
+"""Build the configured :class:`Storage` from a :class:`BackupConfig`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.storage.local import LocalStorage
+from amprenta_backup.core.storage.s3 import S3Storage
+
+
+def s3_client_from_config(config: BackupConfig) -> Any:
+    """A boto3 S3 client from ``BACKUP_S3_*`` and the standard AWS environment."""
+    import boto3
+
+    return boto3.client("s3", region_name=config.s3_region,
+                        endpoint_url=config.s3_endpoint_url or None)
+
+
+def storage_from_config(config: BackupConfig, s3_client: Any | None = None) -> Storage:
+    """The storage ``config`` names; ``s3_client`` overrides how S3 is reached."""
+    if config.storage_type == "local":
+        return LocalStorage(config.local_path)
+    client = s3_client if s3_client is not None else s3_client_from_config(config)
+    return S3Storage(client, config.s3_bucket, sse=config.s3_sse,
+                     kms_key_id=config.s3_kms_key_id)

@@ -1,0 +1,124 @@
+"""Backup storage in a local (or mounted) folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from amprenta_backup.core.errors import StorageError
+from amprenta_backup.core.models import ObjectInfo
+from amprenta_backup.core.storage.base import ObjectWriter, Storage
+
+PARTIAL_SUFFIX = ".partial"
+
+
+class _LocalWriter(ObjectWriter):
+    """Writes ``<key>.<random>.partial``, fsyncs, then renames into place."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._path = path
+        self._tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            raise StorageError(f"cannot write to {path.parent}: {exc.strerror}") from exc
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise StorageError(f"writing {self._path} failed: {exc.strerror}") from exc
+
+    def _commit(self) -> None:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self._path)
+            dir_fd = os.open(self._path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            self._abort()
+            raise StorageError(f"finishing {self._path} failed: {exc.strerror}") from exc
+
+    def _abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class LocalStorage(Storage):
+    """Backups under a folder.
+
+    :param root: absolute folder that holds every key
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        parts = [p for p in key.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise StorageError(f"refusing key {key!r}: '.' and '..' are not allowed in keys")
+        return self.root.joinpath(*parts)
+
+    def uri(self, key: str = "") -> str:
+        return self._path(key).as_uri() if self.root.is_absolute() else str(self._path(key))
+
+    def open_writer(self, key: str) -> ObjectWriter:
+        return _LocalWriter(self._path(key))
+
+    def open_reader(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            raise StorageError(f"object not found: {self.uri(key)}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.uri(key)}: {exc.strerror}") from exc
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.exists():
+            return
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in sorted(files):
+                full = Path(dirpath, name)
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix) and not name.endswith(PARTIAL_SUFFIX):
+                    stat = full.stat()
+                    yield ObjectInfo(
+                        key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)
+                    )
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            parent = path.parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+
+    def check_ready(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the backup folder {self.root} ({exc.strerror}); fix "
+                "BACKUP_LOCAL_PATH or the folder's permissions"
+            ) from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(
+                f"the backup folder {self.root} is not writable; fix BACKUP_LOCAL_PATH or the "
+                "folder's permissions"
+            )
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()

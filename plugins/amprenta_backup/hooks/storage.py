@@ -1,0 +1,37 @@
+"""BackupStorageHook: the configured storage; S3 through an Airflow ``aws`` connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.storage.factory import storage_from_config
+
+
+class BackupStorageHook(BaseHook):
+    """Builds the :class:`Storage` that ``BACKUP_STORAGE_TYPE`` names.
+
+    For ``s3`` the client comes from the amazon provider's ``S3Hook``, so the connection's
+    credentials, region and ``endpoint_url`` extra (any S3-compatible service) apply.
+
+    :param config: backup settings; read from the environment when omitted
+    """
+
+    hook_name = "Backup storage"
+
+    def __init__(self, config: BackupConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or BackupConfig.from_env()
+
+    def _s3_client(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        hook = S3Hook(aws_conn_id=self.config.aws_conn_id, region_name=self.config.s3_region)
+        return hook.get_conn()
+
+    def get_storage(self) -> Storage:
+        client = self._s3_client() if self.config.storage_type == "s3" else None
+        return storage_from_config(self.config, s3_client=client)

@@ -1,0 +1,35 @@
+"""ListBackupTargetsOperator: the configured targets, for one mapped task each."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ListBackupTargetsOperator(BaseOperator):
+    """Return ``BACKUP_TARGETS`` as a list of ``conn_id[:database]`` strings.
+
+    Fails without retry, naming the variable, when the setting is empty or malformed.
+    """
+
+    def execute(self, context: Context) -> list[str]:
+        try:
+            targets = BackupConfig.from_env().targets
+        except ConfigError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if not targets:
+            raise AirflowFailException(
+                "BACKUP_TARGETS is empty; set it to the Postgres connection ids to back up, "
+                "e.g. BACKUP_TARGETS=pg_main,pg_main:analytics"
+            )
+        names: list[Any] = [t.to_text() for t in targets]
+        self.log.info("backup targets: %s", ", ".join(names))
+        return names

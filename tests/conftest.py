@@ -1,0 +1,39 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from amprenta_backup.sandbox.cluster import ClusterBase, start_cluster
+from amprenta_backup.sandbox.s3server import MotoServer
+
+# ============================================================================================
+# BEGIN sandbox fixtures (amprenta_backup.sandbox): a throwaway PostgreSQL cluster and a moto
+# S3 server, one of each per test session. Self-contained; imports only from the sandbox.
+# ============================================================================================
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[ClusterBase]:
+    """A started throwaway PostgreSQL 15 cluster (testcontainers if opted in), for the session."""
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """A started moto S3 server on 127.0.0.1, for the session."""
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ============================================================================================
+# END sandbox fixtures
+# ============================================================================================

@@ -1,0 +1,64 @@
+"""BackupConfig reads the spec's variables and names the variable in every error."""
+
+from __future__ import annotations
+
+import pytest
+
+from amprenta_backup.core.config import BackupConfig, BackupTarget
+from amprenta_backup.core.errors import ConfigError
+
+
+def test_defaults_follow_the_spec() -> None:
+    config = BackupConfig.from_env({})
+    assert config.storage_type == "local"
+    assert config.retention_days == 365
+    assert config.s3_bucket == "amprenta-backups"
+    assert config.prefix == "database"
+    assert config.compression_enabled and config.checksum_enabled
+    assert config.targets == ()
+
+
+def test_reads_every_variable() -> None:
+    config = BackupConfig.from_env({
+        "BACKUP_STORAGE_TYPE": "S3", "BACKUP_S3_BUCKET": "team-backups",
+        "BACKUP_S3_PREFIX": "/pg/", "BACKUP_RETENTION_DAYS": "30",
+        "BACKUP_COMPRESSION_ENABLED": "false", "BACKUP_CHECKSUM_ENABLED": "no",
+        "BACKUP_S3_SSE": "aws:kms", "BACKUP_S3_KMS_KEY_ID": "alias/backups",
+        "BACKUP_TARGETS": "pg_main, pg_main:analytics", "BACKUP_CATALOG_CONN_ID": "cat",
+    })
+    assert config.storage_type == "s3" and config.s3_bucket == "team-backups"
+    assert config.prefix == "pg" and config.retention_days == 30
+    assert not config.compression_enabled and not config.checksum_enabled
+    assert config.s3_kms_key_id == "alias/backups"
+    assert config.targets == (BackupTarget("pg_main"), BackupTarget("pg_main", "analytics"))
+    assert [t.name for t in config.targets] == ["pg_main", "pg_main.analytics"]
+    assert config.catalog_conn_id == "cat"
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"BACKUP_STORAGE_TYPE": "ftp"}, ["BACKUP_STORAGE_TYPE", "'local' or 's3'"]),
+        ({"BACKUP_RETENTION_DAYS": "6"}, ["BACKUP_RETENTION_DAYS", "7"]),
+        ({"BACKUP_RETENTION_DAYS": "a year"}, ["BACKUP_RETENTION_DAYS", "whole number"]),
+        ({"BACKUP_COMPRESSION_ENABLED": "maybe"}, ["BACKUP_COMPRESSION_ENABLED", "true or false"]),
+        ({"BACKUP_STORAGE_TYPE": "s3", "BACKUP_S3_BUCKET": "x"}, ["BACKUP_S3_BUCKET"]),
+        ({"BACKUP_LOCAL_PATH": "relative/dir"}, ["BACKUP_LOCAL_PATH", "absolute"]),
+        ({"BACKUP_S3_SSE": "aws:kms"}, ["BACKUP_S3_KMS_KEY_ID"]),
+        ({"BACKUP_S3_SSE": "rot13"}, ["BACKUP_S3_SSE"]),
+        ({"BACKUP_TARGETS": "pg;drop table x"}, ["BACKUP_TARGETS"]),
+        ({"BACKUP_TARGETS": "a,b,a"}, ["BACKUP_TARGETS", "more than once"]),
+        ({"BACKUP_COMPRESSION_LEVEL": "40"}, ["BACKUP_COMPRESSION_LEVEL", "1-19"]),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_fix(env: dict[str, str], names: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        BackupConfig.from_env(env)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_target_text_round_trips() -> None:
+    for text in ("pg_main", "pg_main:analytics", "pg.main-2:Données"):
+        assert BackupTarget.parse(text).to_text() == text
+    assert BackupTarget.parse("pg:Données").name == "pg.Donn_es"
