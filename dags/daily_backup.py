@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from airflow.sdk import DAG
+
 from amprenta_backup.defaults import START_DATE, TAGS, default_args
-from amprenta_backup.operators.backup import PostgresBackupOperator
+from amprenta_backup.operators.backup import BACKUPS_ALIAS, PostgresBackupOperator
 from amprenta_backup.operators.targets import ListBackupTargetsOperator
 
 with DAG(
@@ -19,4 +20,6 @@ with DAG(
     doc_md=__doc__,
 ):
     targets = ListBackupTargetsOperator(task_id="list_targets", retries=0)
-    PostgresBackupOperator.partial(task_id="backup").expand(target=targets.output)
+    PostgresBackupOperator.partial(task_id="backup", outlets=[BACKUPS_ALIAS]).expand(
+        target=targets.output
+    )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.support import airflow_env
 
-import pytest
-from amprenta_backup.sandbox.cluster import ClusterBase, start_cluster
-from amprenta_backup.sandbox.s3server import MotoServer
+AIRFLOW_HOME = airflow_env.configure()  # before anything imports airflow
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from amprenta_backup.sandbox.cluster import ClusterBase, start_cluster  # noqa: E402
+from amprenta_backup.sandbox.s3server import MotoServer  # noqa: E402
 
 # ============================================================================================
 # BEGIN sandbox fixtures (amprenta_backup.sandbox): a throwaway PostgreSQL cluster and a moto

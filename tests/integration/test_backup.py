@@ -134,7 +134,7 @@ def test_endpoint_gone_mid_upload_aborts_and_marks_failed(
             parts.append(kwargs["PartNumber"])
             if len(parts) == 2:
                 server.pause()
-                threading.Timer(2.5, server.resume).start()
+                threading.Timer(6, server.resume).start()
             return original(**kwargs)
 
         client.upload_part = upload_part

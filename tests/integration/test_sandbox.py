@@ -9,6 +9,7 @@ from pathlib import Path
 import botocore.exceptions
 import psycopg
 import pytest
+
 from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster
 from amprenta_backup.sandbox.compare import assert_databases_equal, table_checksums
 from amprenta_backup.sandbox.dataset import SAMPLE_TABLES, load_sample

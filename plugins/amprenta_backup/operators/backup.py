@@ -31,8 +31,8 @@ class PostgresBackupOperator(BaseOperator):
     """Dump one database with pg_dump into backup storage and record it in the catalog.
 
     A retry, or a cleared re-run of the same DAG run, reuses the same backup id: it never
-    leaves two completed backups. Emits an Asset event per target through
-    :data:`BACKUPS_ALIAS`.
+    leaves two completed backups. Declare ``outlets=[BACKUPS_ALIAS]`` to emit an Asset event
+    per target (its name ``amprenta_backup.<target>``) for DAGs that follow backups.
 
     :param target: ``conn_id`` or ``conn_id:database`` (templated)
     :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
@@ -42,7 +42,6 @@ class PostgresBackupOperator(BaseOperator):
     ui_color = "#cde8f6"
 
     def __init__(self, *, target: str, config: BackupConfig | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("outlets", [BACKUPS_ALIAS])
         super().__init__(**kwargs)
         self.target = target
         self.config = config
@@ -69,10 +68,11 @@ class PostgresBackupOperator(BaseOperator):
                       manifest.stored_bytes, manifest.ratio, manifest.sha256)
         prefix_uri = self.engine.storage.uri(layout.target_prefix(runner.settings.prefix,
                                                                   target.name))
-        context["outlet_events"][BACKUPS_ALIAS].add(
-            target_asset(prefix_uri, target.name),
-            extra={"backup_id": backup_id, "location": folder},
-        )
+        if BACKUPS_ALIAS in self.outlets:
+            context["outlet_events"][BACKUPS_ALIAS].add(
+                target_asset(prefix_uri, target.name),
+                extra={"backup_id": backup_id, "location": folder},
+            )
         return {
             "backup_id": backup_id, "target": target.name, "uri": folder,
             "sha256": manifest.sha256, "stored_bytes": manifest.stored_bytes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,16 @@ class MotoServer:
         elif self._thread_server is not None:
             self._thread_server.stop()
             self._thread_server = None
+
+    def pause(self) -> None:
+        """SIGSTOP the server: the endpoint stops answering (connections hang) until resumed."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """Terminate the server (SIGKILL after 5 s) and remove its log."""

@@ -17,7 +17,7 @@ from amprenta_backup.core.storage.base import ObjectWriter, Storage
 
 log = logging.getLogger(__name__)
 
-ABORT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 0.0)
+ABORT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 0.0)
 
 
 def _describe(exc: Exception) -> str:

@@ -1,0 +1,88 @@
+"""Airflow fixtures: a migrated metadata DB, connections as env vars, and a DAG runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.sandbox.cluster import ClusterBase
+from amprenta_backup.sandbox.dataset import load_sample
+from amprenta_backup.sandbox.s3server import MotoServer
+from tests.support.airflow_env import REPO
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Migrate the session's SQLite metadata DB once."""
+    from airflow.utils import db
+
+    db.initdb()
+
+
+def postgres_conn_json(cluster: ClusterBase, dbname: str, password: str | None = None) -> str:
+    return json.dumps({"conn_type": "postgres", "host": cluster.host, "port": cluster.port,
+                       "login": cluster.user, "password": password or cluster.password,
+                       "schema": dbname})
+
+
+@pytest.fixture(scope="session")
+def sample_dbs(pg_cluster: ClusterBase) -> tuple[str, str]:
+    """Two sample databases on the cluster: ``af_source`` and ``af_second``."""
+    load_sample(pg_cluster, "af_source")
+    load_sample(pg_cluster, "af_second", rows=500)
+    return "af_source", "af_second"
+
+
+@pytest.fixture
+def backup_env(monkeypatch: pytest.MonkeyPatch, pg_cluster: ClusterBase, tmp_path: Path,
+               sample_dbs: tuple[str, str], airflow_db: None) -> dict[str, Any]:
+    """Connections and BACKUP_* settings for a local-storage run, with a fresh catalog."""
+    catalog_db = f"af_catalog_{tmp_path.name[-12:].replace('-', '_').lower()}"
+    pg_cluster.create_database(catalog_db)
+    monkeypatch.setenv("AIRFLOW_CONN_PG_SOURCE", postgres_conn_json(pg_cluster, sample_dbs[0]))
+    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_CATALOG", postgres_conn_json(pg_cluster, catalog_db))
+    monkeypatch.setenv("BACKUP_TARGETS", f"pg_source,pg_source:{sample_dbs[1]}")
+    monkeypatch.setenv("BACKUP_STORAGE_TYPE", "local")
+    monkeypatch.setenv("BACKUP_LOCAL_PATH", str(tmp_path / "backups"))
+    info = pg_cluster.conninfo(catalog_db)
+    catalog = Catalog(PgConnInfo(host=info["host"], port=int(info["port"]), user=info["user"],
+                                 dbname=catalog_db, password=info["password"]))
+    return {"catalog": catalog, "root": tmp_path / "backups", "catalog_db": catalog_db}
+
+
+@pytest.fixture
+def s3_env(backup_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+           moto_server: MotoServer) -> dict[str, Any]:
+    """The same, with storage in a bucket of the moto server behind an ``aws`` connection."""
+    bucket = moto_server.create_bucket(f"airflow-{backup_env['catalog_db'][-8:]}".replace("_", "-"))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_BACKUPS", json.dumps({
+        "conn_type": "aws", "login": moto_server.access_key, "password": moto_server.secret_key,
+        "extra": {"endpoint_url": moto_server.endpoint_url, "region_name": moto_server.region},
+    }))
+    monkeypatch.setenv("BACKUP_STORAGE_TYPE", "s3")
+    monkeypatch.setenv("BACKUP_AWS_CONN_ID", "aws_backups")
+    monkeypatch.setenv("BACKUP_S3_BUCKET", bucket)
+    return {**backup_env, "bucket": bucket, "client": moto_server.client()}
+
+
+@pytest.fixture
+def run_dag(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Parse ``dags/`` and run one DAG with ``dag.test()``; retries off so failures are quick."""
+    monkeypatch.setenv("BACKUP_TASK_RETRIES", "0")
+
+    def run(dag_id: str, **kwargs: Any) -> Any:
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+        assert bag.import_errors == {}
+        return bag.dags[dag_id].test(**kwargs)
+
+    yield run

@@ -1,0 +1,140 @@
+"""daily_backup through Airflow's dag.test(): real cluster, real storage, real catalog."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amprenta_backup.core.models import Manifest, Status
+from amprenta_backup.core.storage import LocalStorage, S3Storage
+from amprenta_backup.sandbox.cluster import ClusterBase
+from amprenta_backup.sandbox.compare import assert_databases_equal
+from tests.integration.conftest import conninfo
+from tests.support.airflow_env import REPO
+from tests.support.factories import restore_stored_dump
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+WHEN = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+
+
+def _states(dag_run: Any) -> dict[str, str]:
+    return {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def test_dag_files_parse_with_the_documented_schedule(airflow_db: None) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags["daily_backup"]
+    assert dag.timetable.expression == "0 1 * * *"
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    backup = dag.get_task("backup")
+    assert backup.partial_kwargs["retries"] == 3
+    assert backup.partial_kwargs["retry_exponential_backoff"]
+
+
+def test_backs_up_every_target_to_local_storage_and_restores(
+    run_dag: Any, backup_env: dict[str, Any], pg_cluster: ClusterBase,
+) -> None:
+    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    assert str(dag_run.state) == "success", _states(dag_run)
+    assert _states(dag_run) == {"list_targets[-1]": "success", "backup[0]": "success",
+                                "backup[1]": "success"}
+    records = backup_env["catalog"].find()
+    assert sorted(r.target for r in records) == ["pg_source", "pg_source.af_second"]
+    assert all(r.status == Status.COMPLETED for r in records)
+    assert all(r.run.dag_id == "daily_backup" and r.run.run_id == dag_run.run_id for r in records)
+    storage = LocalStorage(backup_env["root"])
+    manifests = sorted(o.key for o in storage.list_objects() if o.key.endswith("manifest.json"))
+    assert len(manifests) == 2 and all(k.startswith("database/pg_source") for k in manifests)
+    assert all("/2026/11/24/" in key for key in manifests)
+
+    source = next(r for r in records if r.target == "pg_source")
+    assert source.manifest is not None
+    pg_cluster.create_database("af_restored")
+    try:
+        restore_stored_dump(storage, source.manifest, conninfo(pg_cluster, "af_restored"))
+        assert_databases_equal(pg_cluster, "af_source", pg_cluster, "af_restored")
+    finally:
+        pg_cluster.drop_database("af_restored")
+
+    # A cleared re-run of the same run reuses the backup ids: still two completed backups.
+    again = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    assert str(again.state) == "success"
+    assert sorted(r.backup_id for r in backup_env["catalog"].find()) == sorted(
+        r.backup_id for r in records)
+    assert len([o for o in storage.list_objects()]) == 4
+
+
+def test_records_an_asset_event_per_target(run_dag: Any, backup_env: dict[str, Any]) -> None:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    dag_run = run_dag("daily_backup", logical_date=datetime(2026, 11, 20, 1, tzinfo=UTC))
+    assert str(dag_run.state) == "success"
+    with create_session() as session:
+        events = session.query(AssetEvent).filter(
+            AssetEvent.source_run_id == dag_run.run_id).all()
+        names = sorted(e.asset.name for e in events)
+        extras = [e.extra for e in events]
+    assert names == ["amprenta_backup.pg_source", "amprenta_backup.pg_source.af_second"]
+    assert all(Path(x["location"][len("file://"):]).is_dir() for x in extras)
+
+
+def test_backs_up_to_an_s3_endpoint_through_an_aws_connection(
+    run_dag: Any, s3_env: dict[str, Any],
+) -> None:
+    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    assert str(dag_run.state) == "success", _states(dag_run)
+    storage = S3Storage(s3_env["client"], s3_env["bucket"])
+    keys = sorted(o.key for o in storage.list_objects("database/"))
+    assert len(keys) == 4
+    for record in s3_env["catalog"].find():
+        assert record.status == Status.COMPLETED
+        bucket_uri = f"s3://{s3_env['bucket']}/"
+        assert record.location.startswith(f"{bucket_uri}database/")
+        folder = record.location[len(bucket_uri):]
+        manifest = Manifest.from_json(storage.get_bytes(f"{folder}/manifest.json"))
+        assert manifest.sha256 == record.sha256
+
+
+def test_wrong_password_fails_the_task_and_never_logs_it(
+    run_dag: Any, backup_env: dict[str, Any], pg_cluster: ClusterBase,
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+) -> None:
+    from tests.airflow.conftest import postgres_conn_json
+
+    secret = "N0t-The-Right-Pa55"
+    monkeypatch.setenv("AIRFLOW_CONN_PG_SOURCE",
+                       postgres_conn_json(pg_cluster, "af_source", password=secret))
+    monkeypatch.setenv("BACKUP_TARGETS", "pg_source")
+    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    assert str(dag_run.state) == "failed"
+    assert _states(dag_run)["backup[0]"] == "failed"
+    (record,) = backup_env["catalog"].find()
+    assert record.status == Status.FAILED and "step 'connect'" in (record.error or "")
+    assert "password authentication failed" in (record.error or "")
+    assert not backup_env["root"].exists() or not any(backup_env["root"].rglob("*.json"))
+    out, err = capfd.readouterr()
+    log_text = "".join(p.read_text(errors="replace")
+                       for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log"))
+    assert "password authentication failed" in out + err + log_text
+    assert secret not in out + err + log_text
+
+
+def test_unknown_connection_id_fails_naming_it(
+    run_dag: Any, backup_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BACKUP_TARGETS", "pg_nowhere")
+    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    assert str(dag_run.state) == "failed"
+    out, err = capfd.readouterr()
+    assert "Airflow connection 'pg_nowhere' (from BACKUP_TARGETS) is not defined" in out + err
+    assert backup_env["catalog"].find() == []
