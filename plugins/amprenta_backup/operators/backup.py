@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.config import BackupConfig, BackupTarget
+from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import utcnow
 from amprenta_backup.hooks.engine import EngineHook
@@ -47,8 +48,8 @@ class PostgresBackupOperator(BaseOperator):
         self.config = config
 
     @cached_property
-    def engine(self) -> EngineHook:
-        return EngineHook(self.config)
+    def engine(self) -> BackupEngine:
+        return EngineHook(self.config).engine
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:

@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.connections import s3_client_kwargs
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.local import LocalStorage
 from amprenta_backup.core.storage.s3 import S3Storage
 
 
 def s3_client_from_config(config: BackupConfig) -> Any:
-    """A boto3 S3 client from ``BACKUP_S3_*`` and the standard AWS environment."""
+    """A boto3 S3 client from ``BACKUP_S3_*``, the ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``
+    variable if set, and otherwise the standard AWS credential chain."""
     import boto3
 
-    return boto3.client("s3", region_name=config.s3_region,
-                        endpoint_url=config.s3_endpoint_url or None)
+    kwargs: dict[str, Any] = {"region_name": config.s3_region}
+    if config.s3_endpoint_url:
+        kwargs["endpoint_url"] = config.s3_endpoint_url
+    kwargs.update(s3_client_kwargs(config.aws_conn_id))
+    return boto3.client("s3", **kwargs)
 
 
 def storage_from_config(config: BackupConfig, s3_client: Any | None = None) -> Storage:

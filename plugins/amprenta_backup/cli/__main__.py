@@ -1,0 +1,9 @@
+"""``python -m amprenta_backup.cli``."""
+
+from __future__ import annotations
+
+import sys
+
+from amprenta_backup.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""CLI commands about backups: ``backup``, ``list``, ``show``, ``rebuild-catalog``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from amprenta_backup.cli.output import human_bytes, print_json, print_table
+from amprenta_backup.core import layout
+from amprenta_backup.core.config import BackupTarget
+from amprenta_backup.core.engine import BackupEngine
+from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
+
+
+def register(subparsers: Any) -> None:
+    backup = subparsers.add_parser("backup", help="back up one target now")
+    backup.add_argument("target", help="conn_id or conn_id:database (AIRFLOW_CONN_<ID> set)")
+    backup.add_argument("--json", action="store_true", help="print JSON")
+    backup.set_defaults(handler=cmd_backup)
+
+    listing = subparsers.add_parser("list", help="list backups, newest first")
+    listing.add_argument("--target", help="only this target")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_list)
+
+    show = subparsers.add_parser("show", help="show one backup and its manifest")
+    show.add_argument("backup_id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=cmd_show)
+
+    rebuild = subparsers.add_parser("rebuild-catalog", help="re-create records from storage")
+    rebuild.set_defaults(handler=cmd_rebuild)
+
+
+def record_dict(record: BackupRecord) -> dict[str, Any]:
+    data = asdict(record)
+    data["status"] = str(record.status)
+    data["duration_seconds"] = record.duration_seconds
+    data["manifest"] = record.manifest.to_dict() if record.manifest else None
+    return data
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    engine = BackupEngine()
+    target = BackupTarget.parse(args.target)
+    run = RunContext(logical_date=utcnow())
+    manifest = engine.runner().run(target.name, engine.conninfo(target), run,
+                                   layout.make_backup_id(utcnow()))
+    if args.json:
+        print_json(manifest.to_dict())
+    else:
+        print(f"backup {manifest.backup_id} of {manifest.target}: "
+              f"{human_bytes(manifest.stored_bytes)} stored ({manifest.ratio:.2f}x), "
+              f"{manifest.duration_seconds:.1f} s, sha256 {manifest.sha256}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    records = BackupEngine().list_backups(limit=args.limit, target=args.target)
+    if args.json:
+        print_json([record_dict(r) for r in records])
+        return 0
+    print_table(
+        ["BACKUP ID", "TARGET", "STATUS", "STARTED (UTC)", "STORED", "RAW", "SECONDS"],
+        [[r.backup_id, r.target, r.status, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+          human_bytes(r.stored_bytes), human_bytes(r.raw_bytes),
+          f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else None]
+         for r in records],
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    record = BackupEngine().get_backup(layout.check_backup_id(args.backup_id))
+    data = record_dict(record)
+    if args.json:
+        print_json(data)
+        return 0
+    for key in ("backup_id", "target", "status", "location", "started_at", "completed_at",
+                "stored_bytes", "raw_bytes", "sha256", "error"):
+        print(f"{key:14} {data[key] if data[key] is not None else '-'}")
+    if record.manifest:
+        print("tables:")
+        for table, rows in sorted(record.manifest.table_counts.items()):
+            print(f"  {table:40} {rows}")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    engine = BackupEngine()
+    count = engine.catalog.rebuild(engine.storage, engine.config.prefix)
+    print(f"rebuilt {count} records from {engine.storage.uri(engine.config.prefix)}")
+    return 0

@@ -1,0 +1,77 @@
+"""Resolve a connection id without Airflow, from the same ``AIRFLOW_CONN_<ID>`` variables.
+
+The CLI and ``archive_command`` helpers run outside Airflow; reading Airflow's own
+environment-variable format (JSON or URI) lets one set of settings serve both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.pgtools import SSL_KEYS, PgConnInfo
+
+PASSED_OPTIONS = (*SSL_KEYS, "connect_timeout", "options", "target_session_attrs")
+
+
+def _variable(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def connection_fields(conn_id: str, environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The fields of ``AIRFLOW_CONN_<ID>`` (JSON or URI form) as a dict."""
+    env = os.environ if environ is None else environ
+    raw = env.get(_variable(conn_id), "").strip()
+    if not raw:
+        raise ConfigError(
+            f"connection {conn_id!r} is not defined: set {_variable(conn_id)} (JSON or URI, "
+            "as for Airflow), e.g. postgresql://user@host:5432/db with the password in it"
+        )
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{_variable(conn_id)} is not valid JSON: {exc.msg}") from None
+        extra = data.get("extra") or {}
+        data["extra"] = json.loads(extra) if isinstance(extra, str) else extra
+        return dict(data)
+    parts = urlsplit(raw)
+    return {
+        "conn_type": parts.scheme, "host": unquote(parts.hostname or ""), "port": parts.port,
+        "login": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+        "schema": unquote(parts.path.lstrip("/")), "extra": dict(parse_qsl(parts.query)),
+    }
+
+
+def postgres_conninfo(conn_id: str, database: str | None = None,
+                      environ: Mapping[str, str] | None = None) -> PgConnInfo:
+    """A :class:`PgConnInfo` from ``AIRFLOW_CONN_<ID>``."""
+    fields = connection_fields(conn_id, environ)
+    extra = fields.get("extra") or {}
+    assert isinstance(extra, dict)
+    if not fields.get("host"):
+        raise ConfigError(f"connection {conn_id!r} has no host; set one in {_variable(conn_id)}")
+    return PgConnInfo(
+        host=str(fields["host"]), port=int(str(fields.get("port") or 5432)),
+        user=str(fields.get("login") or "postgres"),
+        dbname=database or str(fields.get("schema") or "postgres"),
+        password=str(fields.get("password") or "") or None,
+        options={k: str(extra[k]) for k in PASSED_OPTIONS if k in extra},
+    )
+
+
+def s3_client_kwargs(conn_id: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """boto3 client keyword arguments from an ``aws`` connection, if that variable is set."""
+    env = os.environ if environ is None else environ
+    if not env.get(_variable(conn_id)):
+        return {}
+    fields = connection_fields(conn_id, env)
+    extra = fields.get("extra") or {}
+    assert isinstance(extra, dict)
+    kwargs = {"aws_access_key_id": fields.get("login"),
+              "aws_secret_access_key": fields.get("password"),
+              "endpoint_url": extra.get("endpoint_url"), "region_name": extra.get("region_name")}
+    return {k: str(v) for k, v in kwargs.items() if v}
