@@ -1,0 +1,27 @@
+# amprenta-backup developer entry points. Every target bootstraps first (fast when up to date).
+# Extra arguments: make test ARGS="-k catalog -x", make demo ARGS="--rows 20000 --keep",
+# make bench BENCH_ARGS="--size-mb 500 --repeat 3 --double" (see bench/README.md).
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+ARGS ?=
+BENCH_ARGS ?= --size-mb 200 --repeat 3
+
+.PHONY: bootstrap demo demo-s3 test lint bench
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	@$(ENV) python scripts/demo.py --storage local $(ARGS)
+
+demo-s3: bootstrap
+	@$(ENV) python scripts/demo.py --storage s3 $(ARGS)
+
+test: bootstrap
+	@bash scripts/test.sh $(ARGS)
+
+lint: bootstrap
+	@$(ENV) ruff check . && mypy
+
+bench: bootstrap
+	@$(ENV) python bench/bench_backup.py $(BENCH_ARGS) $(ARGS)

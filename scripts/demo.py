@@ -1,0 +1,184 @@
+"""`make demo`: back up a throwaway PostgreSQL 15 database with the real daily_backup DAG
+(``airflow dags test``), then print the catalog's record. Stops all it started."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.models import RESTORABLE, BackupRecord
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.sandbox.cluster import ClusterBase, SandboxError, start_cluster
+from amprenta_backup.sandbox.dataset import load_sample
+from amprenta_backup.sandbox.s3server import MotoServer
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / ".demo"
+LOG = DEMO / "dags-test.log"
+SOURCE_DB, CATALOG_DB, BUCKET = "amprenta", "backup_catalog", "amprenta-backups"
+DAG_ID = "daily_backup"
+
+
+class DemoError(Exception):
+    """The demo failed in a way the message explains."""
+
+
+@contextmanager
+def step(text: str) -> Iterator[None]:
+    """Print ``text ...`` then ``ok (1.2 s)`` or ``FAILED`` on the same line."""
+    print(f"  {text} ...", end="", flush=True)
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        print(" FAILED", flush=True)
+        raise
+    print(f" ok ({time.monotonic() - started:.1f} s)", flush=True)
+
+
+def human(n: int | None) -> str:
+    size, unit = float(n or 0), 0
+    while size >= 1024 and unit < 3:
+        size, unit = size / 1024, unit + 1
+    return f"{size:.1f} {('B', 'KiB', 'MiB', 'GiB')[unit]}"
+
+
+def airflow_env(cluster: ClusterBase, moto: MotoServer | None) -> dict[str, str]:
+    home = DEMO / "airflow"
+    pg = {"conn_type": "postgres", "host": cluster.host, "port": cluster.port,
+          "login": cluster.user, "password": cluster.password}  # in the env only, never argv
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+           "AIRFLOW_CONN_PG_SOURCE": json.dumps({**pg, "schema": SOURCE_DB}),
+           "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps({**pg, "schema": CATALOG_DB}),
+           "BACKUP_TARGETS": "pg_source", "BACKUP_CATALOG_CONN_ID": "backup_catalog",
+           "BACKUP_TASK_RETRIES": "0"}  # a demo failure shows at once, not after retry_delay
+    if moto is None:
+        env.update(BACKUP_STORAGE_TYPE="local", BACKUP_LOCAL_PATH=str(DEMO / "backups"))
+    else:
+        aws = {"conn_type": "aws", "login": moto.access_key, "password": moto.secret_key,
+               "extra": {"endpoint_url": moto.endpoint_url, "region_name": moto.region}}
+        env.update(BACKUP_STORAGE_TYPE="s3", BACKUP_S3_BUCKET=BUCKET,
+                   BACKUP_S3_PREFIX="database/", BACKUP_S3_REGION=moto.region,
+                   BACKUP_AWS_CONN_ID="aws_default", AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws))
+    return env
+
+
+def run_airflow(argv: list[str], env: dict[str, str], log: Any, timeout: float) -> int:
+    """Run the airflow CLI in its own process group (killed on any way out), output to ``log``."""
+    exe = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
+    log.write(f"\n$ airflow {' '.join(argv)}\n")
+    log.flush()
+    proc = subprocess.Popen([exe, *argv], env=env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() > deadline:
+                raise DemoError(f"`airflow {' '.join(argv)}` did not finish in {timeout:.0f} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # `airflow dags test` ignores SIGTERM
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def summary(record: BackupRecord) -> str:
+    ratio = (record.raw_bytes or 0) / record.stored_bytes if record.stored_bytes else 0.0
+    tables = record.manifest.table_counts if record.manifest else {}
+    return "\n".join([
+        f"Backup {record.backup_id}  [{record.status}]",
+        f"  target     {record.target}",
+        f"  location   {record.location}",
+        f"  stored     {human(record.stored_bytes)} ({record.stored_bytes or 0:,} bytes)",
+        f"  raw        {human(record.raw_bytes)} ({record.raw_bytes or 0:,} bytes)",
+        f"  ratio      {ratio:.2f}x",
+        f"  sha256     {record.sha256 or '-'}",
+        f"  duration   {record.duration_seconds or 0:.2f} s",
+        f"  tables     {len(tables)} ({sum(tables.values()):,} rows counted at backup time)",
+    ])
+
+
+def run(args: argparse.Namespace, stack: ExitStack) -> BackupRecord:
+    """Start the sandbox servers (stopped by ``stack``), run the DAG, return its record."""
+    with step("starting a throwaway PostgreSQL 15 cluster"):
+        cluster = start_cluster()
+        stack.callback(cluster.stop)
+    with step(f"loading the sample dataset into '{SOURCE_DB}' ({args.rows} rows)"):
+        load_sample(cluster, SOURCE_DB, rows=args.rows)
+        cluster.create_database(CATALOG_DB)
+    moto: MotoServer | None = None
+    if args.storage == "s3":
+        with step(f"starting moto S3 server, bucket '{BUCKET}'"):
+            moto = MotoServer().start()
+            stack.callback(moto.stop)
+            moto.create_bucket(BUCKET)
+    env = airflow_env(cluster, moto)
+    with LOG.open("w", encoding="utf-8") as log:
+        for argv, text in (
+            (["db", "migrate"], "airflow db migrate (SQLite metadata in .demo/airflow)"),
+            (["dags", "test", DAG_ID],
+             f"running DAG {DAG_ID} with `airflow dags test` (log: {LOG.relative_to(ROOT)})"),
+        ):
+            with step(text):
+                rc = run_airflow(argv, env, log, args.timeout)
+                if rc != 0:
+                    raise DemoError(f"`airflow {' '.join(argv)}` exited with {rc}")
+    conn = PgConnInfo(host=cluster.host, port=cluster.port, user=cluster.user,
+                      dbname=CATALOG_DB, password=cluster.password)
+    records = Catalog(conn).find(target="pg_source", statuses=RESTORABLE, limit=1)
+    if not records:
+        raise DemoError("the DAG run succeeded but the catalog has no completed backup")
+    return records[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", choices=("local", "s3"), default="local")
+    parser.add_argument("--rows", type=int, default=2000, help="rows in the main sample tables")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep .demo/airflow and .demo/backups from earlier runs")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per airflow command")
+    args = parser.parse_args()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # clean up on these, too
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    if not args.keep:
+        for old in (DEMO / "airflow", DEMO / "backups"):
+            shutil.rmtree(old, ignore_errors=True)
+    (DEMO / "airflow").mkdir(parents=True, exist_ok=True)
+    LOG.unlink(missing_ok=True)
+    print(f"amprenta-backup demo ({args.storage} storage)")
+    try:
+        with ExitStack() as stack:
+            print("\n" + summary(run(args, stack)))
+        return 0
+    except (DemoError, SandboxError) as exc:
+        lines = LOG.read_text(errors="replace").splitlines()[-40:] if LOG.exists() else []
+        log_tail = f"\n--- last lines of {LOG} ---\n" + "\n".join(lines) if lines else ""
+        print(f"\nDemo FAILED: {exc}{log_tail}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+# Sourced by the scripts and the Makefile: PostgreSQL 15 bin dir and .venv/bin first on PATH.
+# PYTHONDONTWRITEBYTECODE is left as it is: bootstrap.sh precompiles the venv's bytecode
+# (uv --compile-bytecode), and UV_COMPILE_BYTECODE makes later `uv pip install`s do the same.
+# shellcheck shell=bash
+
+AMPRENTA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export AMPRENTA_ROOT
+
+_amprenta_pg_bindir() {
+    local dir
+    for dir in "${AMPRENTA_PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" \
+               /usr/lib/postgresql/15/bin; do
+        if [ -n "$dir" ] && [ -x "$dir/pg_dump" ] && [ -x "$dir/initdb" ]; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    return 1
+}
+
+export VIRTUAL_ENV="$AMPRENTA_ROOT/.venv"
+PATH="$VIRTUAL_ENV/bin:$PATH"
+if _amprenta_pg_bindir >/dev/null; then
+    AMPRENTA_PG_BINDIR="$(_amprenta_pg_bindir)"
+    export AMPRENTA_PG_BINDIR
+    PATH="$AMPRENTA_PG_BINDIR:$PATH"
+fi
+unset -f _amprenta_pg_bindir
+export PATH
+export UV_COMPILE_BYTECODE=1
