@@ -1,0 +1,153 @@
+"""Run ONE amprenta backup in this process and print one JSON line (a bench helper).
+
+Started by ``bench_backup.py`` (through ``_spawn_measured.py``) so that this process's peak
+RSS is measured alone. Connection settings come from arguments or ``PGHOST``/``PGPORT``/
+``PGUSER``/``PGDATABASE``; the password ONLY from ``PGPASSWORD`` (never argv). S3
+credentials come from the standard ``AWS_*`` variables.
+
+With ``--pg-dump-rss FILE`` the engine's ``pg_dump`` is reached through a wrapper (via
+``AMPRENTA_PG_BINDIR``) that runs the real one under ``_spawn_measured.py``, so pg_dump's own
+peak RSS is recorded in FILE; pg_dump's stdout still goes straight into the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SPAWN = HERE / "_spawn_measured.py"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=env.get("PGHOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("PGPORT", "5432")))
+    parser.add_argument("--user", default=env.get("PGUSER", "postgres"))
+    parser.add_argument("--dbname", default=env.get("PGDATABASE", "postgres"))
+    parser.add_argument("--catalog-dbname", default="catalog")
+    parser.add_argument("--target", default="bench")
+    parser.add_argument("--prefix", default="bench")
+    parser.add_argument("--storage", choices=("local", "s3"), required=True)
+    parser.add_argument("--local-root", help="LocalStorage root (storage=local)")
+    parser.add_argument("--endpoint-url", help="S3 endpoint (storage=s3)")
+    parser.add_argument("--bucket", help="S3 bucket (storage=s3)")
+    parser.add_argument("--region", default=env.get("AWS_DEFAULT_REGION", "us-east-1"))
+    parser.add_argument("--level", type=int, default=3, help="zstd level")
+    parser.add_argument("--threads", type=int, default=2, help="zstd worker threads")
+    parser.add_argument("--part-size-mib", type=int,
+                        help="S3 multipart part size (default: the engine's)")
+    parser.add_argument("--in-flight", type=int,
+                        help="S3 parts uploaded at once (default: the engine's)")
+    parser.add_argument("--pg-dump-rss", metavar="FILE",
+                        help="record pg_dump's own peak RSS (JSON lines) in FILE")
+    return parser.parse_args(argv)
+
+
+def _install_pg_dump_wrapper(result_file: str) -> Path:
+    """A bin folder whose ``pg_dump`` runs the real one under the RSS trampoline."""
+    from amprenta_backup.core import pgtools
+
+    real = pgtools.tool("pg_dump")
+    folder = Path(tempfile.mkdtemp(prefix="amprenta-bench-bin-"))
+    script = folder / "pg_dump"
+    command = [sys.executable, "-S", "-I", str(SPAWN), result_file, "--", real]
+    script.write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(c) for c in command)
+                      + ' "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    os.environ["AMPRENTA_PG_BINDIR"] = str(folder)
+    pgtools.bin_dir.cache_clear()
+    return folder
+
+
+def _storage(args: argparse.Namespace) -> Any:
+    if args.storage == "local":
+        from amprenta_backup.core.storage.local import LocalStorage
+
+        if not args.local_root:
+            raise SystemExit("--local-root is required with --storage local")
+        return LocalStorage(args.local_root)
+    import boto3
+    from botocore.config import Config
+
+    from amprenta_backup.core.storage.s3 import S3Storage
+
+    if not (args.endpoint_url and args.bucket):
+        raise SystemExit("--endpoint-url and --bucket are required with --storage s3")
+    client = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region,
+                          config=Config(s3={"addressing_style": "path"}))
+    tuning: dict[str, int] = {}
+    if args.part_size_mib:
+        tuning["part_size"] = args.part_size_mib * 1024 * 1024
+    if args.in_flight:
+        tuning["in_flight"] = args.in_flight
+    return S3Storage(client, args.bucket, **tuning)
+
+
+def _vm_hwm_kib() -> int | None:
+    """VmHWM of this process (its own address space since exec), in KiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    wrapper_dir = _install_pg_dump_wrapper(args.pg_dump_rss) if args.pg_dump_rss else None
+    try:
+        from amprenta_backup.core.backup import BackupRunner, BackupSettings
+        from amprenta_backup.core.catalog import Catalog
+        from amprenta_backup.core.layout import make_backup_id
+        from amprenta_backup.core.models import RunContext
+        from amprenta_backup.core.pgtools import PgConnInfo
+        from amprenta_backup.core.pipeline import Compression
+
+        conn = PgConnInfo(host=args.host, port=args.port, user=args.user, dbname=args.dbname,
+                          password=os.environ.get("PGPASSWORD") or None)
+        catalog = Catalog(conn.with_database(args.catalog_dbname))
+        settings = BackupSettings(prefix=args.prefix, checksum=True,
+                                  compression=Compression(enabled=True, level=args.level,
+                                                          threads=args.threads))
+        runner = BackupRunner(_storage(args), catalog, settings)
+        backup_id = make_backup_id(datetime.now(UTC))
+        started = time.monotonic()
+        manifest = runner.run(args.target, conn, RunContext(task_id="bench"), backup_id)
+        run_s = time.monotonic() - started
+    finally:
+        if wrapper_dir is not None:
+            shutil.rmtree(wrapper_dir, ignore_errors=True)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({
+        "backup_id": backup_id, "key": manifest.key,
+        "stored_bytes": manifest.stored_bytes, "raw_bytes": manifest.raw_bytes,
+        "sha256": manifest.sha256, "duration_seconds": round(manifest.duration_seconds, 4),
+        "run_s": round(run_s, 4), "tables": len(manifest.table_counts),
+        "rows": sum(manifest.table_counts.values()),
+        "self_maxrss_kib": own.ru_maxrss, "self_vmhwm_kib": _vm_hwm_kib(),
+        "self_user_s": round(own.ru_utime, 3), "self_sys_s": round(own.ru_stime, 3),
+        "children_user_s": round(kids.ru_utime, 3), "children_sys_s": round(kids.ru_stime, 3),
+    }), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
