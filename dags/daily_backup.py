@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from amprenta_backup.defaults import START_DATE, TAGS, default_args
+from amprenta_backup.alerts import deadline_alert
+from amprenta_backup.defaults import dag_kwargs
 from amprenta_backup.operators.backup import BACKUPS_ALIAS, PostgresBackupOperator
 from amprenta_backup.operators.targets import ListBackupTargetsOperator
 
@@ -12,12 +13,9 @@ with DAG(
     dag_id="daily_backup",
     description="pg_dump of every BACKUP_TARGETS database into backup storage",
     schedule="0 1 * * *",
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=1,
-    default_args=default_args(),
-    tags=TAGS,
     doc_md=__doc__,
+    **dag_kwargs(deadline=deadline_alert()),
 ):
     targets = ListBackupTargetsOperator(task_id="list_targets", retries=0)
     PostgresBackupOperator.partial(task_id="backup", outlets=[BACKUPS_ALIAS]).expand(

@@ -1,4 +1,4 @@
-"""Defaults shared by every DAG of the package: start date, retries, tags."""
+"""Defaults shared by every DAG of the package: start date, retries, tags, failure alerts."""
 
 from __future__ import annotations
 
@@ -6,19 +6,36 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from amprenta_backup.alerts import failure_callbacks
+
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["amprenta-backup"]
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
     """Task defaults: retries (``BACKUP_TASK_RETRIES``, default 3) with exponential backoff
-    from 5 minutes, capped at 1 hour."""
+    from 5 minutes, capped at 1 hour, and an alert on failure (``BACKUP_ALERT_CHANNELS``)."""
     args: dict[str, Any] = {
         "owner": "data-platform",
         "retries": int(os.environ.get("BACKUP_TASK_RETRIES", "3")),
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(hours=1),
+        "on_failure_callback": failure_callbacks(),
     }
     args.update(overrides)
     return args
+
+
+def dag_kwargs(**overrides: Any) -> dict[str, Any]:
+    """``DAG(...)`` keyword arguments every DAG shares: start date, no catchup, tags, task
+    defaults and a DAG-level failure alert; ``overrides`` win (``deadline=...``)."""
+    kwargs: dict[str, Any] = {
+        "start_date": START_DATE,
+        "catchup": False,
+        "tags": TAGS,
+        "default_args": default_args(),
+        "on_failure_callback": failure_callbacks() or None,
+    }
+    kwargs.update(overrides)
+    return kwargs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +48,34 @@ CREATE TABLE IF NOT EXISTS backup_records (
 CREATE INDEX IF NOT EXISTS backup_records_target_started
     ON backup_records (target, started_at DESC);
 CREATE INDEX IF NOT EXISTS backup_records_status ON backup_records (status);
+-- retention's audit trail: who deleted a backup, when and why (added to older catalogs)
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'backup_records'::regclass
+                   AND attname = 'deleted_at' AND NOT attisdropped) THEN
+        ALTER TABLE backup_records ADD COLUMN IF NOT EXISTS deleted_at timestamptz,
+            ADD COLUMN IF NOT EXISTS deleted_by text, ADD COLUMN IF NOT EXISTS delete_reason text;
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS health_checks (
+    id          bigserial PRIMARY KEY,
+    checked_at  timestamptz NOT NULL DEFAULT now(),
+    as_of       timestamptz NOT NULL,
+    run_id      text,
+    target      text,
+    name        text NOT NULL,
+    status      text NOT NULL CHECK (status IN ('ok','warning','critical')),
+    detail      text NOT NULL,
+    hint        text NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS health_checks_as_of ON health_checks (as_of DESC);
+CREATE TABLE IF NOT EXISTS admin_notifications (
+    id                 bigserial PRIMARY KEY,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    title              text NOT NULL,
+    message            text NOT NULL,
+    notification_type  text NOT NULL CHECK (notification_type IN ('info','warning','critical')),
+    read_at            timestamptz
+);
 """
 
 _UPSERT = """
@@ -99,6 +127,18 @@ class Catalog:
         with self._cursor():
             pass
 
+    def cursor(self) -> AbstractContextManager[psycopg.Cursor[dict[str, Any]]]:
+        """One transaction on the catalog database, for modules that keep their own tables
+        beside ``backup_records``; errors become :class:`CatalogError`."""
+        return self._cursor()
+
+    def set_status(self, backup_id: str, status: Status, error: str | None = None) -> bool:
+        """Set a record's status and error (``None`` clears it); False if there is no record."""
+        with self._cursor() as cur:
+            cur.execute("UPDATE backup_records SET status = %s, error = %s, updated_at = now() "
+                        "WHERE id = %s", (str(status), error, backup_id))
+            return cur.rowcount == 1
+
     def save(self, record: BackupRecord) -> None:
         """Insert or update one record."""
         with self._cursor() as cur:
@@ -116,8 +156,10 @@ class Catalog:
         statuses: Iterable[Status] | None = None,
         limit: int | None = None,
         before: datetime | None = None,
+        started_after: datetime | None = None,
     ) -> list[BackupRecord]:
-        """Records, newest first, filtered by target, status and start time."""
+        """Records, newest first, filtered by target, status and start time
+        (``started_after <= started_at < before``)."""
         clauses: list[str] = ["TRUE"]
         params: list[object] = []
         if target is not None:
@@ -129,6 +171,9 @@ class Catalog:
         if before is not None:
             clauses.append("started_at < %s")
             params.append(before)
+        if started_after is not None:
+            clauses.append("started_at >= %s")
+            params.append(started_after)
         sql = f"SELECT * FROM backup_records WHERE {' AND '.join(clauses)} ORDER BY started_at DESC"
         if limit is not None:
             sql += " LIMIT %s"

@@ -66,6 +66,37 @@ class BackupTarget:
         return f"{self.conn_id}:{self.database}" if self.database else self.conn_id
 
 
+@dataclass(frozen=True)
+class GFSSpec:
+    """Grandfather-father-son counts: keep the newest backup of D days, W weeks, M months.
+
+    :param daily: days to keep one backup of
+    :param weekly: ISO weeks to keep one backup of
+    :param monthly: months to keep one backup of
+    """
+
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> GFSSpec | None:
+        """Parse ``BACKUP_GFS`` such as ``7d,4w,12m`` (any subset, any order); empty is None."""
+        counts: dict[str, int] = {}
+        for item in (p.strip().lower() for p in text.split(",") if p.strip()):
+            match = re.fullmatch(r"(\d{1,4})([dwm])", item)
+            if not match or match.group(2) in counts:
+                raise ConfigError(
+                    f"BACKUP_GFS={text!r} is not valid at {item!r}: give each of d (days), w "
+                    "(weeks), m (months) at most once with a count, e.g. BACKUP_GFS=7d,4w,12m"
+                )
+            counts[match.group(2)] = int(match.group(1))
+        if not any(counts.values()):
+            return None
+        return cls(daily=counts.get("d", 0), weekly=counts.get("w", 0),
+                   monthly=counts.get("m", 0))
+
+
 def parse_targets(text: str) -> tuple[BackupTarget, ...]:
     """Parse a comma-separated ``BACKUP_TARGETS`` value; duplicates are an error."""
     items = [part for part in (p.strip() for p in text.split(",")) if part]
@@ -90,6 +121,9 @@ class BackupConfig:
     :param s3_kms_key_id: KMS key for ``aws:kms`` (BACKUP_S3_KMS_KEY_ID)
     :param local_path: root folder for ``local`` storage (BACKUP_LOCAL_PATH)
     :param retention_days: days to keep backups, at least 7 (BACKUP_RETENTION_DAYS)
+    :param keep_last: also keep the newest N backups of each target, 0 = off (BACKUP_KEEP_LAST)
+    :param gfs: also keep daily/weekly/monthly backups, ``7d,4w,12m`` (BACKUP_GFS)
+    :param health_max_age_hours: warn when the newest backup is older (BACKUP_HEALTH_MAX_AGE_HOURS)
     :param compression_enabled: zstd-compress dumps (BACKUP_COMPRESSION_ENABLED)
     :param compression_level: zstd level 1-19 (BACKUP_COMPRESSION_LEVEL)
     :param compression_threads: zstd worker threads, 0 = single-threaded
@@ -111,6 +145,9 @@ class BackupConfig:
     s3_kms_key_id: str | None = None
     local_path: str = DEFAULT_LOCAL_PATH
     retention_days: int = DEFAULT_RETENTION_DAYS
+    keep_last: int = 0
+    gfs: GFSSpec | None = None
+    health_max_age_hours: int = 48
     compression_enabled: bool = True
     compression_level: int = 3
     compression_threads: int = 2
@@ -143,6 +180,12 @@ class BackupConfig:
                 f"BACKUP_RETENTION_DAYS={self.retention_days} is under the "
                 f"{MIN_RETENTION_DAYS}-day safety floor; set it to {MIN_RETENTION_DAYS} or more"
             )
+        if self.keep_last < 0:
+            raise ConfigError(f"BACKUP_KEEP_LAST={self.keep_last} is negative; use 0 (off) or a "
+                              "count such as 7")
+        if self.health_max_age_hours < 1:
+            raise ConfigError(f"BACKUP_HEALTH_MAX_AGE_HOURS={self.health_max_age_hours} must be "
+                              "1 or more, e.g. 48")
         if self.s3_sse not in SSE_MODES:
             raise ConfigError(
                 f"BACKUP_S3_SSE={self.s3_sse!r} is not supported; use one of {', '.join(SSE_MODES)}"
@@ -182,6 +225,9 @@ class BackupConfig:
             s3_kms_key_id=reader.text("BACKUP_S3_KMS_KEY_ID", "") or None,
             local_path=reader.text("BACKUP_LOCAL_PATH", DEFAULT_LOCAL_PATH),
             retention_days=reader.integer("BACKUP_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
+            keep_last=reader.integer("BACKUP_KEEP_LAST", 0),
+            gfs=GFSSpec.parse(reader.text("BACKUP_GFS", "")),
+            health_max_age_hours=reader.integer("BACKUP_HEALTH_MAX_AGE_HOURS", 48),
             compression_enabled=reader.flag("BACKUP_COMPRESSION_ENABLED", True),
             compression_level=reader.integer("BACKUP_COMPRESSION_LEVEL", 3),
             compression_threads=reader.integer("BACKUP_COMPRESSION_THREADS", 2),

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 from amprenta_backup.core.backup import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.config import BackupConfig, BackupTarget
 from amprenta_backup.core.connections import postgres_conninfo
 from amprenta_backup.core.errors import PreconditionError
-from amprenta_backup.core.models import BackupRecord
+from amprenta_backup.core.layout import check_backup_id
+from amprenta_backup.core.models import BackupRecord, RunContext
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.readback import Progress, Readback, download
+from amprenta_backup.core.restore import ProgressFactory, Restorer, RestoreResult
+from amprenta_backup.core.restore_plan import RestorePlan, load_manifest
+from amprenta_backup.core.restore_request import RestoreRequest
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_from_config
+from amprenta_backup.core.verify import VERIFIABLE, VerifyResult, verify_backup
 
 ConnResolver = Callable[[str, str | None], PgConnInfo]
 
@@ -64,3 +72,45 @@ class BackupEngine:
                 "(or `amprenta-backup rebuild-catalog` if the catalog was lost)"
             )
         return record
+
+    def verify(self, backup_id: str, run: RunContext | None = None,
+               progress: Progress | None = None) -> VerifyResult:
+        """Read one backup back whole; records VERIFIED or CORRUPT and returns the details."""
+        record = self.get_backup(check_backup_id(backup_id))
+        if record.status not in VERIFIABLE:
+            raise PreconditionError(f"backup {backup_id} is {record.status}; only completed "
+                                    "backups can be verified")
+        self.storage.check_ready()
+        return verify_backup(self.storage, self.catalog, record, run, progress)
+
+    def verify_backup(self, backup_id: str) -> bool:
+        """True if the backup is intact (the spec's API); the outcome is recorded."""
+        return self.verify(backup_id).ok
+
+    def restorer(self) -> Restorer:
+        return Restorer(self.storage, self.catalog, self.resolve)
+
+    def plan_restore(self, backup_id: str, target_database: str, **options: Any) -> RestorePlan:
+        """What :meth:`restore_backup` would do, checked but touching nothing."""
+        request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
+        return self.restorer().plan(request)
+
+    def restore_backup(self, backup_id: str, target_database: str,
+                       progress: ProgressFactory | None = None, **options: Any) -> RestoreResult:
+        """Restore a backup (or ``"latest"`` of ``source_target``) into ``target_database``.
+
+        ``options`` are the other fields of :class:`RestoreRequest`: ``target_conn_id``
+        (default: the server the backup came from), ``mode`` (``new_database`` or ``replace``),
+        ``confirm``, ``source_target``, ``schemas``, ``tables``, ``jobs``, ``no_owner``,
+        ``dry_run``.
+        """
+        request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
+        return self.restorer().run(request, progress)
+
+    def download(self, backup_id: str, path: Path, decompress: bool = True,
+                 progress: Progress | None = None) -> Readback:
+        """Write a backup's dump to ``path`` (decompressed ``.pgc`` or as stored), proven
+        intact before it appears; ChecksumMismatch if it is not."""
+        record = self.get_backup(check_backup_id(backup_id))
+        return download(self.storage, load_manifest(self.storage, record), path, decompress,
+                        progress)

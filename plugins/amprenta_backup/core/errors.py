@@ -11,6 +11,8 @@
      +-- CatalogError                    the catalog database failed
      +-- RestoreError                    a restore could not be carried out
      +-- PreconditionError               refused before touching anything
+     +-- WalSegmentMissing               a WAL segment is not in the archive
+     +-- WalConflict                     a different WAL segment is archived under that name
 """
 
 from __future__ import annotations
@@ -65,3 +67,11 @@ class StepError(BackupError):
         self.step = step
         self.target = target
         self.detail = detail
+
+
+class WalSegmentMissing(BackupError):
+    """A WAL segment (or history file) is not in the archive."""
+
+
+class WalConflict(BackupError):
+    """The archive already holds different content under a WAL file's name; never overwrite."""

@@ -95,6 +95,7 @@ class Manifest:
     table_counts: dict[str, int] = field(default_factory=dict)
     run: RunContext = field(default_factory=RunContext)
     version: int = MANIFEST_VERSION
+    wal: dict[str, Any] | None = None  # physical backups: timeline, LSNs, WAL needed (wal.py)
 
     @property
     def duration_seconds(self) -> float:
@@ -150,6 +151,11 @@ class BackupRecord:
     error: str | None = None
     run: RunContext = field(default_factory=RunContext)
     manifest: Manifest | None = None
+
+    @property
+    def id(self) -> str:
+        """The backup id, as the spec's ``engine.list_backups()[0].id`` reads it."""
+        return self.backup_id
 
     @property
     def duration_seconds(self) -> float | None:

@@ -13,9 +13,8 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.config import BackupConfig, BackupTarget
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.models import utcnow
 from amprenta_backup.hooks.engine import EngineHook
-from amprenta_backup.operators.context import run_context
+from amprenta_backup.operators.context import backup_id_for, run_context
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,8 +55,7 @@ class PostgresBackupOperator(BaseOperator):
             target = BackupTarget.parse(self.target)
             conn = self.engine.conninfo(target)
             run = run_context(context)
-            run_key = f"{run.dag_id}/{run.run_id}/{target.name}"
-            backup_id = layout.make_backup_id(run.logical_date or utcnow(), run_key)
+            backup_id = backup_id_for(run, target.name)
             runner = self.engine.runner()
         except ConfigError as exc:
             raise AirflowFailException(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from amprenta_backup.core import layout
 from amprenta_backup.core.models import RunContext, utcnow
 
 if TYPE_CHECKING:
@@ -24,3 +25,9 @@ def run_context(context: Context) -> RunContext:
         task_id=getattr(ti, "task_id", None),
         try_number=getattr(ti, "try_number", None),
     )
+
+
+def backup_id_for(run: RunContext, target: str) -> str:
+    """The backup id of ``target`` in this run: the same on every try and cleared re-run."""
+    return layout.make_backup_id(run.logical_date or utcnow(),
+                                 f"{run.dag_id}/{run.run_id}/{target}")

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import BinaryIO
 
 from amprenta_backup.core.models import ObjectInfo
+
+
+@dataclass(frozen=True)
+class IncompleteUpload:
+    """An upload that never finished: an S3 multipart upload or a local ``*.partial`` file.
+
+    :param key: the key it was meant to become (for local storage, the partial file's key)
+    :param upload_id: the S3 upload id, or the partial file's name
+    :param initiated: when it started
+    """
+
+    key: str
+    upload_id: str
+    initiated: datetime
 
 
 class ObjectWriter(abc.ABC):
@@ -96,6 +112,18 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def check_ready(self) -> None:
         """Raise :class:`StorageError` naming the setting to fix unless storage is usable."""
+
+    def retention_until(self, key: str) -> datetime | None:
+        """Until when a WORM lock (S3 Object Lock) forbids deleting ``key``; None if unlocked."""
+        return None
+
+    def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
+        """Uploads under ``prefix`` that were started and never finished or aborted."""
+        return []
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        """Throw away an unfinished upload and the space it holds."""
+        raise NotImplementedError(f"{type(self).__name__} lists no unfinished uploads")
 
     def check_writable(self) -> None:
         """Raise :class:`StorageError` unless the storage can be reached and written."""

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from amprenta_backup.core.errors import StorageError
 from amprenta_backup.core.models import ObjectInfo
-from amprenta_backup.core.storage.base import ObjectWriter, Storage
+from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, Storage
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -105,6 +105,21 @@ class LocalStorage(Storage):
             while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
                 parent.rmdir()
                 parent = parent.parent
+
+    def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
+        """``*.partial`` files left by writes that never finished (a killed process)."""
+        if not self.root.exists():
+            return []
+        found = []
+        for path in sorted(self.root.rglob(f"*{PARTIAL_SUFFIX}")):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix) and path.is_file():
+                found.append(IncompleteUpload(key, path.name, datetime.fromtimestamp(
+                    path.stat().st_mtime, UTC)))
+        return found
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        self.delete([upload.key])
 
     def check_ready(self) -> None:
         try:

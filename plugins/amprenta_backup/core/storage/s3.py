@@ -8,12 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from amprenta_backup.core.constants import PART_SIZE, PARTS_IN_FLIGHT
 from amprenta_backup.core.errors import StorageError
 from amprenta_backup.core.models import ObjectInfo
-from amprenta_backup.core.storage.base import ObjectWriter, Storage
+from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, Storage
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,15 @@ class _MultipartWriter(ObjectWriter):
     def write(self, data: bytes) -> int:
         self._buffer += data
         while len(self._buffer) >= self._part_size:
-            chunk = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            self._submit(chunk)
+            self._submit(self._part_size)
         return len(data)
+
+    def _take(self, size: int) -> bytes:
+        """Move the first ``size`` buffered bytes out, copying them once."""
+        with memoryview(self._buffer) as view:
+            chunk = bytes(view[:size])
+        del self._buffer[:size]
+        return chunk
 
     def _start(self) -> str:
         if self._upload_id is None:
@@ -68,7 +74,12 @@ class _MultipartWriter(ObjectWriter):
             self._pool = ThreadPoolExecutor(self._in_flight, thread_name_prefix="s3-part")
         return self._upload_id
 
-    def _submit(self, chunk: bytes) -> None:
+    def _submit(self, size: int) -> None:
+        """Upload the first ``size`` buffered bytes as the next part.
+
+        The slot is taken before the bytes are copied out, so at most ``in_flight`` part
+        copies exist besides the buffer.
+        """
         upload_id = self._start()
         self._slots.acquire()
         try:
@@ -76,6 +87,7 @@ class _MultipartWriter(ObjectWriter):
         except BaseException:
             self._slots.release()
             raise
+        chunk = self._take(size)
         number = len(self._parts) + 1
         assert self._pool is not None
         future = self._pool.submit(self._upload_part, upload_id, number, chunk)
@@ -103,8 +115,7 @@ class _MultipartWriter(ObjectWriter):
             return
         try:
             if self._buffer:
-                self._submit(bytes(self._buffer))
-                self._buffer.clear()
+                self._submit(len(self._buffer))
             parts = [future.result() for future in self._parts]
             self._s3.client.complete_multipart_upload(
                 Bucket=self._s3.bucket, Key=self._key, UploadId=self._upload_id,
@@ -269,6 +280,36 @@ class S3Storage(Storage):
                 return False
             raise self.error("checking", key, exc) from exc
         return True
+
+    def retention_until(self, key: str) -> datetime | None:
+        """The Object Lock retain-until date of ``key`` (a legal hold counts as forever)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _describe(exc).startswith(("404", "NoSuchKey", "NotFound")):
+                return None
+            raise self.error("reading the Object Lock of", key, exc) from exc
+        if head.get("ObjectLockLegalHoldStatus") == "ON":
+            return datetime.max.replace(tzinfo=UTC)
+        until = head.get("ObjectLockRetainUntilDate")
+        return until if isinstance(until, datetime) else None
+
+    def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix)
+            return [IncompleteUpload(item["Key"], item["UploadId"], item["Initiated"])
+                    for page in pages for item in page.get("Uploads", [])]
+        except Exception as exc:
+            raise self.error("listing unfinished uploads under", prefix, exc) from exc
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload.key,
+                                               UploadId=upload.upload_id)
+        except Exception as exc:
+            if "NoSuchUpload" not in _describe(exc):
+                raise self.error("aborting the unfinished upload of", upload.key, exc) from exc
 
     def check_ready(self) -> None:
         """Raise a StorageError that says how to fix it unless the bucket can be reached."""

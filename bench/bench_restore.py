@@ -1,0 +1,276 @@
+"""Benchmark amprenta restores and verification against raw tools, in the same run (not a test).
+
+    python bench/bench_restore.py --size-mb 200 [--repeat 3]
+
+Ours restores from the moto S3 endpoint (download, sha256, pg_restore, row counts); raw is
+``pg_restore`` from a local file of the same dump. Verification (sha256 + zstd + a full
+``pg_restore -f /dev/null`` read) is set against one plain read of the object with sha256.
+See bench/README.md for the targets.
+"""
+
+from __future__ import annotations
+
+import sys
+
+sys.dont_write_bytecode = True  # leave no __pycache__ behind in the shared tree
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+BUCKET = "amprenta-bench-restore"
+CATALOG_DB = "catalog"
+SOURCE_DB = "bench"
+START = time.monotonic()
+TARGETS = {"ours_j2/raw_j2": 1.3, "verify/read_sha256": 1.5}
+LABELS = {
+    "raw_j2": "raw: CREATE DATABASE + pg_restore -j 2 <local file>",
+    "ours_j2": "ours: restore jobs=2 from S3 (via temp file)",
+    "raw_j1": "raw: CREATE DATABASE + pg_restore <local file>",
+    "ours_j1": "ours: restore jobs=1 from S3 (streamed)",
+    "verify": "ours: verify from S3 (sha256 + full read)",
+    "read_sha256": "raw: one read of the object from S3 + sha256",
+    "floor": "floor: one read + sha256 + zstd decompress, no pg_restore",
+    "sha256_local": "raw: sha256 of a local copy of the object",
+}
+
+
+def note(message: str) -> None:
+    print(f"[{time.monotonic() - START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def busy_seconds() -> float:
+    """Busy core-seconds of the whole machine so far (other people's work included)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class Bench:
+    """A cluster, a moto server, one backup in S3 and a local copy of the same dump."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.workdir = Path(tempfile.mkdtemp(prefix="amprenta-bench-restore-"))
+        self.cluster: Any = None
+        self.moto: Any = None
+        self.counter = 0
+
+    def start(self) -> None:
+        from amprenta_backup.core.catalog import Catalog
+        from amprenta_backup.core.storage import S3Storage
+        from amprenta_backup.sandbox.cluster import ThrowawayCluster
+        from amprenta_backup.sandbox.dataset import load_bulk
+        from amprenta_backup.sandbox.s3server import MotoServer
+
+        note("starting a throwaway PostgreSQL cluster and a moto S3 server")
+        self.cluster = ThrowawayCluster().start()
+        self.cluster.create_database(CATALOG_DB)
+        self.moto = MotoServer().start()
+        self.moto.create_bucket(BUCKET)
+        note(f"building {SOURCE_DB} with load_bulk ({self.args.size_mb} MiB)")
+        self.size = load_bulk(self.cluster, SOURCE_DB, self.args.size_mb)
+        self.storage = S3Storage(self.moto.client(), BUCKET)
+        self.catalog = Catalog(self.conn(CATALOG_DB))
+
+    def conn(self, dbname: str) -> Any:
+        from amprenta_backup.core.pgtools import PgConnInfo
+
+        info = self.cluster.conninfo(dbname)
+        return PgConnInfo(host=info["host"], port=int(info["port"]), user=info["user"],
+                          dbname=dbname, password=info["password"])
+
+    def back_up(self) -> None:
+        from amprenta_backup.core import layout
+        from amprenta_backup.core.backup import BackupRunner, BackupSettings
+        from amprenta_backup.core.models import RunContext
+        from amprenta_backup.core.pipeline import Compression
+        from amprenta_backup.core.readback import download
+
+        note("backing up (not measured) and keeping a local copy of the same dump")
+        runner = BackupRunner(self.storage, self.catalog,
+                              BackupSettings(prefix="bench", compression=Compression()))
+        self.manifest = runner.run(SOURCE_DB, self.conn(SOURCE_DB), RunContext(),
+                                   layout.make_backup_id(datetime.now(UTC)))
+        self.dump = self.workdir / "dump.pgc"
+        download(self.storage, self.manifest, self.dump)
+        self.stored = self.workdir / "dump.pgc.zst"
+        self.stored.write_bytes(self.storage.get_bytes(self.manifest.key))
+        note(f"dump: {self.manifest.raw_bytes:,} B raw, {self.manifest.stored_bytes:,} B "
+             f"stored; {len(self.manifest.table_counts)} tables")
+
+    def close(self) -> None:
+        """Stop what start() started, even half-way, and remove the temp dir."""
+        with contextlib.ExitStack() as stack:
+            stack.callback(note, "cleaned up (cluster, moto server, temp dir)")
+            stack.callback(shutil.rmtree, self.workdir, ignore_errors=True)
+            for server in (self.cluster, self.moto):
+                if server is not None:
+                    stack.callback(server.stop)
+
+    # -- the variants: each returns nothing and is timed by measure() ------------------------
+
+    def fresh(self) -> str:
+        self.counter += 1
+        return f"restored_{self.counter}"
+
+    def raw(self, jobs: int) -> Callable[[], None]:
+        def run() -> None:
+            from amprenta_backup.core.pgtools import tool
+
+            name = self.fresh()
+            self.cluster.create_database(name)
+            argv = [tool("pg_restore"), "--exit-on-error", f"--dbname={name}", str(self.dump)]
+            if jobs > 1:
+                argv.insert(2, f"--jobs={jobs}")
+            env = {**os.environ, **self.cluster.env(name)}
+            subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        return run
+
+    def ours(self, jobs: int) -> Callable[[], dict[str, float]]:
+        def run() -> dict[str, float]:
+            from amprenta_backup.core.restore import Restorer
+            from amprenta_backup.core.restore_request import RestoreRequest
+
+            request = RestoreRequest(self.manifest.backup_id, self.fresh(),
+                                     target_conn_id="bench", jobs=jobs)
+            result = Restorer(self.storage, self.catalog,
+                              lambda _id, db: self.conn(db or SOURCE_DB)).run(
+                request, workdir=str(self.workdir))
+            assert not result.mismatches
+            return {"checksum_s": result.verify_seconds, "restore_s": result.restore_seconds}
+        return run
+
+    def verify(self) -> None:
+        from amprenta_backup.core.verify import verify_backup
+
+        assert verify_backup(self.storage, self.catalog, self.manifest).ok
+
+    def floor(self) -> None:
+        from amprenta_backup.core.readback import read_back
+
+        assert not read_back(self.storage, self.manifest, None).mismatches(self.manifest)
+
+    def read_sha256(self) -> None:
+        sha = hashlib.sha256()
+        with self.storage.open_reader(self.manifest.key) as reader:
+            while chunk := reader.read(1024 * 1024):
+                sha.update(chunk)
+        assert sha.hexdigest() == self.manifest.sha256
+
+    def sha256_local(self) -> None:
+        sha = hashlib.sha256()
+        with open(self.stored, "rb") as reader:
+            while chunk := reader.read(1024 * 1024):
+                sha.update(chunk)
+        assert sha.hexdigest() == self.manifest.sha256
+
+    def drop_restored(self) -> None:
+        for n in range(1, self.counter + 1):
+            self.cluster.drop_database(f"restored_{n}")
+
+
+def measure(action: Callable[[], dict[str, float] | None]) -> dict[str, float]:
+    busy, started = busy_seconds(), time.monotonic()
+    extra = action() or {}
+    wall = time.monotonic() - started
+    return {"wall_s": round(wall, 3), "machine_busy_s": round(busy_seconds() - busy, 2),
+            **extra}
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    bench.start()
+    bench.back_up()
+    variants: dict[str, Callable[[], Any]] = {
+        "raw_j2": bench.raw(2), "ours_j2": bench.ours(2), "raw_j1": bench.raw(1),
+        "ours_j1": bench.ours(1), "verify": bench.verify, "read_sha256": bench.read_sha256,
+        "floor": bench.floor, "sha256_local": bench.sha256_local,
+    }
+    note("warm-up (not measured): one raw restore and one read")
+    bench.raw(2)()
+    bench.read_sha256()
+    bench.drop_restored()
+    samples: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
+    order = list(variants)
+    for round_no in range(bench.args.repeat):
+        shift = (round_no * 2) % len(order)
+        for name in order[shift:] + order[:shift]:
+            sample = measure(variants[name])
+            samples[name].append(sample)
+            note(f"round {round_no + 1}: {name:13} {sample['wall_s']:7.2f} s "
+                 f"(machine busy {sample['machine_busy_s']:.1f} core-s)")
+            bench.drop_restored()
+    return {"started_at": datetime.now(UTC).isoformat(), "size_mb": bench.args.size_mb,
+            "database_bytes": bench.size, "raw_bytes": bench.manifest.raw_bytes,
+            "stored_bytes": bench.manifest.stored_bytes, "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(), "samples": samples}
+
+
+RATIOS = (("ours_j2", "raw_j2"), ("ours_j1", "raw_j1"), ("verify", "read_sha256"),
+          ("floor", "read_sha256"), ("verify", "sha256_local"))
+
+
+def report(raw: dict[str, Any]) -> dict[str, Any]:
+    samples = raw["samples"]
+    walls = {k: [s["wall_s"] for s in v] for k, v in samples.items()}
+    medians = {k: statistics.median(v) for k, v in walls.items()}
+    print(f"\ndatabase {raw['database_bytes'] / 1e6:.0f} MB; dump {raw['raw_bytes'] / 1e6:.0f} MB "
+          f"raw, {raw['stored_bytes'] / 1e6:.0f} MB stored (zstd); {raw['cpus']} CPUs, load "
+          f"average at the end {raw['load_average'][0]:.2f}")
+    print(f"\n{'variant':62} {'wall s: median [min-max]':>26}")
+    for key, label in LABELS.items():
+        values = walls[key]
+        print(f"{label:62} {medians[key]:8.2f} [{min(values):.2f}-{max(values):.2f}]")
+    for key in ("ours_j2", "ours_j1"):
+        parts = {part: statistics.median(s[part] for s in samples[key])
+                 for part in ("checksum_s", "restore_s")}
+        print(f"  {key}: plan + checksum (+ download) {parts['checksum_s']:.2f} s, create + "
+              f"pg_restore {parts['restore_s']:.2f} s, row counts "
+              f"{medians[key] - sum(parts.values()):.2f} s")
+    ratios: dict[str, dict[str, float]] = {}
+    print(f"\n{'ratio of medians':24} {'value':>7} {'target':>8}  {'per round':>13}  verdict")
+    for num, den in RATIOS:
+        key = f"{num}/{den}"
+        rounds = [a / b for a, b in zip(walls[num], walls[den], strict=True)]
+        value, target = medians[num] / medians[den], TARGETS.get(key)
+        ratios[key] = {"value": value, "round_min": min(rounds), "round_max": max(rounds)}
+        verdict = ("met" if value <= target else f"MISSED by {value - target:.2f}") \
+            if target else "reported"
+        print(f"{key:24} {value:7.3f} {f'<= {target}' if target else '-':>8}  "
+              f"{min(rounds):5.2f}-{max(rounds):5.2f}  {verdict}")
+    return {**raw, "medians_s": medians, "ratios": ratios, "targets": TARGETS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200, help="pg_database_size, MiB")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--output", type=Path, help="JSON results file")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stops the servers on the way out
+    with contextlib.closing(Bench(args)) as bench:
+        raw = run(bench)
+    save(report(raw), args.output or HERE / "results" / f"restore-{args.size_mb}mb.json")
+    return 0
+
+
+def save(result: dict[str, Any], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nresults written to {output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

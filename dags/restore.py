@@ -1,0 +1,98 @@
+"""restore: restore a backup into a new database, or replace a database after an approval.
+
+Manual runs only; fill in the trigger form. ``plan`` checks everything and logs what would
+be restored where (``dry_run`` stops there). ``new_database`` restores at once and refuses a
+database that exists; ``replace`` needs the database name typed again in ``confirm`` and a
+person's approval (``approve_replace``) before anything is dropped. The dump's sha256 is
+checked before the restore starts; the run reports its duration (the achieved RTO) and the
+restored row counts against the backup's manifest.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Param, TriggerRule
+
+from amprenta_backup.defaults import dag_kwargs, default_args
+from amprenta_backup.operators.restore import RestoreOperator, RestorePlanOperator
+
+with DAG(
+    dag_id="restore",
+    description="Restore a backup (manual runs; replace waits for an approval)",
+    schedule=None,
+    allowed_run_types=["manual"],
+    max_active_runs=1,
+    doc_md=__doc__,
+    **dag_kwargs(default_args=default_args(retries=0)),  # a person is watching: no retries
+    params={
+        "backup_id": Param(
+            "latest", type="string", title="Backup id",
+            pattern=r"^(latest|\d{8}T\d{6}Z-[0-9a-f]{8})$",
+            description="An id from `amprenta-backup list` (like 20261124T010000Z-1a2b3c4d), "
+                        "or latest for the newest restorable backup of the target below."),
+        "target": Param(
+            None, type=["null", "string"], title="Backup target (for latest)",
+            description="Whose newest backup 'latest' means: a BACKUP_TARGETS name such as "
+                        "pg_main or pg_main.analytics. Default: the target connection."),
+        "target_conn_id": Param(
+            None, type=["null", "string"], title="Target connection",
+            description="Airflow Postgres connection of the server to restore onto. Default: "
+                        "the connection the backup was taken through."),
+        "target_database": Param(  # a default keeps DAG-level failure callbacks working
+            None, type=["null", "string"], minLength=1, maxLength=63, title="Target database",
+            description="Required: the database to restore into."),
+        "mode": Param(
+            "new_database", type="string", enum=["new_database", "replace"], title="Mode",
+            values_display={"new_database": "new_database: create it, refuse if it exists",
+                            "replace": "replace: drop and re-create it (needs approval)"},
+            description="new_database creates the database and refuses one that exists; "
+                        "replace drops it first, after confirm and an approval."),
+        "confirm": Param(
+            None, type=["null", "string"], title="Confirm (replace only)",
+            description="For replace: type the target database name again."),
+        "schemas": Param(
+            [], type="array", items={"type": "string"}, title="Only these schemas",
+            description="Restore only these schemas (one per line); empty restores all."),
+        "tables": Param(
+            [], type="array", items={"type": "string"}, title="Only these tables",
+            description="Restore only these tables, names without schema (one per line)."),
+        "jobs": Param(
+            1, type="integer", minimum=1, maximum=32, title="Parallel jobs",
+            description="pg_restore jobs. Above 1 the dump is first downloaded to a "
+                        "temporary file on the worker (needs its decompressed size free)."),
+        "no_owner": Param(
+            False, type="boolean", title="Skip ownership and privileges",
+            description="For a server without the source's roles (--no-owner "
+                        "--no-privileges)."),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run",
+            description="Only check and show the plan: what would be restored where, sizes."),
+    },
+) as dag:
+    request = {
+        "backup_id": dag.param("backup_id"), "source_target": dag.param("target"),
+        "target_conn_id": dag.param("target_conn_id"), "database": dag.param("target_database"),
+        "mode": dag.param("mode"), "confirm": dag.param("confirm"),
+        "schemas": dag.param("schemas"), "tables": dag.param("tables"),
+        "jobs": dag.param("jobs"), "no_owner": dag.param("no_owner"),
+        "dry_run": dag.param("dry_run"),
+    }
+    plan = RestorePlanOperator(task_id="plan", request=request)
+    approve = ApprovalOperator(
+        task_id="approve_replace",
+        subject="Replace database {{ params.target_database }} with backup "
+                "{{ params.backup_id }}?",
+        body="Approving **drops database {{ params.target_database }}** (its current data is "
+             "lost) and restores the backup into it.\n\n"
+             "{% set p = ti.xcom_pull(task_ids='plan', key='plan') %}{% if p %}"
+             "Backup {{ p.backup_id }} of {{ p.source_target }}: {{ p.rows }} rows in "
+             "{{ p.table_counts | length }} tables, into {{ p.target_server }}.\n\n"
+             "{% for step in p.steps %}{{ loop.index }}. {{ step }}\n{% endfor %}{% endif %}",
+        response_timeout=timedelta(hours=4),
+    )
+    restore = RestoreOperator(task_id="restore", request=request,
+                              trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    plan >> [approve, restore]
+    approve >> restore

@@ -1,0 +1,48 @@
+"""CLI command ``health``: the daily health checks, now, from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from amprenta_backup.cli.output import print_json
+from amprenta_backup.core.engine import BackupEngine
+from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.health import HealthChecker, Level, render, worst
+from amprenta_backup.core.models import utcnow
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "health", help="check backup age, failures, storage, catalog and client versions")
+    parser.add_argument("--as-of", help="judge the records as of this ISO time (default: now)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=cmd_health)
+
+
+def _as_of(text: str | None) -> datetime:
+    if not text:
+        return utcnow()
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--as-of {text!r} is not an ISO time, e.g. 2026-11-24T06:00:00+00:00"
+                          ) from None
+    if when.tzinfo is None:
+        raise ConfigError(f"--as-of {text!r} has no time zone; add +00:00 for UTC")
+    return when
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when healthy or only warnings, 1 when a check is critical."""
+    as_of = _as_of(args.as_of)
+    engine = BackupEngine()
+    checker = HealthChecker(engine.storage, engine.catalog, engine.config.targets,
+                            engine.conninfo, engine.config.health_max_age_hours)
+    results = checker.run(as_of)
+    if args.json:
+        print_json([r.to_dict() for r in results])
+    else:
+        print(render(results))
+    return 1 if worst(results) == Level.CRITICAL else 0

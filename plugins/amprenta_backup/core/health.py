@@ -1,0 +1,256 @@
+"""Health of the backup system as a list of check results per target: ok, warning or critical."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.config import BackupTarget
+from amprenta_backup.core.errors import BackupError
+from amprenta_backup.core.notifications import Alert
+from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
+from amprenta_backup.core.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+WINDOW = timedelta(days=7)  # failures and corrupt backups are looked for this far back
+
+
+class Level(StrEnum):
+    """How bad a check result is; only ``critical`` fails the health task."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check.
+
+    :param name: the check (``latest_backup_age``, ``storage_writable`` ...)
+    :param status: ok, warning or critical
+    :param detail: what was found
+    :param hint: what to do about it (empty when ok)
+    :param target: the backup target, or None for checks of the whole system
+    """
+
+    name: str
+    status: Level
+    detail: str
+    hint: str = ""
+    target: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = str(self.status)
+        return data
+
+
+_STATS = """
+SELECT target,
+  max(completed_at) FILTER (WHERE status IN ('completed', 'verified', 'corrupt', 'deleted')
+      AND error IS NULL AND completed_at <= %(as_of)s) AS last_completed,
+  count(*) FILTER (WHERE status = 'failed' AND {window}) AS failures,
+  (array_agg(error ORDER BY started_at DESC)
+      FILTER (WHERE status = 'failed' AND {window}))[1] AS last_error,
+  count(*) FILTER (WHERE {stored}) AS stored,
+  coalesce(sum(file_size_bytes) FILTER (WHERE {stored}), 0) AS stored_bytes,
+  array_agg(id ORDER BY started_at DESC) FILTER (WHERE status = 'corrupt'
+      AND updated_at > %(since)s AND updated_at <= %(as_of)s) AS corrupt
+FROM backup_records WHERE target = ANY(%(targets)s) GROUP BY target
+""".format(
+    window="started_at > %(since)s AND started_at <= %(as_of)s",
+    stored="started_at <= %(as_of)s AND (status IN ('completed', 'verified', 'corrupt') OR "
+           "(status = 'deleted' AND deleted_at > %(as_of)s AND error IS NULL))",
+)
+
+_INSERT = """
+INSERT INTO health_checks (as_of, run_id, target, name, status, detail, hint)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+class HealthChecker:
+    """Runs every check for the configured targets.
+
+    :param storage: backup storage (probed with a small object)
+    :param catalog: the backup catalog
+    :param targets: the configured targets (BACKUP_TARGETS)
+    :param resolve: ``target -> PgConnInfo`` of the database it backs up
+    :param max_age_hours: warn when the newest completed backup is older
+    """
+
+    def __init__(self, storage: Storage, catalog: Catalog, targets: Sequence[BackupTarget],
+                 resolve: Callable[[BackupTarget], PgConnInfo], max_age_hours: int = 48) -> None:
+        self.storage = storage
+        self.catalog = catalog
+        self.targets = list(targets)
+        self.resolve = resolve
+        self.max_age = timedelta(hours=max_age_hours)
+
+    def run(self, as_of: datetime) -> list[CheckResult]:
+        """Every result, system checks first; record checks are computed as of ``as_of``."""
+        results = [self.check_catalog(), self.check_storage()]
+        if not self.targets:
+            results.append(CheckResult("targets_configured", Level.WARNING,
+                                       "BACKUP_TARGETS is empty: nothing is backed up",
+                                       "set BACKUP_TARGETS=conn_id[:database],..."))
+        if results[0].status == Level.OK:
+            results += self.check_records(as_of)
+        for target in self.targets:
+            results.append(self.check_client(target))
+        return results
+
+    def check_catalog(self) -> CheckResult:
+        try:
+            with self.catalog.cursor() as cur:
+                cur.execute("SELECT 1")
+        except BackupError as exc:
+            return CheckResult("catalog_reachable", Level.CRITICAL, str(exc),
+                               "fix the catalog database or its connection "
+                               "(BACKUP_CATALOG_CONN_ID); backups cannot be recorded")
+        return CheckResult("catalog_reachable", Level.OK,
+                           f"catalog at {self.catalog.conn.describe()} answers")
+
+    def check_storage(self) -> CheckResult:
+        try:
+            self.storage.check_ready()
+            self.storage.check_writable()
+        except (BackupError, OSError) as exc:
+            return CheckResult("storage_writable", Level.CRITICAL, str(exc),
+                               "fix the storage settings (BACKUP_STORAGE_TYPE, BACKUP_S3_*, the "
+                               "aws connection) or the service; no backup can be written")
+        return CheckResult("storage_writable", Level.OK,
+                           f"wrote and removed a probe object in {self.storage.uri('')}")
+
+    def check_records(self, as_of: datetime) -> list[CheckResult]:
+        """Age of the newest backup, recent failures, what is stored, and corrupt backups."""
+        names = [t.name for t in self.targets]
+        with self.catalog.cursor() as cur:
+            cur.execute(_STATS, {"as_of": as_of, "since": as_of - WINDOW, "targets": names})
+            stats = {row["target"]: row for row in cur.fetchall()}
+        results: list[CheckResult] = []
+        for name in names:
+            row = stats.get(name) or {"last_completed": None, "failures": 0, "stored": 0,
+                                      "stored_bytes": 0, "corrupt": None, "last_error": None}
+            results += [self._age(name, row["last_completed"], as_of),
+                        self._failures(name, int(row["failures"]), row["last_error"]),
+                        CheckResult("backups_stored", Level.OK,
+                                    f"{row['stored']} backups, {row['stored_bytes']} bytes",
+                                    target=name),
+                        self._corrupt(name, list(row["corrupt"] or []))]
+        return results
+
+    def _age(self, target: str, last: datetime | None, as_of: datetime) -> CheckResult:
+        hint = (f"check the daily_backup runs for {target}, and that BACKUP_TARGETS lists it; "
+                f"`amprenta-backup backup {target}` takes one now")
+        if last is None:
+            return CheckResult("latest_backup_age", Level.WARNING,
+                               f"no completed backup of {target} yet", hint, target)
+        hours = (as_of - last).total_seconds() / 3600
+        limit = self.max_age.total_seconds() / 3600
+        if hours > limit:
+            return CheckResult("latest_backup_age", Level.WARNING,
+                               f"newest completed backup is {hours:.1f} hours old "
+                               f"(limit {limit:.0f} h)", hint, target)
+        return CheckResult("latest_backup_age", Level.OK,
+                           f"newest completed backup is {hours:.1f} hours old", target=target)
+
+    def _failures(self, target: str, count: int, last_error: str | None) -> CheckResult:
+        if not count:
+            return CheckResult("recent_failures", Level.OK, "no failed backups in 7 days",
+                               target=target)
+        return CheckResult("recent_failures", Level.WARNING,
+                           f"{count} failed backups in the last 7 days; latest: {last_error}",
+                           "read the failed task logs; `amprenta-backup list --target "
+                           f"{target}` shows each error", target)
+
+    def _corrupt(self, target: str, ids: list[str]) -> CheckResult:
+        if not ids:
+            return CheckResult("corrupt_backups", Level.OK, "no corrupt backups found in 7 days",
+                               target=target)
+        return CheckResult("corrupt_backups", Level.CRITICAL,
+                           f"{len(ids)} backups found corrupt in the last 7 days: "
+                           f"{', '.join(ids[:5])}",
+                           "do not restore them; take a new backup now and check the storage "
+                           "for damage (weekly_verify marks backups corrupt)", target)
+
+    def check_client(self, target: BackupTarget) -> CheckResult:
+        """The target answers, and ``pg_dump`` is not older than its server."""
+        try:
+            conn = self.resolve(target)
+        except BackupError as exc:
+            return CheckResult("target_reachable", Level.CRITICAL, str(exc),
+                               "fix the target's Airflow connection or BACKUP_TARGETS", target.name)
+        try:
+            with psycopg.connect(**conn.connect_kwargs()) as db:
+                row = db.execute("SHOW server_version").fetchone()
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return CheckResult("target_reachable", Level.CRITICAL,
+                               f"cannot connect to {conn.describe()}: {conn.redact(first)}",
+                               "check the server and the connection's host, port and password",
+                               target.name)
+        server = str(row[0]) if row else "0"
+        try:
+            client = tool_version("pg_dump")
+        except BackupError as exc:
+            return CheckResult("pg_dump_version", Level.CRITICAL, str(exc),
+                               "install the PostgreSQL client tools", target.name)
+        if major(client) < major(server):
+            return CheckResult("pg_dump_version", Level.CRITICAL,
+                               f"pg_dump {client} is older than the server ({server})",
+                               f"install the PostgreSQL {major(server)} client tools or point "
+                               "AMPRENTA_PG_BINDIR at them", target.name)
+        return CheckResult("pg_dump_version", Level.OK,
+                           f"pg_dump {client} can dump server {server}", target=target.name)
+
+
+def worst(results: Sequence[CheckResult]) -> Level:
+    """The most severe status among ``results``."""
+    order = [Level.OK, Level.WARNING, Level.CRITICAL]
+    return max((r.status for r in results), key=order.index, default=Level.OK)
+
+
+def save_results(catalog: Catalog, results: Sequence[CheckResult], as_of: datetime,
+                 run_id: str | None = None) -> None:
+    """Store the results in ``health_checks`` for dashboards."""
+    with catalog.cursor() as cur:
+        cur.executemany(_INSERT, [(as_of, run_id, r.target, r.name, str(r.status), r.detail,
+                                   r.hint) for r in results])
+
+
+def render(results: Sequence[CheckResult]) -> str:
+    """Results as aligned lines, for logs and the terminal."""
+    return "\n".join(f"{r.status.upper():8} {r.target or '(system)':24} {r.name:18} {r.detail}"
+                     + (f"\n{'':8} {'':24} {'':18} hint: {r.hint}" if r.hint else "")
+                     for r in results)
+
+
+def health_alerts(results: Sequence[CheckResult], dag_id: str | None = None,
+                  run_id: str | None = None, task_id: str | None = None,
+                  log_url: str | None = None) -> list[Alert]:
+    """One alert per target (and one for the system) with warnings or criticals; none if healthy.
+    """
+    by_target: dict[str | None, list[CheckResult]] = {}
+    for result in results:
+        if result.status != Level.OK:
+            by_target.setdefault(result.target, []).append(result)
+    alerts = []
+    for target, bad in by_target.items():
+        level = worst(bad)
+        alerts.append(Alert(
+            title=f"backup health {level} for {target or 'the backup system'}",
+            notification_type=str(level), dag_id=dag_id, task_id=task_id, run_id=run_id,
+            target=target, log_url=log_url,
+            error="; ".join(f"{r.name} {r.status}: {r.detail}" for r in bad),
+            details=tuple(f"Fix ({r.name}): {r.hint}" for r in bad if r.hint)))
+    return alerts

@@ -1,0 +1,234 @@
+"""Verification: read a stored backup back whole and prove it matches its manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.catalog import SCHEMA_LOCK, Catalog
+from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
+from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
+from amprenta_backup.core.pgtools import pg_restore_argv
+from amprenta_backup.core.readback import Progress, Readback, ToolInput, read_back
+from amprenta_backup.core.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_FORMAT = "pg_dump-custom"
+VERIFIABLE = (Status.COMPLETED, Status.VERIFIED, Status.CORRUPT)
+
+DDL = """
+CREATE TABLE IF NOT EXISTS backup_verifications (
+    id               bigserial PRIMARY KEY,
+    backup_id        text NOT NULL,
+    target           text NOT NULL,
+    verified_at      timestamptz NOT NULL DEFAULT now(),
+    ok               boolean NOT NULL,
+    detail           text,
+    checked          jsonb NOT NULL,
+    expected_sha256  text,
+    actual_sha256    text,
+    stored_bytes     bigint,
+    raw_bytes        bigint,
+    seconds          double precision NOT NULL,
+    dag_id           text,
+    run_id           text
+);
+CREATE INDEX IF NOT EXISTS backup_verifications_backup
+    ON backup_verifications (backup_id, verified_at DESC);
+"""
+
+_INSERT = """
+INSERT INTO backup_verifications (backup_id, target, ok, detail, checked, expected_sha256,
+    actual_sha256, stored_bytes, raw_bytes, seconds, dag_id, run_id)
+VALUES (%(backup_id)s, %(target)s, %(ok)s, %(detail)s, %(checked)s, %(expected_sha256)s,
+    %(actual_sha256)s, %(stored_bytes)s, %(raw_bytes)s, %(seconds)s, %(dag_id)s, %(run_id)s)
+"""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of one verification.
+
+    :param backup_id: the backup read back
+    :param target: its target
+    :param location: URI of its folder in storage
+    :param problems: what did not match, in words; empty when the backup is intact
+    :param checked: what was checked (``manifest``, ``sha256``, ``size``, ``archive``)
+    :param expected_sha256: sha256 from the manifest
+    :param actual_sha256: sha256 of the bytes read from storage
+    :param stored_bytes: bytes read from storage
+    :param raw_bytes: bytes after decompression
+    :param seconds: how long the read took
+    """
+
+    backup_id: str
+    target: str
+    location: str
+    problems: tuple[str, ...] = ()
+    checked: tuple[str, ...] = ()
+    expected_sha256: str | None = None
+    actual_sha256: str | None = None
+    stored_bytes: int | None = None
+    raw_bytes: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def status(self) -> Status:
+        return Status.VERIFIED if self.ok else Status.CORRUPT
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(self.problems)
+
+    @property
+    def message(self) -> str:
+        if self.ok:
+            return (f"backup {self.backup_id} of target {self.target} is intact "
+                    f"({', '.join(self.checked)} checked, {self.seconds:.1f} s)")
+        return (f"backup {self.backup_id} of target {self.target} is CORRUPT: {self.detail} "
+                f"(at {self.location}); restore from another backup and find out what damaged "
+                "this one")
+
+    def raise_if_corrupt(self) -> None:
+        """:class:`ChecksumMismatch` with :attr:`message` unless the backup is intact."""
+        if not self.ok:
+            raise ChecksumMismatch(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(ok=self.ok, status=str(self.status), detail=self.detail,
+                    problems=list(self.problems), checked=list(self.checked))
+        return data
+
+
+def folder_of(storage: Storage, backup: BackupRecord | Manifest) -> str:
+    """The storage key of a backup's folder (from the record's location, or the manifest)."""
+    if isinstance(backup, Manifest):
+        return backup.key.rsplit("/", 1)[0]
+    root = storage.uri("").rstrip("/") + "/"
+    if not backup.location.startswith(root):
+        raise PreconditionError(
+            f"backup {backup.backup_id} is stored at {backup.location}, outside the configured "
+            f"storage {root}; point BACKUP_STORAGE_TYPE / BACKUP_S3_BUCKET / BACKUP_LOCAL_PATH at "
+            "the storage that holds it")
+    return backup.location[len(root):].strip("/")
+
+
+def verify_backup(storage: Storage, catalog: Catalog, backup: BackupRecord | Manifest,
+                  run: RunContext | None = None, progress: Progress | None = None
+                  ) -> VerifyResult:
+    """Read one backup back whole, record VERIFIED or CORRUPT in the catalog, return the result.
+
+    The manifest is read from storage (the source of truth). The dump is streamed once:
+    sha256 and size of the stored bytes, and at the same time decompressed into
+    ``pg_restore -f /dev/null`` so every byte of the archive is parsed (``pg_restore --list``
+    reads only the table of contents and misses damage in the data). A missing manifest or
+    dump object is reported as such. Storage that cannot be reached raises StorageError and
+    marks nothing.
+    """
+    started = time.monotonic()
+    folder = folder_of(storage, backup)
+    problems: list[str] = []
+    checked: list[str] = ["manifest"]
+    manifest = _stored_manifest(storage, folder, problems)
+    readback: Readback | None = None
+    if manifest is not None:
+        if isinstance(backup, BackupRecord) and backup.sha256 and manifest.sha256 \
+                and backup.sha256 != manifest.sha256:
+            problems.append(f"the catalog's sha256 {backup.sha256} differs from the manifest's "
+                            f"{manifest.sha256}")
+        if not storage.exists(manifest.key):
+            problems.append(f"object missing: {storage.uri(manifest.key)}")
+        else:
+            readback = _read_whole(storage, manifest, problems, checked, progress)
+    result = VerifyResult(
+        backup_id=backup.backup_id, target=backup.target, location=storage.uri(folder),
+        problems=tuple(problems), checked=tuple(checked),
+        expected_sha256=manifest.sha256 if manifest else None,
+        actual_sha256=readback.sha256 if readback else None,
+        stored_bytes=readback.stored_bytes if readback else None,
+        raw_bytes=readback.raw_bytes if readback else None,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    record_result(catalog, result, run)
+    if result.ok:
+        log.info("%s", result.message)
+    else:
+        log.error("%s", result.message)
+    return result
+
+
+def _stored_manifest(storage: Storage, folder: str, problems: list[str]) -> Manifest | None:
+    key = layout.manifest_key(folder)
+    if not storage.exists(key):
+        problems.append(f"manifest missing: {storage.uri(key)}")
+        return None
+    try:
+        return Manifest.from_json(storage.get_bytes(key))
+    except (ValueError, TypeError, KeyError) as exc:
+        problems.append(f"manifest unreadable: {storage.uri(key)} ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], checked: list[str],
+                progress: Progress | None) -> Readback:
+    checked += (["sha256"] if manifest.sha256 else []) + ["size"]
+    if manifest.format != ARCHIVE_FORMAT:
+        readback = read_back(storage, manifest, None, decompress=True, progress=progress)
+        problems += readback.mismatches(manifest)
+        return readback
+    checked.append("archive")
+    with ToolInput(pg_restore_argv(), env=dict(os.environ)) as tool:
+        readback = read_back(storage, manifest, tool, decompress=True, progress=progress)
+        code, stderr = tool.finish()
+    problems += readback.mismatches(manifest)
+    if code != 0:
+        last = " / ".join(stderr.splitlines()[-2:])[-300:] or f"exit code {code}"
+        problems.append(f"pg_restore could not read the whole archive: {last}")
+    return readback
+
+
+def record_result(catalog: Catalog, result: VerifyResult, run: RunContext | None = None) -> None:
+    """Add a ``backup_verifications`` row and set the record's status (VERIFIED or CORRUPT)."""
+    run = run or RunContext()
+    row = {"backup_id": result.backup_id, "target": result.target, "ok": result.ok,
+           "detail": result.detail or None, "checked": json.dumps(list(result.checked)),
+           "expected_sha256": result.expected_sha256, "actual_sha256": result.actual_sha256,
+           "stored_bytes": result.stored_bytes, "raw_bytes": result.raw_bytes,
+           "seconds": result.seconds, "dag_id": run.dag_id, "run_id": run.run_id}
+    with catalog.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        cur.execute(DDL)
+        cur.execute(_INSERT, row)
+    error = None if result.ok else f"verification failed: {result.detail}"
+    if not catalog.set_status(result.backup_id, result.status, error):
+        log.warning("backup %s has no catalog record; its verification was logged only",
+                    result.backup_id)
+
+
+def history(catalog: Catalog, backup_id: str) -> list[dict[str, Any]]:
+    """Every verification of one backup, newest first."""
+    with catalog.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        cur.execute(DDL)
+        cur.execute("SELECT * FROM backup_verifications WHERE backup_id = %s "
+                    "ORDER BY verified_at DESC, id DESC", (backup_id,))
+        return list(cur.fetchall())
+
+
+def pending(catalog: Catalog, started_after: datetime | None = None,
+            before: datetime | None = None, limit: int | None = None) -> list[BackupRecord]:
+    """Completed backups never verified, newest first, optionally within a time window."""
+    return catalog.find(statuses=[Status.COMPLETED], started_after=started_after, before=before,
+                        limit=limit)

@@ -1,0 +1,103 @@
+"""Restore operators: check a request and branch on its plan, then restore."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from amprenta_backup.core.restore_request import REPLACE, RestoreRequest
+from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class _RestoreBase(EngineOperator):
+    """What both restore operators share: the request, checked when the task runs."""
+
+    template_fields: Sequence[str] = ("request",)
+
+    def __init__(self, *, request: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request = request
+
+    def restore_request(self) -> RestoreRequest:
+        with fail_without_retry():
+            return RestoreRequest.from_mapping(self.request)
+
+
+class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
+    """Check a restore request against the catalog, storage and target server; log the plan.
+
+    Touches nothing. Pushes the plan to XCom (key ``plan``) and then follows
+    ``restore_task_id`` for ``new_database``, ``approval_task_id`` for ``replace``, and
+    nothing for a dry run. A refused request fails the task without retry, saying why.
+
+    :param request: :class:`RestoreRequest` fields (templated: DagParams or Jinja)
+    :param restore_task_id: the task that restores
+    :param approval_task_id: the approval task in front of it for ``replace``
+    :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
+    """
+
+    ui_color = "#fff2cc"
+
+    def __init__(self, *, restore_task_id: str = "restore",
+                 approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restore_task_id = restore_task_id
+        self.approval_task_id = approval_task_id
+
+    def choose_branch(self, context: Context) -> str | list[str]:
+        request = self.restore_request()
+        with fail_without_retry():
+            plan = self.engine.restorer().plan(request)
+        self.log.info("restore plan:\n%s", plan.text())
+        context["ti"].xcom_push(key="plan", value=plan.to_dict())
+        if request.dry_run:
+            self.log.info("dry run: nothing was touched and nothing will be")
+            return []
+        return self.approval_task_id if request.mode == REPLACE else self.restore_task_id
+
+
+class RestoreOperator(_RestoreBase):
+    """Restore a backup as requested; report the duration (RTO) and restored row counts.
+
+    ``replace`` runs only with an ``ApprovalOperator`` upstream that was not rejected (a
+    rejected approval skips this task; clearing it afterwards is refused too).
+
+    :param request: :class:`RestoreRequest` fields (templated: DagParams or Jinja)
+    :param approval_task_id: the approval task whose answer is checked for ``replace``
+    :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
+    """
+
+    ui_color = "#f4cccc"
+
+    def __init__(self, *, approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.approval_task_id = approval_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        request = self.restore_request()
+        if request.mode == REPLACE and not request.dry_run:
+            self._check_approval(context)
+        with fail_without_retry():
+            result = self.engine.restorer().run(request)
+        self.log.info("%s", result.message)
+        return result.to_dict()
+
+    def _check_approval(self, context: Context) -> None:
+        from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+        upstream = self.get_flat_relatives(upstream=True)
+        if not any(isinstance(task, ApprovalOperator) for task in upstream):
+            raise AirflowFailException(
+                "mode replace drops a database: put an ApprovalOperator upstream of this task "
+                "(the restore DAG does)")
+        answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)
+        chosen = answer.get("chosen_options") if isinstance(answer, Mapping) else None
+        if chosen is not None and "Approve" not in chosen:
+            raise AirflowFailException(f"the replace was not approved (answer: {chosen}); "
+                                       "nothing was touched")

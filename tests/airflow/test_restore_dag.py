@@ -1,0 +1,193 @@
+"""The restore DAG through dag.test(): a real server, real storage, and Airflow's own approval."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.storage import LocalStorage
+from amprenta_backup.sandbox.cluster import ClusterBase
+from amprenta_backup.sandbox.compare import assert_databases_equal
+from tests.integration.conftest import conninfo
+from tests.support.airflow_env import REPO
+from tests.support.backups import make_backup
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+SENTINEL = "CREATE TABLE sentinel (note text); INSERT INTO sentinel VALUES ('still here')"
+
+
+def _states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@pytest.fixture
+def backup(backup_env: dict[str, Any], pg_cluster: ClusterBase) -> Manifest:
+    """A completed backup of ``af_source`` (target ``pg_source``) in the run's storage."""
+    return make_backup(LocalStorage(backup_env["root"]), backup_env["catalog"],
+                       conninfo(pg_cluster, "af_source"))
+
+
+@pytest.fixture
+def database(pg_cluster: ClusterBase, backup_env: dict[str, Any]) -> Iterator[str]:
+    """A name for the restored database; dropped afterwards."""
+    name = f"af_restored_{backup_env['catalog_db'][-8:]}"
+    yield name
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def occupied(pg_cluster: ClusterBase, database: str) -> str:
+    """``database``, existing, with a row someone cares about."""
+    pg_cluster.create_database(database)
+    pg_cluster.execute(SENTINEL, dbname=database)
+    return database
+
+
+def _conf(backup: Manifest, database: str, **extra: Any) -> dict[str, Any]:
+    return {"backup_id": backup.backup_id, "target_conn_id": "pg_source",
+            "target_database": database, **extra}
+
+
+def _has_sentinel(cluster: ClusterBase, database: str) -> bool:
+    return cluster.query("SELECT to_regclass('public.sentinel') IS NOT NULL",
+                         dbname=database)[0][0] is True
+
+
+def test_manual_only_with_a_typed_form_and_the_approval_before_the_restore(
+    airflow_db: None,
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["restore"]
+    assert dag.timetable.can_be_scheduled is False
+    assert {str(t.value) for t in dag.allowed_run_types} == {"manual"}
+    schema = {name: param.schema for name, param in dag.params.items()}
+    assert schema["mode"]["enum"] == ["new_database", "replace"]
+    assert dag.params["mode"] == "new_database" and dag.params["jobs"] == 1
+    assert schema["jobs"]["type"] == "integer" and schema["dry_run"]["type"] == "boolean"
+    assert schema["schemas"]["type"] == "array" and schema["confirm"]["type"] == ["null", "string"]
+    assert all(param.description for param in dag.params.values())
+    approve, restore = dag.get_task("approve_replace"), dag.get_task("restore")
+    assert isinstance(approve, ApprovalOperator)
+    assert restore.upstream_task_ids == {"plan", "approve_replace"}
+    assert approve.upstream_task_ids == {"plan"}
+
+
+def test_new_database_restores_at_once_without_waiting_for_an_approval(
+    run_dag: Callable[..., Any], backup: Manifest, database: str, pg_cluster: ClusterBase,
+) -> None:
+    dag_run = run_dag("restore", run_conf=_conf(backup, database))
+
+    assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
+                                "restore": "success"}
+    assert_databases_equal(pg_cluster, "af_source", pg_cluster, database)
+    result = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
+    assert result["row_counts_match"] is True and result["seconds"] > 0
+
+
+def test_latest_as_a_dry_run_only_plans(
+    run_dag: Callable[..., Any], backup: Manifest, database: str, pg_cluster: ClusterBase,
+) -> None:
+    dag_run = run_dag("restore", run_conf={"backup_id": "latest", "target": "pg_source",
+                                           "target_database": database, "dry_run": True})
+
+    assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
+                                "restore": "skipped"}
+    plan = dag_run.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
+    assert plan["backup_id"] == backup.backup_id and plan["database_exists"] is False
+    assert not pg_cluster.database_exists(database)
+
+
+def test_replace_without_confirmation_fails_the_plan_and_touches_nothing(
+    run_dag: Callable[..., Any], backup: Manifest, occupied: str, pg_cluster: ClusterBase,
+) -> None:
+    dag_run = run_dag("restore", run_conf=_conf(backup, occupied, mode="replace"),
+                      mark_success_pattern="approve_replace")
+
+    assert str(dag_run.state) == "failed"
+    assert _states(dag_run)["plan"] == "failed"
+    assert _states(dag_run)["restore"] in ("upstream_failed", "skipped")
+    assert _has_sentinel(pg_cluster, occupied)
+
+
+def test_replace_with_confirmation_runs_after_the_approval_step(
+    run_dag: Callable[..., Any], backup: Manifest, occupied: str, pg_cluster: ClusterBase,
+) -> None:
+    dag_run = run_dag("restore", run_conf=_conf(backup, occupied, mode="replace",
+                                                confirm=occupied),
+                      mark_success_pattern="approve_replace")
+
+    assert _states(dag_run) == {"plan": "success", "approve_replace": "success",
+                                "restore": "success"}
+    assert not _has_sentinel(pg_cluster, occupied)
+    assert_databases_equal(pg_cluster, "af_source", pg_cluster, occupied)
+
+
+class _Approver(threading.Thread):
+    """Answers the approval through Airflow's REST API (the route the UI's form calls), from
+    another thread while dag.test() waits in the main one."""
+
+    def __init__(self, option: str) -> None:
+        super().__init__(daemon=True)
+        self.option = option
+        self.status: int | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._answer()
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def _answer(self) -> None:
+        from airflow.api_fastapi.app import create_app
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+        from fastapi.testclient import TestClient
+
+        client = TestClient(create_app("core"))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with create_session() as session:
+                waiting = session.query(TaskInstance).filter(
+                    TaskInstance.dag_id == "restore", TaskInstance.task_id == "approve_replace",
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT).first()
+                run_id = waiting.run_id if waiting else None
+            if run_id:
+                answer = client.patch(
+                    f"/api/v2/dags/restore/dagRuns/{run_id}/taskInstances/approve_replace/-1/"
+                    "hitlDetails", json={"chosen_options": [self.option], "params_input": {}})
+                self.status = answer.status_code
+                return
+            time.sleep(0.5)
+        raise TimeoutError("the approval task never asked")
+
+
+@pytest.mark.parametrize("option", ["Reject", "Approve"])
+def test_the_approval_answered_through_the_api_decides_whether_the_database_is_replaced(
+    run_dag: Callable[..., Any], backup: Manifest, occupied: str, pg_cluster: ClusterBase,
+    monkeypatch: pytest.MonkeyPatch, option: str,
+) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    approver = _Approver(option)
+    approver.start()
+
+    dag_run = run_dag("restore", run_conf=_conf(backup, occupied, mode="replace",
+                                                confirm=occupied))
+    approver.join(timeout=30)
+
+    assert approver.error is None and approver.status == 200
+    states = _states(dag_run)
+    assert states["approve_replace"] == "success"
+    if option == "Reject":
+        assert states["restore"] == "skipped" and _has_sentinel(pg_cluster, occupied)
+    else:
+        assert states["restore"] == "success" and not _has_sentinel(pg_cluster, occupied)

@@ -1,0 +1,134 @@
+"""One real Airflow deployment for the e2e package, over the session's Postgres and moto."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.storage import S3Storage
+from amprenta_backup.sandbox.cluster import ClusterBase
+from amprenta_backup.sandbox.dataset import load_sample
+from amprenta_backup.sandbox.s3server import MotoServer
+from tests.airflow.conftest import postgres_conn_json
+from tests.integration.conftest import conninfo
+from tests.support.airflow_deployment import AirflowDeployment
+from tests.support.process_group import GroupMemory
+
+SOURCE_DB = "e2e_source"
+CATALOG_DB = "e2e_catalog"
+METADATA_DB = "airflow_meta"
+BUCKET = "e2e-backups"
+TARGET = "pg_source"
+_CALL_FAILED = pytest.StashKey[bool]()
+_FIGURES = pytest.StashKey[list[str]]()
+
+
+@dataclass(frozen=True)
+class E2ESetup:
+    """What the deployment backs up and where: the source database, storage and catalog.
+
+    :param cluster: the session's PostgreSQL cluster (source, catalog and metadata DBs)
+    :param storage: the bucket on the session's moto server that backups go to
+    :param catalog: the backup catalog the deployment writes
+    :param env: connections and ``BACKUP_*`` settings given to every Airflow component
+    """
+
+    cluster: ClusterBase
+    storage: S3Storage
+    catalog: Catalog
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="package")
+def e2e(pg_cluster: ClusterBase, moto_server: MotoServer) -> E2ESetup:
+    """A sample source database, an empty catalog and bucket, and the env that names them."""
+    load_sample(pg_cluster, SOURCE_DB)
+    for name in (CATALOG_DB, METADATA_DB):
+        pg_cluster.drop_database(name)
+        pg_cluster.create_database(name)
+    moto_server.create_bucket(BUCKET)
+    env = {
+        "AIRFLOW_CONN_PG_SOURCE": postgres_conn_json(pg_cluster, SOURCE_DB),
+        "AIRFLOW_CONN_BACKUP_CATALOG": postgres_conn_json(pg_cluster, CATALOG_DB),
+        "AIRFLOW_CONN_AWS_BACKUPS": json.dumps({
+            "conn_type": "aws", "login": moto_server.access_key,
+            "password": moto_server.secret_key,
+            "extra": {"endpoint_url": moto_server.endpoint_url, "region_name": moto_server.region},
+        }),
+        "BACKUP_TARGETS": TARGET,
+        "BACKUP_STORAGE_TYPE": "s3",
+        "BACKUP_AWS_CONN_ID": "aws_backups",
+        "BACKUP_S3_BUCKET": BUCKET,
+        "BACKUP_TASK_RETRIES": "0",
+    }
+    return E2ESetup(cluster=pg_cluster, storage=S3Storage(moto_server.client(), BUCKET),
+                    catalog=Catalog(conninfo(pg_cluster, CATALOG_DB)), env=env)
+
+
+@pytest.fixture(scope="package")
+def deployment(e2e: E2ESetup, tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[AirflowDeployment]:
+    """scheduler, dag-processor, triggerer and api-server, started once for the package."""
+    info = e2e.cluster.conninfo(METADATA_DB)
+    url = AirflowDeployment.postgres_url(info["host"], info["port"], info["user"],
+                                         info["password"], METADATA_DB)
+    began = time.monotonic()
+    airflow = AirflowDeployment(tmp_path_factory.mktemp("airflow-e2e"), url, env=e2e.env)
+    airflow.start()
+    idle = airflow.memory()
+    try:
+        yield airflow
+    finally:
+        busy = airflow.peak_memory()
+        airflow.stop()
+        _report(request, airflow, idle, busy, time.monotonic() - began)
+
+
+@pytest.fixture(scope="package")
+def daily_backup_run(deployment: AirflowDeployment) -> dict[str, Any]:
+    """One ``daily_backup`` run triggered through the REST API and followed to its end."""
+    return deployment.run_dag("daily_backup", conf={}, timeout=150)
+
+
+def _report(request: pytest.FixtureRequest, airflow: AirflowDeployment,
+            idle: dict[str, GroupMemory], busy: dict[str, GroupMemory], wall: float) -> None:
+    """Keep the deployment's timings and memory for the terminal summary."""
+    t = airflow.timings
+    lines = [f"migrate {t['migrate_s']:.1f} s, healthy {t['healthy_s']:.1f} s after start, "
+             f"stopped in {t['stop_s']:.1f} s ({t['stop_killed_groups']:.0f} groups needed "
+             f"SIGKILL); deployment up for {wall:.1f} s"]
+    for label, usage in (("just started", idle), ("peak in runs", busy)):
+        for name, memory in usage.items():
+            lines.append(f"memory {label:<12} {name:<13} {memory.describe()}")
+    request.config.stash[_FIGURES] = lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_FIGURES, [])
+    if lines:
+        terminalreporter.write_sep("-", "e2e deployment figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _log_tails_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a failed e2e test, print the tail of every component's log."""
+    yield
+    if request.node.stash.get(_CALL_FAILED, False) and "deployment" in request.fixturenames:
+        airflow: AirflowDeployment = request.getfixturevalue("deployment")
+        print(airflow.log_tails(60))

@@ -1,0 +1,74 @@
+"""Real backups for verify and restore tests, and ways to damage them as disks and people do."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import zstandard
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.backup import BackupRunner, BackupSettings
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.engine import BackupEngine
+from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.models import Manifest, RunContext
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.pipeline import Compression
+from amprenta_backup.core.storage import Storage
+
+SETTINGS = BackupSettings(prefix="database/", compression=Compression())
+_ids = itertools.count(1)
+
+
+def make_backup(storage: Storage, catalog: Catalog, conn: PgConnInfo, target: str = "pg_source",
+                when: datetime | None = None) -> Manifest:
+    """One real backup of ``conn``'s database, recorded COMPLETED."""
+    backup_id = layout.make_backup_id(when or datetime.now(UTC), f"test/{next(_ids)}/{target}")
+    return BackupRunner(storage, catalog, SETTINGS).run(target, conn, RunContext(), backup_id)
+
+
+def engine_for(storage: Storage, catalog: Catalog, conns: dict[str, PgConnInfo]
+               ) -> BackupEngine:
+    """A BackupEngine over ``storage`` and ``catalog`` whose connection ids are ``conns``."""
+
+    def resolve(conn_id: str, database: str | None) -> PgConnInfo:
+        if conn_id not in conns:
+            raise ConfigError(f"connection {conn_id!r} is not defined")
+        conn = conns[conn_id]
+        return conn.with_database(database) if database else conn
+
+    return BackupEngine(BackupConfig(), storage=storage, catalog=catalog, resolve=resolve)
+
+
+def rewrite(storage: Storage, key: str, change: Callable[[bytes], bytes]) -> None:
+    """Replace a stored object's bytes with ``change(bytes)``."""
+    storage.put_bytes(key, change(storage.get_bytes(key)))
+
+
+def flip_byte(data: bytes) -> bytes:
+    """One bit flipped in the middle: what a bad disk sector or a bit rot does."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+
+
+def truncate(data: bytes) -> bytes:
+    """The first half only: an interrupted copy."""
+    return data[: len(data) // 2]
+
+
+def damage_archive_then_checksum(storage: Storage, manifest: Manifest) -> Manifest:
+    """Cut the end off the pg_dump archive *before* compression and write a manifest whose
+    sha256 and sizes match the damaged bytes: only a full read of the archive can tell."""
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(storage.get_bytes(manifest.key))
+    damaged = raw[: int(len(raw) * 0.9)]
+    stored = zstandard.ZstdCompressor(level=3, write_checksum=True).compress(damaged)
+    storage.put_bytes(manifest.key, stored)
+    forged = Manifest.from_json(manifest.to_json())
+    forged.sha256 = hashlib.sha256(stored).hexdigest()
+    forged.stored_bytes, forged.raw_bytes = len(stored), len(damaged)
+    storage.put_bytes(layout.manifest_key(manifest.key.rsplit("/", 1)[0]), forged.to_json())
+    return forged
