@@ -121,8 +121,13 @@ class AirflowRestClient:
         return self.client.post(f"/api/v2/dags/{dag_id}/dagRuns",
                                 json={"logical_date": None, "conf": dict(conf or {})})
 
+    def unpause(self, dag_id: str) -> None:
+        """Unpause one DAG (the deployment creates every DAG paused)."""
+        self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Trigger a manual run with ``conf``; return the new run (its ``dag_run_id`` ...)."""
+        """Unpause ``dag_id`` and trigger a manual run with ``conf``; return the new run."""
+        self.unpause(dag_id)
         answer = self.post_run(dag_id, conf)
         if answer.status_code != 200:
             raise DeploymentError(f"triggering {dag_id} answered {answer.status_code}: "
