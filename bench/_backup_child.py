@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL
+
 HERE = Path(__file__).resolve().parent
 SPAWN = HERE / "_spawn_measured.py"
 
@@ -45,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--endpoint-url", help="S3 endpoint (storage=s3)")
     parser.add_argument("--bucket", help="S3 bucket (storage=s3)")
     parser.add_argument("--region", default=env.get("AWS_DEFAULT_REGION", "us-east-1"))
-    parser.add_argument("--level", type=int, default=3, help="zstd level")
+    parser.add_argument("--level", type=int, default=DEFAULT_COMPRESSION_LEVEL, help="zstd level")
     parser.add_argument("--threads", type=int, default=2, help="zstd worker threads")
     parser.add_argument("--part-size-mib", type=int,
                         help="S3 multipart part size (default: the engine's)")

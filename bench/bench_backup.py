@@ -26,6 +26,8 @@ from typing import Any  # noqa: E402
 
 from _bench_report import build_report, print_report  # noqa: E402
 
+from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SPAWN = HERE / "_spawn_measured.py"
 CHILD = HERE / "_backup_child.py"
@@ -51,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--double", action="store_true",
                         help="also back up a database twice the size; compare peak RSS")
-    parser.add_argument("--level", type=int, default=3, help="zstd level of ours (default 3)")
+    parser.add_argument("--level", type=int, default=DEFAULT_COMPRESSION_LEVEL,
+                        help="zstd level of ours (default: the engine's)")
     parser.add_argument("--threads", type=int, default=2, help="zstd threads of ours (default 2)")
     parser.add_argument("--part-size-mib", type=int,
                         help="S3 part size of ours, for diagnosis (default: the engine's)")

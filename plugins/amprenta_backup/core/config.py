@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from amprenta_backup.core.constants import (
     DEFAULT_BUCKET,
+    DEFAULT_COMPRESSION_LEVEL,
     DEFAULT_LOCAL_PATH,
     DEFAULT_PREFIX,
     DEFAULT_RETENTION_DAYS,
@@ -149,7 +150,7 @@ class BackupConfig:
     gfs: GFSSpec | None = None
     health_max_age_hours: int = 48
     compression_enabled: bool = True
-    compression_level: int = 3
+    compression_level: int = DEFAULT_COMPRESSION_LEVEL
     compression_threads: int = 2
     checksum_enabled: bool = True
     targets: tuple[BackupTarget, ...] = field(default_factory=tuple)
@@ -229,7 +230,8 @@ class BackupConfig:
             gfs=GFSSpec.parse(reader.text("BACKUP_GFS", "")),
             health_max_age_hours=reader.integer("BACKUP_HEALTH_MAX_AGE_HOURS", 48),
             compression_enabled=reader.flag("BACKUP_COMPRESSION_ENABLED", True),
-            compression_level=reader.integer("BACKUP_COMPRESSION_LEVEL", 3),
+            compression_level=reader.integer("BACKUP_COMPRESSION_LEVEL",
+                                             DEFAULT_COMPRESSION_LEVEL),
             compression_threads=reader.integer("BACKUP_COMPRESSION_THREADS", 2),
             checksum_enabled=reader.flag("BACKUP_CHECKSUM_ENABLED", True),
             targets=parse_targets(reader.text("BACKUP_TARGETS", "")),

@@ -12,7 +12,7 @@ from typing import IO
 
 import zstandard
 
-from amprenta_backup.core.constants import READ_CHUNK, ZSTD_JOB_SIZE
+from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL, READ_CHUNK, ZSTD_JOB_SIZE
 from amprenta_backup.core.errors import DumpError
 from amprenta_backup.core.storage.base import ObjectWriter
 
@@ -74,7 +74,7 @@ class Compression:
     """
 
     enabled: bool = True
-    level: int = 3
+    level: int = DEFAULT_COMPRESSION_LEVEL
     threads: int = 2
 
     @property
