@@ -7,9 +7,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amprenta_backup.alerts import failure_callbacks
+from amprenta_backup.core.errors import ConfigError
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["amprenta-backup"]
+
+
+def task_retries() -> int:
+    """``BACKUP_TASK_RETRIES`` (default 3), with an error that names it when malformed."""
+    raw = os.environ.get("BACKUP_TASK_RETRIES", "3").strip()
+    if not raw.isdigit() or int(raw) > 20:
+        raise ConfigError(f"BACKUP_TASK_RETRIES={raw!r} must be a whole number from 0 to 20")
+    return int(raw)
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
@@ -17,7 +26,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     from 5 minutes, capped at 1 hour, and an alert on failure (``BACKUP_ALERT_CHANNELS``)."""
     args: dict[str, Any] = {
         "owner": "data-platform",
-        "retries": int(os.environ.get("BACKUP_TASK_RETRIES", "3")),
+        "retries": task_retries(),
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(hours=1),

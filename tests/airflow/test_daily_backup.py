@@ -138,3 +138,21 @@ def test_unknown_connection_id_fails_naming_it(
     out, err = capfd.readouterr()
     assert "Airflow connection 'pg_nowhere' (from BACKUP_TARGETS) is not defined" in out + err
     assert backup_env["catalog"].find() == []
+
+
+def test_backup_s3_endpoint_url_overrides_the_connection(
+    run_dag: Any, s3_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    moto_server: Any,
+) -> None:
+    """The aws connection has credentials only; the endpoint comes from the environment."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_BACKUPS", json.dumps({
+        "conn_type": "aws", "login": moto_server.access_key,
+        "password": moto_server.secret_key, "extra": {"region_name": moto_server.region}}))
+    monkeypatch.setenv("BACKUP_S3_ENDPOINT_URL", moto_server.endpoint_url)
+    monkeypatch.setenv("BACKUP_TARGETS", "pg_source")
+    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    assert str(dag_run.state) == "success", _states(dag_run)
+    storage = S3Storage(s3_env["client"], s3_env["bucket"])
+    assert len([o for o in storage.list_objects("database/pg_source/")]) == 2

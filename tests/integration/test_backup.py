@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-import subprocess
+import os
+import signal
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from amprenta_backup.core import layout
+from amprenta_backup.core import layout, pgtools
 from amprenta_backup.core.backup import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import StepError, StorageError
 from amprenta_backup.core.models import Manifest, RunContext, Status
-from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
+from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pipeline import Compression
 from amprenta_backup.core.storage import S3Storage, Storage
 from amprenta_backup.sandbox.compare import assert_databases_equal
@@ -28,6 +30,20 @@ SETTINGS = BackupSettings(prefix="database/", compression=Compression())
 
 def _backup_id(key: str) -> str:
     return layout.make_backup_id(datetime.now(UTC), key)
+
+
+def _children_running(*argv_part: str) -> list[int]:
+    """Pids of this process's direct children whose argv contains ``argv_part`` (/proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            argv = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and all(part in argv for part in argv_part):
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _objects(storage: Storage) -> list[str]:
@@ -159,13 +175,12 @@ def test_pg_dump_killed_mid_stream_leaves_no_object(
     local_storage: Storage, catalog: Catalog, big_source_conn: PgConnInfo,
 ) -> None:
     """pg_dump is killed for real partway through; nothing is offered as a backup."""
-    def kill_pg_dump() -> None:
-        for _ in range(200):
-            out = subprocess.run(["pkill", "-KILL", "-f", "pg_dump --format=custom"],
-                                 capture_output=True)
-            if out.returncode == 0:
+    def kill_pg_dump() -> None:  # only our own child: other pg_dumps on the host live on
+        for _ in range(500):
+            for pid in _children_running("--format=custom"):
+                os.kill(pid, signal.SIGKILL)
                 return
-            threading.Event().wait(0.02)
+            threading.Event().wait(0.01)
 
     killer = threading.Thread(target=kill_pg_dump)
     killer.start()
@@ -193,5 +208,41 @@ def test_catalog_is_rebuilt_from_manifests(
     assert all(r.status == Status.COMPLETED and r.manifest for r in rebuilt.find())
 
 
-def test_restore_argv_has_no_password(source_conn: PgConnInfo) -> None:
-    assert not any((source_conn.password or "\0") in a for a in pg_restore_argv("x"))
+def test_an_unexpected_fault_still_marks_the_backup_failed(
+    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pg_dump exists but cannot be executed: an OSError, not a BackupError."""
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    (broken / "pg_dump").write_text("not a program")  # mode 0644: PermissionError on exec
+    monkeypatch.setenv("AMPRENTA_PG_BINDIR", str(broken))
+    pgtools.bin_dir.cache_clear()
+    try:
+        with pytest.raises(PermissionError):
+            BackupRunner(local_storage, catalog, SETTINGS).run(
+                "pg_source", source_conn, RunContext(), _backup_id("oserror"))
+    finally:
+        monkeypatch.delenv("AMPRENTA_PG_BINDIR")
+        pgtools.bin_dir.cache_clear()
+    (record,) = catalog.find(target="pg_source")
+    assert record.status == Status.FAILED
+    assert "step 'preflight' failed: PermissionError" in (record.error or "")
+    assert _objects(local_storage) == []
+
+
+def test_a_retry_trusts_the_manifest_in_storage_over_a_lost_record(
+    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
+) -> None:
+    """The record of a finished backup was lost (catalog down at the final save)."""
+    runner = BackupRunner(local_storage, catalog, SETTINGS)
+    backup_id = _backup_id("daily_backup/scheduled__y/pg_source")
+    first = runner.run("pg_source", source_conn, RunContext(), backup_id)
+    with catalog.cursor() as cur:
+        cur.execute("DELETE FROM backup_records WHERE id = %s", (backup_id,))
+    again = runner.run("pg_source", source_conn, RunContext(), backup_id)
+    assert again.sha256 == first.sha256
+    record = catalog.get(backup_id)
+    assert record is not None and record.status == Status.COMPLETED
+    assert record.sha256 == first.sha256
+    assert len(_objects(local_storage)) == 2

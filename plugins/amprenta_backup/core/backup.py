@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.catalog import Catalog, record_from_manifest
 from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.errors import (
     BackupError,
@@ -122,32 +122,46 @@ class BackupRunner:
                               location=self.storage.uri(folder), started_at=utcnow(),
                               database=conn.dbname, run=run)
         self.catalog.save(record)
-        step = "connect"
+        step = _Step()
         try:
-            manifest = self._backup(target, conn, run, backup_id, folder, record, _Step())
-            step = "done"
+            manifest = self._backup(target, conn, run, backup_id, folder, record, step)
             record.status, record.manifest = Status.COMPLETED, manifest
             record.completed_at = manifest.completed_at
             record.stored_bytes, record.raw_bytes = manifest.stored_bytes, manifest.raw_bytes
             record.sha256 = manifest.sha256
             return manifest
         except _Failed as failed:
-            step = failed.step
             detail = conn.redact(failed.detail)
-            record.status, record.error = Status.FAILED, f"step {step!r} failed: {detail}"
-            record.completed_at = utcnow()
-            raise StepError(step, target, detail) from failed.__cause__
+            self._mark_failed(record, failed.step, detail)
+            raise StepError(failed.step, target, detail) from failed.__cause__
+        except BaseException as exc:  # timeouts, SIGTERM, OS errors: never left RUNNING
+            self._mark_failed(record, step.now,
+                              conn.redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
+            raise
         finally:
             self.catalog.save(record)
 
+    @staticmethod
+    def _mark_failed(record: BackupRecord, step: str, detail: str) -> None:
+        record.status, record.error = Status.FAILED, f"step {step!r} failed: {detail}"
+        record.completed_at = utcnow()
+
     def _already_completed(self, backup_id: str, folder: str) -> Manifest | None:
-        existing = self.catalog.get(backup_id)
-        if existing is None or existing.status not in RESTORABLE:
-            return None
+        """The manifest of a backup that finished under ``backup_id``, if storage has one.
+
+        Storage is the source of truth: a manifest there means the backup completed even if
+        the catalog missed it (e.g. the catalog was down when the record was saved); the
+        record is repaired instead of dumping again over the finished backup.
+        """
         manifest_key = layout.manifest_key(folder)
         if not self.storage.exists(manifest_key):
             return None
-        return Manifest.from_json(self.storage.get_bytes(manifest_key))
+        manifest = Manifest.from_json(self.storage.get_bytes(manifest_key))
+        existing = self.catalog.get(backup_id)
+        if existing is None or existing.status not in (*RESTORABLE, Status.CORRUPT):
+            self.catalog.save(record_from_manifest(manifest, self.storage.uri(folder),
+                                                   Status.COMPLETED))
+        return manifest
 
     def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
                 folder: str, record: BackupRecord, step: _Step) -> Manifest:

@@ -109,12 +109,13 @@ class Catalog:
     def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
         try:
             with psycopg.connect(**self.conn.connect_kwargs(), row_factory=dict_row) as db:
-                if not self._ready:
+                creating = not self._ready
+                if creating:
                     db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                     db.execute(DDL)
-                    self._ready = True
                 with db.cursor() as cur:
                     yield cur
+            self._ready = self._ready or creating  # only once the DDL has been committed
         except psycopg.Error as exc:
             detail = self.conn.redact(str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
             raise CatalogError(
@@ -135,8 +136,10 @@ class Catalog:
     def set_status(self, backup_id: str, status: Status, error: str | None = None) -> bool:
         """Set a record's status and error (``None`` clears it); False if there is no record."""
         with self._cursor() as cur:
+            # never over a deleted or unfinished backup (a verify racing a cleanup, say)
             cur.execute("UPDATE backup_records SET status = %s, error = %s, updated_at = now() "
-                        "WHERE id = %s", (str(status), error, backup_id))
+                        "WHERE id = %s AND status IN ('completed', 'verified', 'corrupt')",
+                        (str(status), error, backup_id))
             return cur.rowcount == 1
 
     def save(self, record: BackupRecord) -> None:

@@ -215,7 +215,7 @@ class BackupConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupConfig:
         """Read the ``BACKUP_*`` variables; unset ones keep their defaults."""
         env = os.environ if environ is None else environ
-        reader = _EnvReader(env)
+        reader = EnvReader(env)
         return cls(
             storage_type=reader.text("BACKUP_STORAGE_TYPE", "local").lower(),
             s3_bucket=reader.text("BACKUP_S3_BUCKET", DEFAULT_BUCKET),
@@ -242,7 +242,7 @@ class BackupConfig:
         )
 
 
-class _EnvReader:
+class EnvReader:
     """Typed reads of environment variables with errors that name the variable."""
 
     def __init__(self, env: Mapping[str, str]) -> None:

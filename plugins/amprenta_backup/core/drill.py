@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from amprenta_backup.core import drill_record, drill_scratch, layout
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupTarget, _EnvReader
+from amprenta_backup.core.config import BackupTarget, EnvReader
 from amprenta_backup.core.drill_assertions import Assertion, load_assertions
 from amprenta_backup.core.drill_checks import run_checks
 from amprenta_backup.core.drill_record import DrillRecord
@@ -93,7 +93,7 @@ class DrillSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DrillSettings:
         env = os.environ if environ is None else environ
-        reader = _EnvReader(env)
+        reader = EnvReader(env)
         return cls(
             conn_id=reader.text("BACKUP_DRILL_CONN_ID", "") or None,
             rto_seconds=_seconds(env, "BACKUP_DRILL_RTO_SECONDS", DEFAULT_RTO_SECONDS),

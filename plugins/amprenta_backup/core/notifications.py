@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import _EnvReader
+from amprenta_backup.core.config import EnvReader
 from amprenta_backup.core.errors import ConfigError
 
 NOTIFICATION_TYPES = ("info", "warning", "critical")
@@ -157,7 +157,7 @@ class AlertSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertSettings:
         env = os.environ if environ is None else environ
-        reader = _EnvReader(env)
+        reader = EnvReader(env)
         try:
             hours = float(reader.text("BACKUP_DEADLINE_HOURS", "4"))
         except ValueError:

@@ -51,7 +51,7 @@ class _HashingWriter:
         return self._sha.hexdigest() if self._sha is not None else None
 
 
-class _StderrTail(threading.Thread):
+class StderrTail(threading.Thread):
     """Drains a child's stderr so it never blocks, keeping the last few KiB."""
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -103,7 +103,7 @@ def stream_command(
     proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
-    tail = _StderrTail(proc.stderr)
+    tail = StderrTail(proc.stderr)
     tail.start()
     sink = _HashingWriter(writer, checksum)
     try:

@@ -22,7 +22,7 @@ import zstandard
 from amprenta_backup.core.constants import READ_CHUNK
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError, StorageError
 from amprenta_backup.core.models import Manifest
-from amprenta_backup.core.pipeline import _StderrTail  # the pipeline's stderr drain, reused
+from amprenta_backup.core.pipeline import StderrTail  # the pipeline's stderr drain, reused
 from amprenta_backup.core.storage.base import Storage
 
 Progress = Callable[[int], None]
@@ -195,7 +195,7 @@ class ToolInput:
         assert self._proc.stdin is not None and self._proc.stderr is not None
         self._stdin = self._proc.stdin
         _widen_pipe(self._stdin.fileno())
-        self._tail = _StderrTail(self._proc.stderr)
+        self._tail = StderrTail(self._proc.stderr)
         self._tail.start()
         self.closed_early = False
 

@@ -213,8 +213,8 @@ def record_result(catalog: Catalog, result: VerifyResult, run: RunContext | None
         cur.execute(_INSERT, row)
     error = None if result.ok else f"verification failed: {result.detail}"
     if not catalog.set_status(result.backup_id, result.status, error):
-        log.warning("backup %s has no catalog record; its verification was logged only",
-                    result.backup_id)
+        log.warning("backup %s has no finished catalog record (missing, deleted or still "
+                    "running); its verification was logged only", result.backup_id)
 
 
 def history(catalog: Catalog, backup_id: str) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ class BackupStorageHook(BaseHook):
     """Builds the :class:`Storage` that ``BACKUP_STORAGE_TYPE`` names.
 
     For ``s3`` the client comes from the amazon provider's ``S3Hook``, so the connection's
-    credentials, region and ``endpoint_url`` extra (any S3-compatible service) apply.
+    credentials, region and ``endpoint_url`` extra (any S3-compatible service) apply;
+    ``BACKUP_S3_ENDPOINT_URL``, when set, takes precedence over the extra.
 
     :param config: backup settings; read from the environment when omitted
     """
@@ -30,7 +31,10 @@ class BackupStorageHook(BaseHook):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         hook = S3Hook(aws_conn_id=self.config.aws_conn_id, region_name=self.config.s3_region)
-        return hook.get_conn()
+        if not self.config.s3_endpoint_url:
+            return hook.get_conn()  # the connection's own endpoint_url extra, if any
+        return hook.get_session(region_name=self.config.s3_region).client(
+            "s3", endpoint_url=self.config.s3_endpoint_url, config=hook.config)
 
     def get_storage(self) -> Storage:
         client = self._s3_client() if self.config.storage_type == "s3" else None

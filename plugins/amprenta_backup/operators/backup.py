@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from amprenta_backup.core import layout
 from amprenta_backup.core.config import BackupConfig, BackupTarget
 from amprenta_backup.core.engine import BackupEngine
-from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.errors import ConfigError, PreconditionError, StepError
 from amprenta_backup.hooks.engine import EngineHook
 from amprenta_backup.operators.context import backup_id_for, run_context
 
@@ -60,7 +60,12 @@ class PostgresBackupOperator(BaseOperator):
         except ConfigError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info("backing up %s (%s) as %s", target.name, conn.describe(), backup_id)
-        manifest = runner.run(target.name, conn, run, backup_id)
+        try:
+            manifest = runner.run(target.name, conn, run, backup_id)
+        except StepError as exc:
+            if isinstance(exc.__cause__, ConfigError | PreconditionError):
+                raise AirflowFailException(str(exc)) from exc  # a retry cannot help
+            raise
         folder = self.engine.storage.uri(layout.backup_folder(runner.settings.prefix,
                                                               target.name, backup_id))
         self.log.info("backup %s complete: %d bytes stored (%.1fx), sha256 %s", backup_id,
