@@ -75,6 +75,9 @@ def test_cleanup_on_s3_removes_exactly_the_planned_backups_and_keeps_the_rest(
     s3.put_bytes(f"{PREFIX}/notes.txt", b"not a backup")
     stale = s3.client.create_multipart_upload(Bucket=s3.bucket, Key=f"{PREFIX}/pg_a/x/dump")
     elsewhere = s3.client.create_multipart_upload(Bucket=s3.bucket, Key="wal/000000010000")
+    still_running = s3.client.create_multipart_upload(  # a backup running for over a day
+        Bucket=s3.bucket, Key=layout.dump_key(layout.backup_folder(
+            PREFIX, "pg_a", running.backup_id), compressed=True))
     before = keys(s3)
     doomed = [*expired, failed, old_b]
     doomed_keys = set().union(*(folder_keys(s3, r) for r in doomed))
@@ -83,7 +86,7 @@ def test_cleanup_on_s3_removes_exactly_the_planned_backups_and_keeps_the_rest(
     dry = cleanup.run(NOW, deleted_by="test:dry", dry_run=True)
     assert sorted(dry.removed) == sorted(r.backup_id for r in doomed)
     assert dry.bytes_freed == sum(o.size for o in s3.list_objects() if o.key in doomed_keys)
-    assert keys(s3) == before and len(s3.list_incomplete_uploads()) == 2
+    assert keys(s3) == before and len(s3.list_incomplete_uploads()) == 3
     assert {r.backup_id: r.status for r in catalog.find()}[expired[0].backup_id] \
         == Status.COMPLETED
 
@@ -93,7 +96,8 @@ def test_cleanup_on_s3_removes_exactly_the_planned_backups_and_keeps_the_rest(
     assert keys(s3) == before - doomed_keys - {orphan}
     assert report.leftovers_removed == [orphan] and report.leftover_bytes == 300
     assert report.aborted_uploads == [f"{PREFIX}/pg_a/x/dump"]
-    assert [u.upload_id for u in s3.list_incomplete_uploads()] == [elsewhere["UploadId"]]
+    assert sorted(u.upload_id for u in s3.list_incomplete_uploads()) == sorted(
+        [elsewhere["UploadId"], still_running["UploadId"]])
     assert stale["UploadId"] not in {u.upload_id for u in s3.list_incomplete_uploads()}
     folder_c = layout.backup_folder(PREFIX, "pg_c", no_manifest.backup_id)
     assert report.missing_manifests == [folder_c]

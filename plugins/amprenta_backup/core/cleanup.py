@@ -156,6 +156,9 @@ class Cleanup:
     def _sweep(self, now: datetime, statuses: dict[str, Status], report: CleanupReport) -> None:
         stem = self.prefix + "/" if self.prefix else ""
         for upload in self.storage.list_incomplete_uploads(stem):
+            backup_id = upload.key.rsplit("/", 2)[-2] if upload.key.count("/") >= 1 else ""
+            if statuses.get(backup_id) == Status.RUNNING:
+                continue  # a backup that runs for more than a day is still writing it
             if upload.initiated < now - STALE_AFTER:
                 if not report.dry_run:
                     self.storage.abort_upload(upload)
