@@ -1,11 +1,13 @@
 """restore: restore a backup into a new database, or replace a database after an approval.
 
 Manual runs only; fill in the trigger form. ``plan`` checks everything and logs what would
-be restored where (``dry_run`` stops there). ``new_database`` restores at once and refuses a
+be restored where (``dry_run`` stops there); ``restore`` carries out that plan, so ``latest``
+is resolved once, before the approval. ``new_database`` restores at once and refuses a
 database that exists; ``replace`` needs the database name typed again in ``confirm`` and a
-person's approval (``approve_replace``) before anything is dropped. The dump's sha256 is
-checked before the restore starts; the run reports its duration (the achieved RTO) and the
-restored row counts against the backup's manifest.
+person's explicit Approve (``approve_replace``), then restores into a temporary database and
+swaps it in only once its row counts match. The dump's sha256 is checked before the restore
+starts; the run reports its duration (the achieved RTO) and the restored row counts against
+the backup's manifest.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ with DAG(
             values_display={"new_database": "new_database: create it, refuse if it exists",
                             "replace": "replace: drop and re-create it (needs approval)"},
             description="new_database creates the database and refuses one that exists; "
-                        "replace drops it first, after confirm and an approval."),
+                        "replace restores into a temporary database and swaps it in, "
+                        "after confirm and an approval (no schema/table filters)."),
         "confirm": Param(
             None, type=["null", "string"], title="Confirm (replace only)",
             description="For replace: type the target database name again."),

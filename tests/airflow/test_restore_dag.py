@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,26 +119,51 @@ def test_replace_without_confirmation_fails_the_plan_and_touches_nothing(
     assert _has_sentinel(pg_cluster, occupied)
 
 
-def test_replace_with_confirmation_runs_after_the_approval_step(
+def _logged(capfd: pytest.CaptureFixture[str]) -> str:
+    """What the run printed and wrote to its task logs."""
+    out, err = capfd.readouterr()
+    return out + err + "".join(path.read_text(errors="replace")
+                               for path in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log"))
+
+
+def test_an_approval_marked_success_without_an_answer_does_not_replace(
     run_dag: Callable[..., Any], backup: Manifest, occupied: str, pg_cluster: ClusterBase,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
+    """Marking approve_replace success by hand (here: dag.test's mark_success_pattern) gives
+    no answer; only an explicit Approve may drop the database."""
     dag_run = run_dag("restore", run_conf=_conf(backup, occupied, mode="replace",
                                                 confirm=occupied),
                       mark_success_pattern="approve_replace")
 
     assert _states(dag_run) == {"plan": "success", "approve_replace": "success",
-                                "restore": "success"}
-    assert not _has_sentinel(pg_cluster, occupied)
-    assert_databases_equal(pg_cluster, "af_source", pg_cluster, occupied)
+                                "restore": "failed"}
+    assert _has_sentinel(pg_cluster, occupied)
+    assert f"replacing database '{occupied}' needs an explicit Approve of task " \
+           "'approve_replace'" in _logged(capfd)
+
+
+def test_the_restore_task_refuses_to_run_without_the_plan_it_carries_out(
+    run_dag: Callable[..., Any], backup: Manifest, database: str, pg_cluster: ClusterBase,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """``plan`` marked success by hand leaves no plan in XCom: nothing to carry out."""
+    dag_run = run_dag("restore", run_conf=_conf(backup, database),
+                      mark_success_pattern="plan|approve_replace")
+
+    assert _states(dag_run)["restore"] == "failed"
+    assert not pg_cluster.database_exists(database)
+    assert "no restore plan in the XCom of task 'plan'" in _logged(capfd)
 
 
 class _Approver(threading.Thread):
     """Answers the approval through Airflow's REST API (the route the UI's form calls), from
     another thread while dag.test() waits in the main one."""
 
-    def __init__(self, option: str) -> None:
+    def __init__(self, option: str, before: Callable[[], None] | None = None) -> None:
         super().__init__(daemon=True)
         self.option = option
+        self.before = before
         self.status: int | None = None
         self.error: BaseException | None = None
 
@@ -162,6 +189,8 @@ class _Approver(threading.Thread):
                     TaskInstance.state == TaskInstanceState.AWAITING_INPUT).first()
                 run_id = waiting.run_id if waiting else None
             if run_id:
+                if self.before:
+                    self.before()
                 answer = client.patch(
                     f"/api/v2/dags/restore/dagRuns/{run_id}/taskInstances/approve_replace/-1/"
                     "hitlDetails", json={"chosen_options": [self.option], "params_input": {}})
@@ -191,3 +220,31 @@ def test_the_approval_answered_through_the_api_decides_whether_the_database_is_r
         assert states["restore"] == "skipped" and _has_sentinel(pg_cluster, occupied)
     else:
         assert states["restore"] == "success" and not _has_sentinel(pg_cluster, occupied)
+
+
+def test_latest_is_the_backup_planned_and_approved_not_a_newer_one(
+    run_dag: Callable[..., Any], backup_env: dict[str, Any], backup: Manifest, occupied: str,
+    pg_cluster: ClusterBase, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the approval waits, a newer backup of the target arrives (of another database,
+    so its content differs): the restore still restores the backup the plan showed."""
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    newer: list[Manifest] = []
+    approver = _Approver("Approve", before=lambda: newer.append(make_backup(
+        LocalStorage(backup_env["root"]), backup_env["catalog"],
+        conninfo(pg_cluster, "af_second"), target="pg_source")))
+    approver.start()
+
+    dag_run = run_dag("restore", run_conf={
+        "backup_id": "latest", "target": "pg_source", "target_conn_id": "pg_source",
+        "target_database": occupied, "mode": "replace", "confirm": occupied})
+    approver.join(timeout=30)
+
+    assert approver.error is None and approver.status == 200
+    assert _states(dag_run)["restore"] == "success"
+    ti = dag_run.get_task_instance("restore")
+    assert ti.xcom_pull(task_ids="plan", key="plan")["backup_id"] == backup.backup_id
+    assert ti.xcom_pull(task_ids="restore")["plan"]["backup_id"] == backup.backup_id
+    (latest,) = backup_env["catalog"].find(target="pg_source", limit=1)
+    assert newer and latest.backup_id == newer[0].backup_id != backup.backup_id
+    assert_databases_equal(pg_cluster, "af_source", pg_cluster, occupied)

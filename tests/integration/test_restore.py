@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.engine import BackupEngine
@@ -154,19 +155,98 @@ def test_replace_without_the_right_confirmation_is_refused(
     assert _sentinel(pg_cluster, with_sentinel) == [("still here",)]
 
 
-def test_replace_with_confirmation_drops_and_restores(
+def _temporaries(cluster: ClusterBase, name: str) -> list[str]:
+    """Databases a replace of ``name`` restores into before swapping them in."""
+    stem = name.encode()[:MAX_NAME_BYTES - 22].decode("utf-8", "ignore")
+    return [row[0] for row in cluster.query(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+        params=[stem + "_amprenta_tmp_"])]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_replace_swaps_in_the_restored_database_and_leaves_no_temporary_one(
     s3_engine: BackupEngine, s3_backup: Manifest,
-    pg_cluster: ClusterBase, with_sentinel: str,
+    pg_cluster: ClusterBase, with_sentinel: str, jobs: int,
 ) -> None:
     holder = pg_cluster.connect(with_sentinel)  # an application still connected to it
 
     result = s3_engine.restore_backup(s3_backup.backup_id, with_sentinel, mode="replace",
-                                   confirm=with_sentinel, jobs=2)
+                                      confirm=with_sentinel, jobs=jobs)
 
-    assert result.plan.database_exists and "DROP DATABASE" in result.plan.steps[1]
     assert_databases_equal(pg_cluster, "amprenta", pg_cluster, with_sentinel)
+    assert _temporaries(pg_cluster, with_sentinel) == []
+    assert result.plan.database == with_sentinel and result.mismatches == []
+    assert f"into database {with_sentinel!r}" in result.message
+    steps = result.plan.steps
+    assert f'CREATE DATABASE "{with_sentinel}_amprenta_tmp_<8 hex>"' in steps[1]
+    assert f'DROP DATABASE "{with_sentinel}" WITH (FORCE)' in steps[-2]
+    assert "RENAME TO" in steps[-2] and "left untouched" in steps[-1]
     with pytest.raises(psycopg.OperationalError):  # its session was ended by the drop
         holder.execute("SELECT 1")
+
+
+def test_replace_of_a_63_byte_name_fits_its_temporary_database_under_the_limit(
+    s3_engine: BackupEngine, s3_backup: Manifest, pg_cluster: ClusterBase,
+) -> None:
+    # 63 bytes; the 41 bytes left for the temporary name's stem end inside an "é"
+    name = "é" * 30 + f"{next(_names):03d}"
+    pg_cluster.create_database(name)
+    try:
+        pg_cluster.execute(SENTINEL, dbname=name)
+
+        s3_engine.restore_backup(s3_backup.backup_id, name, mode="replace", confirm=name)
+
+        assert_databases_equal(pg_cluster, "amprenta", pg_cluster, name)
+        assert _temporaries(pg_cluster, name) == []
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def owned_by_a_lost_role(local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
+                         pg_cluster: ClusterBase, new_name: Callable[[str], str]) -> Manifest:
+    """A backup with a table owned by a role that was dropped since: restoring it with
+    ownership (``no_owner`` false) makes pg_restore fail on ``ALTER TABLE ... OWNER TO``."""
+    source, role = new_name("owned_src"), new_name("amprenta_gone")
+    pg_cluster.create_database(source)
+    pg_cluster.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+    pg_cluster.execute(sql.SQL(
+        "CREATE TABLE kept (id int); INSERT INTO kept VALUES (1), (2); "
+        "ALTER TABLE kept OWNER TO {}").format(sql.Identifier(role)), dbname=source)
+    manifest = make_backup(local_storage, catalog, source_conn.with_database(source),
+                           target=f"pg_source.{source}")
+    pg_cluster.drop_database(source)
+    pg_cluster.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    return manifest
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_replace_whose_pg_restore_fails_leaves_the_database_untouched(
+    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, pg_cluster: ClusterBase,
+    owned_by_a_lost_role: Manifest, with_sentinel: str, jobs: int,
+) -> None:
+    engine = engine_for(local_storage, catalog, {"pg_source": source_conn})
+
+    with pytest.raises(RestoreError, match=(
+            r"(?s)role .* does not exist.*temporary database '.*_amprenta_tmp_[0-9a-f]{8}' was "
+            f"dropped and database '{with_sentinel}' was left untouched")):
+        engine.restore_backup(owned_by_a_lost_role.backup_id, with_sentinel, mode="replace",
+                              confirm=with_sentinel, target_conn_id="pg_source", jobs=jobs)
+
+    assert _sentinel(pg_cluster, with_sentinel) == [("still here",)]
+    assert _temporaries(pg_cluster, with_sentinel) == []
+
+
+@pytest.mark.parametrize(("schemas", "tables"), [(["billing"], []), ([], ["orders"])])
+def test_a_filtered_replace_is_refused_because_it_would_discard_the_rest(
+    s3_engine: BackupEngine, s3_backup: Manifest, pg_cluster: ClusterBase,
+    with_sentinel: str, schemas: list[str], tables: list[str],
+) -> None:
+    with pytest.raises(ConfigError, match="restore the subset into a new database"):
+        s3_engine.restore_backup(s3_backup.backup_id, with_sentinel, mode="replace",
+                                 confirm=with_sentinel, schemas=schemas, tables=tables)
+
+    assert _sentinel(pg_cluster, with_sentinel) == [("still here",)]
 
 
 def test_restoring_over_the_source_database_needs_replace_and_confirmation(

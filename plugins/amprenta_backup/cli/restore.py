@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
     restore = subparsers.add_parser(
         "restore", help="restore a backup into a new database, or replace one",
         description="Restore a backup. new_database (the default) refuses a database that "
-                    "exists; replace drops it first and needs --confirm with its name.")
+                    "exists; replace (needs --confirm with its name) restores into a temporary "
+                    "database and swaps it in only once the row counts match.")
     restore.add_argument("backup_id", metavar="BACKUP_ID|latest")
     restore.add_argument("--database", required=True, help="database to restore into")
     restore.add_argument("--target-conn", dest="target_conn_id", metavar="CONN_ID",

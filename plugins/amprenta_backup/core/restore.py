@@ -3,6 +3,7 @@ before touching anything and proves the dump intact before it starts."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import tempfile
@@ -22,14 +23,21 @@ from amprenta_backup.core.errors import (
     BackupError,
     ChecksumMismatch,
     DumpError,
+    PreconditionError,
     RestoreError,
 )
 from amprenta_backup.core.identifiers import conninfo_dbname
 from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
 from amprenta_backup.core.readback import Progress, ToolInput, download, read_back
-from amprenta_backup.core.restore_plan import Resolver, RestorePlan, make_plan, selected
+from amprenta_backup.core.restore_plan import (
+    Resolver,
+    RestorePlan,
+    make_plan,
+    quote_ident,
+    selected,
+)
 from amprenta_backup.core.restore_request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
-from amprenta_backup.core.server import TargetServer
+from amprenta_backup.core.server import TargetServer, temporary_name
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -104,7 +112,11 @@ class Restorer:
 
     def run(self, request: RestoreRequest, progress: ProgressFactory | None = None,
             workdir: str | None = None) -> RestoreResult:
-        """Restore as planned; a dry run returns the plan without touching anything."""
+        """Restore as planned; a dry run returns the plan without touching anything.
+
+        ``replace`` restores into a temporary database and swaps it in only once the row
+        counts match: until then the database it replaces is untouched.
+        """
         started = time.monotonic()
         plan = self.plan(request, workdir)
         log.info("restore plan:\n%s", plan.text())
@@ -112,31 +124,73 @@ class Restorer:
             return RestoreResult(plan, performed=False, seconds=_since(started))
         with TargetServer(plan.conn) as server:
             server.lock(request.database)
-            if request.jobs > 1:
-                with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
-                    path = Path(tmp) / DUMP_NAME
-                    download(self.storage, plan.manifest, path, True,
-                             _phase(progress, "download", plan), durable=False)
-                    verified = time.monotonic()
-                    self._into(server, plan, lambda: _restore_file(plan, path))
+            if request.mode == REPLACE:
+                result = self._replace(server, plan, started, progress, workdir)
             else:
-                self._check_checksum(plan, progress)
-                verified = time.monotonic()
-                self._into(server, plan, lambda: self._restore_stream(plan, progress))
-            restored = time.monotonic()
-        counts = _count(plan)
-        expected = selected(request, plan.manifest.table_counts)
-        names = set(counts) | set(expected)
-        result = RestoreResult(
-            plan, performed=True, seconds=_since(started),
-            verify_seconds=round(verified - started, 3),
-            restore_seconds=round(restored - verified, 3),
-            row_counts={n: (counts.get(n), expected.get(n)) for n in names})
+                result = self._restore(server, plan, started, progress, workdir)
         if result.mismatches:
             raise RestoreError(f"{result.message}; database {plan.database!r} was kept for "
                                "inspection")
         log.info("%s", result.message)
         return result
+
+    def _replace(self, server: TargetServer, plan: RestorePlan, started: float,
+                 progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
+        """Restore into a temporary database; only if that succeeds, drop the target database
+        and rename the temporary one to it. Any earlier failure drops only the temporary one."""
+        work = dataclasses.replace(plan, database=temporary_name(plan.database))
+        untouched = (f"database {plan.database!r} was left untouched and the temporary "
+                     f"database {work.database!r} was dropped")
+        try:
+            result = self._restore(server, work, started, progress, workdir)
+            if result.mismatches:
+                raise RestoreError(f"{result.message}; nothing was replaced: {untouched}")
+        except PreconditionError:  # the temporary name exists already: not ours to drop
+            raise
+        except BaseException:
+            _drop_quietly(server, work.database)
+            raise
+        try:
+            server.drop(plan.database)
+        except psycopg.Error as exc:
+            _drop_quietly(server, work.database)
+            raise RestoreError(f"dropping database {plan.database!r} on {plan.target_server} "
+                               f"failed: {plan.conn.redact(str(exc).strip())}; nothing was "
+                               f"replaced: {untouched}") from None
+        try:
+            server.rename(work.database, plan.database)
+        except psycopg.Error as exc:
+            old, new = quote_ident(work.database), quote_ident(plan.database)
+            raise RestoreError(
+                f"database {plan.database!r} on {plan.target_server} was dropped but renaming "
+                f"the restored database {work.database!r} to it failed: "
+                f"{plan.conn.redact(str(exc).strip())}; the restored data is in "
+                f"{work.database!r}: end its sessions and run ALTER DATABASE {old} RENAME TO "
+                f"{new}") from None
+        return dataclasses.replace(result, plan=plan, seconds=_since(started))
+
+    def _restore(self, server: TargetServer, plan: RestorePlan, started: float,
+                 progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
+        """Prove the dump intact, restore it into ``plan.database``, count the rows."""
+        if plan.request.jobs > 1:
+            with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
+                path = Path(tmp) / DUMP_NAME
+                download(self.storage, plan.manifest, path, True,
+                         _phase(progress, "download", plan), durable=False)
+                verified = time.monotonic()
+                self._into(server, plan, lambda: _restore_file(plan, path))
+        else:
+            self._check_checksum(plan, progress)
+            verified = time.monotonic()
+            self._into(server, plan, lambda: self._restore_stream(plan, progress))
+        restored = time.monotonic()
+        counts = _count(plan)
+        expected = selected(plan.request, plan.manifest.table_counts)
+        return RestoreResult(
+            plan, performed=True, seconds=_since(started),
+            verify_seconds=round(verified - started, 3),
+            restore_seconds=round(restored - verified, 3),
+            row_counts={n: (counts.get(n), expected.get(n)) for n in set(counts) | set(expected)})
 
     def _check_checksum(self, plan: RestorePlan, progress: ProgressFactory | None) -> None:
         readback = read_back(self.storage, plan.manifest, None, decompress=False,
@@ -149,9 +203,7 @@ class Restorer:
                         "size was checked", plan.backup_id)
 
     def _into(self, server: TargetServer, plan: RestorePlan, restore: Callable[[], None]) -> None:
-        """(Drop and) create the database, run ``restore``; drop it again if that fails."""
-        if plan.request.mode == REPLACE:
-            server.drop(plan.database)
+        """Create the database, run ``restore``; drop the database again if that fails."""
         server.create(plan.database)
         try:
             _create_schemas(plan)
@@ -161,10 +213,14 @@ class Restorer:
             if isinstance(exc, ChecksumMismatch | KeyboardInterrupt):
                 raise
             detail = plan.conn.redact(str(exc)) if isinstance(exc, BackupError) else repr(exc)
+            target = plan.request.database
+            dropped = ("the partly restored database was dropped" if plan.database == target
+                       else f"the partly restored temporary database {plan.database!r} was "
+                            f"dropped and database {target!r} was left untouched")
             raise RestoreError(
                 f"restore of backup {plan.backup_id} into database {plan.database!r} on "
-                f"{plan.target_server} failed: {detail}; the partly restored database was "
-                "dropped, fix the cause and run the restore again") from exc
+                f"{plan.target_server} failed: {detail}; {dropped}, fix the cause and run the "
+                "restore again") from exc
 
     def _restore_stream(self, plan: RestorePlan, progress: ProgressFactory | None) -> None:
         """Stream storage -> zstd -> pg_restore stdin, hashing again on the way."""

@@ -20,7 +20,7 @@ from amprenta_backup.core.models import RESTORABLE, BackupRecord, Manifest
 from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
 from amprenta_backup.core.readback import check_free_space
 from amprenta_backup.core.restore_request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
-from amprenta_backup.core.server import TargetServer
+from amprenta_backup.core.server import TargetServer, temporary_name
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.verify import folder_of
 
@@ -128,7 +128,7 @@ def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: Re
 
     Raises PreconditionError (or ConfigError) naming the reason for every refusal.
     """
-    _check_confirmation(request)
+    _check_request(request)
     record = _find_backup(catalog, request)
     manifest = load_manifest(storage, record)
     source_conn_id = _source_conn_id(resolve, manifest)
@@ -171,7 +171,7 @@ def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: Re
         manifest=manifest, conn=conn)
 
 
-def _check_confirmation(request: RestoreRequest) -> None:
+def _check_request(request: RestoreRequest) -> None:
     if request.database in SYSTEM_DATABASES:
         raise PreconditionError(f"refusing to restore into the system database "
                                 f"{request.database!r}; choose another name")
@@ -179,6 +179,12 @@ def _check_confirmation(request: RestoreRequest) -> None:
         raise PreconditionError(
             f"mode replace drops database {request.database!r}: type its name again as "
             f"confirm={request.database!r} to go ahead (confirm was {request.confirm!r})")
+    if request.mode == REPLACE and (request.schemas or request.tables):
+        raise ConfigError(
+            f"mode replace with a schema or table filter would replace database "
+            f"{request.database!r} with part of the backup and discard every other schema "
+            "and table in it; restore the subset into a new database (mode new_database) "
+            "instead, or drop the filters to replace the whole database")
 
 
 def _find_backup(catalog: Catalog, request: RestoreRequest) -> BackupRecord:
@@ -249,7 +255,8 @@ def _check_tool(manifest: Manifest) -> None:
             f"{major(manifest.pg_dump_version)} client tools")
 
 
-def _ident(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier, for messages and plans people read."""
     return sql.Identifier(name).as_string(None)
 
 
@@ -257,13 +264,14 @@ def _steps(request: RestoreRequest, uri: str, exists: bool, server: str,
            schemas: tuple[str, ...]) -> tuple[str, ...]:
     steps = [f"read {uri} back and check its sha256 and size against the manifest"
              + (", into a temporary file" if request.jobs > 1 else "")]
-    database = _ident(request.database)
-    if request.mode == REPLACE and exists:
-        steps.append(f"DROP DATABASE {database} WITH (FORCE) on {server} (ends its sessions; "
-                     "its data is lost)")
-    steps.append(f"CREATE DATABASE {database} TEMPLATE template0")
+    database = quote_ident(request.database)
+    replace = request.mode == REPLACE
+    into = quote_ident(temporary_name(request.database, "<8 hex>")) if replace else database
+    steps.append(f"CREATE DATABASE {into} TEMPLATE template0"
+                 + (f" (a temporary database: {database} is not touched until the swap; the "
+                    "server needs room for both)" if replace else ""))
     if schemas:
-        steps.append(f"CREATE SCHEMA {', '.join(_ident(s) for s in schemas)} (a filtered "
+        steps.append(f"CREATE SCHEMA {', '.join(quote_ident(s) for s in schemas)} (a filtered "
                      "pg_restore brings a schema's objects, not the schema)")
     only = [f"schemas {', '.join(request.schemas)}"] if request.schemas else []
     only += [f"tables {', '.join(request.tables)}"] if request.tables else []
@@ -272,5 +280,13 @@ def _steps(request: RestoreRequest, uri: str, exists: bool, server: str,
                  + (f" (only {'; '.join(only)})" if only else "")
                  + ("" if request.jobs > 1 else ", streamed from storage"))
     steps.append("count the rows of every restored table and compare with the manifest")
-    steps.append("if pg_restore fails, drop the partly restored database")
+    if not replace:
+        steps.append("if pg_restore fails, drop the partly restored database")
+        return tuple(steps)
+    swap = f"ALTER DATABASE {into} RENAME TO {database}"
+    steps.append(f"only if all of that succeeded: DROP DATABASE {database} WITH (FORCE) on "
+                 f"{server} (ends its sessions; its data is lost), then {swap}" if exists
+                 else f"only if all of that succeeded: {swap}")
+    steps.append(f"if anything before that fails, drop the temporary database; {database} is "
+                 "left untouched")
     return tuple(steps)

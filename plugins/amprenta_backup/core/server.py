@@ -1,21 +1,37 @@
-"""The PostgreSQL server a restore writes to: does a database exist, lock, create, drop."""
+"""The PostgreSQL server a restore writes to: does a database exist, lock, create, drop, rename."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 from types import TracebackType
 
 import psycopg
 from psycopg import sql
 
 from amprenta_backup.core.errors import ConnectionSettingsError, PreconditionError
-from amprenta_backup.core.identifiers import check_database_name
+from amprenta_backup.core.identifiers import MAX_NAME_BYTES, check_database_name
 from amprenta_backup.core.pgtools import PgConnInfo
 
 log = logging.getLogger(__name__)
 
 MAINTENANCE_DATABASES = ("postgres", "template1")
 LOCK_PREFIX = "amprenta-restore:"
+TEMPORARY_MARK = "_amprenta_tmp_"
+
+
+def temporary_name(name: str, token: str | None = None) -> str:
+    """``<name, cut short>_amprenta_tmp_<8 hex>``: a fresh database name next to ``name``.
+
+    The name is cut at a character boundary so the result stays within 63 bytes.
+
+    :param name: the database the temporary one will replace
+    :param token: instead of the random hex (a plan shows ``<8 hex>``)
+    """
+    suffix = f"{TEMPORARY_MARK}{token or secrets.token_hex(4)}"
+    room = MAX_NAME_BYTES - len(suffix)
+    stem = check_database_name(name).encode("utf-8")[:room].decode("utf-8", "ignore").rstrip()
+    return check_database_name(stem + suffix)
 
 
 class TargetServer:
@@ -102,3 +118,11 @@ class TargetServer:
             sql.Identifier(check_database_name(name)))
         self.db.execute(query)
         log.info("dropped database %s on %s", name, self.describe())
+
+    def rename(self, name: str, new_name: str) -> None:
+        """``ALTER DATABASE ... RENAME TO ...``; fails if someone is connected to ``name``."""
+        query = sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+            sql.Identifier(check_database_name(name)),
+            sql.Identifier(check_database_name(new_name)))
+        self.db.execute(query)
+        log.info("renamed database %s to %s on %s", name, new_name, self.describe())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,32 +64,59 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
 
 
 class RestoreOperator(_RestoreBase):
-    """Restore a backup as requested; report the duration (RTO) and restored row counts.
+    """Restore the backup the plan chose; report the duration (RTO) and restored row counts.
 
-    ``replace`` runs only with an ``ApprovalOperator`` upstream that was not rejected (a
-    rejected approval skips this task; clearing it afterwards is refused too).
+    The backup id comes from the plan task's XCom, so ``latest`` is resolved once, before the
+    approval, and a newer backup made while the approval waited is not the one restored.
+    ``replace`` runs only with an ``ApprovalOperator`` upstream whose answer was Approve (a
+    rejected approval skips this task; an approval marked success by hand, without an answer,
+    is refused).
 
-    :param request: :class:`RestoreRequest` fields (templated: DagParams or Jinja)
+    :param request: :class:`RestoreRequest` fields (templated: DagParams or Jinja); the same
+        the plan task was given
+    :param plan_task_id: the :class:`RestorePlanOperator` whose plan (XCom key ``plan``) this
+        task carries out
     :param approval_task_id: the approval task whose answer is checked for ``replace``
     :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
     """
 
     ui_color = "#f4cccc"
 
-    def __init__(self, *, approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
+    def __init__(self, *, plan_task_id: str = "plan",
+                 approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.plan_task_id = plan_task_id
         self.approval_task_id = approval_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        request = self.restore_request()
+        request = self._planned_request(context)
         if request.mode == REPLACE and not request.dry_run:
-            self._check_approval(context)
+            self._check_approval(context, request)
         with fail_without_retry():
             result = self.engine.restorer().run(request)
         self.log.info("%s", result.message)
         return result.to_dict()
 
-    def _check_approval(self, context: Context) -> None:
+    def _planned_request(self, context: Context) -> RestoreRequest:
+        """The request, with the backup id the plan resolved (``latest`` is not looked up
+        again: the approval may have waited hours)."""
+        request = self.restore_request()
+        plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key="plan")
+        if not isinstance(plan, Mapping) or not isinstance(plan.get("backup_id"), str):
+            raise AirflowFailException(
+                f"no restore plan in the XCom of task {self.plan_task_id!r} (key plan): the "
+                "restore carries out the plan that was checked (and approved); clear the plan "
+                "task together with this one, or run the DAG again")
+        if plan.get("request") != request.to_dict():
+            raise AirflowFailException(
+                f"the plan of task {self.plan_task_id!r} was made for another request "
+                f"({plan.get('request')}); clear the plan task together with this one")
+        self.log.info("restoring backup %s, as planned by task %s", plan["backup_id"],
+                      self.plan_task_id)
+        with fail_without_retry():
+            return dataclasses.replace(request, backup_id=plan["backup_id"])
+
+    def _check_approval(self, context: Context, request: RestoreRequest) -> None:
         from airflow.providers.standard.operators.hitl import ApprovalOperator
 
         upstream = self.get_flat_relatives(upstream=True)
@@ -98,6 +126,11 @@ class RestoreOperator(_RestoreBase):
                 "(the restore DAG does)")
         answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)
         chosen = answer.get("chosen_options") if isinstance(answer, Mapping) else None
-        if chosen is not None and "Approve" not in chosen:
-            raise AirflowFailException(f"the replace was not approved (answer: {chosen}); "
-                                       "nothing was touched")
+        if isinstance(chosen, list | tuple) and ApprovalOperator.APPROVE in chosen:
+            return
+        raise AirflowFailException(
+            f"replacing database {request.database!r} needs an explicit "
+            f"{ApprovalOperator.APPROVE} of task {self.approval_task_id!r}, and its answer is "
+            f"{chosen if chosen is not None else 'missing (was it marked success by hand?)'}; "
+            f"nothing was touched. Run the DAG again and answer {ApprovalOperator.APPROVE} in "
+            "the approval form")
