@@ -95,7 +95,7 @@ class Manifest:
     table_counts: dict[str, int] = field(default_factory=dict)
     run: RunContext = field(default_factory=RunContext)
     version: int = MANIFEST_VERSION
-    wal: dict[str, Any] | None = None  # physical backups: timeline, LSNs, WAL needed (wal.py)
+    wal: dict[str, Any] | None = None  # base backups: WAL range (core/basebackup.py WalRange)
 
     @property
     def duration_seconds(self) -> float:

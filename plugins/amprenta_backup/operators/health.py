@@ -18,6 +18,7 @@ from amprenta_backup.core.health import (
 )
 from amprenta_backup.operators.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+from amprenta_backup.operators.wal_health import wal_health_results
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,7 +45,7 @@ class BackupHealthOperator(EngineOperator):
         assert as_of is not None
         checker = HealthChecker(engine.storage, engine.catalog, engine.config.targets,
                                 engine.conninfo, engine.config.health_max_age_hours)
-        results = checker.run(as_of)
+        results = checker.run(as_of) + wal_health_results(engine.config)  # PITR, if set
         self.log.info("backup health as of %s:\n%s", as_of.isoformat(), render(results))
         try:
             save_results(engine.catalog, results, as_of, run.run_id)

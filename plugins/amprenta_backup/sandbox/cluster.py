@@ -20,12 +20,13 @@ from typing import Any, Self
 import psycopg
 from psycopg import sql
 
+from amprenta_backup.core.localserver import LOCALHOST, as_user, free_port, give_to
+
 log = logging.getLogger(__name__)
 
 FALLBACK_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 SERVICE_USER = "amprenta-pg"
 SUPERUSER = "postgres"
-LOCALHOST = "127.0.0.1"
 INSTALL_HINT = (
     "Install the PostgreSQL 15 server binaries (Debian/Ubuntu: `apt-get install -y "
     "postgresql-15`) and put their bin directory (`pg_config --bindir`) first on PATH, "
@@ -56,13 +57,6 @@ def find_bin_dir() -> Path:
             return bin_dir
     tried = ", ".join(str(c) for c in candidates)
     raise SandboxError(f"PostgreSQL server binaries not found (looked in {tried}). {INSTALL_HINT}")
-
-
-def free_port(host: str = LOCALHOST) -> int:
-    """Return a TCP port that was free a moment ago (bind to port 0 and ask)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def server_os_user() -> str | None:
@@ -228,9 +222,7 @@ class ThrowawayCluster(ClusterBase):
         args = [os.fspath(a) for a in argv]
         if args and os.sep not in args[0] and (self.bin_dir / args[0]).is_file():
             args[0] = str(self.bin_dir / args[0])
-        if self.os_user is None:
-            return args
-        return ["runuser", "-u", self.os_user, "--", *args]
+        return as_user(args, self.os_user)
 
     def run_as_owner(self, argv: Sequence[str | os.PathLike[str]], *,
                      env: Mapping[str, str] | None = None, check: bool = True,
@@ -248,13 +240,7 @@ class ThrowawayCluster(ClusterBase):
 
     def give_to_owner(self, path: Path) -> None:
         """Recursively chown ``path`` to the server's OS user (no-op when not root)."""
-        if self.os_user is None:
-            return
-        entry = pwd.getpwnam(self.os_user)
-        os.lchown(path, entry.pw_uid, entry.pw_gid)
-        for root, dirs, files in os.walk(path):
-            for name in (*dirs, *files):
-                os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+        give_to(path, self.os_user)
 
     def start(self) -> Self:
         """initdb (first time only) and start the server; wait until it accepts connections."""

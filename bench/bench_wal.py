@@ -1,0 +1,318 @@
+"""bench_wal: base backups and WAL archiving of ours against the raw tools, in the same run.
+
+(1) Base backup of a cluster of --size-mb or more: ``BaseBackupRunner.take()`` into
+    LocalStorage against raw ``pg_basebackup -Ft -Z server-zstd:level=3,workers=2 -X fetch
+    -c fast`` into a local folder. Target: ours <= 1.3x raw.
+(2) WAL archiving: ``amprenta-wal push`` (asynchronous archiver) against
+    ``test ! -f ARCH/%f && cp %p ARCH/%f``: drain capacity (a backlog of .ready segments built
+    with archiving paused, then timed until none is left) and a sustained pgbench load
+    (largest .ready backlog seen, segments archived per second). Target: no growing backlog,
+    >= 10 segments/s drain.
+Not a test: prints figures and ratios; never fails because a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.basebackup import BaseBackupRunner, WalRange
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.localserver import give_to
+from amprenta_backup.core.models import RunContext, utcnow
+from amprenta_backup.core.pgtools import PgConnInfo, tool
+from amprenta_backup.core.storage import LocalStorage
+from amprenta_backup.core.wal import WalArchive
+from amprenta_backup.core.wal_config import write_config_file
+from amprenta_backup.sandbox.cluster import ThrowawayCluster
+from amprenta_backup.sandbox.dataset import load_bulk
+from amprenta_backup.sandbox.serverenv import wal_command
+
+TARGET = "bench.pitr"
+MB = 1_000_000
+
+
+def note(message: str) -> None:
+    print(f"[bench_wal {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1024, help="MiB of bulk data (>= 1024)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every measurement")
+    parser.add_argument("--backlog-segments", type=int, default=40,
+                        help="WAL segments to pile up for each drain measurement")
+    parser.add_argument("--pgbench-seconds", type=int, default=30)
+    parser.add_argument("--output", help="JSON file (default bench/results/wal-<size>mb.json)")
+    return parser.parse_args(argv)
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+class WalBench:
+    """One cluster, two archives (ours and cp), and the measurements."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="amprenta-bench-wal-", dir="/tmp"))
+        self.work.chmod(0o711)
+        self.cluster = ThrowawayCluster(settings={
+            "wal_level": "replica", "archive_mode": "on", "archive_command": "",
+            "max_wal_size": "4GB", "checkpoint_timeout": "30s", "shared_buffers": "256MB"})
+        self.store = self.work / "store"      # ours: LocalStorage
+        self.copies = self.work / "cp"         # the cp archive
+        self.config = self.work / "private" / "wal.env"
+        self.samples: list[dict[str, Any]] = []
+
+    # -- set-up --------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.cluster.start()
+        os_user = self.cluster.os_user
+        for folder in (self.store, self.copies, self.config.parent):
+            folder.mkdir(mode=0o700)
+        write_config_file(self.config, {
+            "BACKUP_STORAGE_TYPE": "local", "BACKUP_LOCAL_PATH": str(self.store),
+            "BACKUP_WAL_TARGET": TARGET, "BACKUP_WAL_SPOOL": str(self.work / "private" / "spool"),
+            "BACKUP_WAL_IDLE_EXIT_SECONDS": "5"})
+        for folder in (self.store, self.copies, self.config.parent):
+            give_to(folder, os_user)
+        self.ours = f"{wal_command(os_user)} --config {self.config} push %p %f"
+        self.cp = f"test ! -f {self.copies}/%f && cp %p {self.copies}/%f"
+        started = time.monotonic()
+        load_bulk(self.cluster, "bench", self.args.size_mb)
+        self.run_tool("pgbench", "-i", "-s", "10", "-q", "bench")
+        self.setup_s = time.monotonic() - started
+        self.cluster.execute("CREATE DATABASE bench_catalog")
+        self.archive_with(self.cp)  # the WAL of the load is not part of any measurement
+        self.wait_drained()
+        self.size = int(self.cluster.query("SELECT sum(pg_database_size(oid)) FROM pg_database")
+                        [0][0])
+        note(f"cluster holds {self.size / MB:.0f} MB (built in {self.setup_s:.0f} s)")
+
+    def run_tool(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **self.cluster.env()}
+        done = subprocess.run([tool(name), *args], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{name} failed: {done.stderr.strip()[-500:]}")
+        return done
+
+    def conn(self, dbname: str = "postgres") -> PgConnInfo:
+        info = self.cluster.conninfo(dbname)
+        return PgConnInfo(host=info["host"], port=info["port"], user=info["user"],
+                          dbname=dbname, password=info["password"])
+
+    # -- archiving -----------------------------------------------------------------------
+    def archive_with(self, command: str) -> None:
+        self.cluster.execute(f"ALTER SYSTEM SET archive_command = {_literal(command)}")
+        self.cluster.execute("SELECT pg_reload_conf()")
+
+    def ready(self) -> int:
+        status = self.cluster.data_dir / "pg_wal" / "archive_status"
+        return sum(1 for n in os.listdir(status) if n.endswith(".ready"))
+
+    def wait_drained(self, timeout: float = 600) -> float:
+        started = time.monotonic()
+        while self.ready() and time.monotonic() - started < timeout:
+            time.sleep(0.02)
+        return time.monotonic() - started
+
+    def drain(self, method: str, command: str) -> None:
+        self.wait_drained()  # whatever the current command left
+        self.archive_with("")
+        self.wait_archiver_gone()  # else ours would push the backlog ahead while it builds
+        rows = int(self.args.backlog_segments * 16 * 1024 * 1024 / 200)
+        self.cluster.execute(f"CREATE TABLE churn AS SELECT * FROM bulk.readings LIMIT {rows}",
+                             dbname="bench")
+        self.cluster.execute("DROP TABLE churn", dbname="bench")
+        self.cluster.execute("SELECT pg_switch_wal()")
+        backlog = self.ready()
+        load = os.getloadavg()[0]
+        self.archive_with(command)
+        seconds = self.wait_drained()
+        self.samples.append({"kind": "drain", "method": method, "segments": backlog,
+                             "seconds": seconds, "seg_per_s": backlog / seconds,
+                             "load_before": load})
+        note(f"drain {method}: {backlog} segments in {seconds:.2f} s = "
+             f"{backlog / seconds:.1f} seg/s (load {load:.1f})")
+
+    def sustained(self, method: str, command: str) -> None:
+        self.archive_with(command)
+        self.wait_drained()
+        before = self.archived()
+        env = {**os.environ, **self.cluster.env("bench")}
+        proc = subprocess.Popen([tool("pgbench"), "-n", "-c", "2", "-j", "2", "-T",
+                                 str(self.args.pgbench_seconds), "bench"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        peak, readings = 0, []
+        while proc.poll() is None:
+            readings.append(self.ready())
+            peak = max(peak, readings[-1])
+            time.sleep(1)
+        out = proc.communicate()[0]
+        tps = next((float(line.split("=")[1].split()[0]) for line in out.splitlines()
+                    if line.startswith("tps")), None)
+        self.cluster.execute("SELECT pg_switch_wal()")
+        tail = self.wait_drained()
+        archived = self.archived() - before
+        seconds = self.args.pgbench_seconds
+        self.samples.append({"kind": "sustained", "method": method, "tps": tps,
+                             "max_ready": peak, "last_ready": readings[-1] if readings else 0,
+                             "segments": archived, "seg_per_s": archived / seconds,
+                             "tail_drain_s": tail, "load_after": os.getloadavg()[0]})
+        note(f"sustained {method}: {archived} segments in {seconds} s ({archived / seconds:.2f}"
+             f" seg/s), max .ready {peak}, pgbench {tps} tps")
+
+    def wait_archiver_gone(self, timeout: float = 60) -> None:
+        from amprenta_backup.core.wal_config import WalSettings, read_config_file
+        from amprenta_backup.core.wal_spool import Spool
+
+        settings = WalSettings.from_env(read_config_file(self.config))
+        spool = Spool(settings.spool_dir(self.cluster.data_dir / "pg_wal"))
+        deadline = time.monotonic() + timeout
+        while spool.archiver_running() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def archived(self) -> int:
+        return int(self.cluster.query("SELECT archived_count FROM pg_stat_archiver")[0][0])
+
+    # -- base backups --------------------------------------------------------------------
+    def raw_basebackup(self, sync: bool) -> None:
+        folder = self.work / "raw"
+        shutil.rmtree(folder, ignore_errors=True)
+        argv = ["-D", str(folder), "-Ft", "-Z", "server-zstd:level=3,workers=2", "-X", "fetch",
+                "-c", "fast", *([] if sync else ["--no-sync"])]
+        started = time.monotonic()
+        self.run_tool("pg_basebackup", *argv)
+        seconds = time.monotonic() - started
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        shutil.rmtree(folder)
+        method = "raw" if sync else "raw --no-sync"
+        self.samples.append({"kind": "basebackup", "method": method, "seconds": seconds,
+                             "stored_bytes": size, "load_before": os.getloadavg()[0]})
+        note(f"{method} pg_basebackup: {seconds:.2f} s, {size / MB:.0f} MB")
+
+    def our_basebackup(self) -> None:
+        storage = LocalStorage(self.work / "ours-bb")
+        runner = BaseBackupRunner(storage, Catalog(self.conn("bench_catalog")), "database")
+        backup_id = layout.make_backup_id(utcnow())
+        started = time.monotonic()
+        manifest = runner.take(TARGET, self.conn(), RunContext(), backup_id)
+        seconds = time.monotonic() - started
+        archive = WalArchive(LocalStorage(self.store), "database", TARGET)
+        waited = time.monotonic()
+        archive.wait_for(WalRange.of(manifest).stop_segment, 120, 0.05)
+        runner.complete(manifest, archive)
+        complete_s = time.monotonic() - waited
+        shutil.rmtree(self.work / "ours-bb")
+        self.samples.append({"kind": "basebackup", "method": "ours", "seconds": seconds,
+                             "complete_s": complete_s, "stored_bytes": manifest.stored_bytes,
+                             "raw_bytes": manifest.raw_bytes, "load_before": os.getloadavg()[0]})
+        note(f"ours base backup: {seconds:.2f} s (+{complete_s:.2f} s until its WAL was "
+             f"archived), {manifest.stored_bytes / MB:.0f} MB")
+
+    # -- the per-segment call --------------------------------------------------------------
+    def fast_path(self, calls: int = 20) -> None:
+        fake = self.work / "fast" / "pg_wal"
+        (fake / "archive_status").mkdir(parents=True)
+        env = {**os.environ, "BACKUP_WAL_TARGET": TARGET, "BACKUP_STORAGE_TYPE": "local",
+               "BACKUP_LOCAL_PATH": str(self.work / "fast" / "store"),
+               "BACKUP_WAL_SPOOL": str(self.work / "fast" / "spool")}
+        command = wal_command(None)
+        times, bare = [], []
+        python = Path(command).parent / "python"
+        for n in range(calls):
+            name = f"0000000100000000000000{n:02X}"
+            (fake / name).write_bytes(b"x")
+            spool = self._spool_for(fake, env)
+            (spool / "ok" / name).write_text("sha")
+            started = time.monotonic()
+            subprocess.run([command, "push", f"pg_wal/{name}", name], cwd=fake.parent,
+                           env=env, check=True)
+            times.append(time.monotonic() - started)
+            started = time.monotonic()
+            subprocess.run([str(python), "-c", "pass"], check=True)
+            bare.append(time.monotonic() - started)
+        self.samples.append({"kind": "fast_path", "push_ms": 1000 * statistics.median(times),
+                             "python_ms": 1000 * statistics.median(bare)})
+        note(f"push with a marker: {1000 * statistics.median(times):.0f} ms median "
+             f"(python -c pass {1000 * statistics.median(bare):.0f} ms)")
+
+    @staticmethod
+    def _spool_for(pg_wal: Path, env: dict[str, str]) -> Path:
+        from amprenta_backup.core.wal_config import WalSettings
+        from amprenta_backup.core.wal_spool import Spool
+
+        return Spool(WalSettings.from_env(env).spool_dir(pg_wal)).prepare().root
+
+    def stop(self) -> None:
+        self.cluster.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def summarize(bench: WalBench) -> dict[str, Any]:
+    def pick(kind: str, method: str, key: str) -> list[float]:
+        return [s[key] for s in bench.samples if s["kind"] == kind and s.get("method") == method
+                and s.get(key) is not None]
+
+    summary: dict[str, Any] = {}
+    for kind, methods, keys in (
+            ("basebackup", ("raw", "raw --no-sync", "ours"), ("seconds", "stored_bytes")),
+            ("drain", ("cp", "ours"), ("seg_per_s", "segments")),
+            ("sustained", ("cp", "ours"), ("seg_per_s", "max_ready", "tps"))):
+        for method in methods:
+            summary[f"{kind}/{method}"] = {key: median(pick(kind, method, key)) for key in keys}
+    raw = summary["basebackup/raw"]["seconds"]
+    ours = summary["basebackup/ours"]["seconds"]
+    summary["ratio base backup ours/raw"] = ours / raw if raw and ours else None
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = WalBench(args)
+    try:
+        bench.setup()
+        bench.fast_path()
+        for round_ in range(args.rounds):
+            order = [("cp", bench.cp), ("ours", bench.ours)]
+            for method, command in order if round_ % 2 == 0 else order[::-1]:
+                bench.drain(method, command)
+        for method, command in (("cp", bench.cp), ("ours", bench.ours)):
+            bench.sustained(method, command)
+        bench.archive_with(bench.ours)
+        for round_ in range(args.rounds):
+            steps = [lambda: bench.raw_basebackup(True), bench.our_basebackup]
+            for step in steps if round_ % 2 == 0 else steps[::-1]:
+                step()
+            if round_ == 0:
+                bench.raw_basebackup(False)
+        result = {"cluster_bytes": bench.size, "setup_s": bench.setup_s, "cpus": os.cpu_count(),
+                  "args": vars(args), "samples": bench.samples, "summary": summarize(bench)}
+    finally:
+        bench.stop()
+    output = Path(args.output or f"bench/results/wal-{args.size_mb}mb.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result["summary"], indent=2))
+    note(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""pitr_restore: restore the archived cluster to a point in time on the worker host (manual).
+
+Give a target time (ISO 8601 with a zone, e.g. ``2026-11-24T05:10:23+00:00``) or ``latest``,
+and a new or empty data directory and a port on the worker. The newest base backup that
+ended before the target is fetched and checked (sha256, pg_verifybackup), archived WAL is
+replayed up to the target, and the server is started (127.0.0.1 only, ``archive_mode = off``)
+and promoted. The restore task's XCom holds the last replayed commit, the achieved RPO and the
+RTO. Nothing existing is overwritten, so no approval step is needed.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+
+from amprenta_backup.defaults import dag_kwargs
+from amprenta_backup.operators.pitr import PitrPlanOperator, PitrRestoreOperator
+
+with DAG(
+    dag_id="pitr_restore",
+    description="point-in-time restore of BACKUP_WAL_TARGET into a new data directory",
+    schedule=None,
+    max_active_runs=1,
+    doc_md=__doc__,
+    params={
+        "target_time": Param("latest", type="string", minLength=1,
+                             description="ISO 8601 with a zone, or latest"),
+        "data_directory": Param(  # a default keeps DAG-level failure callbacks working
+            None, type=["null", "string"], pattern="^/",
+            description="Required: a new or empty directory on the worker host"),
+        "port": Param(5433, type="integer", minimum=1024, maximum=65535),
+        "backup_id": Param(None, type=["null", "string"],
+                           description="a base backup id; empty picks the newest suitable one"),
+    },
+    **dag_kwargs(),
+):
+    arguments = {"target_time": "{{ params.target_time }}",
+                 "data_directory": "{{ params.data_directory }}", "port": "{{ params.port }}"}
+    plan = PitrPlanOperator(task_id="plan", retries=0,
+                            backup_id="{{ params.backup_id or '' }}", **arguments)
+    restore = PitrRestoreOperator(task_id="restore", retries=0,
+                                  backup_id="{{ ti.xcom_pull(task_ids='plan')['backup_id'] }}",
+                                  **arguments)
+    plan >> restore

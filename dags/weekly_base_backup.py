@@ -1,0 +1,36 @@
+"""weekly_base_backup: a pg_basebackup of the archived cluster for point-in-time recovery.
+
+Sundays 00:30 UTC. The backup counts (manifest written, record COMPLETED) only once the WAL
+segment holding its stop LSN is archived; the sensor waits for it in the triggerer. Then WAL
+older than the oldest stored base backup is removed.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from amprenta_backup.defaults import dag_kwargs
+from amprenta_backup.operators.basebackup import (
+    CompleteBaseBackupOperator,
+    PostgresBaseBackupOperator,
+)
+from amprenta_backup.operators.wal_retention import WalCleanupOperator
+from amprenta_backup.sensors.wal import WalSegmentSensor
+
+with DAG(
+    dag_id="weekly_base_backup",
+    description="pg_basebackup (server-side zstd) of BACKUP_PITR_CONN_ID, complete once its "
+                "WAL is archived",
+    schedule="30 0 * * 0",
+    max_active_runs=1,
+    doc_md=__doc__,
+    **dag_kwargs(),
+):
+    base_backup = PostgresBaseBackupOperator(task_id="base_backup")
+    wait_for_wal = WalSegmentSensor(
+        task_id="wait_for_wal", poke_interval=5, retries=0,
+        segment="{{ ti.xcom_pull(task_ids='base_backup')['stop_segment'] }}")
+    complete = CompleteBaseBackupOperator(task_id="complete", backup_task_id="base_backup",
+                                          trigger_rule="all_done", retries=0)
+    cleanup_wal = WalCleanupOperator(task_id="cleanup_wal")
+    base_backup >> wait_for_wal >> complete >> cleanup_wal

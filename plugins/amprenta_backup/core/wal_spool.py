@@ -1,0 +1,98 @@
+"""The spool folder of asynchronous WAL archiving: one marker per stored or failed push.
+
+The archiver process (``wal_async``) writes ``ok/NAME`` once NAME is stored and
+``error/NAME`` when a push failed; ``amprenta-wal push`` consumes the marker of its segment.
+Only ``os``-level calls: the per-segment call of PostgreSQL imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+from pathlib import Path
+from typing import IO
+
+from amprenta_backup.core.errors import ConfigError
+
+
+class Spool:
+    """A private folder of ``ok/NAME`` and ``error/NAME`` markers, a lock and a log.
+
+    :param root: the folder (created mode 700; refused if another user owns it)
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ok_dir = root / "ok"
+        self.error_dir = root / "error"
+        self.lock_path = root / "archiver.lock"
+        self.log_path = root / "archiver.log"
+
+    def prepare(self) -> Spool:
+        """Create the folders, or refuse a folder this user does not own privately."""
+        for path in (self.root.parent, self.root):
+            path.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(self.root)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or \
+                stat.S_IMODE(info.st_mode) & 0o077:
+            raise ConfigError(f"spool folder {self.root} must be a directory owned by uid "
+                              f"{os.getuid()} with mode 700; remove it or set BACKUP_WAL_SPOOL "
+                              "to another folder")
+        self.ok_dir.mkdir(mode=0o700, exist_ok=True)
+        self.error_dir.mkdir(mode=0o700, exist_ok=True)
+        return self
+
+    def take_ok(self, name: str) -> bool:
+        """Consume the marker saying ``name`` is stored; False if there is none."""
+        try:
+            (self.ok_dir / name).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def error(self, name: str) -> str | None:
+        """The archiver's last error about ``name``; it stays until a push succeeds."""
+        try:
+            return (self.error_dir / name).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+
+    def mark(self, name: str, ok: bool, text: str) -> None:
+        """Record the outcome of one push (written to a temp name, then renamed)."""
+        folder = self.ok_dir if ok else self.error_dir
+        temp = folder / f".{name}.{os.getpid()}.tmp"
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, folder / name)
+        if ok:
+            self.clear_error(name)
+
+    def clear_error(self, name: str) -> None:
+        (self.error_dir / name).unlink(missing_ok=True)
+
+    def prune(self, ready: set[str]) -> None:
+        """Drop markers of files that are no longer waiting to be archived."""
+        for folder in (self.ok_dir, self.error_dir):
+            for entry in os.scandir(folder):
+                if not entry.name.startswith(".") and entry.name not in ready:
+                    Path(entry.path).unlink(missing_ok=True)
+
+    def archiver_running(self) -> bool:
+        """Whether an archiver process holds the lock."""
+        with contextlib.suppress(FileNotFoundError), open(self.lock_path, "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+        return False
+
+    def lock(self) -> IO[bytes] | None:
+        """Take the archiver lock; None if another archiver holds it. Keep the handle open."""
+        handle = open(self.lock_path, "ab")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle
