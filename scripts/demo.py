@@ -19,7 +19,8 @@ from typing import Any
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.models import RESTORABLE, BackupRecord
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.sandbox.cluster import ClusterBase, SandboxError, start_cluster
+from amprenta_backup.sandbox.cluster import ClusterBase, SandboxError
+from amprenta_backup.sandbox.container import start_cluster
 from amprenta_backup.sandbox.dataset import load_sample
 from amprenta_backup.sandbox.s3server import MotoServer
 

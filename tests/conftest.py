@@ -10,7 +10,8 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-from amprenta_backup.sandbox.cluster import ClusterBase, start_cluster  # noqa: E402
+from amprenta_backup.sandbox.cluster import ClusterBase  # noqa: E402
+from amprenta_backup.sandbox.container import start_cluster  # noqa: E402
 from amprenta_backup.sandbox.s3server import MotoServer  # noqa: E402
 
 # ============================================================================================

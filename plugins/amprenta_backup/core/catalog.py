@@ -123,11 +123,6 @@ class Catalog:
                 "connection (BACKUP_CATALOG_CONN_ID)"
             ) from None
 
-    def ensure_schema(self) -> None:
-        """Create the catalog tables if they are missing (safe to call concurrently)."""
-        with self._cursor():
-            pass
-
     def cursor(self) -> AbstractContextManager[psycopg.Cursor[dict[str, Any]]]:
         """One transaction on the catalog database, for modules that keep their own tables
         beside ``backup_records``; errors become :class:`CatalogError`."""

@@ -16,8 +16,9 @@ from amprenta_backup.core.constants import (
     MIN_RETENTION_DAYS,
 )
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.layout import CONN_ID
 
-_CONN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+_CONN_ID = CONN_ID
 _DB_NAME = re.compile(r"^[^\x00/\\]{1,63}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

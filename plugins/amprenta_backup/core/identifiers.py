@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.layout import CONN_ID
 
 MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer identifiers
 SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+_CONN_ID = CONN_ID
 
 
 def check_name(value: object, what: str) -> str:

@@ -11,7 +11,9 @@ from amprenta_backup.core.constants import DUMP_NAME, MANIFEST_NAME
 from amprenta_backup.core.errors import ConfigError
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
-TARGET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+# connection ids and target names share one safe alphabet (also storage folder names)
+CONN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+TARGET_NAME = CONN_ID
 
 
 def make_backup_id(when: datetime, run_key: str | None = None) -> str:

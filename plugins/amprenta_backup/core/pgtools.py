@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from amprenta_backup.core.errors import ConfigError, ConnectionSettingsError
+from amprenta_backup.core.errors import ConfigError
 
 SSL_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl")
 _LIBPQ_ENV = {
@@ -157,16 +157,3 @@ def pg_restore_argv(
     if path:
         argv.append(path)
     return argv
-
-
-def check_reachable(conn: PgConnInfo) -> None:
-    """Raise a ConnectionSettingsError naming the server unless ``SELECT 1`` works."""
-    import psycopg
-
-    try:
-        with psycopg.connect(**conn.connect_kwargs()) as db:
-            db.execute("SELECT 1")
-    except psycopg.Error as exc:
-        raise ConnectionSettingsError(
-            f"cannot connect to {conn.describe()}: {conn.redact(str(exc).strip())}"
-        ) from None

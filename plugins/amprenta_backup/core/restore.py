@@ -297,18 +297,5 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-def plan_restore(storage: Storage, catalog: Catalog, resolve: Resolver,
-                 request: RestoreRequest) -> RestorePlan:
-    """What ``request`` would restore where (the dry run); refuses bad requests."""
-    return Restorer(storage, catalog, resolve).plan(request)
-
-
-def restore_backup(storage: Storage, catalog: Catalog, resolve: Resolver,
-                   request: RestoreRequest, progress: ProgressFactory | None = None
-                   ) -> RestoreResult:
-    """Carry out ``request``: see :meth:`Restorer.run`."""
-    return Restorer(storage, catalog, resolve).run(request, progress)
-
-
 __all__ = ["LATEST", "NEW_DATABASE", "REPLACE", "RestorePlan", "RestoreRequest", "RestoreResult",
-           "Restorer", "plan_restore", "restore_backup"]
+           "Restorer"]

@@ -82,10 +82,6 @@ class TargetServer:
         """``user@host:port``: safe to log."""
         return f"{self.conn.user}@{self.conn.host}:{self.conn.port}"
 
-    def version(self) -> str:
-        row = self.db.execute("SHOW server_version").fetchone()
-        return str(row[0]) if row else ""
-
     def exists(self, name: str) -> bool:
         row = self.db.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                               (check_database_name(name),)).fetchone()

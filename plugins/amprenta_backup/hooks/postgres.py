@@ -5,10 +5,9 @@ from __future__ import annotations
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from amprenta_backup.core.connections import PASSED_OPTIONS
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.pgtools import SSL_KEYS, PgConnInfo
-
-PASSED_EXTRAS = (*SSL_KEYS, "connect_timeout", "options", "target_session_attrs")
+from amprenta_backup.core.pgtools import PgConnInfo
 
 
 class PostgresTargetHook(BaseHook):
@@ -44,7 +43,7 @@ class PostgresTargetHook(BaseHook):
         if not conn.host:
             raise ConfigError(f"Airflow connection {self.postgres_conn_id!r} has no host; set one")
         extras = conn.extra_dejson
-        options = {key: str(extras[key]) for key in PASSED_EXTRAS if key in extras}
+        options = {key: str(extras[key]) for key in PASSED_OPTIONS if key in extras}
         return PgConnInfo(
             host=conn.host, port=int(conn.port or 5432), user=conn.login or "postgres",
             dbname=database or conn.schema or "postgres", password=conn.password or None,

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.config import BackupConfig, BackupTarget
-from amprenta_backup.core.engine import BackupEngine
-from amprenta_backup.core.errors import ConfigError, PreconditionError, StepError
-from amprenta_backup.hooks.engine import EngineHook
+from amprenta_backup.core.config import BackupTarget
+from amprenta_backup.core.errors import StepError
 from amprenta_backup.operators.context import backup_id_for, run_context
+from amprenta_backup.operators.engine import REFUSALS, EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,7 +25,7 @@ def target_asset(storage_uri: str, target: str) -> Asset:
     return Asset(name=f"amprenta_backup.{target}", uri=storage_uri)
 
 
-class PostgresBackupOperator(BaseOperator):
+class PostgresBackupOperator(EngineOperator):
     """Dump one database with pg_dump into backup storage and record it in the catalog.
 
     A retry, or a cleared re-run of the same DAG run, reuses the same backup id: it never
@@ -41,29 +39,22 @@ class PostgresBackupOperator(BaseOperator):
     template_fields: Sequence[str] = ("target",)
     ui_color = "#cde8f6"
 
-    def __init__(self, *, target: str, config: BackupConfig | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, target: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = target
-        self.config = config
-
-    @cached_property
-    def engine(self) -> BackupEngine:
-        return EngineHook(self.config).engine
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
+        with fail_without_retry():
             target = BackupTarget.parse(self.target)
             conn = self.engine.conninfo(target)
             run = run_context(context)
             backup_id = backup_id_for(run, target.name)
             runner = self.engine.runner()
-        except ConfigError as exc:
-            raise AirflowFailException(str(exc)) from None
         self.log.info("backing up %s (%s) as %s", target.name, conn.describe(), backup_id)
         try:
             manifest = runner.run(target.name, conn, run, backup_id)
         except StepError as exc:
-            if isinstance(exc.__cause__, ConfigError | PreconditionError):
+            if isinstance(exc.__cause__, REFUSALS):
                 raise AirflowFailException(str(exc)) from exc  # a retry cannot help
             raise
         folder = self.engine.storage.uri(layout.backup_folder(runner.settings.prefix,
