@@ -36,7 +36,8 @@ TARGET = BackupTarget("pg_source")
 SETTINGS = BackupSettings(prefix="database", compression=Compression(level=1))
 
 
-def checker(storage: Storage, catalog: Catalog, conn: PgConnInfo, **kw: int) -> HealthChecker:
+def checker(storage: Storage, catalog: Catalog, conn: PgConnInfo, **kw: int | str
+            ) -> HealthChecker:
     return HealthChecker(storage, catalog, [TARGET], lambda _t: conn, **kw)
 
 
@@ -68,7 +69,18 @@ def test_a_healthy_target_is_all_ok_and_gives_no_alert(
     assert by_name(results)["backups_stored"].detail == \
         f"1 backups, {manifest.stored_bytes} bytes"
     assert health_alerts(results) == []
-    assert not local_storage.exists(".amprenta-probe")
+    assert [o.key for o in local_storage.list_objects() if "probe" in o.key] == []
+
+
+def test_the_storage_probe_is_written_under_the_prefix(
+    local_storage: LocalStorage, catalog: Catalog, source_conn: PgConnInfo,
+) -> None:
+    """A bucket policy may allow writes under the prefix only: the probe goes there."""
+    local_storage.root.mkdir(parents=True, exist_ok=True)
+    (local_storage.root / ".amprenta-probe").mkdir()  # the root is not writable for a probe
+    results = checker(local_storage, catalog, source_conn, prefix="database").run(utcnow())
+    assert by_name(results)["storage_writable"].status == Level.OK
+    assert not local_storage.exists("database/.amprenta-probe")
 
 
 def test_an_old_backup_and_recent_failures_are_warnings(

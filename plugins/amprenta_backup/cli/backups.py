@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
     show.set_defaults(handler=cmd_show)
 
     rebuild = subparsers.add_parser("rebuild-catalog", help="re-create records from storage")
+    rebuild.add_argument("--json", action="store_true", help="print JSON")
     rebuild.set_defaults(handler=cmd_rebuild)
 
 
@@ -91,5 +92,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     engine = BackupEngine()
     count = engine.catalog.rebuild(engine.storage, engine.config.prefix)
-    print(f"rebuilt {count} records from {engine.storage.uri(engine.config.prefix)}")
+    where = engine.storage.uri(engine.config.prefix)
+    if args.json:
+        print_json({"rebuilt": count, "storage": where})
+    else:
+        print(f"rebuilt {count} records from {where}")
     return 0

@@ -38,8 +38,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when healthy or only warnings, 1 when a check is critical."""
     as_of = _as_of(args.as_of)
     engine = BackupEngine()
-    checker = HealthChecker(engine.storage, engine.catalog, engine.config.targets,
-                            engine.conninfo, engine.config.health_max_age_hours)
+    checker = HealthChecker.from_engine(engine)
     results = checker.run(as_of)
     if args.json:
         print_json([r.to_dict() for r in results])

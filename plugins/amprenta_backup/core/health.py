@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -17,6 +17,9 @@ from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.notifications import Alert
 from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
 from amprenta_backup.core.storage.base import Storage
+
+if TYPE_CHECKING:
+    from amprenta_backup.core.engine import BackupEngine
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +92,21 @@ class HealthChecker:
     """
 
     def __init__(self, storage: Storage, catalog: Catalog, targets: Sequence[BackupTarget],
-                 resolve: Callable[[BackupTarget], PgConnInfo], max_age_hours: int = 48) -> None:
+                 resolve: Callable[[BackupTarget], PgConnInfo], max_age_hours: int = 48,
+                 prefix: str = "") -> None:
+        self.prefix = prefix
         self.storage = storage
         self.catalog = catalog
         self.targets = list(targets)
         self.resolve = resolve
         self.max_age = timedelta(hours=max_age_hours)
+
+    @classmethod
+    def from_engine(cls, engine: BackupEngine) -> HealthChecker:
+        """The checks of ``engine``'s storage, catalog and configured targets."""
+        config = engine.config
+        return cls(engine.storage, engine.catalog, config.targets, engine.conninfo,
+                   config.health_max_age_hours, prefix=config.prefix)
 
     def run(self, as_of: datetime) -> list[CheckResult]:
         """Every result, system checks first; record checks are computed as of ``as_of``."""
@@ -123,7 +135,7 @@ class HealthChecker:
     def check_storage(self) -> CheckResult:
         try:
             self.storage.check_ready()
-            self.storage.check_writable()
+            self.storage.check_writable(self.prefix)  # where backups go: prefix-only policies
         except (BackupError, OSError) as exc:
             return CheckResult("storage_writable", Level.CRITICAL, str(exc),
                                "fix the storage settings (BACKUP_STORAGE_TYPE, BACKUP_S3_*, the "

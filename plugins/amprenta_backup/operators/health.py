@@ -43,8 +43,7 @@ class BackupHealthOperator(EngineOperator):
         run = run_context(context)
         as_of = run.logical_date
         assert as_of is not None
-        checker = HealthChecker(engine.storage, engine.catalog, engine.config.targets,
-                                engine.conninfo, engine.config.health_max_age_hours)
+        checker = HealthChecker.from_engine(engine)
         results = checker.run(as_of) + wal_health_results(engine.config)  # PITR, if set
         self.log.info("backup health as of %s:\n%s", as_of.isoformat(), render(results))
         try:

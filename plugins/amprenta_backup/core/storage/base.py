@@ -125,8 +125,8 @@ class Storage(abc.ABC):
         """Throw away an unfinished upload and the space it holds."""
         raise NotImplementedError(f"{type(self).__name__} lists no unfinished uploads")
 
-    def check_writable(self) -> None:
-        """Raise :class:`StorageError` unless the storage can be reached and written."""
-        probe = ".amprenta-probe"
+    def check_writable(self, prefix: str = "") -> None:
+        """Raise :class:`StorageError` unless ``prefix`` can be written (a probe object)."""
+        probe = "/".join(p for p in (prefix.strip("/"), ".amprenta-probe") if p)
         self.put_bytes(probe, b"ok")
         self.delete([probe])
