@@ -140,3 +140,26 @@ def test_pending_lists_unverified_backups_of_a_time_window(
 
     assert [r.backup_id for r in window] == [inside.backup_id]
     assert [r.backup_id for r in everything] == [inside.backup_id, old.backup_id]
+
+
+def test_verified_backups_are_read_again_after_the_reverify_period(
+    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
+) -> None:
+    """Bit rot after the first verification: BACKUP_REVERIFY_DAYS brings a backup back."""
+    old, recent = (make_backup(local_storage, catalog, source_conn) for _ in range(2))
+    fresh = make_backup(local_storage, catalog, source_conn)  # completed, never verified
+    engine = engine_for(local_storage, catalog, {"pg_source": source_conn})
+    assert engine.verify_backup(old.backup_id) and engine.verify_backup(recent.backup_id)
+    with catalog.cursor() as cur:
+        cur.execute("UPDATE backup_verifications SET verified_at = now() - interval '40 days' "
+                    "WHERE backup_id = %s", (old.backup_id,))
+    month = timedelta(days=30)
+    assert [r.backup_id for r in pending(catalog)] == [fresh.backup_id]
+    assert [r.backup_id for r in pending(catalog, reverify_after=month)] == [
+        fresh.backup_id, old.backup_id]
+    assert [r.backup_id for r in pending(catalog, reverify_after=month, limit=1)] == [
+        fresh.backup_id]
+    rewrite(local_storage, old.key, flip_byte)  # the rot the second read must find
+    assert engine.verify_backup(old.backup_id) is False
+    record = catalog.get(old.backup_id)
+    assert record is not None and record.status == Status.CORRUPT

@@ -135,6 +135,8 @@ class BackupConfig:
     :param catalog_conn_id: Postgres connection of the catalog (BACKUP_CATALOG_CONN_ID)
     :param aws_conn_id: AWS connection for ``s3`` storage (BACKUP_AWS_CONN_ID)
     :param health_check_enabled: run health checks (BACKUP_HEALTH_CHECK_ENABLED)
+    :param reverify_days: read verified backups back again after this many days, 0 = never
+        (BACKUP_REVERIFY_DAYS)
     :param notification_enabled: send admin alerts (BACKUP_NOTIFICATION_ENABLED)
     """
 
@@ -158,6 +160,7 @@ class BackupConfig:
     catalog_conn_id: str = "backup_catalog"
     aws_conn_id: str = "aws_default"
     health_check_enabled: bool = True
+    reverify_days: int = 30
     notification_enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -194,6 +197,9 @@ class BackupConfig:
             )
         if self.s3_sse == "aws:kms" and not self.s3_kms_key_id:
             raise ConfigError("BACKUP_S3_SSE=aws:kms needs BACKUP_S3_KMS_KEY_ID (a KMS key id/ARN)")
+        if self.reverify_days < 0:
+            raise ConfigError(f"BACKUP_REVERIFY_DAYS={self.reverify_days} is negative; use 0 "
+                              "(never read verified backups again) or a number of days")
         if not 1 <= self.compression_level <= 19:
             raise ConfigError(
                 f"BACKUP_COMPRESSION_LEVEL={self.compression_level} is out of range; use 1-19"
@@ -239,6 +245,7 @@ class BackupConfig:
             catalog_conn_id=reader.text("BACKUP_CATALOG_CONN_ID", "backup_catalog"),
             aws_conn_id=reader.text("BACKUP_AWS_CONN_ID", "aws_default"),
             health_check_enabled=reader.flag("BACKUP_HEALTH_CHECK_ENABLED", True),
+            reverify_days=reader.integer("BACKUP_REVERIFY_DAYS", 30),
             notification_enabled=reader.flag("BACKUP_NOTIFICATION_ENABLED", True),
         )
 

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amprenta_backup.core import layout
@@ -228,7 +228,29 @@ def history(catalog: Catalog, backup_id: str) -> list[dict[str, Any]]:
 
 
 def pending(catalog: Catalog, started_after: datetime | None = None,
-            before: datetime | None = None, limit: int | None = None) -> list[BackupRecord]:
-    """Completed backups never verified, newest first, optionally within a time window."""
-    return catalog.find(statuses=[Status.COMPLETED], started_after=started_after, before=before,
-                        limit=limit)
+            before: datetime | None = None, limit: int | None = None,
+            reverify_after: timedelta | None = None, now: datetime | None = None,
+            ) -> list[BackupRecord]:
+    """Backups to verify, optionally within a time window: the completed ones never verified
+    (newest first), then, with ``reverify_after``, verified ones whose last good verification
+    is older than that (longest ago first), so bit rot after the first check is caught too."""
+    found = catalog.find(statuses=[Status.COMPLETED], started_after=started_after,
+                         before=before, limit=limit)
+    if reverify_after is None or (limit is not None and len(found) >= limit):
+        return found
+    verified = {r.backup_id: r for r in catalog.find(
+        statuses=[Status.VERIFIED], started_after=started_after, before=before)}
+    if not verified:
+        return found
+    cutoff = (now or datetime.now(UTC)) - reverify_after
+    with catalog.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        cur.execute(DDL)
+        cur.execute("SELECT backup_id, max(verified_at) AS last FROM backup_verifications "
+                    "WHERE ok AND backup_id = ANY(%s) GROUP BY backup_id",
+                    (list(verified),))
+        last = {row["backup_id"]: row["last"] for row in cur.fetchall()}
+    stale = sorted((b for b in verified if last.get(b) is None or last[b] < cutoff),
+                   key=lambda b: (last.get(b) is not None, last.get(b) or cutoff))
+    room = None if limit is None else limit - len(found)
+    return found + [verified[b] for b in stale[:room]]

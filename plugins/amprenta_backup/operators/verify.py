@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from amprenta_backup.core import verify
@@ -19,7 +20,8 @@ class ListUnverifiedBackupsOperator(EngineOperator):
     """Return the ids of completed backups never verified, newest first, for task mapping.
 
     A backfill run lists only the backups that started inside its own data interval; any other
-    run lists every unverified backup. At most ``limit`` ids per run (under Airflow's
+    run lists every unverified backup, then (``BACKUP_REVERIFY_DAYS``, 30) every verified one
+    last read back longer ago than that. At most ``limit`` ids per run (under Airflow's
     ``max_map_length``); the rest wait for the next run, and the log says how many.
 
     :param limit: most ids to return
@@ -36,8 +38,10 @@ class ListUnverifiedBackupsOperator(EngineOperator):
         if getattr(run_type, "value", run_type) == "backfill":
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
             self.log.info("backfill run: backups started in [%s, %s)", start, end)
+        days = self.engine.config.reverify_days
         found = verify.pending(self.engine.catalog, started_after=start, before=end,
-                               limit=self.limit + 1)
+                               limit=self.limit + 1,
+                               reverify_after=timedelta(days=days) if days else None)
         if len(found) > self.limit:
             self.log.warning("more than %d backups await verification; the oldest wait for the "
                              "next run", self.limit)
