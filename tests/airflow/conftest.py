@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,20 @@ def run_dag(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         return bag.dags[dag_id].test(**kwargs)
 
     yield run
+
+
+WRONG_PASSWORD = "N0t-The-Right-Pa55"
+
+
+@pytest.fixture
+def run_with_wrong_password(run_dag: Callable[..., Any], backup_env: dict[str, Any],
+                            pg_cluster: ClusterBase, monkeypatch: pytest.MonkeyPatch
+                            ) -> Callable[[datetime], Any]:
+    """Run daily_backup for one target whose connection has the wrong password."""
+    def run(when: datetime) -> Any:
+        monkeypatch.setenv("AIRFLOW_CONN_PG_SOURCE",
+                           postgres_conn_json(pg_cluster, "af_source", password=WRONG_PASSWORD))
+        monkeypatch.setenv("BACKUP_TARGETS", "pg_source")
+        return run_dag("daily_backup", logical_date=when, run_after=when)
+
+    return run

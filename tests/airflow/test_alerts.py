@@ -11,8 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from amprenta_backup.core.notifications import Alert, list_admin_notifications
-from amprenta_backup.sandbox.cluster import ClusterBase
-from tests.airflow.conftest import postgres_conn_json
+from tests.airflow.conftest import WRONG_PASSWORD
 from tests.support.airflow_env import REPO
 from tests.support.receivers import WEBHOOK_TOKEN, SlackReceiver, SmtpReceiver, alert_receivers
 
@@ -36,15 +35,12 @@ def _dagbag() -> Any:
 
 
 def test_a_failing_daily_backup_alerts_on_slack_email_and_the_admin_table(
-    run_dag: Any, backup_env: dict[str, Any], pg_cluster: ClusterBase,
-    monkeypatch: pytest.MonkeyPatch, receivers: tuple[SlackReceiver, SmtpReceiver],
+    run_with_wrong_password: Any, backup_env: dict[str, Any],
+    receivers: tuple[SlackReceiver, SmtpReceiver],
 ) -> None:
     slack, smtp = receivers
-    secret = "Wr0ng-Alert-Pa55"
-    monkeypatch.setenv("AIRFLOW_CONN_PG_SOURCE",
-                       postgres_conn_json(pg_cluster, "af_source", password=secret))
-    monkeypatch.setenv("BACKUP_TARGETS", "pg_source")
-    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    secret = WRONG_PASSWORD
+    dag_run = run_with_wrong_password(WHEN)
     assert str(dag_run.state) == "failed"
     (record,) = backup_env["catalog"].find()
     task_lines = ["DAG: daily_backup", "Task: backup[0]", "Target: pg_source",

@@ -105,16 +105,13 @@ def test_backs_up_to_an_s3_endpoint_through_an_aws_connection(
 
 
 def test_wrong_password_fails_the_task_and_never_logs_it(
-    run_dag: Any, backup_env: dict[str, Any], pg_cluster: ClusterBase,
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    run_with_wrong_password: Any, backup_env: dict[str, Any],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.airflow.conftest import postgres_conn_json
+    from tests.airflow.conftest import WRONG_PASSWORD
 
-    secret = "N0t-The-Right-Pa55"
-    monkeypatch.setenv("AIRFLOW_CONN_PG_SOURCE",
-                       postgres_conn_json(pg_cluster, "af_source", password=secret))
-    monkeypatch.setenv("BACKUP_TARGETS", "pg_source")
-    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    secret = WRONG_PASSWORD
+    dag_run = run_with_wrong_password(WHEN)
     assert str(dag_run.state) == "failed"
     assert _states(dag_run)["backup[0]"] == "failed"
     (record,) = backup_env["catalog"].find()
