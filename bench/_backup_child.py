@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     wrapper_dir = _install_pg_dump_wrapper(args.pg_dump_rss) if args.pg_dump_rss else None
     try:
-        from amprenta_backup.core.backup import BackupRunner, BackupSettings
+        from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
         from amprenta_backup.core.catalog import Catalog
         from amprenta_backup.core.layout import make_backup_id
         from amprenta_backup.core.models import RunContext

@@ -94,7 +94,7 @@ class Bench:
 
     def back_up(self) -> None:
         from amprenta_backup.core import layout
-        from amprenta_backup.core.backup import BackupRunner, BackupSettings
+        from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
         from amprenta_backup.core.models import RunContext
         from amprenta_backup.core.pipeline import Compression
         from amprenta_backup.core.readback import download
@@ -141,8 +141,8 @@ class Bench:
 
     def ours(self, jobs: int) -> Callable[[], dict[str, float]]:
         def run() -> dict[str, float]:
-            from amprenta_backup.core.restore import Restorer
-            from amprenta_backup.core.restore_request import RestoreRequest
+            from amprenta_backup.core.restore.request import RestoreRequest
+            from amprenta_backup.core.restore.run import Restorer
 
             request = RestoreRequest(self.manifest.backup_id, self.fresh(),
                                      target_conn_id="bench", jobs=jobs)

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.basebackup import BaseBackupRunner, WalRange
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.localserver import give_to
 from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo, tool
+from amprenta_backup.core.pitr.basebackup import BaseBackupRunner, WalRange
+from amprenta_backup.core.pitr.localserver import give_to
 from amprenta_backup.core.storage import LocalStorage
-from amprenta_backup.core.wal import WalArchive
-from amprenta_backup.core.wal_config import write_config_file
+from amprenta_backup.core.wal.archive import WalArchive
+from amprenta_backup.core.wal.settings import write_config_file
 from amprenta_backup.sandbox.cluster import ThrowawayCluster
 from amprenta_backup.sandbox.dataset import load_bulk
 from amprenta_backup.sandbox.serverenv import wal_command
@@ -175,8 +175,8 @@ class WalBench:
              f" seg/s), max .ready {peak}, pgbench {tps} tps")
 
     def wait_archiver_gone(self, timeout: float = 60) -> None:
-        from amprenta_backup.core.wal_config import WalSettings, read_config_file
-        from amprenta_backup.core.wal_spool import Spool
+        from amprenta_backup.core.wal.settings import WalSettings, read_config_file
+        from amprenta_backup.core.wal.spool import Spool
 
         settings = WalSettings.from_env(read_config_file(self.config))
         spool = Spool(settings.spool_dir(self.cluster.data_dir / "pg_wal"))
@@ -251,8 +251,8 @@ class WalBench:
 
     @staticmethod
     def _spool_for(pg_wal: Path, env: dict[str, str]) -> Path:
-        from amprenta_backup.core.wal_config import WalSettings
-        from amprenta_backup.core.wal_spool import Spool
+        from amprenta_backup.core.wal.settings import WalSettings
+        from amprenta_backup.core.wal.spool import Spool
 
         return Spool(WalSettings.from_env(env).spool_dir(pg_wal)).prepare().root
 

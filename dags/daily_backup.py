@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from amprenta_backup.alerts import deadline_alert
 from amprenta_backup.defaults import dag_kwargs
+from amprenta_backup.notifiers.alerts import deadline_alert
 from amprenta_backup.operators.backup import BACKUPS_ALIAS, PostgresBackupOperator
 from amprenta_backup.operators.targets import ListBackupTargetsOperator
 

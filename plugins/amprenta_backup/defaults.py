@@ -6,8 +6,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from amprenta_backup.alerts import failure_callbacks
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.notifiers.alerts import failure_callbacks
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["amprenta-backup"]

@@ -135,7 +135,7 @@ def test_one_broken_channel_does_not_silence_the_others(
     backup_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
     receivers: tuple[SlackReceiver, SmtpReceiver],
 ) -> None:
-    from amprenta_backup.alerts import send_alert
+    from amprenta_backup.notifiers.alerts import send_alert
 
     _slack, smtp = receivers
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS",

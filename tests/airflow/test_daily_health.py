@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.backup import BackupRunner
+from amprenta_backup.core.backup.logical import BackupRunner
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import StepError
 from amprenta_backup.core.models import BackupRecord, RunContext, Status, utcnow

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from amprenta_backup.core import drill_record
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.drill_record import DrillRecord
-from amprenta_backup.core.drill_report import report_keys
+from amprenta_backup.core.drill import record as drill_record
+from amprenta_backup.core.drill.record import DrillRecord
+from amprenta_backup.core.drill.report import report_keys
 from amprenta_backup.core.models import Manifest, Status
 from amprenta_backup.core.notifications import list_admin_notifications
 from amprenta_backup.core.storage import LocalStorage

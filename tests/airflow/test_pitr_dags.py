@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.localserver import LocalServer, free_port, server_user
 from amprenta_backup.core.models import Status
+from amprenta_backup.core.pitr.localserver import LocalServer, free_port, server_user
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.airflow.conftest import postgres_conn_json
 from tests.support.airflow_env import REPO

@@ -11,7 +11,7 @@ from typing import Any
 
 from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.storage import LocalStorage
-from amprenta_backup.core.wal import WalArchive
+from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.triggers.wal import WalSegmentArchivedTrigger, storage_kwargs
 
 SEGMENT = "000000010000000000000007"

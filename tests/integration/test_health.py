@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from amprenta_backup.core import layout, pgtools
-from amprenta_backup.core.backup import BackupRunner, BackupSettings
+from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.errors import StepError

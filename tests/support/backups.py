@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import zstandard
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.backup import BackupRunner, BackupSettings
+from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.engine import BackupEngine

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amprenta_backup.core.storage import S3Storage
-from amprenta_backup.core.wal import WalArchive
-from amprenta_backup.core.wal_config import write_config_file
+from amprenta_backup.core.wal.archive import WalArchive
+from amprenta_backup.core.wal.settings import write_config_file
 from amprenta_backup.sandbox.cluster import ThrowawayCluster, server_os_user
 from amprenta_backup.sandbox.s3server import MotoServer
 from amprenta_backup.sandbox.serverenv import wal_command

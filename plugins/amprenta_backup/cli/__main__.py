@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from amprenta_backup.cli import main
+from amprenta_backup.cli.main import main
 
 sys.exit(main())

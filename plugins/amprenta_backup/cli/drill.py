@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from amprenta_backup.cli.output import print_json, print_table
-from amprenta_backup.core import drill_record
 from amprenta_backup.core.config import BackupTarget
-from amprenta_backup.core.drill import DrillRunner
+from amprenta_backup.core.drill import record as drill_record
+from amprenta_backup.core.drill.runner import DrillRunner
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import RunContext, utcnow

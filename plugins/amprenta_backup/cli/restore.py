@@ -12,7 +12,7 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.constants import DUMP_NAME
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import RunContext, utcnow
-from amprenta_backup.core.restore_request import MODES, NEW_DATABASE
+from amprenta_backup.core.restore.request import MODES, NEW_DATABASE
 
 
 def register(subparsers: Any) -> None:

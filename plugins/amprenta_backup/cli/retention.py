@@ -8,10 +8,10 @@ import socket
 from typing import Any
 
 from amprenta_backup.cli.output import print_json
-from amprenta_backup.core.cleanup import Cleanup
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import utcnow
-from amprenta_backup.core.retention import policies_from_config
+from amprenta_backup.core.retention.cleanup import Cleanup
+from amprenta_backup.core.retention.policies import policies_from_config
 
 
 def register(subparsers: Any) -> None:

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from amprenta_backup.core.backup import BackupRunner, BackupSettings
+from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.config import BackupConfig, BackupTarget
 from amprenta_backup.core.connections import postgres_conninfo
@@ -16,9 +16,9 @@ from amprenta_backup.core.layout import check_backup_id
 from amprenta_backup.core.models import BackupRecord, RunContext
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.readback import Progress, Readback, download
-from amprenta_backup.core.restore import ProgressFactory, Restorer, RestoreResult
-from amprenta_backup.core.restore_plan import RestorePlan, load_manifest
-from amprenta_backup.core.restore_request import RestoreRequest
+from amprenta_backup.core.restore.plan import RestorePlan, load_manifest
+from amprenta_backup.core.restore.request import RestoreRequest
+from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_from_config
 from amprenta_backup.core.verify import VERIFIABLE, VerifyResult, verify_backup

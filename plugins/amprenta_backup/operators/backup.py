@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from amprenta_backup.core import layout
 from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.errors import StepError
-from amprenta_backup.operators.context import backup_id_for, run_context
+from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import REFUSALS, EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from amprenta_backup.alerts import send_alert
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.health import (
     HealthChecker,
@@ -16,7 +15,8 @@ from amprenta_backup.core.health import (
     save_results,
     worst,
 )
-from amprenta_backup.operators.context import run_context
+from amprenta_backup.hooks.context import run_context
+from amprenta_backup.notifiers.alerts import send_alert
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 from amprenta_backup.operators.wal_health import wal_health_results
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from amprenta_backup.core.localserver import server_user
-from amprenta_backup.core.pitr import PitrRequest, PitrRestore, choose_base_backup
+from amprenta_backup.core.pitr.localserver import server_user
+from amprenta_backup.core.pitr.restore import PitrRequest, PitrRestore, choose_base_backup
 from amprenta_backup.hooks.wal import WalArchiveHook
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 

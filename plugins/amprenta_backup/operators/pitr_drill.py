@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amprenta_backup.core.errors import BackupError
-from amprenta_backup.core.localserver import server_user
-from amprenta_backup.core.pitr import PitrReport, PitrRequest, PitrRestore, choose_base_backup
-from amprenta_backup.core.pitr_drill import DrillLog, Scratch, check_rows, mark_source
-from amprenta_backup.operators.context import backup_id_for, run_context
+from amprenta_backup.core.pitr.drill import DrillLog, Scratch, check_rows, mark_source
+from amprenta_backup.core.pitr.localserver import server_user
+from amprenta_backup.core.pitr.restore import (
+    PitrReport,
+    PitrRequest,
+    PitrRestore,
+    choose_base_backup,
+)
+from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import fail_without_retry
 from amprenta_backup.operators.pitr import PitrOperator
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from amprenta_backup.core.cleanup import Cleanup
 from amprenta_backup.core.models import utcnow
-from amprenta_backup.core.retention import policies_from_config
-from amprenta_backup.operators.context import run_context
+from amprenta_backup.core.retention.cleanup import Cleanup
+from amprenta_backup.core.retention.policies import policies_from_config
+from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:

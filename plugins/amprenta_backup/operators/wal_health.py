@@ -11,7 +11,7 @@ from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.models import utcnow
-from amprenta_backup.core.wal_health import check_wal, read_state
+from amprenta_backup.core.wal.health import check_wal, read_state
 from amprenta_backup.hooks.wal import WalArchiveHook
 
 log = logging.getLogger(__name__)

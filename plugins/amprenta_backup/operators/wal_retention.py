@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from amprenta_backup.core.wal_retention import clean_wal
+from amprenta_backup.core.wal.retention import clean_wal
 from amprenta_backup.operators.pitr import PitrOperator
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import Any, Self
 import psycopg
 from psycopg import sql
 
-from amprenta_backup.core.localserver import LOCALHOST, as_user, free_port, give_to
+from amprenta_backup.core.pitr.localserver import LOCALHOST, as_user, free_port, give_to
 
 log = logging.getLogger(__name__)
 

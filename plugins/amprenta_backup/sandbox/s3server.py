@@ -18,7 +18,7 @@ from typing import Any, Self
 import boto3
 from botocore.config import Config
 
-from amprenta_backup.core.localserver import free_port
+from amprenta_backup.core.pitr.localserver import free_port
 from amprenta_backup.sandbox.cluster import SandboxError
 
 log = logging.getLogger(__name__)

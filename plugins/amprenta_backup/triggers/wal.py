@@ -11,7 +11,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.errors import BackupError
-from amprenta_backup.core.wal import WalArchive
+from amprenta_backup.core.wal.archive import WalArchive
 
 STORAGE_FIELDS = ("storage_type", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",
                   "s3_sse", "s3_kms_key_id", "local_path", "aws_conn_id")

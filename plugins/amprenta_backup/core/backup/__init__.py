@@ -1,0 +1,1 @@
+"""Logical backups and the one backup-record lifecycle."""

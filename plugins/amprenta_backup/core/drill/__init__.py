@@ -1,0 +1,1 @@
+"""Restore drills: scratch databases, data checks, assertions, records and reports."""

@@ -1,0 +1,372 @@
+"""Restore drills: pick a backup, restore it into a scratch database through the restore code,
+check the data itself, hold the recovery time against the objective, and record the evidence.
+
+Steps (one Airflow task each): :meth:`DrillRunner.prepare` picks the backup and claims the
+scratch name; :meth:`~DrillRunner.restore` restores it (``mode=new_database``, the checksum
+read first); :meth:`~DrillRunner.check` runs the checks; :meth:`~DrillRunner.teardown` drops
+the scratch database, whatever happened, and closes the record. Every step writes the
+``drill_runs`` row and the report, so the evidence survives any step failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.config import BackupTarget, EnvReader
+from amprenta_backup.core.drill import record as drill_record
+from amprenta_backup.core.drill import scratch as drill_scratch
+from amprenta_backup.core.drill.assertions import Assertion, load_assertions
+from amprenta_backup.core.drill.checks import run_checks
+from amprenta_backup.core.drill.record import DrillRecord
+from amprenta_backup.core.drill.report import publish
+from amprenta_backup.core.errors import (
+    BackupError,
+    ChecksumMismatch,
+    ConfigError,
+    PreconditionError,
+)
+from amprenta_backup.core.health import CheckResult, Level
+from amprenta_backup.core.identifiers import check_conn_id
+from amprenta_backup.core.models import RESTORABLE, BackupRecord, RunContext, Status, utcnow
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.restore.plan import load_manifest
+from amprenta_backup.core.restore.request import NEW_DATABASE, RestoreRequest
+from amprenta_backup.core.restore.run import Restorer, RestoreResult
+from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.verify import folder_of
+
+log = logging.getLogger(__name__)
+
+LATEST, RANDOM = "latest", "random"
+STRATEGIES = (LATEST, RANDOM)
+DEFAULT_RTO_SECONDS = 4 * 3600.0  # the spec's objective for a full restore
+Resolver = Callable[[str, str | None], PgConnInfo]
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    """How drills run; build one with :meth:`from_env`.
+
+    :param conn_id: Postgres connection of the drill server; None means the target's own
+        (BACKUP_DRILL_CONN_ID)
+    :param rto_seconds: the recovery time objective, restore plus checks
+        (BACKUP_DRILL_RTO_SECONDS, default 14400 = 4 h)
+    :param strategy: ``latest`` backup of the run's interval, or ``random`` from the last
+        ``window_days`` (BACKUP_DRILL_STRATEGY)
+    :param window_days: how far back ``random`` looks (BACKUP_DRILL_WINDOW_DAYS)
+    :param statement_timeout: seconds each user assertion may run
+        (BACKUP_DRILL_STATEMENT_TIMEOUT_SECONDS)
+    :param no_owner: restore without owners and privileges, for a drill server without the
+        source's roles (BACKUP_DRILL_NO_OWNER)
+    :param assertions: user-defined SQL assertions (BACKUP_DRILL_ASSERTIONS and
+        BACKUP_DRILL_ASSERTIONS_FILE)
+    """
+
+    conn_id: str | None = None
+    rto_seconds: float = DEFAULT_RTO_SECONDS
+    strategy: str = LATEST
+    window_days: int = 30
+    statement_timeout: float = 300.0
+    no_owner: bool = False
+    assertions: tuple[Assertion, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.conn_id is not None:
+            check_conn_id(self.conn_id, "BACKUP_DRILL_CONN_ID")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"BACKUP_DRILL_STRATEGY={self.strategy!r} is not one of "
+                              f"{', '.join(STRATEGIES)}")
+        for name, value in (("BACKUP_DRILL_RTO_SECONDS", self.rto_seconds),
+                            ("BACKUP_DRILL_STATEMENT_TIMEOUT_SECONDS", self.statement_timeout)):
+            if not value > 0:
+                raise ConfigError(f"{name}={value} must be a number of seconds above 0")
+        if not 1 <= self.window_days <= 3650:
+            raise ConfigError(f"BACKUP_DRILL_WINDOW_DAYS={self.window_days} is out of range; "
+                              "use 1 to 3650")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DrillSettings:
+        env = os.environ if environ is None else environ
+        reader = EnvReader(env)
+        return cls(
+            conn_id=reader.text("BACKUP_DRILL_CONN_ID", "") or None,
+            rto_seconds=_seconds(env, "BACKUP_DRILL_RTO_SECONDS", DEFAULT_RTO_SECONDS),
+            strategy=reader.text("BACKUP_DRILL_STRATEGY", LATEST).lower(),
+            window_days=reader.integer("BACKUP_DRILL_WINDOW_DAYS", 30),
+            statement_timeout=_seconds(env, "BACKUP_DRILL_STATEMENT_TIMEOUT_SECONDS", 300.0),
+            no_owner=reader.flag("BACKUP_DRILL_NO_OWNER", False),
+            assertions=load_assertions(env),
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds, e.g. {default:g}") \
+            from None
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The backup a drill restores, and the window it was picked from."""
+
+    record: BackupRecord
+    window_start: datetime | None
+    window_end: datetime
+
+
+def pick_backup(catalog: Catalog, target: str, strategy: str = LATEST, window_days: int = 30,
+                interval_start: datetime | None = None, interval_end: datetime | None = None,
+                rng: random.Random | None = None, now: datetime | None = None) -> Pick:
+    """The backup to drill: ``latest`` restorable one started in ``[interval_start,
+    interval_end)`` (a backfilled run drills its own interval), or a ``random`` one started in
+    the ``window_days`` before ``interval_end``. Without an interval, the window ends ``now``.
+    """
+    end = interval_end or now or utcnow()
+    start = interval_start if strategy == LATEST else end - timedelta(days=window_days)
+    found = catalog.find(target=layout.check_target_name(target), statuses=RESTORABLE,
+                         before=end, started_after=start, limit=1 if strategy == LATEST else None)
+    if not found:
+        since = f"between {start:%Y-%m-%d %H:%M} and" if start else "before"
+        raise PreconditionError(
+            f"target {target} has no completed backup started {since} {end:%Y-%m-%d %H:%M} "
+            "UTC, so there is nothing to drill; check that daily_backup runs (`amprenta-backup "
+            "list`)")
+    chosen = found[0] if strategy == LATEST else (rng or random.Random()).choice(found)
+    return Pick(chosen, start, end)
+
+
+def drill_id_for(run: RunContext, target: str) -> str:
+    """The drill's id: the same for every task and try of one Airflow run and target."""
+    key = f"drill/{run.dag_id}/{run.run_id}/{target}" if run.run_id else None
+    return layout.make_backup_id(run.logical_date or utcnow(), key)
+
+
+class DrillRunner:
+    """Runs the steps of restore drills over one storage and catalog.
+
+    :param storage: where the backups are (and the reports go)
+    :param catalog: where the backup records and ``drill_runs`` are
+    :param resolve: ``(conn_id, database) -> PgConnInfo``
+    :param settings: drill settings; read from ``BACKUP_DRILL_*`` when omitted
+    """
+
+    def __init__(self, storage: Storage, catalog: Catalog, resolve: Resolver,
+                 settings: DrillSettings | None = None) -> None:
+        self.storage = storage
+        self.catalog = catalog
+        self.resolve = resolve
+        self.settings = settings or DrillSettings.from_env()
+
+    def prepare(self, target: BackupTarget, run: RunContext,
+                interval: tuple[datetime | None, datetime | None] = (None, None),
+                drill_id: str | None = None) -> DrillRecord:
+        """Pick the backup and make sure the scratch name is free; record the drill.
+
+        :param interval: the run's data interval; backups are picked from it
+        :param drill_id: default :func:`drill_id_for` the run and target
+        """
+        drill_id = drill_id or drill_id_for(run, target.name)
+        start, end = interval
+        record = DrillRecord(
+            drill_id=drill_id, target=target.name, strategy=self.settings.strategy,
+            window_end=end or run.logical_date or utcnow(),
+            drill_conn_id=self.settings.conn_id or target.conn_id,
+            scratch_database=drill_scratch.scratch_name(drill_id),
+            rto_objective_seconds=self.settings.rto_seconds, started_at=utcnow(),
+            dag_id=run.dag_id, run_id=run.run_id, logical_date=run.logical_date)
+        try:
+            pick = pick_backup(self.catalog, target.name, self.settings.strategy,
+                               self.settings.window_days, start, record.window_end,
+                               random.Random(drill_id))
+            record.window_start = pick.window_start
+            record.backup_id, record.backup_location = pick.record.backup_id, pick.record.location
+            conn = self.resolve(record.drill_conn_id, None)
+            record.drill_server = f"{conn.user}@{conn.host}:{conn.port}"
+            drill_scratch.claim(conn, record.scratch_database, drill_id)
+        except BackupError as exc:
+            self._fail(record, CheckResult("setup", Level.CRITICAL, str(exc)))
+            raise
+        drill_record.save(self.catalog, record)
+        log.info("drill %s: backup %s of %s (%s) into %s on %s", drill_id, record.backup_id,
+                 target.name, record.strategy, record.scratch_database, record.drill_server)
+        return record
+
+    def restore(self, drill_id: str) -> DrillRecord:
+        """Restore the picked backup into the scratch database through :class:`Restorer`."""
+        record = self.load(drill_id)
+        if record.backup_id is None:
+            raise PreconditionError(f"drill {drill_id} picked no backup; see its setup step")
+        record.checks, record.error, record.passed = [], None, None
+        record.restore_started_at = utcnow()
+        try:
+            conn = self.resolve(record.drill_conn_id, None)
+            request = RestoreRequest(backup_id=record.backup_id,
+                                     database=record.scratch_database,
+                                     target_conn_id=record.drill_conn_id, mode=NEW_DATABASE,
+                                     no_owner=self.settings.no_owner)
+            drill_scratch.claim(conn, record.scratch_database, drill_id)
+            result = Restorer(self.storage, self.catalog, self.resolve).run(
+                request, progress=self._marker(conn, record))
+        except ChecksumMismatch as exc:
+            self.catalog.set_status(record.backup_id, Status.CORRUPT,
+                                    f"restore drill {drill_id}: {exc}")
+            self._fail(record, CheckResult("checksum", Level.CRITICAL, str(exc),
+                                           "restore from another backup; find out what damaged "
+                                           "this one"))
+            raise
+        except BackupError as exc:
+            self._fail(record, CheckResult("restore", Level.CRITICAL, str(exc)))
+            raise
+        record.scratch_created = drill_scratch.mark(conn, record.scratch_database, drill_id)
+        record.restore_finished_at = utcnow()
+        record.restore_seconds = result.seconds
+        for check in _restore_checks(result, record.target):
+            record.set_check(check)
+        drill_record.save(self.catalog, record)
+        log.info("drill %s: %s", drill_id, result.message)
+        return record
+
+    def check(self, drill_id: str) -> DrillRecord:
+        """Check the restored data, measure the RTO, decide; record and publish the result."""
+        record = self.load(drill_id)
+        if record.restore_finished_at is None or record.failures or not record.backup_id:
+            raise PreconditionError(f"drill {drill_id}: the restore did not complete, there is "
+                                    "nothing to check")
+        started = time.monotonic()
+        try:
+            manifest = load_manifest(self.storage, self._backup(record.backup_id))
+            conn = self.resolve(record.drill_conn_id, record.scratch_database)
+            results = run_checks(conn, manifest, self.settings.assertions, record.target,
+                                 self.settings.statement_timeout)
+        except BackupError as exc:
+            results = [CheckResult("checks", Level.CRITICAL, str(exc), target=record.target)]
+        record.checks_seconds = round(time.monotonic() - started, 3)
+        record.checks_finished_at = utcnow()
+        for result in results:
+            record.set_check(result)
+        record.rto_seconds = round((record.restore_seconds or 0.0) + record.checks_seconds, 3)
+        record.set_check(_rto_check(record))
+        record.decide()
+        self._publish(record)
+        drill_record.save(self.catalog, record)
+        (log.info if record.passed else log.error)("%s", record.summary)
+        return record
+
+    def teardown(self, drill_id: str) -> DrillRecord | None:
+        """Drop the scratch database if this drill made it, close the record, publish the
+        report; None if setup never recorded the drill."""
+        record = drill_record.load(self.catalog, drill_id)
+        if record is None:
+            log.info("drill %s was never recorded: nothing to tear down", drill_id)
+            return None
+        conn = self.resolve(record.drill_conn_id, None)
+        outcome = drill_scratch.drop_if_owned(conn, record.scratch_database, drill_id)
+        if outcome == drill_scratch.DROPPED:
+            record.scratch_dropped_at = utcnow()
+        elif outcome == drill_scratch.FOREIGN and record.passed is None:
+            record.error = (f"database {record.scratch_database} exists but was not created "
+                            "by this drill; it was left untouched")
+        if record.passed is None:
+            record.error = record.error or "the drill did not finish: the restore or the " \
+                "checks never reported (a worker lost or killed?)"
+            record.decide()
+        record.finished_at = utcnow()
+        self._publish(record)
+        drill_record.save(self.catalog, record)
+        log.info("drill %s: scratch database %s %s; %s", drill_id, record.scratch_database,
+                 outcome, record.summary)
+        return record
+
+    def run(self, target: BackupTarget, run: RunContext,
+            interval: tuple[datetime | None, datetime | None] = (None, None)) -> DrillRecord:
+        """Every step in one go (the CLI): a failed step is recorded, the teardown always runs."""
+        drill_id = drill_id_for(run, target.name)
+        try:
+            self.prepare(target, run, interval, drill_id)
+            self.restore(drill_id)
+            self.check(drill_id)
+        except BackupError as exc:
+            log.error("drill %s of %s failed: %s", drill_id, target.name, exc)
+        finally:
+            record = self.teardown(drill_id)
+        if record is None:
+            raise PreconditionError(f"drill {drill_id} of {target.name} was not recorded")
+        return record
+
+    def load(self, drill_id: str) -> DrillRecord:
+        record = drill_record.load(self.catalog, drill_id)
+        if record is None:
+            raise PreconditionError(f"no drill {drill_id} in the catalog's drill_runs; its "
+                                    "setup step did not run")
+        return record
+
+    def _backup(self, backup_id: str) -> BackupRecord:
+        backup = self.catalog.get(backup_id)
+        if backup is None:
+            raise PreconditionError(f"backup {backup_id} is no longer in the catalog")
+        return backup
+
+    def _marker(self, conn: PgConnInfo, record: DrillRecord
+                ) -> Callable[[str, int], Callable[[int], None] | None]:
+        """A progress factory that marks the scratch database as the drill's as soon as the
+        restore has created it (the ``restore`` phase), before any data arrives."""
+        def factory(phase: str, _total: int) -> None:
+            if phase == "restore" and not record.scratch_created:
+                record.scratch_created = drill_scratch.mark(conn, record.scratch_database,
+                                                            record.drill_id)
+                drill_record.save(self.catalog, record)
+        return factory
+
+    def _fail(self, record: DrillRecord, check: CheckResult) -> None:
+        record.set_check(CheckResult(check.name, check.status, check.detail, check.hint,
+                                     record.target))
+        record.decide()
+        self._publish(record)
+        drill_record.save(self.catalog, record)
+        log.error("%s", record.summary)
+
+    def _publish(self, record: DrillRecord) -> None:
+        if not record.backup_id:
+            return
+        try:
+            publish(self.storage, folder_of(self.storage, self._backup(record.backup_id)),
+                    record)
+        except BackupError as exc:
+            log.error("drill %s: the report could not be stored: %s", record.drill_id, exc)
+
+
+def _restore_checks(result: RestoreResult, target: str) -> list[CheckResult]:
+    plan = result.plan
+    sha = f"sha256 {plan.sha256[:12]}... and" if plan.sha256 else "size (no sha256 recorded);"
+    checksum = CheckResult(
+        "checksum", Level.OK if plan.sha256 else Level.WARNING,
+        f"{sha} {plan.stored_bytes} stored bytes match the manifest, read in "
+        f"{result.verify_seconds:.1f} s before the restore",
+        "" if plan.sha256 else "turn BACKUP_CHECKSUM_ENABLED on", target)
+    rows = sum(got or 0 for got, _ in result.row_counts.values())
+    restored = CheckResult("restore", Level.OK, f"pg_restore into {plan.database} on "
+                           f"{plan.target_server}: {len(result.row_counts)} tables, {rows} rows "
+                           f"in {result.restore_seconds:.1f} s", target=target)
+    return [checksum, restored]
+
+
+def _rto_check(record: DrillRecord) -> CheckResult:
+    rto, objective = record.rto_seconds or 0.0, record.rto_objective_seconds
+    detail = (f"{rto:.1f} s (restore {record.restore_seconds or 0:.1f} s + checks "
+              f"{record.checks_seconds or 0:.1f} s) against an objective of {objective:g} s")
+    if rto > objective:
+        return CheckResult("rto", Level.CRITICAL, detail + f": {rto - objective:.1f} s over",
+                           "restore faster (storage throughput, a closer drill server) or set "
+                           "a realistic BACKUP_DRILL_RTO_SECONDS", record.target)
+    return CheckResult("rto", Level.OK, detail, target=record.target)

@@ -1,0 +1,303 @@
+"""Physical base backups: ``pg_basebackup`` with server-side zstd, streamed into storage.
+
+Folder ``{prefix}/{target}/{YYYY}/{MM}/{DD}/{backup_id}/`` holds ``base.tar.zst`` (the data
+directory, WAL needed for consistency included), PostgreSQL's ``backup_manifest`` and, last,
+our ``manifest.json``. The manifest is written only once the WAL segment holding the stop
+LSN is in the archive (:meth:`BaseBackupRunner.complete`): before that, the backup could not
+be rolled forward past its end, so it does not count.
+
+PostgreSQL 15 refuses ``-D -`` with server-side compression and a manifest, so
+pg_basebackup writes into a private temp folder while this process reads the growing
+``base.tar.zst`` and uploads it at the same time; the temp folder needs room for the
+compressed backup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import zstandard
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.constants import READ_CHUNK
+from amprenta_backup.core.errors import (
+    BackupError,
+    DumpError,
+    PreconditionError,
+    StepError,
+    StorageError,
+)
+from amprenta_backup.core.models import (
+    RESTORABLE,
+    BackupRecord,
+    Manifest,
+    RunContext,
+    Status,
+    utcnow,
+)
+from amprenta_backup.core.pgtools import PgConnInfo, tool, tool_version
+from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.wal.archive import WalArchive
+from amprenta_backup.core.wal.names import parse_lsn, segment_of
+
+log = logging.getLogger(__name__)
+
+BASE_NAME = "base.tar.zst"
+PG_MANIFEST_NAME = "backup_manifest"
+FORMAT = "pg_basebackup-tar"
+
+
+@dataclass(frozen=True)
+class WalRange:
+    """The WAL a base backup needs: from its start LSN to its stop LSN on one timeline.
+
+    :param timeline: timeline the backup was taken on
+    :param start_lsn: where replay starts (the backup's checkpoint redo point)
+    :param stop_lsn: where the backup becomes consistent
+    :param segment_size: the cluster's ``wal_segment_size`` in bytes
+    :param stop_time: when pg_basebackup finished; recovery targets must be later
+    """
+
+    timeline: int
+    start_lsn: str
+    stop_lsn: str
+    segment_size: int
+    stop_time: datetime
+
+    @property
+    def start_segment(self) -> str:
+        return segment_of(self.timeline, parse_lsn(self.start_lsn), self.segment_size)
+
+    @property
+    def stop_segment(self) -> str:
+        """The segment holding the stop LSN: archived means the backup is usable for PITR."""
+        return segment_of(self.timeline, parse_lsn(self.stop_lsn), self.segment_size, end=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stop_time"] = self.stop_time.isoformat()
+        data["start_segment"], data["stop_segment"] = self.start_segment, self.stop_segment
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WalRange:
+        return cls(timeline=int(data["timeline"]), start_lsn=str(data["start_lsn"]),
+                   stop_lsn=str(data["stop_lsn"]), segment_size=int(data["segment_size"]),
+                   stop_time=datetime.fromisoformat(str(data["stop_time"])))
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> WalRange:
+        if not manifest.wal:
+            raise PreconditionError(f"backup {manifest.backup_id} is not a base backup (its "
+                                    "manifest has no WAL range)")
+        return cls.from_dict(manifest.wal)
+
+
+def pg_basebackup_argv(folder: Path, label: str, level: int = 3, workers: int = 2) -> list[str]:
+    """``pg_basebackup`` into ``folder`` as one zstd tar compressed by the server."""
+    return [tool("pg_basebackup"), f"--pgdata={folder}", "--format=tar",
+            f"--compress=server-zstd:level={level},workers={workers}", "--wal-method=fetch",
+            "--checkpoint=fast", "--no-sync", f"--label={label}", "--verbose"]
+
+
+class BaseBackupRunner:
+    """Takes base backups of one cluster into one storage and records them in one catalog.
+
+    :param storage: where the backup goes
+    :param catalog: where its record goes
+    :param prefix: key prefix of everything stored
+    :param temp_dir: parent of the temp folder pg_basebackup writes into
+    """
+
+    def __init__(self, storage: Storage, catalog: Catalog, prefix: str,
+                 temp_dir: str | None = None) -> None:
+        self.storage = storage
+        self.catalog = catalog
+        self.prefix = prefix
+        self.temp_dir = temp_dir
+
+    def take(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
+        """Run pg_basebackup and store it; the returned manifest is not written yet.
+
+        An already completed backup under ``backup_id`` is returned as it is (with its
+        manifest already written).
+        """
+        folder = layout.backup_folder(self.prefix, target, backup_id)
+        existing = self.catalog.get(backup_id)
+        if existing is not None and existing.status in RESTORABLE and existing.manifest:
+            return existing.manifest
+        self.storage.check_ready()
+        record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
+                              location=self.storage.uri(folder), started_at=utcnow(),
+                              database="", kind="physical", run=run)
+        self.catalog.save(record)
+        step = "preflight"
+        try:
+            server_version, segment_size = _preflight(conn)
+            step = "pg_basebackup"
+            manifest = self._copy(target, conn, run, backup_id, folder, record.started_at,
+                                  server_version, segment_size)
+        except (BackupError, psycopg.Error, OSError) as exc:
+            detail = conn.redact(str(exc).strip() or type(exc).__name__)
+            self.fail(record, f"step {step!r} failed: {detail}")
+            raise StepError(step, target, detail) from exc
+        record.stored_bytes, record.raw_bytes = manifest.stored_bytes, manifest.raw_bytes
+        record.sha256, record.manifest = manifest.sha256, manifest
+        self.catalog.save(record)  # still RUNNING: complete() decides
+        return manifest
+
+    def complete(self, manifest: Manifest, archive: WalArchive) -> Manifest:
+        """Write the manifest and mark the backup COMPLETED once its stop segment is archived.
+
+        Raises PreconditionError (and records FAILED) if that segment is not archived.
+        """
+        wal = WalRange.of(manifest)
+        folder = manifest.key.rsplit("/", 1)[0]
+        record = self.catalog.get(manifest.backup_id) or BackupRecord(
+            backup_id=manifest.backup_id, target=manifest.target, status=Status.RUNNING,
+            location=self.storage.uri(folder), started_at=manifest.started_at, kind="physical")
+        if record.status in RESTORABLE and self.storage.exists(layout.manifest_key(folder)):
+            return manifest
+        if not archive.has(wal.stop_segment):
+            error = (f"WAL segment {wal.stop_segment} (stop LSN {wal.stop_lsn}) never reached the "
+                     f"archive at {archive.storage.uri(archive.key(wal.stop_segment))}; check "
+                     "archive_command and pg_stat_archiver on the server")
+            self.fail(record, error)
+            raise PreconditionError(f"base backup {manifest.backup_id} is not usable: {error}")
+        self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
+        record.status, record.manifest, record.error = Status.COMPLETED, manifest, None
+        record.completed_at = manifest.completed_at
+        record.stored_bytes, record.raw_bytes = manifest.stored_bytes, manifest.raw_bytes
+        record.sha256 = manifest.sha256
+        self.catalog.save(record)
+        log.info("base backup %s complete: WAL %s..%s", manifest.backup_id, wal.start_segment,
+                 wal.stop_segment)
+        return manifest
+
+    def fail(self, record: BackupRecord, error: str) -> None:
+        record.status, record.error, record.completed_at = Status.FAILED, error, utcnow()
+        self.catalog.save(record)
+
+    def _copy(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
+              folder: str, started_at: datetime, server_version: str,
+              segment_size: int) -> Manifest:
+        work = Path(tempfile.mkdtemp(prefix="amprenta-basebackup-", dir=self.temp_dir))
+        try:
+            out = work / "bb"
+            key = f"{folder}/{BASE_NAME}"
+            with open(work / "stderr", "wb") as errors:
+                proc = subprocess.Popen(pg_basebackup_argv(out, f"amprenta {backup_id}"),
+                                        env=conn.env(), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=errors)
+                try:
+                    stored, raw, sha = _upload_growing(out / BASE_NAME, proc, self.storage, key)
+                except _ToolFailed:
+                    tail = (work / "stderr").read_text(errors="replace").strip().splitlines()
+                    raise DumpError(f"pg_basebackup exited with code {proc.returncode}: "
+                                    f"{' / '.join(tail[-3:]) or 'no message'}") from None
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                    proc.wait()
+            pg_manifest = (out / PG_MANIFEST_NAME).read_bytes()
+            self.storage.put_bytes(f"{folder}/{PG_MANIFEST_NAME}", pg_manifest)
+            ranges = json.loads(pg_manifest)["WAL-Ranges"]
+            wal = WalRange(timeline=int(ranges[-1]["Timeline"]),
+                           start_lsn=ranges[-1]["Start-LSN"], stop_lsn=ranges[0]["End-LSN"],
+                           segment_size=segment_size, stop_time=utcnow())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        log.info("stored base backup %s: %d bytes (%d raw), WAL %s..%s", backup_id, stored, raw,
+                 wal.start_lsn, wal.stop_lsn)
+        return Manifest(
+            backup_id=backup_id, target=target, database="", kind="physical", key=key,
+            format=FORMAT, compression="server-zstd:3", stored_bytes=stored, raw_bytes=raw,
+            sha256=sha, started_at=started_at, completed_at=wal.stop_time,
+            server_version=server_version, pg_dump_version=tool_version("pg_basebackup"),
+            run=run, wal=wal.to_dict())
+
+
+def _preflight(conn: PgConnInfo) -> tuple[str, int]:
+    """The server's version and WAL segment size; refuses a server that does not archive."""
+    with psycopg.connect(**conn.connect_kwargs()) as db:
+        row = db.execute("SELECT current_setting('server_version'), "
+                         "current_setting('archive_mode'), setting::bigint "
+                         "FROM pg_settings WHERE name = 'wal_segment_size'").fetchone()
+    assert row is not None
+    if row[1] == "off":
+        raise PreconditionError(
+            f"archive_mode is off on {conn.describe()}: without archived WAL a base backup "
+            "cannot be rolled forward to a point in time. Set archive_mode = on and "
+            "archive_command = 'amprenta-wal push %p %f' (README: Point-in-time recovery)")
+    return str(row[0]), int(str(row[2]))
+
+
+def _follow(path: Path, proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
+    """The bytes of a file another process is still appending to, until it exits."""
+    while not path.exists():
+        if proc.poll() is not None:
+            return
+        time.sleep(0.02)
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(READ_CHUNK)
+            if chunk:
+                yield chunk
+                continue
+            if proc.poll() is not None:
+                while chunk := handle.read(READ_CHUNK):  # written just before it exited
+                    yield chunk
+                return
+            time.sleep(0.02)
+
+
+class _ToolFailed(Exception):
+    """pg_basebackup exited with an error."""
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return len(data)
+
+
+def _upload_growing(path: Path, proc: subprocess.Popen[bytes], storage: Storage,
+                    key: str) -> tuple[int, int, str]:
+    """Upload ``path`` while ``proc`` writes it: stored bytes, raw (decompressed) bytes, sha256.
+
+    Decompressing on the way checks the server's zstd stream and gives the size that
+    verification compares against.
+    """
+    sha = hashlib.sha256()
+    stored = 0
+    raw = _Counter()
+    with storage.open_writer(key) as writer:
+        inflate = zstandard.ZstdDecompressor().stream_writer(
+            raw, write_size=READ_CHUNK)  # type: ignore[arg-type]
+        for chunk in _follow(path, proc):
+            sha.update(chunk)
+            writer.write(chunk)
+            inflate.write(chunk)
+            stored += len(chunk)
+        if proc.wait() != 0:
+            raise _ToolFailed  # aborts the upload; the caller reports pg_basebackup's stderr
+        inflate.flush()  # type: ignore[no-untyped-call]
+        if not stored:
+            raise StorageError(f"pg_basebackup wrote no {path.name}")
+    return stored, raw.count, sha.hexdigest()

@@ -1,0 +1,1 @@
+"""Logical restores: request, plan, run, and the target server."""

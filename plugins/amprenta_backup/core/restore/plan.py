@@ -1,0 +1,292 @@
+"""RestorePlan: what a restore would do where (the dry run), and every reason to refuse it."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.errors import BackupError, ConfigError, PreconditionError
+from amprenta_backup.core.identifiers import SYSTEM_DATABASES
+from amprenta_backup.core.models import RESTORABLE, BackupRecord, Manifest
+from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
+from amprenta_backup.core.readback import check_free_space
+from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
+from amprenta_backup.core.restore.server import TargetServer, temporary_name
+from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.verify import folder_of
+
+Resolver = Callable[[str, str | None], PgConnInfo]
+_QUALIFIED = re.compile(r'^("(?:[^"]|"")+"|[^".]+)\.("(?:[^"]|"")+"|[^".]+)$')
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a restore will do; everything in it was checked against storage and the server.
+
+    :param request: the request it answers
+    :param backup_id: the backup to restore (``latest`` resolved)
+    :param source_target: the backup's target
+    :param source_database: the database the backup was taken from
+    :param location: URI of the dump object
+    :param target_server: ``user@host:port`` restored onto
+    :param database: the database restored into
+    :param database_exists: whether it exists now
+    :param table_counts: rows per selected table in the manifest
+    :param schemas_to_create: schemas created before a filtered pg_restore (which restores a
+        schema's objects but not the schema itself)
+    :param steps: what will happen, in order
+    """
+
+    request: RestoreRequest
+    backup_id: str
+    source_target: str
+    source_database: str
+    backup_started_at: datetime
+    location: str
+    sha256: str | None
+    stored_bytes: int
+    raw_bytes: int
+    target_server: str
+    database: str
+    database_exists: bool
+    table_counts: dict[str, int]
+    schemas_to_create: tuple[str, ...]
+    steps: tuple[str, ...]
+    manifest: Manifest = field(repr=False, compare=False)
+    conn: PgConnInfo = field(repr=False, compare=False)
+
+    def target_env(self) -> dict[str, str]:
+        """The libpq environment of the restored database (password only in PGPASSWORD)."""
+        return self.conn.with_database(self.database).env()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"request": self.request.to_dict(), "backup_id": self.backup_id,
+                "source_target": self.source_target, "source_database": self.source_database,
+                "backup_started_at": self.backup_started_at.isoformat(),
+                "location": self.location, "sha256": self.sha256,
+                "stored_bytes": self.stored_bytes, "raw_bytes": self.raw_bytes,
+                "target_server": self.target_server, "database": self.database,
+                "database_exists": self.database_exists, "table_counts": self.table_counts,
+                "rows": sum(self.table_counts.values()),
+                "schemas_to_create": list(self.schemas_to_create), "steps": list(self.steps)}
+
+    def text(self) -> str:
+        """The plan for people: one line per fact, then the numbered steps."""
+        lines = [
+            f"backup    {self.backup_id} of {self.source_target} (database "
+            f"{self.source_database!r}, taken {self.backup_started_at:%Y-%m-%d %H:%M:%S} UTC)",
+            f"from      {self.location} ({self.stored_bytes} bytes stored, {self.raw_bytes} "
+            "bytes of dump)",
+            f"into      database {self.database!r} on {self.target_server} "
+            f"({'exists' if self.database_exists else 'does not exist yet'}), "
+            f"mode {self.request.mode}",
+            f"tables    {len(self.table_counts)} with {sum(self.table_counts.values())} rows "
+            "(from the manifest)",
+        ]
+        lines += [f"  {n}. {step}" for n, step in enumerate(self.steps, start=1)]
+        return "\n".join(lines)
+
+
+def split_qualified(name: str) -> tuple[str, str]:
+    """``app.orders`` or ``"données"."café"`` (``format('%I.%I')``) -> (schema, table)."""
+    match = _QUALIFIED.match(name)
+    if not match:
+        return "", name
+    schema, table = match.groups()
+    return _unquote(schema), _unquote(table)
+
+
+def _unquote(part: str) -> str:
+    return part[1:-1].replace('""', '"') if part.startswith('"') else part
+
+
+def selected(request: RestoreRequest, counts: Mapping[str, int]) -> dict[str, int]:
+    """The tables of ``counts`` (manifest row counts) that the schema/table filters select."""
+    keep = {}
+    for name, rows in counts.items():
+        schema, table = split_qualified(name)
+        if request.schemas and schema not in request.schemas:
+            continue
+        if request.tables and table not in request.tables:
+            continue
+        keep[name] = rows
+    return keep
+
+
+def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: RestoreRequest,
+              workdir: str | None = None) -> RestorePlan:
+    """Check ``request`` against the catalog, storage and the target server; touch nothing.
+
+    Raises PreconditionError (or ConfigError) naming the reason for every refusal.
+    """
+    _check_request(request)
+    record = _find_backup(catalog, request)
+    manifest = load_manifest(storage, record)
+    source_conn_id = _source_conn_id(resolve, manifest)
+    conn_id = request.target_conn_id or source_conn_id
+    if conn_id is None:
+        raise ConfigError(f"the connection backup {record.backup_id} was taken through "
+                          f"({manifest.target}) is not defined here; give target_conn_id")
+    conn = resolve(conn_id, request.database)
+    _check_tool(manifest)
+    with TargetServer(conn) as server:
+        exists = server.exists(request.database)
+        target_server = server.describe()
+    if _is_source(resolve, request, manifest, conn, conn_id, source_conn_id):
+        if request.mode != REPLACE:
+            raise PreconditionError(
+                f"database {request.database!r} on {target_server} is the database backup "
+                f"{record.backup_id} was taken from; restoring over it needs mode replace with "
+                f"confirm={request.database!r} (and the approval step in Airflow)")
+    if request.mode == NEW_DATABASE and exists:
+        raise PreconditionError(
+            f"database {request.database!r} already exists on {target_server}; it was left "
+            f"untouched. Restore into a new name, or use mode replace with "
+            f"confirm={request.database!r}")
+    if request.jobs > 1 and not request.dry_run:
+        check_free_space(Path(workdir or tempfile.gettempdir()), manifest.raw_bytes,
+                         "set TMPDIR to a larger folder, or use jobs=1 (streams, no file)")
+    tables = selected(request, manifest.table_counts)
+    schemas: tuple[str, ...] = ()
+    if request.schemas or request.tables:
+        found = {split_qualified(name)[0] for name in tables} | set(request.schemas)
+        schemas = tuple(sorted(found - {"", "public"}))
+    return RestorePlan(
+        request=request, backup_id=record.backup_id, source_target=manifest.target,
+        source_database=manifest.database, backup_started_at=manifest.started_at,
+        location=storage.uri(manifest.key), sha256=manifest.sha256,
+        stored_bytes=manifest.stored_bytes, raw_bytes=manifest.raw_bytes,
+        target_server=target_server, database=request.database, database_exists=exists,
+        table_counts=tables, schemas_to_create=schemas,
+        steps=_steps(request, storage.uri(manifest.key), exists, target_server, schemas),
+        manifest=manifest, conn=conn)
+
+
+def _check_request(request: RestoreRequest) -> None:
+    if request.database in SYSTEM_DATABASES:
+        raise PreconditionError(f"refusing to restore into the system database "
+                                f"{request.database!r}; choose another name")
+    if request.mode == REPLACE and request.confirm != request.database:
+        raise PreconditionError(
+            f"mode replace drops database {request.database!r}: type its name again as "
+            f"confirm={request.database!r} to go ahead (confirm was {request.confirm!r})")
+    if request.mode == REPLACE and (request.schemas or request.tables):
+        raise ConfigError(
+            f"mode replace with a schema or table filter would replace database "
+            f"{request.database!r} with part of the backup and discard every other schema "
+            "and table in it; restore the subset into a new database (mode new_database) "
+            "instead, or drop the filters to replace the whole database")
+
+
+def _find_backup(catalog: Catalog, request: RestoreRequest) -> BackupRecord:
+    if request.backup_id == LATEST:
+        found = catalog.find(target=layout.check_target_name(request.latest_of),
+                             statuses=RESTORABLE, limit=1)
+        if not found:
+            raise PreconditionError(
+                f"target {request.latest_of!r} has no completed backup to restore; "
+                "`amprenta-backup list` shows the targets and their backups")
+        return found[0]
+    record = catalog.get(request.backup_id)
+    if record is None:
+        raise PreconditionError(
+            f"no backup {request.backup_id!r} in the catalog; `amprenta-backup list` shows the "
+            "ids (or `amprenta-backup rebuild-catalog` if the catalog was lost)")
+    if record.status not in RESTORABLE:
+        why = f" ({record.error})" if record.error else ""
+        raise PreconditionError(f"backup {record.backup_id} is {record.status}{why} and cannot "
+                                "be restored; choose another backup")
+    return record
+
+
+def load_manifest(storage: Storage, record: BackupRecord) -> Manifest:
+    """The manifest in storage of a catalog record; PreconditionError if missing or unreadable."""
+    key = layout.manifest_key(folder_of(storage, record))
+    if not storage.exists(key):
+        raise PreconditionError(f"manifest missing: {storage.uri(key)}; backup "
+                                f"{record.backup_id} is incomplete, choose another one")
+    try:
+        return Manifest.from_json(storage.get_bytes(key))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PreconditionError(f"the manifest {storage.uri(key)} is unreadable ({exc}); run "
+                                f"`amprenta-backup verify {record.backup_id}`") from None
+
+
+def _source_conn_id(resolve: Resolver, manifest: Manifest) -> str | None:
+    """The connection id the backup was taken through, if it is defined here."""
+    safe_db = re.sub(r"[^A-Za-z0-9_.-]", "_", manifest.database)
+    candidates = [manifest.target]
+    if manifest.target.endswith("." + safe_db):
+        candidates.append(manifest.target[: -len(safe_db) - 1])
+    for candidate in candidates:
+        try:
+            resolve(candidate, manifest.database)
+            return candidate
+        except BackupError:
+            continue
+    return None
+
+
+def _is_source(resolve: Resolver, request: RestoreRequest, manifest: Manifest,
+               conn: PgConnInfo, conn_id: str, source_conn_id: str | None) -> bool:
+    if request.database != manifest.database or source_conn_id is None:
+        return False
+    if conn_id == source_conn_id:
+        return True
+    source = resolve(source_conn_id, manifest.database)
+    return (source.host, source.port) == (conn.host, conn.port)
+
+
+def _check_tool(manifest: Manifest) -> None:
+    client = tool_version("pg_restore")
+    if major(client) < major(manifest.pg_dump_version):
+        raise PreconditionError(
+            f"pg_restore {client} cannot read a dump made by pg_dump "
+            f"{manifest.pg_dump_version}; install the PostgreSQL "
+            f"{major(manifest.pg_dump_version)} client tools")
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier, for messages and plans people read."""
+    return sql.Identifier(name).as_string(None)
+
+
+def _steps(request: RestoreRequest, uri: str, exists: bool, server: str,
+           schemas: tuple[str, ...]) -> tuple[str, ...]:
+    steps = [f"read {uri} back and check its sha256 and size against the manifest"
+             + (", into a temporary file" if request.jobs > 1 else "")]
+    database = quote_ident(request.database)
+    replace = request.mode == REPLACE
+    into = quote_ident(temporary_name(request.database, "<8 hex>")) if replace else database
+    steps.append(f"CREATE DATABASE {into} TEMPLATE template0"
+                 + (f" (a temporary database: {database} is not touched until the swap; the "
+                    "server needs room for both)" if replace else ""))
+    if schemas:
+        steps.append(f"CREATE SCHEMA {', '.join(quote_ident(s) for s in schemas)} (a filtered "
+                     "pg_restore brings a schema's objects, not the schema)")
+    only = [f"schemas {', '.join(request.schemas)}"] if request.schemas else []
+    only += [f"tables {', '.join(request.tables)}"] if request.tables else []
+    steps.append(f"pg_restore --jobs={request.jobs}"
+                 + (" --no-owner --no-privileges" if request.no_owner else "")
+                 + (f" (only {'; '.join(only)})" if only else "")
+                 + ("" if request.jobs > 1 else ", streamed from storage"))
+    steps.append("count the rows of every restored table and compare with the manifest")
+    if not replace:
+        steps.append("if pg_restore fails, drop the partly restored database")
+        return tuple(steps)
+    swap = f"ALTER DATABASE {into} RENAME TO {database}"
+    steps.append(f"only if all of that succeeded: DROP DATABASE {database} WITH (FORCE) on "
+                 f"{server} (ends its sessions; its data is lost), then {swap}" if exists
+                 else f"only if all of that succeeded: {swap}")
+    steps.append(f"if anything before that fails, drop the temporary database; {database} is "
+                 "left untouched")
+    return tuple(steps)

@@ -1,0 +1,301 @@
+"""Restores: a plan of what would be restored where, then a restore that refuses bad requests
+before touching anything and proves the dump intact before it starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from amprenta_backup.core.backup.logical import count_rows
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.constants import DUMP_NAME
+from amprenta_backup.core.errors import (
+    BackupError,
+    ChecksumMismatch,
+    DumpError,
+    PreconditionError,
+    RestoreError,
+)
+from amprenta_backup.core.identifiers import conninfo_dbname
+from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
+from amprenta_backup.core.readback import Progress, ToolInput, download, read_back
+from amprenta_backup.core.restore.plan import (
+    Resolver,
+    RestorePlan,
+    make_plan,
+    quote_ident,
+    selected,
+)
+from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
+from amprenta_backup.core.restore.server import TargetServer, temporary_name
+from amprenta_backup.core.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+ProgressFactory = Callable[[str, int], Progress | None]
+"""``(phase, total stored bytes) -> callback``: how a caller shows progress (the CLI's bar)."""
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What a restore did.
+
+    :param plan: the plan it carried out
+    :param performed: False for a dry run
+    :param seconds: from the request to the counted rows: the achieved RTO
+    :param verify_seconds: reading the dump back to prove it intact (and downloading it)
+    :param restore_seconds: creating the database and running pg_restore
+    :param row_counts: ``table -> (rows restored, rows in the manifest)``
+    """
+
+    plan: RestorePlan
+    performed: bool
+    seconds: float
+    verify_seconds: float = 0.0
+    restore_seconds: float = 0.0
+    row_counts: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+
+    @property
+    def mismatches(self) -> list[str]:
+        """Tables whose restored row count differs from the manifest's, in words."""
+        return [f"{table}: {got if got is not None else 'missing'} rows restored, "
+                f"{want if want is not None else 'none'} in the manifest"
+                for table, (got, want) in sorted(self.row_counts.items()) if got != want]
+
+    @property
+    def message(self) -> str:
+        plan = self.plan
+        if not self.performed:
+            return f"dry run: nothing was touched\n{plan.text()}"
+        rows = sum(got or 0 for got, _ in self.row_counts.values())
+        return (f"restored backup {plan.backup_id} of {plan.source_target} into database "
+                f"{plan.database!r} on {plan.target_server} in {self.seconds:.1f} s (RTO; "
+                f"checksum {self.verify_seconds:.1f} s, restore {self.restore_seconds:.1f} s): "
+                f"{len(self.row_counts)} tables, {rows} rows, "
+                + ("row counts match the manifest" if not self.mismatches
+                   else f"ROW COUNTS DIFFER: {'; '.join(self.mismatches)}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan.to_dict(), "performed": self.performed,
+                "seconds": self.seconds, "verify_seconds": self.verify_seconds,
+                "restore_seconds": self.restore_seconds,
+                "row_counts": {t: {"restored": got, "manifest": want}
+                               for t, (got, want) in sorted(self.row_counts.items())},
+                "row_counts_match": not self.mismatches}
+
+
+class Restorer:
+    """Plans and runs restores from one storage and catalog.
+
+    :param storage: where the backups are
+    :param catalog: where their records are
+    :param resolve: ``(conn_id, database) -> PgConnInfo``
+    """
+
+    def __init__(self, storage: Storage, catalog: Catalog, resolve: Resolver) -> None:
+        self.storage = storage
+        self.catalog = catalog
+        self.resolve = resolve
+
+    def plan(self, request: RestoreRequest, workdir: str | None = None) -> RestorePlan:
+        """What would be restored where; PreconditionError if the request must be refused."""
+        return make_plan(self.storage, self.catalog, self.resolve, request, workdir)
+
+    def run(self, request: RestoreRequest, progress: ProgressFactory | None = None,
+            workdir: str | None = None) -> RestoreResult:
+        """Restore as planned; a dry run returns the plan without touching anything.
+
+        ``replace`` restores into a temporary database and swaps it in only once the row
+        counts match: until then the database it replaces is untouched.
+        """
+        started = time.monotonic()
+        plan = self.plan(request, workdir)
+        log.info("restore plan:\n%s", plan.text())
+        if request.dry_run:
+            return RestoreResult(plan, performed=False, seconds=_since(started))
+        with TargetServer(plan.conn) as server:
+            server.lock(request.database)
+            if request.mode == REPLACE:
+                result = self._replace(server, plan, started, progress, workdir)
+            else:
+                result = self._restore(server, plan, started, progress, workdir)
+        if result.mismatches:
+            raise RestoreError(f"{result.message}; database {plan.database!r} was kept for "
+                               "inspection")
+        log.info("%s", result.message)
+        return result
+
+    def _replace(self, server: TargetServer, plan: RestorePlan, started: float,
+                 progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
+        """Restore into a temporary database; only if that succeeds, drop the target database
+        and rename the temporary one to it. Any earlier failure drops only the temporary one."""
+        work = dataclasses.replace(plan, database=temporary_name(plan.database))
+        untouched = (f"database {plan.database!r} was left untouched and the temporary "
+                     f"database {work.database!r} was dropped")
+        try:
+            result = self._restore(server, work, started, progress, workdir)
+            if result.mismatches:
+                raise RestoreError(f"{result.message}; nothing was replaced: {untouched}")
+        except PreconditionError:  # the temporary name exists already: not ours to drop
+            raise
+        except BaseException:
+            _drop_quietly(server, work.database)
+            raise
+        try:
+            server.drop(plan.database)
+        except psycopg.Error as exc:
+            _drop_quietly(server, work.database)
+            raise RestoreError(f"dropping database {plan.database!r} on {plan.target_server} "
+                               f"failed: {plan.conn.redact(str(exc).strip())}; nothing was "
+                               f"replaced: {untouched}") from None
+        try:
+            server.rename(work.database, plan.database)
+        except psycopg.Error as exc:
+            old, new = quote_ident(work.database), quote_ident(plan.database)
+            raise RestoreError(
+                f"database {plan.database!r} on {plan.target_server} was dropped but renaming "
+                f"the restored database {work.database!r} to it failed: "
+                f"{plan.conn.redact(str(exc).strip())}; the restored data is in "
+                f"{work.database!r}: end its sessions and run ALTER DATABASE {old} RENAME TO "
+                f"{new}") from None
+        return dataclasses.replace(result, plan=plan, seconds=_since(started))
+
+    def _restore(self, server: TargetServer, plan: RestorePlan, started: float,
+                 progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
+        """Prove the dump intact, restore it into ``plan.database``, count the rows."""
+        if plan.request.jobs > 1:
+            with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
+                path = Path(tmp) / DUMP_NAME
+                download(self.storage, plan.manifest, path, True,
+                         _phase(progress, "download", plan), durable=False)
+                verified = time.monotonic()
+                self._into(server, plan, lambda: _restore_file(plan, path))
+        else:
+            self._check_checksum(plan, progress)
+            verified = time.monotonic()
+            self._into(server, plan, lambda: self._restore_stream(plan, progress))
+        restored = time.monotonic()
+        counts = _count(plan)
+        expected = selected(plan.request, plan.manifest.table_counts)
+        return RestoreResult(
+            plan, performed=True, seconds=_since(started),
+            verify_seconds=round(verified - started, 3),
+            restore_seconds=round(restored - verified, 3),
+            row_counts={n: (counts.get(n), expected.get(n)) for n in set(counts) | set(expected)})
+
+    def _check_checksum(self, plan: RestorePlan, progress: ProgressFactory | None) -> None:
+        readback = read_back(self.storage, plan.manifest, None, decompress=False,
+                             progress=_phase(progress, "checksum", plan))
+        problems = readback.mismatches(plan.manifest)
+        if problems:
+            raise ChecksumMismatch(_corrupt(plan, problems) + "; nothing was restored")
+        if not plan.manifest.sha256:
+            log.warning("backup %s has no sha256 (BACKUP_CHECKSUM_ENABLED was off): only its "
+                        "size was checked", plan.backup_id)
+
+    def _into(self, server: TargetServer, plan: RestorePlan, restore: Callable[[], None]) -> None:
+        """Create the database, run ``restore``; drop the database again if that fails."""
+        server.create(plan.database)
+        try:
+            _create_schemas(plan)
+            restore()
+        except BaseException as exc:
+            _drop_quietly(server, plan.database)
+            if isinstance(exc, ChecksumMismatch | KeyboardInterrupt):
+                raise
+            detail = plan.conn.redact(str(exc)) if isinstance(exc, BackupError) else repr(exc)
+            target = plan.request.database
+            dropped = ("the partly restored database was dropped" if plan.database == target
+                       else f"the partly restored temporary database {plan.database!r} was "
+                            f"dropped and database {target!r} was left untouched")
+            raise RestoreError(
+                f"restore of backup {plan.backup_id} into database {plan.database!r} on "
+                f"{plan.target_server} failed: {detail}; {dropped}, fix the cause and run the "
+                "restore again") from exc
+
+    def _restore_stream(self, plan: RestorePlan, progress: ProgressFactory | None) -> None:
+        """Stream storage -> zstd -> pg_restore stdin, hashing again on the way."""
+        with ToolInput(_restore_argv(plan), plan.target_env()) as tool:
+            readback = read_back(self.storage, plan.manifest, tool, decompress=True,
+                                 progress=_phase(progress, "restore", plan))
+            code, stderr = tool.finish()
+        problems = readback.mismatches(plan.manifest)
+        if problems:
+            raise ChecksumMismatch(_corrupt(plan, problems) + " (changed while restoring)")
+        if code != 0:
+            raise DumpError(f"pg_restore exited with code {code}: {stderr or 'no message'}")
+
+
+def _restore_argv(plan: RestorePlan, path: Path | None = None) -> list[str]:
+    request = plan.request
+    extra = ("--no-owner", "--no-privileges") if request.no_owner else ()
+    return pg_restore_argv(dbname=conninfo_dbname(plan.database), jobs=request.jobs,
+                           path=str(path) if path else None, schemas=request.schemas,
+                           tables=request.tables, extra=extra)
+
+
+def _restore_file(plan: RestorePlan, path: Path) -> None:
+    done = subprocess.run(_restore_argv(plan, path), env=plan.target_env(),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
+    if done.returncode != 0:
+        tail = done.stderr[-4000:].decode("utf-8", "replace").strip()
+        raise DumpError(f"pg_restore exited with code {done.returncode}: {tail or 'no message'}")
+
+
+def _create_schemas(plan: RestorePlan) -> None:
+    if not plan.schemas_to_create:
+        return
+    conn = plan.conn.with_database(plan.database)
+    try:
+        with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
+            for schema in plan.schemas_to_create:
+                db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(schema)))
+    except psycopg.Error as exc:
+        raise RestoreError(f"creating the schemas {list(plan.schemas_to_create)} failed: "
+                           f"{conn.redact(str(exc).strip())}") from None
+
+
+def _count(plan: RestorePlan) -> dict[str, int]:
+    conn: PgConnInfo = plan.conn.with_database(plan.database)
+    try:
+        with psycopg.connect(**conn.connect_kwargs()) as db:
+            return count_rows(db)
+    except psycopg.Error as exc:
+        raise RestoreError(f"counting the restored rows in {conn.describe()} failed: "
+                           f"{conn.redact(str(exc).strip())}") from None
+
+
+def _drop_quietly(server: TargetServer, name: str) -> None:
+    try:
+        server.drop(name)
+    except psycopg.Error as exc:
+        log.error("could not drop the partly restored database %s: %s", name,
+                  server.conn.redact(str(exc).strip()))
+
+
+def _corrupt(plan: RestorePlan, problems: list[str]) -> str:
+    return (f"backup {plan.backup_id} of target {plan.source_target} is corrupt: "
+            f"{'; '.join(problems)} ({plan.location})")
+
+
+def _phase(progress: ProgressFactory | None, phase: str, plan: RestorePlan) -> Progress | None:
+    return progress(phase, plan.manifest.stored_bytes) if progress else None
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+__all__ = ["LATEST", "NEW_DATABASE", "REPLACE", "RestorePlan", "RestoreRequest", "RestoreResult",
+           "Restorer"]

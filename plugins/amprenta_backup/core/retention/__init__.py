@@ -1,0 +1,1 @@
+"""Retention: policies (strategy classes) and cleanup of storage and catalog."""

@@ -1,0 +1,1 @@
+"""WAL archiving: segment names, push/fetch, async push, spool, settings, health, retention."""

@@ -1,0 +1,199 @@
+"""WAL archive: push and fetch of WAL files in backup storage, each with its sha256.
+
+A segment ``NAME`` is stored zstd-compressed as ``{prefix}/{target}/wal/{timeline}/NAME.zst``
+and is complete once its sidecar ``NAME.zst.sha256`` (the sha256 of the uncompressed bytes,
+in ``sha256sum`` format) exists: the sidecar is written last, like a backup's manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from amprenta_backup.core.constants import READ_CHUNK
+from amprenta_backup.core.errors import (
+    ChecksumMismatch,
+    StorageError,
+    WalConflict,
+    WalSegmentMissing,
+)
+from amprenta_backup.core.layout import target_prefix
+from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.wal.names import WAL_FILE, check_wal_name
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".zst"
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def wal_prefix(prefix: str, target: str) -> str:
+    """``{prefix}/{target}/wal/``: every archived WAL file of one target."""
+    return f"{target_prefix(prefix, target)}wal/"
+
+
+def wal_key(prefix: str, target: str, name: str) -> str:
+    """Key of one stored WAL file: ``{prefix}/{target}/wal/{timeline}/{name}.zst``."""
+    check_wal_name(name)
+    return f"{wal_prefix(prefix, target)}{name[:8]}/{name}{SUFFIX}"
+
+
+def checksum_key(key: str) -> str:
+    """Key of the sidecar holding the sha256 of the uncompressed file."""
+    return key + CHECKSUM_SUFFIX
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """One push: what was stored, or that identical content was there already."""
+
+    name: str
+    key: str
+    raw_bytes: int
+    stored_bytes: int
+    sha256: str
+    already_archived: bool = False
+
+
+class WalArchive:
+    """The WAL files of one target in backup storage.
+
+    :param storage: the backup storage
+    :param prefix: key prefix of everything stored (``BACKUP_S3_PREFIX``)
+    :param target: name the WAL is stored under (``BACKUP_WAL_TARGET``)
+    :param level: zstd level for pushed segments
+    """
+
+    def __init__(self, storage: Storage, prefix: str, target: str, level: int = 1) -> None:
+        self.storage = storage
+        self.prefix = prefix
+        self.target = target
+        self.level = level
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WalArchive:
+        """The archive that ``BACKUP_*`` (storage) and ``BACKUP_WAL_*`` settings name."""
+        from amprenta_backup.core.config import BackupConfig
+        from amprenta_backup.core.storage.factory import storage_from_config
+        from amprenta_backup.core.wal.settings import WalSettings
+
+        config = BackupConfig.from_env(environ)
+        settings = WalSettings.from_env(environ)
+        return cls(storage_from_config(config), config.prefix, settings.target,
+                   settings.compression_level)
+
+    def key(self, name: str) -> str:
+        return wal_key(self.prefix, self.target, name)
+
+    def stored_checksum(self, name: str) -> str | None:
+        """The recorded sha256 of an archived file, or None if it is not (completely) stored."""
+        sidecar = checksum_key(self.key(name))
+        if not self.storage.exists(sidecar):
+            return None
+        text = self.storage.get_bytes(sidecar).decode("ascii", "replace").split()
+        if not text or not re.fullmatch(r"[0-9a-f]{64}", text[0]):
+            raise ChecksumMismatch(f"the checksum of {name} at {self.storage.uri(sidecar)} is "
+                                   "unreadable; the archive is damaged")
+        return text[0]
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` is completely archived."""
+        return self.stored_checksum(name) is not None
+
+    def wait_for(self, name: str, timeout: float, poll: float = 1.0) -> bool:
+        """Wait until ``name`` is completely archived; False if it is not within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not self.has(name):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def push(self, path: str | os.PathLike[str], name: str) -> PushResult:
+        """Store the file at ``path`` as ``name``; identical content already there is success.
+
+        Raises :class:`WalConflict` if different content is archived under ``name``.
+        """
+        import zstandard
+
+        check_wal_name(name)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read WAL file {path}: {exc.strerror}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        key = self.key(name)
+        existing = self.stored_checksum(name)
+        if existing == digest:
+            log.info("%s is already archived with the same content", name)
+            return PushResult(name, key, len(data), 0, digest, already_archived=True)
+        if existing is not None:
+            raise WalConflict(
+                f"{name} is already archived at {self.storage.uri(key)} with different content "
+                f"(sha256 {existing[:12]}... there, {digest[:12]}... here); refusing to overwrite. "
+                "Two clusters probably archive under the same BACKUP_WAL_TARGET: give each its "
+                "own, or move the old archive away after checking which cluster it belongs to"
+            )
+        stored = zstandard.ZstdCompressor(level=self.level, write_checksum=True).compress(data)
+        self.storage.put_bytes(key, stored)
+        self.storage.put_bytes(checksum_key(key), f"{digest}  {name}\n".encode())
+        log.info("archived %s: %d -> %d bytes", name, len(data), len(stored))
+        return PushResult(name, key, len(data), len(stored), digest)
+
+    def fetch(self, name: str, dest: str | os.PathLike[str]) -> str:
+        """Write archived ``name`` to ``dest`` after checking its sha256; returns the sha256.
+
+        Raises :class:`WalSegmentMissing` if it is not archived and :class:`ChecksumMismatch`
+        if the stored bytes are damaged (``dest`` is then not created).
+        """
+        import zstandard
+
+        key = self.key(name)
+        expected = self.stored_checksum(name)
+        if expected is None:
+            where = self.storage.uri(key)
+            if self.storage.exists(key):
+                raise WalSegmentMissing(f"{name} at {where} has no checksum: its push never "
+                                        "finished, so it is not usable")
+            raise WalSegmentMissing(f"{name} is not in the WAL archive at {where}")
+        target = Path(dest)
+        partial = target.with_name(f"{target.name}.amprenta-partial")
+        sha = hashlib.sha256()
+        try:
+            with self.storage.open_reader(key) as raw, open(partial, "wb") as out:
+                reader = zstandard.ZstdDecompressor().stream_reader(raw)
+                while chunk := reader.read(READ_CHUNK):
+                    sha.update(chunk)
+                    out.write(chunk)
+        except zstandard.ZstdError as exc:
+            partial.unlink(missing_ok=True)
+            raise ChecksumMismatch(f"{name} at {self.storage.uri(key)} is corrupt (zstd: {exc}); "
+                                   "this WAL file cannot be used for recovery") from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        if sha.hexdigest() != expected:
+            partial.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                f"{name} at {self.storage.uri(key)} fails its checksum (sha256 "
+                f"{sha.hexdigest()[:12]}... instead of {expected[:12]}...); this WAL file cannot "
+                "be used for recovery")
+        os.replace(partial, target)
+        return expected
+
+    def list_names(self, timeline: str | None = None) -> Iterator[str]:
+        """Names of the completely archived WAL files, sorted, optionally of one timeline."""
+        prefix = wal_prefix(self.prefix, self.target) + (f"{timeline}/" if timeline else "")
+        names = []
+        for info in self.storage.list_objects(prefix):
+            if info.key.endswith(SUFFIX + CHECKSUM_SUFFIX):
+                name = info.key.rsplit("/", 1)[-1][: -len(SUFFIX + CHECKSUM_SUFFIX)]
+                if WAL_FILE.match(name):
+                    names.append(name)
+        yield from sorted(names)

@@ -1,0 +1,74 @@
+"""amprenta-wal settings: an env-style file that must be private, and BACKUP_WAL_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.wal.settings import (
+    WalSettings,
+    read_config_file,
+    settings_environment,
+    write_config_file,
+)
+
+
+def test_a_written_file_reads_back_and_wins_over_the_environment(tmp_path: Path) -> None:
+    path = write_config_file(tmp_path / "wal.env", {"BACKUP_WAL_TARGET": "pg_main",
+                                                    "AWS_SECRET_ACCESS_KEY": "s3cr=t"})
+    assert path.stat().st_mode & 0o777 == 0o600
+    env = settings_environment(str(path), {"BACKUP_WAL_TARGET": "other", "HOME": "/root"})
+    assert env["BACKUP_WAL_TARGET"] == "pg_main" and env["AWS_SECRET_ACCESS_KEY"] == "s3cr=t"
+    assert env["HOME"] == "/root" and env["AMPRENTA_WAL_CONFIG"] == str(path)
+
+
+def test_the_config_variable_names_the_file(tmp_path: Path) -> None:
+    path = write_config_file(tmp_path / "wal.env", {"BACKUP_WAL_TARGET": "pg_x"})
+    env = settings_environment(None, {"AMPRENTA_WAL_CONFIG": str(path)})
+    assert WalSettings.from_env(env).target == "pg_x"
+
+
+def test_comments_quotes_and_export_are_understood(tmp_path: Path) -> None:
+    path = tmp_path / "wal.env"
+    path.write_text("# storage\nexport BACKUP_S3_BUCKET=\"b-1\"\n\nBACKUP_WAL_PARALLEL = 4\n")
+    path.chmod(0o600)
+    assert read_config_file(path) == {"BACKUP_S3_BUCKET": "b-1", "BACKUP_WAL_PARALLEL": "4"}
+
+
+def test_a_file_others_can_read_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = write_config_file(tmp_path / "wal.env", {"BACKUP_WAL_TARGET": "pg_main"})
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"mode 644.*chmod 600"):
+        read_config_file(path)
+
+
+def test_missing_file_and_bad_lines_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_config_file(tmp_path / "nope.env")
+    path = tmp_path / "wal.env"
+    path.write_text("BACKUP_WAL_TARGET=x\nthis is not a setting\n")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match="line 2 is not KEY=VALUE"):
+        read_config_file(path)
+
+
+def test_settings_defaults_and_spool_folder_per_cluster(tmp_path: Path) -> None:
+    settings = WalSettings.from_env({"BACKUP_WAL_TARGET": "pg_main",
+                                     "BACKUP_WAL_SPOOL": str(tmp_path)})
+    assert (settings.parallel, settings.compression_level, settings.async_push) == (2, 1, True)
+    one, two = settings.spool_dir(tmp_path / "a"), settings.spool_dir(tmp_path / "b")
+    assert one != two and one.parent == tmp_path and one.name.startswith("pg_main-")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, "BACKUP_WAL_TARGET is not set"),
+    ({"BACKUP_WAL_TARGET": "a/b"}, "may only hold"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_PARALLEL": "0"}, "BACKUP_WAL_PARALLEL=0"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_PARALLEL": "two"}, "not a number"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_ASYNC": "maybe"}, "BACKUP_WAL_ASYNC"),
+])
+def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        WalSettings.from_env(env)
