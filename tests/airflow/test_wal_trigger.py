@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.triggers.wal import WalSegmentArchivedTrigger, storage_kwargs

@@ -15,7 +15,6 @@ import pytest
 from amprenta_backup.core import layout, pgtools
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.errors import StepError
 from amprenta_backup.core.health import (
     CheckResult,
@@ -27,6 +26,7 @@ from amprenta_backup.core.health import (
 from amprenta_backup.core.models import BackupRecord, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pipeline import Compression
+from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.sandbox.s3server import MotoServer
 

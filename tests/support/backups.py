@@ -12,12 +12,12 @@ import zstandard
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import Manifest, RunContext
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pipeline import Compression
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage import Storage
 
 SETTINGS = BackupSettings(prefix="database/", compression=Compression())

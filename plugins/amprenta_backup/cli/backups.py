@@ -8,9 +8,9 @@ from typing import Any
 
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core import layout
-from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
+from amprenta_backup.core.settings import BackupTarget
 
 
 def register(subparsers: Any) -> None:

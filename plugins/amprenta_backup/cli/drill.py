@@ -6,12 +6,12 @@ import argparse
 from typing import Any
 
 from amprenta_backup.cli.output import print_json, print_table
-from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.drill import record as drill_record
 from amprenta_backup.core.drill.runner import DrillRunner
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import RunContext, utcnow
+from amprenta_backup.core.settings import BackupTarget
 
 
 def register(subparsers: Any) -> None:

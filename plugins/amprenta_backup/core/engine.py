@@ -9,7 +9,6 @@ from typing import Any
 
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupConfig, BackupTarget
 from amprenta_backup.core.connections import postgres_conninfo
 from amprenta_backup.core.errors import PreconditionError
 from amprenta_backup.core.layout import check_backup_id
@@ -19,6 +18,7 @@ from amprenta_backup.core.readback import Progress, Readback, download
 from amprenta_backup.core.restore.plan import RestorePlan, load_manifest
 from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
+from amprenta_backup.core.settings import BackupConfig, BackupTarget
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_from_config
 from amprenta_backup.core.verify import VERIFIABLE, VerifyResult, verify_backup

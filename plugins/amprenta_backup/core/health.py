@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.notifications import Alert
 from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
+from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.core.storage.base import Storage
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import EnvReader
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.settings import EnvReader
 
 NOTIFICATION_TYPES = ("info", "warning", "critical")
 CHANNELS = ("slack", "email", "table")

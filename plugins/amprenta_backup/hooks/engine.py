@@ -7,9 +7,9 @@ from functools import cached_property
 from airflow.sdk import BaseHook
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.hooks.postgres import PostgresTargetHook
 from amprenta_backup.hooks.storage import BackupStorageHook
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_from_config
 

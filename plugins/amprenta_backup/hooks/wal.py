@@ -9,9 +9,9 @@ from pathlib import Path
 
 from airflow.sdk import BaseHook
 
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.settings import PitrSettings
 from amprenta_backup.hooks.engine import EngineHook

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.notifications import Alert, create_admin_notification, format_alert
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.hooks.postgres import PostgresTargetHook
 from amprenta_backup.notifiers.base import BackupAlertNotifier
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.notifications import Alert, redact
+from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.errors import StepError
+from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import REFUSALS, EngineOperator, fail_without_retry
 

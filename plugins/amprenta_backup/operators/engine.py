@@ -10,9 +10,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ChecksumMismatch, ConfigError, PreconditionError
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.hooks.engine import EngineHook
 
 REFUSALS = (ChecksumMismatch, ConfigError, PreconditionError)

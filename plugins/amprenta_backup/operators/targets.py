@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.settings import BackupConfig
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -7,10 +7,10 @@ import os
 
 import psycopg
 
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.models import utcnow
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.wal.health import check_wal, read_state
 from amprenta_backup.hooks.wal import WalArchiveHook
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from amprenta_backup.core.config import BackupConfig
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.wal.names import check_wal_name
 from amprenta_backup.hooks.wal import WalArchiveHook
 from amprenta_backup.triggers.wal import WalSegmentArchivedTrigger, storage_kwargs

@@ -9,8 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.errors import BackupError
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.wal.archive import WalArchive
 
 STORAGE_FIELDS = ("storage_type", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",

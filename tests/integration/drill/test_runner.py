@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupTarget
 from amprenta_backup.core.drill import record as drill_record
 from amprenta_backup.core.drill import scratch as drill_scratch
 from amprenta_backup.core.drill.assertions import parse_assertions
@@ -23,6 +22,7 @@ from amprenta_backup.core.errors import PreconditionError
 from amprenta_backup.core.health import Level
 from amprenta_backup.core.models import Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.core.storage import Storage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from tests.integration.cli.test_backups import cli  # noqa: F401  (the CLI-in-a-subprocess fixture)

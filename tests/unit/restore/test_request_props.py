@@ -16,13 +16,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError, PreconditionError
 from amprenta_backup.core.identifiers import MAX_NAME_BYTES, check_database_name, conninfo_dbname
 from amprenta_backup.core.layout import BACKUP_ID, check_backup_id
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.request import RestoreRequest
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage import LocalStorage
 
 INJECTIONS = [

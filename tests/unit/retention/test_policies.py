@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amprenta_backup.core.config import BackupConfig, GFSSpec
 from amprenta_backup.core.constants import MIN_RETENTION_DAYS
 from amprenta_backup.core.errors import ConfigError, PreconditionError
 from amprenta_backup.core.models import BackupRecord, Status
@@ -22,6 +21,7 @@ from amprenta_backup.core.retention.policies import (
     plan_cleanup,
     policies_from_config,
 )
+from amprenta_backup.core.settings import BackupConfig, GFSSpec
 
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 

@@ -11,7 +11,6 @@ from psycopg import sql
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.errors import (
     BackupError,
     DumpError,
@@ -29,6 +28,7 @@ from amprenta_backup.core.models import (
 )
 from amprenta_backup.core.pgtools import PgConnInfo, major, pg_dump_argv, tool_version
 from amprenta_backup.core.pipeline import Compression, StreamResult, stream_command
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)

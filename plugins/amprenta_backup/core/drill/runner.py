@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.config import BackupTarget, EnvReader
 from amprenta_backup.core.drill import record as drill_record
 from amprenta_backup.core.drill import scratch as drill_scratch
 from amprenta_backup.core.drill.assertions import Assertion, load_assertions
@@ -40,6 +39,7 @@ from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.plan import load_manifest
 from amprenta_backup.core.restore.request import NEW_DATABASE, RestoreRequest
 from amprenta_backup.core.restore.run import Restorer, RestoreResult
+from amprenta_backup.core.settings import BackupTarget, EnvReader
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.verify import folder_of
 

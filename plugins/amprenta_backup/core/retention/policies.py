@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.constants import MIN_RETENTION_DAYS
 from amprenta_backup.core.errors import ConfigError, PreconditionError
 from amprenta_backup.core.models import RESTORABLE, BackupRecord, Status
+from amprenta_backup.core.settings import BackupConfig
 
 FOREVER = datetime.max.replace(tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from amprenta_backup.core.config import BackupConfig
 from amprenta_backup.core.connections import s3_client_kwargs
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.local import LocalStorage
 from amprenta_backup.core.storage.s3 import S3Storage

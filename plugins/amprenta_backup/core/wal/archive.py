@@ -79,7 +79,7 @@ class WalArchive:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WalArchive:
         """The archive that ``BACKUP_*`` (storage) and ``BACKUP_WAL_*`` settings name."""
-        from amprenta_backup.core.config import BackupConfig
+        from amprenta_backup.core.settings import BackupConfig
         from amprenta_backup.core.storage.factory import storage_from_config
         from amprenta_backup.core.wal.settings import WalSettings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from amprenta_backup.core.config import BackupConfig, BackupTarget
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.settings import BackupConfig, BackupTarget
 
 
 def test_defaults_follow_the_spec() -> None:
