@@ -6,7 +6,7 @@ ENV := source scripts/env.sh &&
 ARGS ?=
 BENCH_ARGS ?= --size-mb 200 --repeat 3
 
-.PHONY: bootstrap demo demo-s3 test lint bench
+.PHONY: bootstrap demo demo-s3 test test-unit lint bench
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -19,6 +19,9 @@ demo-s3: bootstrap
 
 test: bootstrap
 	@bash scripts/test.sh $(ARGS)
+
+test-unit: bootstrap
+	@$(ENV) python -m pytest -q -p no:cacheprovider tests/unit $(ARGS)
 
 lint: bootstrap
 	@$(ENV) ruff check . && mypy

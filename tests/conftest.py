@@ -13,6 +13,16 @@ import pytest  # noqa: E402
 from amprenta_backup.sandbox.cluster import ClusterBase  # noqa: E402
 from amprenta_backup.sandbox.container import start_cluster  # noqa: E402
 from amprenta_backup.sandbox.s3server import MotoServer  # noqa: E402
+from tests.support.markers import marks_for  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: integration, airflow, e2e (a conftest's ``pytestmark``
+    would not apply to the package's modules)."""
+    for item in items:
+        for name in marks_for(item.path):
+            item.add_marker(getattr(pytest.mark, name))
+
 
 # ============================================================================================
 # BEGIN sandbox fixtures (amprenta_backup.sandbox): a throwaway PostgreSQL cluster and a moto

@@ -17,8 +17,6 @@ from amprenta_backup.sandbox.dataset import load_sample
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.airflow_env import REPO
 
-pytestmark = pytest.mark.airflow
-
 
 @pytest.fixture(scope="session")
 def airflow_db() -> None:

@@ -15,8 +15,6 @@ from tests.airflow.conftest import WRONG_PASSWORD
 from tests.support.airflow_env import REPO
 from tests.support.receivers import WEBHOOK_TOKEN, SlackReceiver, SmtpReceiver, alert_receivers
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 WHEN = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 

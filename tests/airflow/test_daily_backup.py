@@ -17,8 +17,6 @@ from tests.integration.conftest import conninfo
 from tests.support.airflow_env import REPO
 from tests.support.factories import restore_stored_dump
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 WHEN = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 

@@ -23,8 +23,6 @@ from tests.support.backups import SETTINGS, make_backup
 from tests.support.receivers import SlackReceiver, SmtpReceiver, alert_receivers
 from tests.support.stored_backups import stored_backup
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 
 @dataclass
 class Health:

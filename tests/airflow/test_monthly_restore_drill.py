@@ -20,8 +20,6 @@ from tests.integration.conftest import conninfo
 from tests.support.airflow_env import REPO
 from tests.support.backups import flip_byte, make_backup, rewrite
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 NOVEMBER_FIRST = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 
 

@@ -21,8 +21,6 @@ from tests.airflow.conftest import postgres_conn_json
 from tests.support.airflow_env import REPO
 from tests.support.wal import PREFIX, WalSetup, scratch_parent, start_archiving_cluster
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 TARGET = "pg_pitr.pitr"
 WHEN = datetime(2026, 11, 22, 0, 30, tzinfo=UTC)
 

@@ -19,8 +19,6 @@ from tests.integration.conftest import conninfo
 from tests.support.airflow_env import REPO
 from tests.support.backups import make_backup
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 SENTINEL = "CREATE TABLE sentinel (note text); INSERT INTO sentinel VALUES ('still here')"
 
 

@@ -13,8 +13,6 @@ from amprenta_backup.core.storage import S3Storage
 from tests.support.airflow_env import REPO
 from tests.support.stored_backups import stored_backup
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 
 def _figures(dag_run: Any) -> dict[str, Any]:
     from airflow.models.xcom import XComModel

@@ -18,8 +18,6 @@ from tests.integration.conftest import conninfo
 from tests.support.airflow_env import REPO
 from tests.support.backups import flip_byte, make_backup, rewrite
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
 SUNDAY = datetime(2026, 11, 22, 5, 0, tzinfo=UTC)
 
 

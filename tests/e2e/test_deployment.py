@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.models import Manifest, Status
@@ -16,8 +15,6 @@ from tests.integration.conftest import conninfo
 from tests.support.airflow_deployment import AirflowDeployment
 from tests.support.airflow_env import REPO
 from tests.support.factories import restore_stored_dump
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.airflow]
 
 
 def test_components_are_healthy_and_every_dag_file_imports(

@@ -14,7 +14,6 @@ from tests.support.airflow_deployment import AirflowDeployment
 from tests.support.airflow_env import REPO
 
 pytestmark = [
-    pytest.mark.e2e, pytest.mark.integration, pytest.mark.airflow,
     pytest.mark.skipif(not (REPO / "dags" / "restore.py").exists(),
                        reason="dags/restore.py (issue 3) is not in the tree yet; these tests "
                               "run as soon as it is"),

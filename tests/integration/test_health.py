@@ -30,8 +30,6 @@ from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.sandbox.s3server import MotoServer
 
-pytestmark = pytest.mark.integration
-
 TARGET = BackupTarget("pg_source")
 SETTINGS = BackupSettings(prefix="database", compression=Compression(level=1))
 

@@ -16,8 +16,6 @@ from amprenta_backup.core import layout, metrics
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.models import BackupRecord, Status, utcnow
 
-pytestmark = pytest.mark.integration
-
 NOW = utcnow()
 
 

@@ -15,8 +15,6 @@ from amprenta_backup.sandbox.compare import assert_databases_equal, table_checks
 from amprenta_backup.sandbox.dataset import SAMPLE_TABLES, load_sample
 from amprenta_backup.sandbox.s3server import MotoServer
 
-pytestmark = pytest.mark.integration
-
 SRC = "sandbox_src"
 
 

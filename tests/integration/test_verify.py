@@ -25,8 +25,6 @@ from tests.support.backups import (
     truncate,
 )
 
-pytestmark = pytest.mark.integration
-
 
 def test_an_intact_backup_in_s3_is_verified_and_recorded(
     s3_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,

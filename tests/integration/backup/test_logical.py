@@ -23,8 +23,6 @@ from amprenta_backup.sandbox.compare import assert_databases_equal
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.factories import restore_stored_dump
 
-pytestmark = pytest.mark.integration
-
 SETTINGS = BackupSettings(prefix="database/", compression=Compression())
 
 

@@ -14,8 +14,6 @@ import pytest
 
 from amprenta_backup.core.pgtools import PgConnInfo
 
-pytestmark = pytest.mark.integration
-
 
 def _uri(conn: PgConnInfo, dbname: str) -> str:
     return (f"postgresql://{conn.user}:{quote(conn.password or '', safe='')}@{conn.host}:"

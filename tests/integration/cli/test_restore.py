@@ -16,8 +16,6 @@ from amprenta_backup.sandbox.compare import assert_databases_equal
 from tests.integration.cli.test_backups import cli
 from tests.support.backups import flip_byte, rewrite
 
-pytestmark = pytest.mark.integration
-
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 SHARED_FIXTURES = (cli,)  # test_cli.py's `cli` (env from AIRFLOW_CONN_*, local storage)
 

@@ -30,8 +30,6 @@ from tests.integration.conftest import conninfo
 from tests.support.backups import engine_for, flip_byte, make_backup, rewrite
 from tests.support.stored_backups import stored_backup
 
-pytestmark = pytest.mark.integration
-
 SOURCE = BackupTarget("pg_source")
 BUILT_IN = ["checksum", "restore", "row_counts", "foreign_keys", "check_constraints",
             "sequences"]

@@ -22,8 +22,6 @@ from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo
 from tests.support.wal import PREFIX, WalSetup, start_archiving_cluster
 
-pytestmark = pytest.mark.integration
-
 TARGET = "pg_main.pitr"
 
 

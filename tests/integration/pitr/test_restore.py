@@ -31,8 +31,6 @@ from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo
 from tests.support.wal import PREFIX, WalSetup, scratch_parent, start_archiving_cluster
 
-pytestmark = pytest.mark.integration
-
 TARGET = "pg_src.pitr"
 KEYS = ("BACKUP_STORAGE_TYPE", "BACKUP_S3_BUCKET", "BACKUP_S3_PREFIX", "BACKUP_S3_ENDPOINT_URL",
         "BACKUP_S3_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")

@@ -32,8 +32,6 @@ from amprenta_backup.sandbox.compare import assert_databases_equal, table_checks
 from amprenta_backup.sandbox.dataset import load_sample
 from tests.support.backups import engine_for, flip_byte, make_backup, rewrite
 
-pytestmark = pytest.mark.integration
-
 _names = itertools.count(1)
 SENTINEL = "CREATE TABLE sentinel (note text); INSERT INTO sentinel VALUES ('still here')"
 

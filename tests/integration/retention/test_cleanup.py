@@ -21,8 +21,6 @@ from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.stored_backups import stored_backup
 
-pytestmark = pytest.mark.integration
-
 PREFIX = "database"
 POLICIES = [AgePolicy(7), KeepLastPolicy(2)]
 NOW = utcnow() + timedelta(days=2)  # objects written now are two days old by then

@@ -15,8 +15,6 @@ from amprenta_backup.core.wal.names import parse_lsn, segment_of
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.wal import WalSetup, archiver_stats, start_archiving_cluster, wait_archived
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def wal(moto_server: MotoServer) -> Iterator[WalSetup]:

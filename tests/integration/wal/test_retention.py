@@ -18,8 +18,6 @@ from amprenta_backup.core.wal.retention import clean_wal
 from amprenta_backup.core.wal.settings import write_config_file
 from amprenta_backup.sandbox.serverenv import wal_command
 
-pytestmark = pytest.mark.integration
-
 TARGET = "pg_main.pitr"
 SIZE = 16 * 1024 * 1024
 
