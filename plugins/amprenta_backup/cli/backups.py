@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -35,6 +36,17 @@ def register(subparsers: Any) -> None:
     rebuild.set_defaults(handler=cmd_rebuild)
 
 
+def reading_engine() -> BackupEngine:
+    """An engine that answers from the manifests in storage when the catalog is unreachable,
+    and says so on stderr before anything else is printed."""
+    engine = BackupEngine(storage_fallback=True)
+    where = engine.catalog.describe()  # reaches the catalog, or falls back to storage
+    if engine.catalog_unreachable is not None:
+        print(f"warning: {engine.catalog_unreachable}; answering from {where}: every backup "
+              "shows as completed, and nothing is recorded", file=sys.stderr)
+    return engine
+
+
 def record_dict(record: BackupRecord) -> dict[str, Any]:
     data = asdict(record)
     data["status"] = str(record.status)
@@ -59,7 +71,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    records = BackupEngine().list_backups(limit=args.limit, target=args.target)
+    records = reading_engine().list_backups(limit=args.limit, target=args.target)
     if args.json:
         print_json([record_dict(r) for r in records])
         return 0
@@ -74,7 +86,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    record = BackupEngine().get_backup(layout.check_backup_id(args.backup_id))
+    record = reading_engine().get_backup(layout.check_backup_id(args.backup_id))
     data = record_dict(record)
     if args.json:
         print_json(data)
@@ -91,10 +103,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     engine = BackupEngine()
+    created = engine.catalog.create_database()
     count = engine.catalog.rebuild(engine.storage, engine.config.prefix)
     where = engine.storage.uri(engine.config.prefix)
     if args.json:
-        print_json({"rebuilt": count, "storage": where})
+        print_json({"rebuilt": count, "storage": where, "catalog_created": created})
     else:
-        print(f"rebuilt {count} records from {where}")
+        made = f" into the new {engine.catalog.describe()}" if created else ""
+        print(f"rebuilt {count} records from {where}{made}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from amprenta_backup.cli.backups import reading_engine
 from amprenta_backup.cli.output import human_bytes, print_json
 from amprenta_backup.cli.progress import Progress
 from amprenta_backup.core import layout
@@ -64,7 +65,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    engine = BackupEngine()
+    engine = reading_engine()
     record = engine.get_backup(layout.check_backup_id(args.backup_id))
     with Progress.for_terminal(args.progress) as progress:
         result = engine.verify(record.backup_id, run=RunContext(logical_date=utcnow()),
@@ -81,7 +82,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     options = {key: getattr(args, key) for key in (
         "target_conn_id", "source_target", "mode", "confirm", "jobs", "no_owner", "dry_run")}
     with Progress.for_terminal(args.progress) as progress:
-        result = BackupEngine().restore_backup(
+        result = reading_engine().restore_backup(
             args.backup_id, args.database, progress=progress.phase,
             schemas=tuple(args.schemas), tables=tuple(args.tables), **options)
     if args.json:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from amprenta_backup.core.constants import MANIFEST_NAME
@@ -20,6 +21,7 @@ from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
+MAINTENANCE_DB = "postgres"
 SCHEMA_LOCK = 0x616D_7072  # pg_advisory_xact_lock key serialising DDL of concurrent tasks
 
 DDL = """
@@ -101,9 +103,42 @@ class Catalog:
     :param conn: where the catalog database is
     """
 
+    writable = True  # records what it is told (the storage-backed index does not)
+
     def __init__(self, conn: PgConnInfo) -> None:
         self.conn = conn
         self._ready = False
+
+    def describe(self) -> str:
+        """Where the records are, safe to print."""
+        return f"the catalog database {self.conn.describe()}"
+
+    def probe(self) -> None:
+        """Reach the catalog database (creating its tables once); CatalogError if it cannot."""
+        with self._cursor() as cur:
+            cur.execute("SELECT 1")
+
+    def create_database(self) -> bool:
+        """Create the catalog's database on its server if missing (through the maintenance
+        database ``postgres``); True if it was created. CatalogError if that cannot be done."""
+        name = self.conn.dbname
+        server = self.conn.with_database(MAINTENANCE_DB)
+        try:
+            with psycopg.connect(**server.connect_kwargs(), autocommit=True) as db:
+                if db.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone():
+                    return False
+                db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # created by a concurrent run a moment ago
+        except psycopg.Error as exc:
+            detail = self.conn.redact(str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+            raise CatalogError(
+                f"cannot create the catalog database {name!r} on {server.describe()}: {detail}; "
+                f"create it there (CREATE DATABASE {sql.Identifier(name).as_string(None)}) or "
+                "point BACKUP_CATALOG_CONN_ID at a database that exists") from None
+        log.info("created the catalog database %s on %s", name, server.describe())
+        return True
 
     @contextmanager
     def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
@@ -186,21 +221,27 @@ class Catalog:
         Statuses set by later steps (verified, corrupt, deleted) are kept.
         """
         count = 0
-        for info in storage.list_objects(prefix):
-            if not info.key.endswith("/" + MANIFEST_NAME):
-                continue
-            try:
-                manifest = Manifest.from_json(storage.get_bytes(info.key))
-            except (ValueError, TypeError, KeyError) as exc:
-                log.warning("skipping unreadable manifest %s: %s", storage.uri(info.key), exc)
-                continue
+        for folder, manifest in stored_manifests(storage, prefix):
             existing = self.get(manifest.backup_id)
             status = existing.status if existing and existing.status != Status.RUNNING \
                 and existing.status != Status.FAILED else Status.COMPLETED
-            folder = info.key.rsplit("/", 1)[0]
             self.save(record_from_manifest(manifest, storage.uri(folder), status))
             count += 1
         return count
+
+
+def stored_manifests(storage: Storage, prefix: str = "") -> Iterator[tuple[str, Manifest]]:
+    """``(folder key, manifest)`` of every readable ``manifest.json`` under ``prefix``;
+    unreadable ones are logged and skipped."""
+    for info in storage.list_objects(prefix):
+        if not info.key.endswith("/" + MANIFEST_NAME):
+            continue
+        try:
+            manifest = Manifest.from_json(storage.get_bytes(info.key))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("skipping unreadable manifest %s: %s", storage.uri(info.key), exc)
+            continue
+        yield info.key.rsplit("/", 1)[0], manifest
 
 
 def record_from_manifest(manifest: Manifest, location: str, status: Status) -> BackupRecord:

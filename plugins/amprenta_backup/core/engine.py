@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import postgres_conninfo
-from amprenta_backup.core.errors import PreconditionError
+from amprenta_backup.core.errors import CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.layout import check_backup_id
 from amprenta_backup.core.models import BackupRecord, RunContext
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.readback import Progress, Readback, download
+from amprenta_backup.core.recovery.index import StorageCatalog
 from amprenta_backup.core.restore.plan import RestorePlan, load_manifest
 from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
@@ -22,6 +24,8 @@ from amprenta_backup.core.settings import BackupConfig, BackupTarget
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_from_config
 from amprenta_backup.core.verify import VERIFIABLE, VerifyResult, verify_backup
+
+log = logging.getLogger(__name__)
 
 ConnResolver = Callable[[str, str | None], PgConnInfo]
 
@@ -36,14 +40,19 @@ class BackupEngine:
     :param storage: storage to use instead of the configured one
     :param catalog: catalog to use instead of ``BACKUP_CATALOG_CONN_ID``'s
     :param resolve: ``(conn_id, database) -> PgConnInfo``
+    :param storage_fallback: when the catalog cannot be reached, answer reads from the
+        manifests in storage (:attr:`catalog_unreachable` then says why)
     """
 
     def __init__(self, config: BackupConfig | None = None, storage: Storage | None = None,
-                 catalog: Catalog | None = None, resolve: ConnResolver | None = None) -> None:
+                 catalog: Catalog | None = None, resolve: ConnResolver | None = None,
+                 storage_fallback: bool = False) -> None:
         self.config = config or BackupConfig.from_env()
         self._storage = storage
         self._catalog = catalog
         self.resolve: ConnResolver = resolve or postgres_conninfo
+        self.storage_fallback = storage_fallback
+        self.catalog_unreachable: str | None = None
 
     @cached_property
     def storage(self) -> Storage:
@@ -51,7 +60,18 @@ class BackupEngine:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return self._catalog or Catalog(self.resolve(self.config.catalog_conn_id, None))
+        if self._catalog is not None:
+            return self._catalog
+        if not self.storage_fallback:
+            return Catalog(self.resolve(self.config.catalog_conn_id, None))
+        try:
+            catalog = Catalog(self.resolve(self.config.catalog_conn_id, None))
+            catalog.probe()
+            return catalog
+        except (CatalogError, ConfigError) as exc:
+            self.catalog_unreachable = f"the catalog is unreachable ({exc})"
+        log.warning("%s; answering from the manifests in storage", self.catalog_unreachable)
+        return StorageCatalog(self.storage, self.config.prefix, self.catalog_unreachable)
 
     def conninfo(self, target: BackupTarget) -> PgConnInfo:
         return self.resolve(target.conn_id, target.database)
@@ -68,8 +88,8 @@ class BackupEngine:
         record = self.catalog.get(backup_id)
         if record is None:
             raise PreconditionError(
-                f"no backup {backup_id!r} in the catalog; `amprenta-backup list` shows the ids "
-                "(or `amprenta-backup rebuild-catalog` if the catalog was lost)"
+                f"no backup {backup_id!r} in {self.catalog.describe()}; `amprenta-backup list` "
+                "shows the ids (or `amprenta-backup rebuild-catalog` if the catalog was lost)"
             )
         return record
 

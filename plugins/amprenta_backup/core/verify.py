@@ -201,6 +201,10 @@ def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], check
 
 def record_result(catalog: Catalog, result: VerifyResult, run: RunContext | None = None) -> None:
     """Add a ``backup_verifications`` row and set the record's status (VERIFIED or CORRUPT)."""
+    if not catalog.writable:
+        log.warning("the outcome of verifying backup %s is not recorded: %s is read-only",
+                    result.backup_id, catalog.describe())
+        return
     run = run or RunContext()
     row = {"backup_id": result.backup_id, "target": result.target, "ok": result.ok,
            "detail": result.detail or None, "checked": json.dumps(list(result.checked)),
