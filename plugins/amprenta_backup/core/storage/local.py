@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,24 +18,51 @@ from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, St
 PARTIAL_SUFFIX = ".partial"
 
 
-class _LocalWriter(ObjectWriter):
-    """Writes ``<key>.<random>.partial``, fsyncs, then renames into place."""
+def _describe_oserror(action: str, path: Path, exc: OSError) -> str:
+    """What failed, where, and for a full disk how much space is left and what to do."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        try:
+            free = f"{shutil.disk_usage(path.parent).free} bytes free"
+        except OSError:
+            free = "free space unknown"
+        return (f"{action} {path} failed: {exc.strerror} ({free} in {path.parent}); free "
+                "space there or point BACKUP_LOCAL_PATH at a bigger disk")
+    return f"{action} {path} failed: {exc.strerror or exc}"
 
-    def __init__(self, path: Path) -> None:
+
+def prune_empty_folders(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents while they are empty, stopping at ``root``."""
+    while folder != root and root in folder.parents and folder.is_dir():
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another backup) or already gone
+            return
+        folder = folder.parent
+
+
+class _LocalWriter(ObjectWriter):
+    """Writes ``<key>.<random>.partial``, fsyncs, then renames into place.
+
+    A failed or aborted write removes its partial file and the folders it created.
+    """
+
+    def __init__(self, path: Path, root: Path) -> None:
         super().__init__()
         self._path = path
+        self._root = root
         self._tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         except OSError as exc:
-            raise StorageError(f"cannot write to {path.parent}: {exc.strerror}") from exc
+            prune_empty_folders(path.parent, root)
+            raise StorageError(_describe_oserror("cannot write to", path.parent, exc)) from exc
 
     def write(self, data: bytes) -> int:
         try:
             return self._file.write(data)
         except OSError as exc:
-            raise StorageError(f"writing {self._path} failed: {exc.strerror}") from exc
+            raise StorageError(_describe_oserror("writing", self._path, exc)) from exc
 
     def _commit(self) -> None:
         try:
@@ -48,11 +77,15 @@ class _LocalWriter(ObjectWriter):
                 os.close(dir_fd)
         except OSError as exc:
             self._abort()
-            raise StorageError(f"finishing {self._path} failed: {exc.strerror}") from exc
+            raise StorageError(_describe_oserror("finishing", self._path, exc)) from exc
 
     def _abort(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # flushes what is buffered: fails again on a full disk
+        except OSError:
+            pass  # the file is closed all the same; it is thrown away below
         self._tmp.unlink(missing_ok=True)
+        prune_empty_folders(self._path.parent, self._root)
 
 
 class LocalStorage(Storage):
@@ -74,7 +107,7 @@ class LocalStorage(Storage):
         return self._path(key).as_uri() if self.root.is_absolute() else str(self._path(key))
 
     def open_writer(self, key: str) -> ObjectWriter:
-        return _LocalWriter(self._path(key))
+        return _LocalWriter(self._path(key), self.root)
 
     def open_reader(self, key: str) -> BinaryIO:
         try:
@@ -101,10 +134,7 @@ class LocalStorage(Storage):
         for key in keys:
             path = self._path(key)
             path.unlink(missing_ok=True)
-            parent = path.parent
-            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
-                parent = parent.parent
+            prune_empty_folders(path.parent, self.root)
 
     def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
         """``*.partial`` files left by writes that never finished (a killed process)."""
