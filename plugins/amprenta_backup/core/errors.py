@@ -75,3 +75,15 @@ class WalSegmentMissing(BackupError):
 
 class WalConflict(BackupError):
     """The archive already holds different content under a WAL file's name; never overwrite."""
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first non-empty line of an error's message, else the error's type name.
+
+    Driver and tool errors run over several lines (``DETAIL:``, ``HINT:``, a query echo);
+    the first one says what went wrong and is what a record, a log line or an alert shows.
+    """
+    text = str(error).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""

@@ -66,6 +66,11 @@ def manifest_key(folder: str) -> str:
     return f"{folder}/{MANIFEST_NAME}"
 
 
+def folder_of(key: str) -> str:
+    """The backup folder an object key (``.../{backup_id}/manifest.json``) lies in."""
+    return key.rsplit("/", 1)[0]
+
+
 def target_prefix(prefix: str, target: str) -> str:
     """Prefix of every object of one target, with a trailing slash."""
     return "/".join(p for p in (prefix.strip("/"), check_target_name(target)) if p) + "/"

@@ -8,6 +8,7 @@ import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from amprenta_backup.core.storage import S3Storage, Storage
 from amprenta_backup.sandbox.compare import assert_databases_equal
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.factories import restore_stored_dump
+from tests.support.signals import SignalOnFirstWrite, Terminated, sigterm_raises_terminated
 
 SETTINGS = BackupSettings(prefix="database/", compression=Compression())
 
@@ -244,3 +246,25 @@ def test_a_retry_trusts_the_manifest_in_storage_over_a_lost_record(
     assert record is not None and record.status == Status.COMPLETED
     assert record.sha256 == first.sha256
     assert len(_objects(local_storage)) == 2
+
+
+@pytest.mark.parametrize(("signum", "raised", "name"), [
+    (signal.SIGINT, KeyboardInterrupt, "KeyboardInterrupt"),
+    (signal.SIGTERM, Terminated, "Terminated"),
+])
+def test_a_backup_interrupted_mid_dump_is_recorded_failed_naming_the_step(
+    local_storage: Storage, catalog: Catalog, big_source_conn: PgConnInfo, signum: int,
+    raised: type[BaseException], name: str,
+) -> None:
+    """A real signal while pg_dump streams: Ctrl-C, or SIGTERM raised as a BaseException."""
+    storage: Any = SignalOnFirstWrite(local_storage, ".zst", signum)
+    backup_id = _backup_id(f"interrupted-{name}")
+    with sigterm_raises_terminated(), pytest.raises(raised):
+        BackupRunner(storage, catalog, SETTINGS).run("pg_big", big_source_conn, RunContext(),
+                                                     backup_id)
+    record = catalog.get(backup_id)
+    assert record is not None and record.status == Status.FAILED
+    assert f"step 'dump' failed: {name}" in (record.error or "")
+    assert record.completed_at is not None
+    assert _objects(local_storage) == []  # the partial dump was aborted
+    assert _children_running("--format=custom") == []  # pg_dump was stopped, not left behind

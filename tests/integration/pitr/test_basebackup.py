@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import tarfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import zstandard
@@ -14,12 +16,13 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import PreconditionError, StepError
 from amprenta_backup.core.models import RunContext, Status, utcnow
-from amprenta_backup.core.pitr.basebackup import BaseBackupRunner, WalRange
+from amprenta_backup.core.pitr.basebackup import BASE_NAME, BaseBackupRunner, WalRange
 from amprenta_backup.core.verify import verify_backup
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo
+from tests.support.signals import SignalOnFirstWrite, Terminated, sigterm_raises_terminated
 from tests.support.wal import PREFIX, WalSetup, start_archiving_cluster
 
 TARGET = "pg_main.pitr"
@@ -128,5 +131,25 @@ def test_pg_basebackup_errors_reach_the_record(wal: WalSetup, catalog: Catalog) 
     record = catalog.get(backup_id)
     assert record is not None and record.status == Status.FAILED
     assert "pw-no-repl" not in (record.error or "")
+    folder = layout.backup_folder(PREFIX, TARGET, backup_id)
+    assert not list(wal.archive.storage.list_objects(folder + "/"))
+
+
+@pytest.mark.parametrize(("signum", "raised", "name"), [
+    (signal.SIGINT, KeyboardInterrupt, "KeyboardInterrupt"),
+    (signal.SIGTERM, Terminated, "Terminated"),
+])
+def test_a_base_backup_interrupted_mid_copy_is_recorded_failed_naming_the_step(
+        wal: WalSetup, catalog: Catalog, signum: int, raised: type[BaseException],
+        name: str) -> None:
+    """A real signal while pg_basebackup streams: never left RUNNING, nothing stored."""
+    storage: Any = SignalOnFirstWrite(wal.archive.storage, BASE_NAME, signum)
+    backup_id = layout.make_backup_id(utcnow())
+    with sigterm_raises_terminated(), pytest.raises(raised):
+        BaseBackupRunner(storage, catalog, PREFIX).take(
+            TARGET, conninfo(wal.cluster, "postgres"), RunContext(), backup_id)
+    record = catalog.get(backup_id)
+    assert record is not None and record.status == Status.FAILED
+    assert f"step 'pg_basebackup' failed: {name}" in (record.error or "")
     folder = layout.backup_folder(PREFIX, TARGET, backup_id)
     assert not list(wal.archive.storage.list_objects(folder + "/"))

@@ -10,14 +10,9 @@ import psycopg
 from psycopg import sql
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
-from amprenta_backup.core.errors import (
-    BackupError,
-    DumpError,
-    PreconditionError,
-    StepError,
-    StorageError,
-)
+from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
@@ -121,30 +116,10 @@ class BackupRunner:
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
                               location=self.storage.uri(folder), started_at=utcnow(),
                               database=conn.dbname, run=run)
-        self.catalog.save(record)
-        step = _Step()
-        try:
-            manifest = self._backup(target, conn, run, backup_id, folder, record, step)
-            record.status, record.manifest = Status.COMPLETED, manifest
-            record.completed_at = manifest.completed_at
-            record.stored_bytes, record.raw_bytes = manifest.stored_bytes, manifest.raw_bytes
-            record.sha256 = manifest.sha256
-            return manifest
-        except _Failed as failed:
-            detail = conn.redact(failed.detail)
-            self._mark_failed(record, failed.step, detail)
-            raise StepError(failed.step, target, detail) from failed.__cause__
-        except BaseException as exc:  # timeouts, SIGTERM, OS errors: never left RUNNING
-            self._mark_failed(record, step.now,
-                              conn.redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
-            raise
-        finally:
-            self.catalog.save(record)
-
-    @staticmethod
-    def _mark_failed(record: BackupRecord, step: str, detail: str) -> None:
-        record.status, record.error = Status.FAILED, f"step {step!r} failed: {detail}"
-        record.completed_at = utcnow()
+        with recorded(self.catalog, record, redact=conn.redact) as life:
+            manifest = self._backup(target, conn, run, backup_id, folder, life)
+            life.complete(manifest)
+        return manifest
 
     def _already_completed(self, backup_id: str, folder: str) -> Manifest | None:
         """The manifest of a backup that finished under ``backup_id``, if storage has one.
@@ -164,41 +139,38 @@ class BackupRunner:
         return manifest
 
     def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
-                folder: str, record: BackupRecord, step: _Step) -> Manifest:
-        try:
-            with psycopg.connect(**conn.connect_kwargs()) as db:
-                step.now = "preflight"
-                db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
-                server_version = str(_scalar(db, "SHOW server_version"))
-                client_version = tool_version("pg_dump")
-                _check_versions(client_version, server_version)
-                counter = _RowCounter(db)
-                counter.start()
-                step.now = "dump"
+                folder: str, life: Lifecycle) -> Manifest:
+        with psycopg.connect(**conn.connect_kwargs()) as db:
+            life.step = "preflight"
+            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
+            server_version = str(_scalar(db, "SHOW server_version"))
+            client_version = tool_version("pg_dump")
+            _check_versions(client_version, server_version)
+            counter = _RowCounter(db)
+            counter.start()
+            life.step = "dump"
+            try:
                 result = self._stream_dump(conn, snapshot, folder)
-                step.now = "count rows"
-                counter.join()
-                if counter.error is not None:
-                    raise counter.error
-            step.now = "manifest"
-            manifest = Manifest(
-                backup_id=backup_id, target=target, database=conn.dbname, kind="logical",
-                key=layout.dump_key(folder, self.settings.compression.enabled),
-                format="pg_dump-custom", compression=self.settings.compression.name,
-                stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
-                sha256=result.sha256, started_at=record.started_at, completed_at=utcnow(),
-                server_version=server_version, pg_dump_version=client_version,
-                table_counts=counter.counts, run=run,
-            )
-            self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
-            return manifest
-        except psycopg.Error as exc:
-            raise _Failed(step.now, _first_line(str(exc)) or type(exc).__name__) from exc
-        except StorageError as exc:
-            raise _Failed("upload" if step.now == "dump" else step.now, str(exc)) from exc
-        except BackupError as exc:
-            raise _Failed(step.now, str(exc)) from exc
+            except StorageError:
+                life.step = "upload"  # the dump streamed, storage did not take it
+                raise
+            life.step = "count rows"
+            counter.join()
+            if counter.error is not None:
+                raise counter.error
+        life.step = "manifest"
+        manifest = Manifest(
+            backup_id=backup_id, target=target, database=conn.dbname, kind="logical",
+            key=layout.dump_key(folder, self.settings.compression.enabled),
+            format="pg_dump-custom", compression=self.settings.compression.name,
+            stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
+            sha256=result.sha256, started_at=life.record.started_at, completed_at=utcnow(),
+            server_version=server_version, pg_dump_version=client_version,
+            table_counts=counter.counts, run=run,
+        )
+        self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
+        return manifest
 
     def _stream_dump(self, conn: PgConnInfo, snapshot: str, folder: str) -> StreamResult:
         key = layout.dump_key(folder, self.settings.compression.enabled)
@@ -210,27 +182,9 @@ class BackupRunner:
         return result
 
 
-class _Step:
-    """The step a backup is in, for error messages."""
-
-    def __init__(self) -> None:
-        self.now = "connect"
-
-
-class _Failed(Exception):
-    def __init__(self, step: str, detail: str) -> None:
-        super().__init__(detail)
-        self.step = step
-        self.detail = detail
-
-
 def _scalar(db: psycopg.Connection[tuple[object, ...]], query: str) -> object:
     row = db.execute(query.encode()).fetchone()
     return row[0] if row else None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _check_versions(client: str, server: str) -> None:

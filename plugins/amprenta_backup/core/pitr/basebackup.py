@@ -31,15 +31,10 @@ import psycopg
 import zstandard
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.backup.lifecycle import recorded
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import READ_CHUNK
-from amprenta_backup.core.errors import (
-    BackupError,
-    DumpError,
-    PreconditionError,
-    StepError,
-    StorageError,
-)
+from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
@@ -143,20 +138,12 @@ class BaseBackupRunner:
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
                               location=self.storage.uri(folder), started_at=utcnow(),
                               database="", kind="physical", run=run)
-        self.catalog.save(record)
-        step = "preflight"
-        try:
+        with recorded(self.catalog, record, step="preflight", redact=conn.redact) as life:
             server_version, segment_size = _preflight(conn)
-            step = "pg_basebackup"
+            life.step = "pg_basebackup"
             manifest = self._copy(target, conn, run, backup_id, folder, record.started_at,
                                   server_version, segment_size)
-        except (BackupError, psycopg.Error, OSError) as exc:
-            detail = conn.redact(str(exc).strip() or type(exc).__name__)
-            self.fail(record, f"step {step!r} failed: {detail}")
-            raise StepError(step, target, detail) from exc
-        record.stored_bytes, record.raw_bytes = manifest.stored_bytes, manifest.raw_bytes
-        record.sha256, record.manifest = manifest.sha256, manifest
-        self.catalog.save(record)  # still RUNNING: complete() decides
+            life.stored(manifest)  # still RUNNING: complete() decides
         return manifest
 
     def complete(self, manifest: Manifest, archive: WalArchive) -> Manifest:
@@ -165,31 +152,25 @@ class BaseBackupRunner:
         Raises PreconditionError (and records FAILED) if that segment is not archived.
         """
         wal = WalRange.of(manifest)
-        folder = manifest.key.rsplit("/", 1)[0]
+        folder = layout.folder_of(manifest.key)
         record = self.catalog.get(manifest.backup_id) or BackupRecord(
             backup_id=manifest.backup_id, target=manifest.target, status=Status.RUNNING,
             location=self.storage.uri(folder), started_at=manifest.started_at, kind="physical")
         if record.status in RESTORABLE and self.storage.exists(layout.manifest_key(folder)):
             return manifest
-        if not archive.has(wal.stop_segment):
-            error = (f"WAL segment {wal.stop_segment} (stop LSN {wal.stop_lsn}) never reached the "
-                     f"archive at {archive.storage.uri(archive.key(wal.stop_segment))}; check "
-                     "archive_command and pg_stat_archiver on the server")
-            self.fail(record, error)
-            raise PreconditionError(f"base backup {manifest.backup_id} is not usable: {error}")
-        self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
-        record.status, record.manifest, record.error = Status.COMPLETED, manifest, None
-        record.completed_at = manifest.completed_at
-        record.stored_bytes, record.raw_bytes = manifest.stored_bytes, manifest.raw_bytes
-        record.sha256 = manifest.sha256
-        self.catalog.save(record)
+        with recorded(self.catalog, record, step="WAL archived", wrap=False) as life:
+            if not archive.has(wal.stop_segment):
+                raise PreconditionError(
+                    f"base backup {manifest.backup_id} is not usable: WAL segment "
+                    f"{wal.stop_segment} (stop LSN {wal.stop_lsn}) never reached the archive "
+                    f"at {archive.storage.uri(archive.key(wal.stop_segment))}; check "
+                    "archive_command and pg_stat_archiver on the server")
+            life.step = "manifest"
+            self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
+            life.complete(manifest)
         log.info("base backup %s complete: WAL %s..%s", manifest.backup_id, wal.start_segment,
                  wal.stop_segment)
         return manifest
-
-    def fail(self, record: BackupRecord, error: str) -> None:
-        record.status, record.error, record.completed_at = Status.FAILED, error, utcnow()
-        self.catalog.save(record)
 
     def _copy(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
               folder: str, started_at: datetime, server_version: str,
