@@ -118,6 +118,14 @@ class Catalog:
         with self._cursor() as cur:
             cur.execute("SELECT 1")
 
+    def server_reachable(self) -> bool:
+        """Whether the catalog's server answers on its maintenance database ``postgres``."""
+        try:
+            with psycopg.connect(**self.conn.with_database(MAINTENANCE_DB).connect_kwargs()):
+                return True
+        except psycopg.Error:
+            return False
+
     def create_database(self) -> bool:
         """Create the catalog's database on its server if missing (through the maintenance
         database ``postgres``); True if it was created. CatalogError if that cannot be done."""

@@ -17,6 +17,7 @@ from amprenta_backup.core.models import BackupRecord, RunContext
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.readback import Progress, Readback, download
 from amprenta_backup.core.recovery.index import StorageCatalog
+from amprenta_backup.core.recovery.run import Recovery
 from amprenta_backup.core.restore.plan import RestorePlan, load_manifest
 from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
@@ -106,6 +107,14 @@ class BackupEngine:
     def verify_backup(self, backup_id: str) -> bool:
         """True if the backup is intact (the spec's API); the outcome is recorded."""
         return self.verify(backup_id).ok
+
+    def recovery(self, kind: str = "recover") -> Recovery:
+        """Whole-service recovery onto a new server (``dr_drill``: its rehearsal)."""
+        try:
+            catalog = self._catalog or Catalog(self.resolve(self.config.catalog_conn_id, None))
+        except ConfigError:
+            catalog = None  # no catalog connection defined: a new catalog on the new server
+        return Recovery(self.storage, self.config.prefix, catalog, self.resolve, kind)
 
     def restorer(self) -> Restorer:
         return Restorer(self.storage, self.catalog, self.resolve)

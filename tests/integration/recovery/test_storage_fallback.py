@@ -18,8 +18,6 @@ from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
 from tests.integration.cli.test_backups import _uri
 
-pytestmark = pytest.mark.integration
-
 Run = Callable[..., subprocess.CompletedProcess[str]]
 UNREACHABLE = "warning: the catalog is unreachable"
 

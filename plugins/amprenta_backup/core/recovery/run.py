@@ -1,0 +1,160 @@
+"""Recovery: the whole service rebuilt on a new, empty server from storage alone.
+
+The catalog is rebuilt from the manifests (into a new catalog database when the old one is
+gone), then each target's newest VERIFIED (else COMPLETED) backup is restored into a new
+database of its own name, several at once, and each is checked as the restore drill checks
+it: rows against the manifest, foreign keys, CHECK constraints, sequences. The report goes
+beside the backups in storage and into the catalog's ``recovery_runs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.drill.checks import run_checks
+from amprenta_backup.core.errors import BackupError, CatalogError, StorageError
+from amprenta_backup.core.layout import make_backup_id
+from amprenta_backup.core.models import RunContext, utcnow
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.recovery import report as reports
+from amprenta_backup.core.recovery.index import StorageCatalog
+from amprenta_backup.core.recovery.plan import (
+    CatalogChoice,
+    DatabaseStep,
+    RecoveryPlan,
+    RecoveryRequest,
+    check_approval,
+    locate_catalog,
+    make_plan,
+)
+from amprenta_backup.core.recovery.report import DatabaseOutcome, RecoveryReport
+from amprenta_backup.core.restore.request import RestoreRequest
+from amprenta_backup.core.restore.run import Restorer
+from amprenta_backup.core.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[str, str | None], PgConnInfo]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A checked plan and where its catalog goes."""
+
+    plan: RecoveryPlan
+    choice: CatalogChoice
+
+
+class Recovery:
+    """Plans and runs whole-service recoveries.
+
+    :param storage: where the backups are (the source of truth)
+    :param prefix: the configured key prefix
+    :param catalog: the configured catalog (None when no catalog connection is defined)
+    :param resolve: ``(conn_id, database) -> PgConnInfo``
+    :param kind: ``recover``, or ``dr_drill`` for a rehearsal into a scratch server
+    """
+
+    def __init__(self, storage: Storage, prefix: str, catalog: Catalog | None,
+                 resolve: Resolver, kind: str = "recover") -> None:
+        self.storage = storage
+        self.prefix = prefix
+        self.configured = catalog
+        self.resolve = resolve
+        self.kind = kind
+
+    def plan(self, request: RecoveryRequest) -> Planned:
+        """What :meth:`run` would do; PreconditionError if it must be refused. Touches nothing."""
+        server = self.resolve(request.server_conn_id, None)
+        self.storage.check_ready()
+        choice = locate_catalog(self.configured, server, request.catalog_database)
+        index = choice.catalog if choice.exists else StorageCatalog(
+            self.storage, self.prefix, "the catalog is rebuilt only when the recovery runs")
+        catalog_conn = choice.catalog.conn
+        own = (catalog_conn.dbname,) if (catalog_conn.host, catalog_conn.port) == (
+            server.host, server.port) else ()
+        return Planned(make_plan(request, server, index, choice.note, own), choice)
+
+    def run(self, request: RecoveryRequest, run: RunContext | None = None,
+            planned: Planned | None = None) -> RecoveryReport:
+        """Recover as planned (a dry run returns the plan only); the report says what passed.
+
+        Every database is attempted even when another fails; the report's ``passed`` is
+        False on any failure or check that is critical.
+        """
+        started, began = time.monotonic(), utcnow()
+        planned = planned or self.plan(request)
+        plan = planned.plan
+        run = run or RunContext()
+        report = RecoveryReport(
+            recovery_id=make_backup_id(began, f"{run.dag_id}/{run.run_id}" if run.run_id
+                                       else None),
+            kind=self.kind, server=plan.server, server_version=plan.server_version,
+            started_at=began, performed=not request.dry_run, catalog=plan.catalog,
+            plan=plan.to_dict(), dag_id=run.dag_id, run_id=run.run_id)
+        log.info("recovery plan:\n%s", plan.text())
+        if request.dry_run:
+            return report
+        check_approval(plan)
+        catalog = planned.choice.catalog
+        try:
+            self._rebuild(planned.choice, report, started)
+            report.databases = self._restore_all(plan, catalog)
+        except BackupError as exc:
+            report.error = str(exc)
+        report.finished_at = utcnow()
+        report.rto_seconds = round(time.monotonic() - started, 3)
+        self._record(catalog, report)
+        log.info("%s", report.summary)
+        return report
+
+    def _rebuild(self, choice: CatalogChoice, report: RecoveryReport, started: float) -> None:
+        if not choice.exists:
+            choice.catalog.create_database()
+        report.rebuilt_records = choice.catalog.rebuild(self.storage, self.prefix)
+        report.catalog_seconds = round(time.monotonic() - started, 3)
+        log.info("catalog %s: %d records rebuilt from %s", choice.catalog.describe(),
+                 report.rebuilt_records, self.storage.uri(self.prefix))
+
+    def _restore_all(self, plan: RecoveryPlan, catalog: Catalog) -> list[DatabaseOutcome]:
+        restorer = Restorer(self.storage, catalog, self.resolve)
+        with ThreadPoolExecutor(max_workers=plan.parallel,
+                                thread_name_prefix="recover") as pool:
+            return list(pool.map(lambda step: self._restore_one(restorer, plan, step),
+                                 plan.databases))
+
+    def _restore_one(self, restorer: Restorer, plan: RecoveryPlan, step: DatabaseStep
+                     ) -> DatabaseOutcome:
+        """Restore one database and run the drill's checks on it; failures go in the outcome."""
+        started = time.monotonic()
+        outcome = DatabaseOutcome(step.target, step.database, step.backup_id)
+        request = RestoreRequest(backup_id=step.backup_id, database=step.database,
+                                 target_conn_id=plan.request.server_conn_id)
+        try:
+            result = restorer.run(request)
+            outcome.rows = sum(got or 0 for got, _ in result.row_counts.values())
+            outcome.checks = run_checks(plan.conn.with_database(step.database),
+                                        result.plan.manifest, target=step.target)
+        except BackupError as exc:
+            outcome.error = str(exc)
+            log.error("recovering database %s failed: %s", step.database, exc)
+        outcome.seconds = round(time.monotonic() - started, 3)
+        log.info("database %s: backup %s, %d rows, %.1f s, %s", step.database, step.backup_id,
+                 outcome.rows, outcome.seconds, "checks passed" if outcome.ok else "FAILED")
+        return outcome
+
+    def _record(self, catalog: Catalog, report: RecoveryReport) -> None:
+        """The report beside the backups, then the catalog row; either may fail alone."""
+        try:
+            reports.publish(self.storage, self.prefix, report)
+        except StorageError as exc:
+            report.error = report.error or f"the report could not be written: {exc}"
+        try:
+            reports.save(catalog, report)
+        except CatalogError as exc:
+            log.error("the recovery report was not recorded in the catalog: %s", exc)
