@@ -15,8 +15,6 @@ from tests.faults.conftest import FaultRow
 from tests.faults.disks import SmallDisk
 from tests.support.cli import CliRunner, conn_uri
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[SmallDisk]:

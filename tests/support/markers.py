@@ -11,6 +11,7 @@ FOLDER_MARKS: dict[str, tuple[str, ...]] = {
     "integration": ("integration",),
     "airflow": ("airflow", "integration"),
     "e2e": ("e2e", "airflow", "integration"),
+    "faults": ("faults", "integration"),
 }
 
 

@@ -7,6 +7,7 @@
      +-- ConnectionSettingsError         a database connection cannot be built or reached
      +-- DumpError                       pg_dump (or another client tool) failed
      +-- StorageError                    the storage backend failed (retry may help)
+     |    +-- StorageNotReady (also PreconditionError)  no such bucket, unwritable folder
      +-- ChecksumMismatch                stored bytes differ from the manifest (never retry)
      +-- CatalogError                    the catalog database failed
      +-- RestoreError                    a restore could not be carried out
@@ -67,6 +68,11 @@ class StepError(BackupError):
         self.step = step
         self.target = target
         self.detail = detail
+
+
+class StorageNotReady(StorageError, PreconditionError):
+    """Storage cannot be used as configured (no such bucket, an unwritable folder); refused
+    before anything was written (the CLI exits 2)."""
 
 
 class WalSegmentMissing(BackupError):

@@ -121,6 +121,8 @@ class BackupConfig:
     :param s3_endpoint_url: endpoint of an S3-compatible service (BACKUP_S3_ENDPOINT_URL)
     :param s3_sse: server-side encryption: ``none``, ``AES256`` or ``aws:kms`` (BACKUP_S3_SSE)
     :param s3_kms_key_id: KMS key for ``aws:kms`` (BACKUP_S3_KMS_KEY_ID)
+    :param s3_stall_seconds: an S3 call or upload that makes no progress this long fails
+        (BACKUP_S3_STALL_SECONDS, 10-3600)
     :param local_path: root folder for ``local`` storage (BACKUP_LOCAL_PATH)
     :param retention_days: days to keep backups, at least 7 (BACKUP_RETENTION_DAYS)
     :param keep_last: also keep the newest N backups of each target, 0 = off (BACKUP_KEEP_LAST)
@@ -147,6 +149,7 @@ class BackupConfig:
     s3_endpoint_url: str | None = None
     s3_sse: str = "none"
     s3_kms_key_id: str | None = None
+    s3_stall_seconds: int = 120
     local_path: str = DEFAULT_LOCAL_PATH
     retention_days: int = DEFAULT_RETENTION_DAYS
     keep_last: int = 0
@@ -197,6 +200,9 @@ class BackupConfig:
             )
         if self.s3_sse == "aws:kms" and not self.s3_kms_key_id:
             raise ConfigError("BACKUP_S3_SSE=aws:kms needs BACKUP_S3_KMS_KEY_ID (a KMS key id/ARN)")
+        if not 10 <= self.s3_stall_seconds <= 3600:
+            raise ConfigError(f"BACKUP_S3_STALL_SECONDS={self.s3_stall_seconds} is out of range; "
+                              "use 10-3600 seconds, e.g. 120")
         if self.reverify_days < 0:
             raise ConfigError(f"BACKUP_REVERIFY_DAYS={self.reverify_days} is negative; use 0 "
                               "(never read verified backups again) or a number of days")
@@ -231,6 +237,7 @@ class BackupConfig:
             s3_endpoint_url=reader.text("BACKUP_S3_ENDPOINT_URL", "") or None,
             s3_sse=reader.text("BACKUP_S3_SSE", "none"),
             s3_kms_key_id=reader.text("BACKUP_S3_KMS_KEY_ID", "") or None,
+            s3_stall_seconds=reader.integer("BACKUP_S3_STALL_SECONDS", 120),
             local_path=reader.text("BACKUP_LOCAL_PATH", DEFAULT_LOCAL_PATH),
             retention_days=reader.integer("BACKUP_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
             keep_last=reader.integer("BACKUP_KEEP_LAST", 0),

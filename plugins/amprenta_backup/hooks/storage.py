@@ -9,6 +9,7 @@ from airflow.sdk import BaseHook
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_from_config
+from amprenta_backup.core.storage.s3 import client_config
 
 
 class BackupStorageHook(BaseHook):
@@ -16,7 +17,9 @@ class BackupStorageHook(BaseHook):
 
     For ``s3`` the client comes from the amazon provider's ``S3Hook``, so the connection's
     credentials, region and ``endpoint_url`` extra (any S3-compatible service) apply;
-    ``BACKUP_S3_ENDPOINT_URL``, when set, takes precedence over the extra.
+    ``BACKUP_S3_ENDPOINT_URL``, when set, takes precedence over the extra. The client gets
+    connect/read timeouts and retries sized by ``BACKUP_S3_STALL_SECONDS`` on top of the
+    connection's own ``config_kwargs``.
 
     :param config: backup settings; read from the environment when omitted
     """
@@ -31,10 +34,11 @@ class BackupStorageHook(BaseHook):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         hook = S3Hook(aws_conn_id=self.config.aws_conn_id, region_name=self.config.s3_region)
-        if not self.config.s3_endpoint_url:
-            return hook.get_conn()  # the connection's own endpoint_url extra, if any
+        config = client_config(self.config.s3_stall_seconds, base=hook.config)
+        if not self.config.s3_endpoint_url:  # the connection's own endpoint_url extra, if any
+            return hook.get_client_type(region_name=self.config.s3_region, config=config)
         return hook.get_session(region_name=self.config.s3_region).client(
-            "s3", endpoint_url=self.config.s3_endpoint_url, config=hook.config)
+            "s3", endpoint_url=self.config.s3_endpoint_url, config=config)
 
     def get_storage(self) -> Storage:
         client = self._s3_client() if self.config.storage_type == "s3" else None

@@ -145,13 +145,14 @@ class BackupRunner:
             db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
             server_version = str(_scalar(db, "SHOW server_version"))
+            size = int(str(_scalar(db, "SELECT pg_database_size(current_database())")))
             client_version = tool_version("pg_dump")
             _check_versions(client_version, server_version)
             counter = _RowCounter(db)
             counter.start()
             life.step = "dump"
             try:
-                result = self._stream_dump(conn, snapshot, folder)
+                result = self._stream_dump(conn, snapshot, folder, size)
             except StorageError:
                 life.step = "upload"  # the dump streamed, storage did not take it
                 raise
@@ -172,9 +173,11 @@ class BackupRunner:
         self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
         return manifest
 
-    def _stream_dump(self, conn: PgConnInfo, snapshot: str, folder: str) -> StreamResult:
+    def _stream_dump(self, conn: PgConnInfo, snapshot: str, folder: str,
+                     database_size: int) -> StreamResult:
+        """pg_dump into the dump object; the database's size sizes the upload's parts."""
         key = layout.dump_key(folder, self.settings.compression.enabled)
-        with self.storage.open_writer(key) as writer:
+        with self.storage.open_writer(key, expected_size=database_size) as writer:
             result = stream_command(pg_dump_argv(snapshot=snapshot), conn.env(), writer,
                                     self.settings.compression, self.settings.checksum)
         log.info("stored %s: %d raw bytes -> %d stored bytes", self.storage.uri(key),

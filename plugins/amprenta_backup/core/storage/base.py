@@ -80,8 +80,11 @@ class Storage(abc.ABC):
         """A human-readable URI for a key (``s3://bucket/key`` or ``file:///path``)."""
 
     @abc.abstractmethod
-    def open_writer(self, key: str) -> ObjectWriter:
-        """Start a streaming write of ``key`` with bounded memory."""
+    def open_writer(self, key: str, expected_size: int | None = None) -> ObjectWriter:
+        """Start a streaming write of ``key`` with bounded memory.
+
+        :param expected_size: about how many bytes will be written, if known (S3 part sizes)
+        """
 
     @abc.abstractmethod
     def open_reader(self, key: str) -> BinaryIO:

@@ -8,7 +8,7 @@ from amprenta_backup.core.connections import s3_client_kwargs
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.local import LocalStorage
-from amprenta_backup.core.storage.s3 import S3Storage
+from amprenta_backup.core.storage.s3 import S3Storage, client_config
 
 
 def s3_client_from_config(config: BackupConfig) -> Any:
@@ -20,7 +20,7 @@ def s3_client_from_config(config: BackupConfig) -> Any:
     if config.s3_endpoint_url:
         kwargs["endpoint_url"] = config.s3_endpoint_url
     kwargs.update(s3_client_kwargs(config.aws_conn_id))
-    return boto3.client("s3", **kwargs)
+    return boto3.client("s3", config=client_config(config.s3_stall_seconds), **kwargs)
 
 
 def storage_from_config(config: BackupConfig, s3_client: Any | None = None) -> Storage:
@@ -29,4 +29,4 @@ def storage_from_config(config: BackupConfig, s3_client: Any | None = None) -> S
         return LocalStorage(config.local_path)
     client = s3_client if s3_client is not None else s3_client_from_config(config)
     return S3Storage(client, config.s3_bucket, sse=config.s3_sse,
-                     kms_key_id=config.s3_kms_key_id)
+                     kms_key_id=config.s3_kms_key_id, stall_seconds=config.s3_stall_seconds)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from amprenta_backup.core.errors import StorageError
+from amprenta_backup.core.errors import StorageError, StorageNotReady
 from amprenta_backup.core.models import ObjectInfo
 from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, Storage
 
@@ -106,7 +106,7 @@ class LocalStorage(Storage):
     def uri(self, key: str = "") -> str:
         return self._path(key).as_uri() if self.root.is_absolute() else str(self._path(key))
 
-    def open_writer(self, key: str) -> ObjectWriter:
+    def open_writer(self, key: str, expected_size: int | None = None) -> ObjectWriter:
         return _LocalWriter(self._path(key), self.root)
 
     def open_reader(self, key: str) -> BinaryIO:
@@ -155,12 +155,12 @@ class LocalStorage(Storage):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(
+            raise StorageNotReady(
                 f"cannot create the backup folder {self.root} ({exc.strerror}); fix "
                 "BACKUP_LOCAL_PATH or the folder's permissions"
             ) from exc
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise StorageError(
+            raise StorageNotReady(
                 f"the backup folder {self.root} is not writable; fix BACKUP_LOCAL_PATH or the "
                 "folder's permissions"
             )

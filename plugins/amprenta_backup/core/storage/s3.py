@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from amprenta_backup.core.constants import PART_SIZE, PARTS_IN_FLIGHT
-from amprenta_backup.core.errors import StorageError
+from amprenta_backup.core.errors import StorageError, StorageNotReady
 from amprenta_backup.core.models import ObjectInfo
 from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, Storage
+from amprenta_backup.core.storage.multipart import GROWTH_EVERY, MultipartWriter, PartSizer
 
 log = logging.getLogger(__name__)
 
-ABORT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 0.0)
+DEFAULT_STALL_SECONDS = 120
+CONNECT_TIMEOUT = 10
+MAX_ATTEMPTS = 4
+
+
+def client_config(stall_seconds: float = DEFAULT_STALL_SECONDS, base: Any = None) -> Any:
+    """botocore ``Config`` for the production client: connect and read timeouts and standard
+    retries, sized so that one call on a frozen endpoint gives up within ``stall_seconds``.
+
+    :param stall_seconds: BACKUP_S3_STALL_SECONDS
+    :param base: a Config to merge into (e.g. the Airflow connection's ``config_kwargs``)
+    """
+    from botocore.config import Config
+
+    read_timeout = max(1, int(stall_seconds // MAX_ATTEMPTS))
+    ours = Config(connect_timeout=min(CONNECT_TIMEOUT, read_timeout), read_timeout=read_timeout,
+                  retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                  tcp_keepalive=True)
+    return base.merge(ours) if base is not None else ours
 
 
 def _describe(exc: Exception) -> str:
@@ -28,132 +44,6 @@ def _describe(exc: Exception) -> str:
         err = response.get("Error", {})
         return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip(": ")
     return f"{type(exc).__name__}: {exc}"
-
-
-class _MultipartWriter(ObjectWriter):
-    """Uploads fixed-size parts as they fill, at most ``in_flight`` at once.
-
-    Memory stays near ``part_size * (in_flight + 1)`` whatever the object's size. An object
-    smaller than one part is sent with a single ``PutObject``.
-    """
-
-    def __init__(self, storage: S3Storage, key: str, part_size: int, in_flight: int) -> None:
-        super().__init__()
-        self._s3 = storage
-        self._key = key
-        self._part_size = part_size
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[Future[dict[str, Any]]] = []
-        self._in_flight = in_flight
-        self._slots = threading.BoundedSemaphore(in_flight)
-        self._pool: ThreadPoolExecutor | None = None
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        while len(self._buffer) >= self._part_size:
-            self._submit(self._part_size)
-        return len(data)
-
-    def _take(self, size: int) -> bytes:
-        """Move the first ``size`` buffered bytes out, copying them once."""
-        with memoryview(self._buffer) as view:
-            chunk = bytes(view[:size])
-        del self._buffer[:size]
-        return chunk
-
-    def _start(self) -> str:
-        if self._upload_id is None:
-            try:
-                resp = self._s3.client.create_multipart_upload(
-                    Bucket=self._s3.bucket, Key=self._key, **self._s3.encryption_args
-                )
-            except Exception as exc:
-                raise self._s3.error("starting the upload of", self._key, exc) from exc
-            self._upload_id = resp["UploadId"]
-            self._pool = ThreadPoolExecutor(self._in_flight, thread_name_prefix="s3-part")
-        return self._upload_id
-
-    def _submit(self, size: int) -> None:
-        """Upload the first ``size`` buffered bytes as the next part.
-
-        The slot is taken before the bytes are copied out, so at most ``in_flight`` part
-        copies exist besides the buffer.
-        """
-        upload_id = self._start()
-        self._slots.acquire()
-        try:
-            self._raise_failed_part()
-        except BaseException:
-            self._slots.release()
-            raise
-        chunk = self._take(size)
-        number = len(self._parts) + 1
-        assert self._pool is not None
-        future = self._pool.submit(self._upload_part, upload_id, number, chunk)
-        future.add_done_callback(lambda _f: self._slots.release())
-        self._parts.append(future)
-
-    def _upload_part(self, upload_id: str, number: int, chunk: bytes) -> dict[str, Any]:
-        try:
-            resp = self._s3.client.upload_part(
-                Bucket=self._s3.bucket, Key=self._key, UploadId=upload_id,
-                PartNumber=number, Body=chunk,
-            )
-        except Exception as exc:
-            raise self._s3.error(f"uploading part {number} of", self._key, exc) from exc
-        return {"PartNumber": number, "ETag": resp["ETag"]}
-
-    def _raise_failed_part(self) -> None:
-        for future in self._parts:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-
-    def _commit(self) -> None:
-        if self._upload_id is None:
-            self._s3.put_object(self._key, bytes(self._buffer))
-            return
-        try:
-            if self._buffer:
-                self._submit(len(self._buffer))
-            parts = [future.result() for future in self._parts]
-            self._s3.client.complete_multipart_upload(
-                Bucket=self._s3.bucket, Key=self._key, UploadId=self._upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except StorageError:
-            self._abort()
-            raise
-        except Exception as exc:
-            self._abort()
-            raise self._s3.error("completing the upload of", self._key, exc) from exc
-        finally:
-            self._shutdown()
-
-    def _abort(self) -> None:
-        self._buffer.clear()
-        self._shutdown()
-        if self._upload_id is None:
-            return
-        uri = self._s3.uri(self._key)
-        for attempt, delay in enumerate(ABORT_RETRY_DELAYS, start=1):
-            try:
-                self._s3.client.abort_multipart_upload(
-                    Bucket=self._s3.bucket, Key=self._key, UploadId=self._upload_id
-                )
-                log.info("aborted multipart upload of %s", uri)
-                return
-            except Exception as exc:  # the endpoint may be briefly gone: try again
-                log.warning("aborting the multipart upload of %s failed (try %d: %s)", uri,
-                            attempt, _describe(exc))
-                time.sleep(delay)
-        log.error("multipart upload %s of %s is left behind; weekly cleanup will abort it",
-                  self._upload_id, uri)
-
-    def _shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
 
 
 class _BodyReader(io.RawIOBase):
@@ -186,8 +76,10 @@ class S3Storage(Storage):
     :param bucket: the bucket name
     :param sse: ``none``, ``AES256`` (SSE-S3) or ``aws:kms`` (SSE-KMS)
     :param kms_key_id: the KMS key for ``aws:kms``
-    :param part_size: multipart part size in bytes
+    :param part_size: the smallest first multipart part size in bytes (parts then grow)
     :param in_flight: parts uploaded at the same time
+    :param stall_seconds: an upload with no part finished for this long fails
+    :param growth_every: parts between two doublings of the part size
     """
 
     def __init__(
@@ -198,11 +90,15 @@ class S3Storage(Storage):
         kms_key_id: str | None = None,
         part_size: int = PART_SIZE,
         in_flight: int = PARTS_IN_FLIGHT,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
+        growth_every: int = GROWTH_EVERY,
     ) -> None:
         self.client = client
         self.bucket = bucket
         self.part_size = part_size
         self.in_flight = in_flight
+        self.stall_seconds = stall_seconds
+        self.growth_every = growth_every
         self.encryption_args: dict[str, str] = {}
         if sse != "none":
             self.encryption_args["ServerSideEncryption"] = sse
@@ -226,15 +122,21 @@ class S3Storage(Storage):
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def open_writer(self, key: str) -> ObjectWriter:
-        return _MultipartWriter(self, key, self.part_size, self.in_flight)
+    def call(self, action: str, key: str, operation: str, **kwargs: Any) -> Any:
+        """``client.<operation>(Bucket=..., **kwargs)``; errors become a StorageError that
+        says ``action`` on which key."""
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
+        except Exception as exc:
+            raise self.error(action, key, exc) from exc
+
+    def open_writer(self, key: str, expected_size: int | None = None) -> ObjectWriter:
+        sizer = PartSizer(self.part_size, self.growth_every, expected_size)
+        return MultipartWriter(self, key, sizer, self.in_flight, self.stall_seconds)
 
     def put_object(self, key: str, data: bytes) -> None:
         """Store ``data`` with one PutObject call."""
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **self.encryption_args)
-        except Exception as exc:
-            raise self.error("writing", key, exc) from exc
+        self.call("writing", key, "put_object", Key=key, Body=data, **self.encryption_args)
 
     def open_reader(self, key: str) -> BinaryIO:
         try:
@@ -318,7 +220,7 @@ class S3Storage(Storage):
         except Exception as exc:
             code = _describe(exc)
             if code.startswith(("404", "NoSuchBucket", "NotFound")):
-                raise StorageError(
+                raise StorageNotReady(
                     f"bucket {self.bucket!r} does not exist at {self.endpoint}; create it or fix "
                     "BACKUP_S3_BUCKET"
                 ) from exc
