@@ -62,8 +62,8 @@ class SignalOnFirstWrite:
         self._signum = signum
 
     @contextmanager
-    def open_writer(self, key: str) -> Iterator[Any]:
-        with self._storage.open_writer(key) as writer:
+    def open_writer(self, key: str, expected_size: int | None = None) -> Iterator[Any]:
+        with self._storage.open_writer(key, expected_size) as writer:
             yield (_SignallingWriter(writer, self._signum) if key.endswith(self._suffix)
                    else writer)
 
