@@ -13,7 +13,10 @@ DEFAULT_COMPRESSION_LEVEL = 1
 
 MANIFEST_NAME = "manifest.json"
 DUMP_NAME = "dump.pgc"
-MANIFEST_VERSION = 1
+GLOBALS_ROOT = "_globals"
+GLOBALS_NAME = "globals.sql"
+GLOBALS_INFO_NAME = "globals.json"
+MANIFEST_VERSION = 2  # 2: globals and database properties
 
 PART_SIZE = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 2

@@ -7,7 +7,13 @@ import re
 import secrets
 from datetime import UTC, datetime
 
-from amprenta_backup.core.constants import DUMP_NAME, MANIFEST_NAME
+from amprenta_backup.core.constants import (
+    DUMP_NAME,
+    GLOBALS_INFO_NAME,
+    GLOBALS_NAME,
+    GLOBALS_ROOT,
+    MANIFEST_NAME,
+)
 from amprenta_backup.core.errors import ConfigError
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
@@ -74,3 +80,27 @@ def folder_of(key: str) -> str:
 def target_prefix(prefix: str, target: str) -> str:
     """Prefix of every object of one target, with a trailing slash."""
     return "/".join(p for p in (prefix.strip("/"), check_target_name(target)) if p) + "/"
+
+
+def server_name(host: str, port: int) -> str:
+    """``db.example.com-5432``: a server as a storage folder name (sockets: ``_tmp_sock-5432``)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", host).strip(".") or "local"
+    return f"{safe[:200]}-{int(port)}"
+
+
+def globals_folder(prefix: str, server: str, globals_id: str) -> str:
+    """``{prefix}/_globals/{server}/{YYYY}/{MM}/{DD}/{globals_id}``: one server's roles and
+    tablespaces of one run, shared by every backup of that server in the run."""
+    when = backup_time(globals_id)
+    parts = [prefix.strip("/"), GLOBALS_ROOT, server, f"{when:%Y}", f"{when:%m}", f"{when:%d}",
+             globals_id]
+    return "/".join(p for p in parts if p)
+
+
+def globals_key(folder: str, compressed: bool) -> str:
+    return f"{folder}/{GLOBALS_NAME}{'.zst' if compressed else ''}"
+
+
+def globals_info_key(folder: str) -> str:
+    """The small JSON written after the globals object: no info, no globals."""
+    return f"{folder}/{GLOBALS_INFO_NAME}"

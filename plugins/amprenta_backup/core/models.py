@@ -96,6 +96,12 @@ class Manifest:
     run: RunContext = field(default_factory=RunContext)
     version: int = MANIFEST_VERSION
     wal: dict[str, Any] | None = None  # base backups: WAL range (core/basebackup.py WalRange)
+    globals: dict[str, Any] | None = None  # the server's roles and tablespaces: GlobalsRef
+    properties: dict[str, Any] | None = None  # the database's own: core/dbprops.py
+
+    def globals_ref(self) -> GlobalsRef | None:
+        """The globals object of this backup's server and run (None in older backups)."""
+        return GlobalsRef.from_dict(self.globals) if self.globals else None
 
     @property
     def duration_seconds(self) -> float:
@@ -124,6 +130,57 @@ class Manifest:
         data["completed_at"] = _parse_time(data["completed_at"])
         data["run"] = RunContext.from_dict(data.get("run") or {})
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class GlobalsRef:
+    """One server's roles and tablespaces (``pg_dumpall --globals-only``) of one run.
+
+    Stored once per server per run under ``{prefix}/_globals/``; every manifest of that
+    server in the run names it.
+
+    :param globals_id: id of its own, derived from the run (same on every try)
+    :param server: the server, as a folder name (``host-port``)
+    :param key: storage key of the (zstd) SQL
+    :param sha256: sha256 of the stored bytes
+    :param role_passwords: False when the connection could not read ``pg_authid`` (managed
+        services) and the globals were taken with ``--no-role-passwords``
+    """
+
+    globals_id: str
+    server: str
+    key: str
+    sha256: str | None
+    stored_bytes: int
+    raw_bytes: int
+    compression: str
+    role_passwords: bool
+    taken_at: datetime
+    server_version: str
+    pg_dumpall_version: str
+    roles: tuple[str, ...] = ()
+    tablespaces: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["taken_at"] = _iso(self.taken_at)
+        data["roles"], data["tablespaces"] = list(self.roles), list(self.tablespaces)
+        return data
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GlobalsRef:
+        values = dict(data)
+        values["taken_at"] = _parse_time(values["taken_at"])
+        values["roles"] = tuple(values.get("roles") or ())
+        values["tablespaces"] = tuple(values.get("tablespaces") or ())
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> GlobalsRef:
+        return cls.from_dict(json.loads(raw))
 
 
 @dataclass

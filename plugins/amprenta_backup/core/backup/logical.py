@@ -10,8 +10,10 @@ import psycopg
 from psycopg import sql
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.backup.globals import GlobalsCapture
 from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
+from amprenta_backup.core.dbprops import read_properties
 from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
 from amprenta_backup.core.models import (
     RESTORABLE,
@@ -141,6 +143,8 @@ class BackupRunner:
     def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
                 folder: str, life: Lifecycle) -> Manifest:
         with psycopg.connect(**conn.connect_kwargs()) as db:
+            life.step = "globals"
+            globals_ref = GlobalsCapture(self.storage, self.settings).ensure(conn, run, backup_id)
             life.step = "preflight"
             db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
@@ -148,6 +152,8 @@ class BackupRunner:
             size = int(str(_scalar(db, "SELECT pg_database_size(current_database())")))
             client_version = tool_version("pg_dump")
             _check_versions(client_version, server_version)
+            life.step = "properties"
+            properties = read_properties(db)
             counter = _RowCounter(db)
             counter.start()
             life.step = "dump"
@@ -168,7 +174,8 @@ class BackupRunner:
             stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
             sha256=result.sha256, started_at=life.record.started_at, completed_at=utcnow(),
             server_version=server_version, pg_dump_version=client_version,
-            table_counts=counter.counts, run=run,
+            table_counts=counter.counts, run=run, globals=globals_ref.to_dict(),
+            properties=properties.to_dict(),
         )
         self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
         return manifest

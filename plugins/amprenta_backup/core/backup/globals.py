@@ -1,0 +1,120 @@
+"""The server's globals (roles, memberships, per-role settings, tablespaces) once per run.
+
+``pg_dumpall --globals-only`` streams through the same zstd -> sha256 -> storage pipeline as a
+dump, into ``{prefix}/_globals/{server}/{YYYY}/{MM}/{DD}/{globals_id}/``. Several targets on one
+server in one run share one object: the id is derived from the run and the server, and a
+session advisory lock on the server makes the first backup take it and the others reuse it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from amprenta_backup.core import layout
+from amprenta_backup.core.models import GlobalsRef, RunContext, utcnow
+from amprenta_backup.core.pgtools import PgConnInfo, tool, tool_version
+from amprenta_backup.core.pipeline import stream_command
+from amprenta_backup.core.storage.base import Storage
+
+if TYPE_CHECKING:
+    from amprenta_backup.core.backup.logical import BackupSettings
+
+log = logging.getLogger(__name__)
+
+LOCK_PREFIX = "amprenta-globals:"
+_ROLES = "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1"
+_TABLESPACES = "SELECT spcname FROM pg_tablespace WHERE spcname !~ '^pg_' ORDER BY 1"
+
+
+def globals_id_for(run: RunContext, backup_id: str, server: str) -> str:
+    """The globals id of ``server`` in this run: the same for every target and every try.
+
+    Without an Airflow run (a backup from the command line) the globals belong to the backup.
+    """
+    if run.dag_id and run.run_id:
+        return layout.make_backup_id(run.logical_date or layout.backup_time(backup_id),
+                                     f"{run.dag_id}/{run.run_id}/globals/{server}")
+    return layout.make_backup_id(layout.backup_time(backup_id), f"{backup_id}/globals")
+
+
+def pg_dumpall_argv(database: str, role_passwords: bool) -> list[str]:
+    """argv of ``pg_dumpall --globals-only`` to stdout; connection settings come from the env."""
+    argv = [tool("pg_dumpall"), "--globals-only", f"--database={database}"]
+    if not role_passwords:
+        argv.append("--no-role-passwords")
+    return argv
+
+
+def can_read_passwords(db: psycopg.Connection[tuple[Any, ...]]) -> bool:
+    """True if this session may read ``pg_authid`` (superusers; not RDS or Cloud SQL)."""
+    row = db.execute("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')").fetchone()
+    return bool(row and row[0])
+
+
+class GlobalsCapture:
+    """Takes (or finds) the globals of one server for one run.
+
+    :param storage: where they go
+    :param settings: prefix, compression and checksum of the backups
+    """
+
+    def __init__(self, storage: Storage, settings: BackupSettings) -> None:
+        self.storage = storage
+        self.settings = settings
+
+    def ensure(self, conn: PgConnInfo, run: RunContext, backup_id: str) -> GlobalsRef:
+        """The globals of ``conn``'s server in this run, taken now unless already stored."""
+        server = layout.server_name(conn.host, conn.port)
+        globals_id = globals_id_for(run, backup_id, server)
+        folder = layout.globals_folder(self.settings.prefix, server, globals_id)
+        with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
+            lock = LOCK_PREFIX + folder
+            db.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock,))
+            try:
+                existing = self._stored(folder)
+                if existing is not None:
+                    log.info("globals %s of %s already stored; reused", globals_id, server)
+                    return existing
+                return self._take(db, conn, server, globals_id, folder)
+            finally:
+                db.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
+
+    def _stored(self, folder: str) -> GlobalsRef | None:
+        key = layout.globals_info_key(folder)
+        if not self.storage.exists(key):
+            return None
+        try:
+            return GlobalsRef.from_json(self.storage.get_bytes(key))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("unreadable %s (%s): taking the globals again", key, exc)
+            return None
+
+    def _take(self, db: psycopg.Connection[tuple[Any, ...]], conn: PgConnInfo, server: str,
+              globals_id: str, folder: str) -> GlobalsRef:
+        started = utcnow()
+        passwords = can_read_passwords(db)
+        if not passwords:
+            log.warning("%s cannot read pg_authid (a managed service?): the globals are taken "
+                        "with --no-role-passwords; restored roles will need new passwords",
+                        conn.describe())
+        version = str(db.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        roles = tuple(str(r[0]) for r in db.execute(_ROLES).fetchall())
+        tablespaces = tuple(str(r[0]) for r in db.execute(_TABLESPACES).fetchall())
+        compression = self.settings.compression
+        key = layout.globals_key(folder, compression.enabled)
+        with self.storage.open_writer(key) as writer:
+            result = stream_command(pg_dumpall_argv(conn.dbname, passwords), conn.env(), writer,
+                                    compression, self.settings.checksum)
+        ref = GlobalsRef(
+            globals_id=globals_id, server=server, key=key, sha256=result.sha256,
+            stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
+            compression=compression.name, role_passwords=passwords, taken_at=started,
+            server_version=version, pg_dumpall_version=tool_version("pg_dumpall"),
+            roles=roles, tablespaces=tablespaces)
+        self.storage.put_bytes(layout.globals_info_key(folder), ref.to_json())
+        log.info("stored the globals of %s (%d roles, %d tablespaces) at %s: %d bytes", server,
+                 len(roles), len(tablespaces), self.storage.uri(key), result.stored_bytes)
+        return ref
