@@ -67,7 +67,11 @@ def test_backs_up_every_target_to_local_storage_and_restores(
     assert str(again.state) == "success"
     assert sorted(r.backup_id for r in backup_env["catalog"].find()) == sorted(
         r.backup_id for r in records)
-    assert len([o for o in storage.list_objects()]) == 4
+    keys = [o.key for o in storage.list_objects()]
+    assert len(keys) == 6  # 2 x (dump + manifest) + one globals object and its info
+    globals_keys = {r.manifest.globals["key"] for r in backup_env["catalog"].find()
+                    if r.manifest and r.manifest.globals}
+    assert len(globals_keys) == 1 and globals_keys <= set(keys)  # one per server per run
 
 
 def test_records_an_asset_event_per_target(run_dag: Any, backup_env: dict[str, Any]) -> None:
@@ -92,7 +96,7 @@ def test_backs_up_to_an_s3_endpoint_through_an_aws_connection(
     assert str(dag_run.state) == "success", _states(dag_run)
     storage = S3Storage(s3_env["client"], s3_env["bucket"])
     keys = sorted(o.key for o in storage.list_objects("database/"))
-    assert len(keys) == 4
+    assert len(keys) == 6  # 2 backups + the server's globals (sql + info), taken once
     for record in s3_env["catalog"].find():
         assert record.status == Status.COMPLETED
         bucket_uri = f"s3://{s3_env['bucket']}/"

@@ -263,7 +263,7 @@ def test_a_backup_interrupted_mid_dump_is_recorded_failed_naming_the_step(
     raised: type[BaseException], name: str,
 ) -> None:
     """A real signal while pg_dump streams: Ctrl-C, or SIGTERM raised as a BaseException."""
-    storage: Any = SignalOnFirstWrite(local_storage, ".zst", signum)
+    storage: Any = SignalOnFirstWrite(local_storage, "dump.pgc.zst", signum)
     backup_id = _backup_id(f"interrupted-{name}")
     with sigterm_raises_terminated(), pytest.raises(raised):
         BackupRunner(storage, catalog, SETTINGS).run("pg_big", big_source_conn, RunContext(),

@@ -143,8 +143,6 @@ class BackupRunner:
     def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
                 folder: str, life: Lifecycle) -> Manifest:
         with psycopg.connect(**conn.connect_kwargs()) as db:
-            life.step = "globals"
-            globals_ref = GlobalsCapture(self.storage, self.settings).ensure(conn, run, backup_id)
             life.step = "preflight"
             db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
@@ -166,6 +164,8 @@ class BackupRunner:
             counter.join()
             if counter.error is not None:
                 raise counter.error
+        life.step = "globals"  # after the dump: a failed dump leaves no globals behind
+        globals_ref = GlobalsCapture(self.storage, self.settings).ensure(conn, run, backup_id)
         life.step = "manifest"
         manifest = Manifest(
             backup_id=backup_id, target=target, database=conn.dbname, kind="logical",
