@@ -10,7 +10,7 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-from amprenta_backup.sandbox.cluster import ClusterBase  # noqa: E402
+from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster  # noqa: E402
 from amprenta_backup.sandbox.container import start_cluster  # noqa: E402
 from amprenta_backup.sandbox.s3server import MotoServer  # noqa: E402
 from tests.support.markers import marks_for  # noqa: E402
@@ -48,6 +48,17 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def new_server() -> Iterator[ThrowawayCluster]:
+    """A NEW empty cluster for one test: its own data directory, only the bootstrap superuser
+    (what a replacement server looks like after a disaster)."""
+    cluster = ThrowawayCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 # ============================================================================================

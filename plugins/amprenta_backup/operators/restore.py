@@ -10,6 +10,7 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.restore.request import REPLACE, RestoreRequest
+from amprenta_backup.operators.approval import require_approval
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:
@@ -117,20 +118,6 @@ class RestoreOperator(_RestoreBase):
             return dataclasses.replace(request, backup_id=plan["backup_id"])
 
     def _check_approval(self, context: Context, request: RestoreRequest) -> None:
-        from airflow.providers.standard.operators.hitl import ApprovalOperator
-
-        upstream = self.get_flat_relatives(upstream=True)
-        if not any(isinstance(task, ApprovalOperator) for task in upstream):
-            raise AirflowFailException(
-                "mode replace drops a database: put an ApprovalOperator upstream of this task "
-                "(the restore DAG does)")
-        answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)
-        chosen = answer.get("chosen_options") if isinstance(answer, Mapping) else None
-        if isinstance(chosen, list | tuple) and ApprovalOperator.APPROVE in chosen:
-            return
-        raise AirflowFailException(
-            f"replacing database {request.database!r} needs an explicit "
-            f"{ApprovalOperator.APPROVE} of task {self.approval_task_id!r}, and its answer is "
-            f"{chosen if chosen is not None else 'missing (was it marked success by hand?)'}; "
-            f"nothing was touched. Run the DAG again and answer {ApprovalOperator.APPROVE} in "
-            "the approval form")
+        require_approval(self, context, self.approval_task_id,
+                         f"replacing database {request.database!r}",
+                         "mode replace drops a database; the restore DAG does")

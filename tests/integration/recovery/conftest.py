@@ -1,4 +1,4 @@
-"""Three source databases backed up once per module, and a NEW empty cluster per test."""
+"""Three source databases backed up once per module (the NEW empty cluster: ``new_server``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster
+from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.dataset import load_sample
 from tests.integration.cli.test_backups import _uri as uri
 from tests.integration.conftest import conninfo
@@ -60,16 +60,6 @@ def backed(pg_cluster: ClusterBase, tmp_path_factory: pytest.TempPathFactory) ->
         yield backed
     finally:
         pg_cluster.drop_database(catalog_db)
-
-
-@pytest.fixture
-def new_server() -> Iterator[ThrowawayCluster]:
-    """A NEW empty cluster: its own data directory, only the bootstrap superuser."""
-    cluster = ThrowawayCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def server_env(cluster: ClusterBase, conn_id: str = "PG_NEW") -> dict[str, str]:

@@ -3,6 +3,7 @@ nothing (the dry run), and every reason to refuse it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,29 @@ class RecoveryRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RecoveryRequest:
+        """From Airflow params or JSON: unknown keys are ignored, empty values mean "not given"."""
+        values = {key: data[key] for key in _FIELDS if data.get(key) not in (None, "", [])}
+        if "server_conn_id" not in values:
+            raise ConfigError("the recovery needs the connection of the new server "
+                              "(server_conn_id, --server)")
+        if isinstance(values.get("targets"), str) or not isinstance(
+                values.get("targets", ()), list | tuple):
+            raise ConfigError(f"targets must be a list of names, got {values['targets']!r:.80}")
+        values["targets"] = tuple(values.get("targets", ()))
+        if isinstance(values.get("before"), str):
+            try:
+                values["before"] = datetime.fromisoformat(values["before"])
+            except ValueError:
+                raise ConfigError(f"before={values['before'][:40]!r} is not an ISO time; use "
+                                  "e.g. 2026-12-01T03:00:00+00:00") from None
+        return cls(**values)
+
+
+_FIELDS = ("server_conn_id", "targets", "before", "parallel", "catalog_database",
+           "allow_nonempty", "dry_run")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""disaster_recovery: the whole service onto a new, empty server, from storage alone.
+
+Manual runs only; fill in the trigger form with the Airflow connection of the new server.
+``plan`` reads the manifests in storage and the new server and logs what will be restored
+where (``dry_run`` stops there). ``recover`` rebuilds the catalog from the manifests (into a
+new catalog database on the new server when the configured one is unreachable), then
+restores each target's newest VERIFIED (else COMPLETED) backup, or the newest before the
+given time, into a database of its own name, several at once, and checks each as the restore
+drill does (rows against the manifest, foreign keys, CHECK constraints, sequences). A server
+that already holds databases is written to only after a person's explicit Approve
+(``approve_nonempty``); a database that exists is never overwritten. The report (per
+database: backup, rows, seconds; the whole RTO) is written beside the backups and into the
+catalog's ``recovery_runs``; the run fails on any mismatch.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Param, TriggerRule
+
+from amprenta_backup.core.recovery.plan import DEFAULT_CATALOG_DATABASE, MAX_PARALLEL
+from amprenta_backup.defaults import dag_kwargs, default_args
+from amprenta_backup.operators.recovery import RecoverOperator, RecoveryPlanOperator
+
+with DAG(
+    dag_id="disaster_recovery",
+    description="Recover every target onto a new server from storage (manual runs; a "
+                "server that holds databases waits for an approval)",
+    schedule=None,
+    allowed_run_types=["manual"],
+    max_active_runs=1,
+    doc_md=__doc__,
+    **dag_kwargs(default_args=default_args(retries=0)),  # a person is watching: no retries
+    params={
+        "server_conn_id": Param(  # a default keeps DAG-level failure callbacks working
+            None, type=["null", "string"], pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$",
+            title="New server connection",
+            description="Required: the Airflow Postgres connection of the new server (its "
+                        "login needs CREATEDB, ideally a superuser, for roles and owners)."),
+        "targets": Param(
+            [], type="array", items={"type": "string"}, title="Only these targets",
+            description="Backup targets to recover (one per line, e.g. pg_main.analytics); "
+                        "empty recovers every target that has a backup in storage."),
+        "before": Param(
+            None, type=["null", "string"], format="date-time", title="Newest before",
+            description="Recover each target's newest backup started before this time "
+                        "(with its zone); empty: the newest. Verified backups come first."),
+        "parallel": Param(
+            2, type="integer", minimum=1, maximum=MAX_PARALLEL, title="Databases at once",
+            description="Databases restored at the same time (fewer if the server has few "
+                        "free connections)."),
+        "catalog_database": Param(
+            DEFAULT_CATALOG_DATABASE, type="string", minLength=1, maxLength=63,
+            title="New catalog database",
+            description="Made on the new server when the configured catalog cannot be "
+                        "reached at all (BACKUP_CATALOG_CONN_ID); point that at it afterwards."),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run",
+            description="Only check and show the plan: which backup goes where, sizes."),
+    },
+) as dag:
+    request = {key: dag.param(key) for key in (
+        "server_conn_id", "targets", "before", "parallel", "catalog_database", "dry_run")}
+    plan = RecoveryPlanOperator(task_id="plan", request=request)
+    approve = ApprovalOperator(
+        task_id="approve_nonempty",
+        subject="Recover onto {{ params.server_conn_id }}, which already holds databases?",
+        body="{% set p = ti.xcom_pull(task_ids='plan', key='plan') %}{% if p %}"
+             "The server {{ p.server }} already holds **{{ p.existing_databases | join(', ') }}**"
+             " (they are not touched). Approving creates these databases on it:\n\n"
+             "{% for d in p.databases %}- {{ d.database }} from backup {{ d.backup_id }} of "
+             "{{ d.target }} ({{ d.rows }} rows)\n{% endfor %}{% endif %}",
+        response_timeout=timedelta(hours=4),
+    )
+    recover = RecoverOperator(task_id="recover", request=request,
+                              trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    plan >> [approve, recover]
+    approve >> recover

@@ -1,0 +1,131 @@
+"""Disaster recovery operators: plan the whole-service recovery and branch on it, then recover."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from amprenta_backup.core.recovery.plan import RecoveryRequest
+from amprenta_backup.core.recovery.report import RecoveryReport
+from amprenta_backup.core.recovery.run import Planned, Recovery
+from amprenta_backup.hooks.context import run_context
+from amprenta_backup.operators.approval import require_approval
+from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class _RecoveryBase(EngineOperator):
+    """The request (templated), checked when the task runs."""
+
+    template_fields: Sequence[str] = ("request",)
+
+    def __init__(self, *, request: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request = request
+
+    def recovery_request(self) -> RecoveryRequest:
+        with fail_without_retry():
+            return RecoveryRequest.from_mapping(self.request)
+
+    def recovery(self) -> Recovery:
+        return self.engine.recovery()
+
+
+class RecoveryPlanOperator(_RecoveryBase, BaseBranchOperator):
+    """Check a recovery against storage, the catalog and the new server; log the plan.
+
+    Touches nothing. Pushes the plan to XCom (key ``plan``), then follows
+    ``approval_task_id`` when the server already holds databases, ``recover_task_id`` when it
+    is empty, and nothing for a dry run. A refused request fails without retry, saying why.
+
+    :param request: :class:`RecoveryRequest` fields (templated: DagParams or Jinja)
+    :param recover_task_id: the task that recovers
+    :param approval_task_id: the approval task in front of it for a non-empty server
+    """
+
+    ui_color = "#fff2cc"
+
+    def __init__(self, *, recover_task_id: str = "recover",
+                 approval_task_id: str = "approve_nonempty", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.recover_task_id = recover_task_id
+        self.approval_task_id = approval_task_id
+
+    def choose_branch(self, context: Context) -> str | list[str]:
+        request = self.recovery_request()
+        with fail_without_retry():
+            plan = self.recovery().plan(request).plan
+        self.log.info("recovery plan:\n%s", plan.text())
+        context["ti"].xcom_push(key="plan", value=plan.to_dict())
+        if request.dry_run:
+            self.log.info("dry run: nothing was touched and nothing will be")
+            return []
+        return self.approval_task_id if plan.needs_approval else self.recover_task_id
+
+
+class RecoverOperator(_RecoveryBase):
+    """Carry out the plan of the plan task: the same backups, onto the same server.
+
+    On a server that already held databases it runs only after an explicit Approve. Pushes
+    the report (key ``report``) and fails when any database failed or mismatched.
+
+    :param request: the same :class:`RecoveryRequest` fields the plan task was given
+    :param plan_task_id: the :class:`RecoveryPlanOperator` whose plan this task carries out
+    :param approval_task_id: the approval task checked for a non-empty server
+    """
+
+    ui_color = "#f4cccc"
+
+    def __init__(self, *, plan_task_id: str = "plan",
+                 approval_task_id: str = "approve_nonempty", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan_task_id = plan_task_id
+        self.approval_task_id = approval_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        approved = self._approved_plan(context)
+        request = dataclasses.replace(self.recovery_request(), allow_nonempty=True)
+        recovery = self.recovery()
+        with fail_without_retry():
+            planned = recovery.plan(request)
+            self._check_unchanged(approved, planned)
+            report = recovery.run(request, run_context(context), planned)
+        return self.finish(context, report)
+
+    def finish(self, context: Context, report: RecoveryReport) -> dict[str, Any]:
+        """Push the report; fail the task unless every database passed its checks."""
+        data = report.to_dict()
+        context["ti"].xcom_push(key="report", value=data)
+        self.log.info("%s; report %s", report.summary, report.report_uri)
+        if not report.passed:
+            raise AirflowException(report.summary)
+        return data
+
+    def _approved_plan(self, context: Context) -> Mapping[str, Any]:
+        plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key="plan")
+        if not isinstance(plan, Mapping) or not isinstance(plan.get("databases"), list):
+            raise AirflowFailException(
+                f"no recovery plan in the XCom of task {self.plan_task_id!r} (key plan): the "
+                "recovery carries out the plan that was checked (and approved); clear the plan "
+                "task together with this one, or run the DAG again")
+        if plan.get("needs_approval"):
+            require_approval(self, context, self.approval_task_id,
+                             f"writing to {plan.get('server')}, which already holds "
+                             f"{', '.join(plan.get('existing_databases') or [])}",
+                             "the disaster_recovery DAG does")
+        return plan
+
+    def _check_unchanged(self, approved: Mapping[str, Any], planned: Planned) -> None:
+        now = planned.plan.to_dict()
+        keys = ("databases", "existing_databases", "server")
+        if any(now[key] != approved.get(key) for key in keys):
+            raise AirflowFailException(
+                f"the recovery plan changed since task {self.plan_task_id!r} made it (a new "
+                "backup, or a database appeared on the server); nothing was touched. Run the DAG "
+                "again to plan (and approve) what is there now")

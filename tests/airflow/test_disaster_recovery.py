@@ -1,0 +1,85 @@
+"""The disaster_recovery DAG through dag.test(): backups in storage, a NEW empty server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from amprenta_backup.core.storage import LocalStorage
+from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster
+from amprenta_backup.sandbox.compare import assert_databases_equal
+from tests.airflow.conftest import postgres_conn_json
+from tests.integration.conftest import conninfo
+from tests.support.airflow_env import REPO
+from tests.support.backups import make_backup
+
+
+def _states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@pytest.fixture
+def backed_up(backup_env: dict[str, Any], pg_cluster: ClusterBase, new_server: ThrowawayCluster,
+              monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Both sample databases backed up; ``pg_new`` names the new server."""
+    storage = LocalStorage(backup_env["root"])
+    ids = {db: make_backup(storage, backup_env["catalog"], conninfo(pg_cluster, db),
+                           target=target).backup_id
+           for db, target in (("af_source", "pg_source"), ("af_second", "pg_source.af_second"))}
+    monkeypatch.setenv("AIRFLOW_CONN_PG_NEW", postgres_conn_json(new_server, "postgres"))
+    return ids
+
+
+def test_manual_only_with_a_typed_form_and_the_approval_before_the_recovery(
+    airflow_db: None,
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["disaster_recovery"]
+    assert dag.timetable.can_be_scheduled is False
+    assert {str(t.value) for t in dag.allowed_run_types} == {"manual"}
+    schema = {name: param.schema for name, param in dag.params.items()}
+    assert schema["parallel"]["type"] == "integer" and dag.params["parallel"] == 2
+    assert schema["targets"]["type"] == "array" and schema["dry_run"]["type"] == "boolean"
+    assert all(param.description for param in dag.params.values())
+    assert isinstance(dag.get_task("approve_nonempty"), ApprovalOperator)
+    assert dag.get_task("recover").upstream_task_ids == {"plan", "approve_nonempty"}
+
+
+def test_recovers_onto_an_empty_server_without_an_approval(
+    run_dag: Callable[..., Any], backed_up: dict[str, str], pg_cluster: ClusterBase,
+    new_server: ThrowawayCluster, backup_env: dict[str, Any],
+) -> None:
+    dry = run_dag("disaster_recovery", run_conf={"server_conn_id": "pg_new", "dry_run": True})
+    assert _states(dry) == {"plan": "success", "approve_nonempty": "skipped",
+                            "recover": "skipped"}
+    assert not new_server.database_exists("af_source")
+
+    dag_run = run_dag("disaster_recovery", run_conf={"server_conn_id": "pg_new"})
+    assert _states(dag_run) == {"plan": "success", "approve_nonempty": "skipped",
+                                "recover": "success"}
+    for database in backed_up:
+        assert_databases_equal(pg_cluster, database, new_server, database)
+    report = dag_run.get_task_instance("recover").xcom_pull(task_ids="recover", key="report")
+    assert report["passed"] is True and report["rto_seconds"] > 0
+    assert {d["backup_id"] for d in report["databases"]} == set(backed_up.values())
+    stored = json.loads((backup_env["root"] / report["report_uri"].split("/backups/", 1)[1])
+                        .with_name("report.json").read_text())
+    assert stored["recovery_id"] == report["recovery_id"]
+
+
+def test_a_nonempty_server_waits_for_an_explicit_approve(
+    run_dag: Callable[..., Any], backed_up: dict[str, str], new_server: ThrowawayCluster,
+) -> None:
+    new_server.create_database("already_here")
+    dag_run = run_dag("disaster_recovery", run_conf={"server_conn_id": "pg_new"},
+                      mark_success_pattern="approve_nonempty")
+    assert _states(dag_run) == {"plan": "success", "approve_nonempty": "success",
+                                "recover": "failed"}
+    plan = dag_run.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
+    assert plan["existing_databases"] == ["already_here"] and plan["needs_approval"] is True
+    assert not any(new_server.database_exists(db) for db in backed_up)
