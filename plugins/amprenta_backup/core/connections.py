@@ -38,10 +38,32 @@ def connection_fields(conn_id: str, environ: Mapping[str, str] | None = None) ->
         extra = data.get("extra") or {}
         data["extra"] = json.loads(extra) if isinstance(extra, str) else extra
         return dict(data)
-    parts = urlsplit(raw)
+    return _uri_fields(_variable(conn_id), raw)
+
+
+def _uri_fields(variable: str, raw: str) -> dict[str, object]:
+    """The fields of a connection URI. The credentials end at the LAST ``@``, so a password
+    with an unencoded ``/``, ``?``, ``#``, ``@`` or ``:`` is still taken whole; no message
+    ever quotes any part of the URI (a misplaced character could be part of the password)."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or not scheme:
+        raise ConfigError(f"{variable} is not a connection URI or JSON; use "
+                          "postgresql://user:password@host:5432/db or the JSON form")
+    userinfo, at, location = rest.rpartition("@")
+    login, _colon, password = userinfo.partition(":") if at else ("", "", "")
+    parts = urlsplit(f"{scheme}://{location}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port == -1 or (port is not None and not 1 <= port <= 65535):
+        raise ConfigError(
+            f"{variable} has no valid port after the host (1-65535); if the password holds "
+            "reserved characters (/ ? # @ :), percent-encode them (urllib.parse.quote(pw, "
+            "safe=''))")
     return {
-        "conn_type": parts.scheme, "host": unquote(parts.hostname or ""), "port": parts.port,
-        "login": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+        "conn_type": scheme, "host": unquote(parts.hostname or ""), "port": port,
+        "login": unquote(login), "password": unquote(password),
         "schema": unquote(parts.path.lstrip("/")), "extra": dict(parse_qsl(parts.query)),
     }
 

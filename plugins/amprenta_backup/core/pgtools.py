@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ConfigError
 
 SSL_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl")
@@ -57,16 +58,10 @@ class PgConnInfo:
         return settings
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        """The environment for a libpq client tool: ``PGHOST``, ``PGPASSWORD`` ..."""
-        env = dict(os.environ if base is None else base)
-        for key in list(env):
-            if key.startswith("PG") and key not in ("PGPASSFILE", "PGSERVICEFILE"):
-                del env[key]
-        for key, value in self.libpq_settings().items():
-            name = _LIBPQ_ENV.get(key)
-            if name:
-                env[name] = value
-        return env
+        """The minimal environment of a libpq client tool for this connection only:
+        ``PGHOST``, ``PGPASSWORD`` ... on top of :func:`minimal_env` (no other secrets)."""
+        settings = {_LIBPQ_ENV[k]: v for k, v in self.libpq_settings().items() if k in _LIBPQ_ENV}
+        return minimal_env(settings, base)
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect``."""
@@ -91,7 +86,8 @@ def bin_dir() -> Path | None:
         return Path(configured)
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                             check=False, env=minimal_env())
         if out.returncode == 0 and out.stdout.strip():
             return Path(out.stdout.strip())
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
@@ -115,7 +111,8 @@ def tool(name: str) -> str:
 
 def tool_version(name: str) -> str:
     """``pg_dump (PostgreSQL) 15.18`` -> ``15.18``."""
-    out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=False)
+    out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=False,
+                         env=minimal_env())
     match = re.search(r"(\d+(?:\.\d+)*)", out.stdout)
     return match.group(1) if match else out.stdout.strip()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Any
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import SCHEMA_LOCK, Catalog
+from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import pg_restore_argv
@@ -189,7 +189,7 @@ def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], check
         problems += readback.mismatches(manifest)
         return readback
     checked.append("archive")
-    with ToolInput(pg_restore_argv(), env=dict(os.environ)) as tool:
+    with ToolInput(pg_restore_argv(), env=minimal_env()) as tool:
         readback = read_back(storage, manifest, tool, decompress=True, progress=progress)
         code, stderr = tool.finish()
     problems += readback.mismatches(manifest)

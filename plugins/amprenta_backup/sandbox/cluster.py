@@ -19,6 +19,7 @@ from typing import Any, Self
 import psycopg
 from psycopg import sql
 
+from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.pitr.localserver import LOCALHOST, as_user, free_port, give_to
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ class ThrowawayCluster(ClusterBase):
                      env: Mapping[str, str] | None = None, check: bool = True,
                      timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` as the data directory's OS user; raise SandboxError if it fails."""
-        full_env = {**os.environ, **(env or {})}
+        full_env = minimal_env(env)
         cwd = self._base_dir if self._base_dir is not None else Path(tempfile.gettempdir())
         done = subprocess.run(self.owner_argv(argv), env=full_env, cwd=cwd, capture_output=True,
                               text=True, timeout=timeout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import subprocess
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.sandbox.cluster import find_bin_dir
 
 # Session settings that fix the text form of values, so two servers print rows alike.
@@ -94,7 +94,7 @@ def schema_dump(env: Mapping[str, str] | Any, dbname: str, pg_dump: str | None =
     :param pg_dump: pg_dump binary; default the one in the PostgreSQL bin directory.
     """
     binary = pg_dump or str(find_bin_dir() / "pg_dump")
-    full_env = {**os.environ, **_env(env, dbname)}
+    full_env = minimal_env(_env(env, dbname))
     done = subprocess.run([binary, "--schema-only", "--no-owner"], env=full_env,
                           capture_output=True, text=True)
     if done.returncode != 0:

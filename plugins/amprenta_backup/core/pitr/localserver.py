@@ -15,11 +15,11 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ConfigError, RestoreError
 from amprenta_backup.core.pgtools import tool
 
 LOCALHOST = "127.0.0.1"
-SERVER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR")
 
 
 def free_port(host: str = LOCALHOST) -> int:
@@ -77,10 +77,7 @@ def give_to(path: Path, os_user: str | None) -> None:
 def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A small environment for a server: no Airflow variables or credentials leak into it
     (``archive_command`` and ``restore_command`` inherit the server's environment)."""
-    env = {k: os.environ[k] for k in SERVER_ENV if k in os.environ}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update(extra or {})
-    return env
+    return minimal_env(extra)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

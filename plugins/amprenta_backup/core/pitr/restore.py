@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ConfigError, PreconditionError, RestoreError
 from amprenta_backup.core.models import RESTORABLE, Manifest, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo, tool
@@ -242,7 +243,8 @@ class PitrRestore:
         pg_manifest = work / PG_MANIFEST_NAME
         pg_manifest.write_bytes(self.storage.get_bytes(f"{folder}/{PG_MANIFEST_NAME}"))
         done = subprocess.run([tool("pg_verifybackup"), "--quiet", "-m", str(pg_manifest),
-                               str(data_dir)], capture_output=True, text=True, timeout=3600)
+                               str(data_dir)], capture_output=True, text=True, timeout=3600,
+                              env=minimal_env())
         if done.returncode != 0:
             raise RestoreError(f"pg_verifybackup found problems in base backup "
                                f"{manifest.backup_id}: {done.stderr.strip()[-1500:]}")
