@@ -18,16 +18,20 @@ class Terminated(BaseException):
 
 @contextmanager
 def sigterm_raises_terminated() -> Iterator[None]:
-    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread."""
+    """While the block runs, SIGTERM raises :class:`Terminated` and SIGINT raises
+    KeyboardInterrupt in the main thread (a shell that starts pytest in the background
+    ignores SIGINT for it, so Python's own handler is not there to count on)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Terminated(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 class _SignallingWriter:
