@@ -10,6 +10,7 @@
      |    +-- StorageNotReady (also PreconditionError)  no such bucket, unwritable folder
      +-- ChecksumMismatch                stored bytes differ from the manifest (never retry)
      +-- CatalogError                    the catalog database failed
+     |    +-- CatalogUnavailable (also PreconditionError)  down before a backup started
      +-- RestoreError                    a restore could not be carried out
      +-- PreconditionError               refused before touching anything
      +-- WalSegmentMissing               a WAL segment is not in the archive
@@ -73,6 +74,11 @@ class StepError(BackupError):
 class StorageNotReady(StorageError, PreconditionError):
     """Storage cannot be used as configured (no such bucket, an unwritable folder); refused
     before anything was written (the CLI exits 2)."""
+
+
+class CatalogUnavailable(CatalogError, PreconditionError):
+    """The catalog could not record the start of a backup; refused before anything was
+    written (the CLI exits 2)."""
 
 
 class WalSegmentMissing(BackupError):

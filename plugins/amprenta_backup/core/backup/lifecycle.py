@@ -16,7 +16,13 @@ from contextlib import contextmanager
 import psycopg
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.errors import BackupError, StepError, first_line
+from amprenta_backup.core.errors import (
+    BackupError,
+    CatalogError,
+    CatalogUnavailable,
+    StepError,
+    first_line,
+)
 from amprenta_backup.core.models import BackupRecord, Manifest, Status, utcnow
 
 log = logging.getLogger(__name__)
@@ -74,7 +80,7 @@ def recorded(catalog: Catalog, record: BackupRecord, *, step: str = "connect",
     """
     if save_first:
         record.status = Status.RUNNING
-        catalog.save(record)
+        _save_start(catalog, record)
     life = Lifecycle(record, step)
     try:
         yield life
@@ -92,4 +98,28 @@ def recorded(catalog: Catalog, record: BackupRecord, *, step: str = "connect",
         if record.status == Status.RUNNING and life.record.manifest is None:
             log.warning("backup %s ended without an outcome; recorded FAILED", record.backup_id)
             life.fail("the backup ended without recording an outcome")
+        _save_outcome(catalog, record)
+
+
+def _save_start(catalog: Catalog, record: BackupRecord) -> None:
+    try:
         catalog.save(record)
+    except CatalogError as exc:
+        raise CatalogUnavailable(f"backup of {record.target!r} not started, nothing was "
+                                 f"written: {exc}") from exc
+
+
+def _save_outcome(catalog: Catalog, record: BackupRecord) -> None:
+    """Save the final record; if the catalog fails now, say what was stored all the same."""
+    try:
+        catalog.save(record)
+    except CatalogError as exc:
+        if record.status == Status.COMPLETED:
+            raise CatalogError(
+                f"backup {record.backup_id} of {record.target!r} was stored (dump and manifest "
+                f"in {record.location}) but the catalog could not record it: {exc}; it is "
+                "restorable from storage, and `amprenta-backup rebuild-catalog` (or the next "
+                "run of this backup id) records it") from exc
+        raise CatalogError(f"backup {record.backup_id} of {record.target!r} did not complete "
+                           f"({record.error}) and the catalog could not record that: {exc}"
+                           ) from exc

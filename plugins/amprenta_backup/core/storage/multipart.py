@@ -25,7 +25,7 @@ MAX_PART = 5 * 1024 * MIB  # S3: 5 GiB
 MAX_PARTS = 10_000
 GROWTH_EVERY = 1000  # parts between two doublings of the part size
 ABORT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 0.0)
-STALLED_ABORT_SECONDS = 10.0  # one abort attempt after a stall, then weekly cleanup's turn
+ABORT_SECONDS = 30.0  # the longest a failed upload spends aborting; then weekly cleanup's turn
 T = TypeVar("T")
 
 
@@ -194,29 +194,37 @@ class MultipartWriter(ObjectWriter):
             raise
 
     def _abort(self) -> None:
+        """Abort the multipart upload, trying again while the endpoint may be briefly gone,
+        for at most ``min(ABORT_SECONDS, stall_seconds)`` (one try after a stall); what is
+        left is aborted by weekly cleanup."""
         self._buffer.clear()
         for future in self._parts:
             future.cancel()
         if self._upload_id is None:
             return
-        if self._stalled:  # one bounded try: the endpoint is not answering
-            attempt = run_in_thread(self._abort_once, "s3-abort")
-            try:
-                attempt.result(timeout=min(STALLED_ABORT_SECONDS, self._stall))
-                return
-            except Exception as exc:
-                log.warning("aborting the multipart upload of %s failed: %s",
-                            self._s3.uri(self._key), exc)
-        else:
-            for number, delay in enumerate(ABORT_RETRY_DELAYS, start=1):
-                try:
-                    self._abort_once()
-                    return
-                except StorageError as exc:  # the endpoint may be briefly gone: try again
-                    log.warning("try %d: %s", number, exc)
-                    time.sleep(delay)
+        delays = (0.0,) if self._stalled else ABORT_RETRY_DELAYS
+        attempt = run_in_thread(lambda: self._abort_with_retries(delays), "s3-abort")
+        try:
+            attempt.result(timeout=min(ABORT_SECONDS, self._stall))
+            return
+        except FutureTimeout:
+            log.warning("aborting the multipart upload of %s got no answer",
+                        self._s3.uri(self._key))
+        except StorageError as exc:
+            log.warning("%s", exc)
         log.error("multipart upload %s of %s is left behind; weekly cleanup will abort it",
                   self._upload_id, self._s3.uri(self._key))
+
+    def _abort_with_retries(self, delays: tuple[float, ...]) -> None:
+        for number, delay in enumerate(delays, start=1):
+            try:
+                self._abort_once()
+                return
+            except StorageError as exc:  # the endpoint may be briefly gone: try again
+                if number == len(delays):
+                    raise
+                log.warning("try %d: %s", number, exc)
+                time.sleep(delay)
 
     def _abort_once(self) -> None:
         self._s3.call("aborting the multipart upload of", self._key, "abort_multipart_upload",
