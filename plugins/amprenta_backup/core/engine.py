@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -108,13 +108,24 @@ class BackupEngine:
         """True if the backup is intact (the spec's API); the outcome is recorded."""
         return self.verify(backup_id).ok
 
-    def recovery(self, kind: str = "recover") -> Recovery:
-        """Whole-service recovery onto a new server (``dr_drill``: its rehearsal)."""
+    def recovery(self, kind: str = "recover",
+                 servers: Mapping[str, PgConnInfo] | None = None) -> Recovery:
+        """Whole-service recovery onto a new server (``dr_drill``: its rehearsal).
+
+        :param servers: connection ids resolved to these servers first (a scratch cluster)
+        """
         try:
             catalog = self._catalog or Catalog(self.resolve(self.config.catalog_conn_id, None))
         except ConfigError:
             catalog = None  # no catalog connection defined: a new catalog on the new server
-        return Recovery(self.storage, self.config.prefix, catalog, self.resolve, kind)
+        known = dict(servers or {})
+
+        def resolve(conn_id: str, database: str | None) -> PgConnInfo:
+            if conn_id in known:
+                return known[conn_id].with_database(database or "postgres")
+            return self.resolve(conn_id, database)
+
+        return Recovery(self.storage, self.config.prefix, catalog, resolve, kind)
 
     def restorer(self) -> Restorer:
         return Restorer(self.storage, self.catalog, self.resolve)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from amprenta_backup.core.recovery.plan import RecoveryRequest
@@ -18,6 +19,16 @@ from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def finish(task: BaseOperator, context: Context, report: RecoveryReport) -> dict[str, Any]:
+    """Push the report (key ``report``); fail the task unless every database passed."""
+    data = report.to_dict()
+    context["ti"].xcom_push(key="report", value=data)
+    task.log.info("%s; report %s", report.summary, report.report_uri)
+    if not report.passed:
+        raise AirflowException(report.summary)
+    return data
 
 
 class _RecoveryBase(EngineOperator):
@@ -96,16 +107,7 @@ class RecoverOperator(_RecoveryBase):
             planned = recovery.plan(request)
             self._check_unchanged(approved, planned)
             report = recovery.run(request, run_context(context), planned)
-        return self.finish(context, report)
-
-    def finish(self, context: Context, report: RecoveryReport) -> dict[str, Any]:
-        """Push the report; fail the task unless every database passed its checks."""
-        data = report.to_dict()
-        context["ti"].xcom_push(key="report", value=data)
-        self.log.info("%s; report %s", report.summary, report.report_uri)
-        if not report.passed:
-            raise AirflowException(report.summary)
-        return data
+        return finish(self, context, report)
 
     def _approved_plan(self, context: Context) -> Mapping[str, Any]:
         plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key="plan")

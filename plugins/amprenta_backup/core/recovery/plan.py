@@ -201,10 +201,12 @@ def choose_backups(catalog: Catalog, request: RecoveryRequest) -> tuple[list[Bac
 
 
 def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalog,
-              catalog_note: str, ignore: tuple[str, ...] = ()) -> RecoveryPlan:
+              catalog_note: str, ignore: tuple[str, ...] = (), fresh: tuple[str, ...] = ()
+              ) -> RecoveryPlan:
     """Check ``request`` against ``catalog`` (or the storage index) and the new server.
 
     :param ignore: databases on the server that are the recovery's own (the new catalog)
+    :param fresh: databases besides the restored ones that must not exist yet
     """
     chosen, missing = choose_backups(catalog, request)
     if missing and request.targets:
@@ -218,7 +220,7 @@ def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalo
     with TargetServer(server_conn) as server:
         version, present, free = _server_facts(server)
         described = server.describe()
-    clash = sorted(present & {r.database for r in chosen})
+    clash = sorted(present & ({r.database for r in chosen} | set(fresh)))
     if clash:
         raise PreconditionError(
             f"database(s) {', '.join(clash)} already exist on {described}; a recovery never "

@@ -39,6 +39,7 @@ from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
+RECOVER, DR_DRILL = "recover", "dr_drill"
 Resolver = Callable[[str, str | None], PgConnInfo]
 
 
@@ -61,24 +62,54 @@ class Recovery:
     """
 
     def __init__(self, storage: Storage, prefix: str, catalog: Catalog | None,
-                 resolve: Resolver, kind: str = "recover") -> None:
+                 resolve: Resolver, kind: str = RECOVER) -> None:
         self.storage = storage
         self.prefix = prefix
         self.configured = catalog
         self.resolve = resolve
         self.kind = kind
 
+    @property
+    def drill(self) -> bool:
+        return self.kind == DR_DRILL
+
     def plan(self, request: RecoveryRequest) -> Planned:
-        """What :meth:`run` would do; PreconditionError if it must be refused. Touches nothing."""
+        """What :meth:`run` would do; PreconditionError if it must be refused. Touches nothing.
+
+        A drill rebuilds the catalog into a new catalog database on the drill server and only
+        reads the catalog in use (it picks the same backups a recovery would).
+        """
         server = self.resolve(request.server_conn_id, None)
         self.storage.check_ready()
-        choice = locate_catalog(self.configured, server, request.catalog_database)
-        index = choice.catalog if choice.exists else StorageCatalog(
-            self.storage, self.prefix, "the catalog is rebuilt only when the recovery runs")
+        if self.drill:
+            choice = CatalogChoice(Catalog(server.with_database(request.catalog_database)),
+                                   False, f"create the catalog database "
+                                   f"{request.catalog_database!r} on the drill server and "
+                                   "rebuild it from the manifests in storage (a rehearsal: the "
+                                   "catalog in use is only read)")
+            index = self.reading_index()
+        else:
+            choice = locate_catalog(self.configured, server, request.catalog_database)
+            index = choice.catalog if choice.exists else StorageCatalog(
+                self.storage, self.prefix, "the catalog is rebuilt only when the recovery runs")
         catalog_conn = choice.catalog.conn
         own = (catalog_conn.dbname,) if (catalog_conn.host, catalog_conn.port) == (
             server.host, server.port) else ()
+        if self.drill:  # everything the drill creates is dropped again: none of it may exist
+            return Planned(make_plan(request, server, index, choice.note, fresh=own), choice)
         return Planned(make_plan(request, server, index, choice.note, own), choice)
+
+    def reading_index(self) -> Catalog:
+        """The catalog in use if it answers, else the manifests in storage."""
+        if self.configured is not None:
+            try:
+                self.configured.probe()
+                return self.configured
+            except CatalogError as exc:
+                reason = f"the catalog is unreachable ({exc})"
+        else:
+            reason = "no catalog connection is defined"
+        return StorageCatalog(self.storage, self.prefix, reason)
 
     def run(self, request: RecoveryRequest, run: RunContext | None = None,
             planned: Planned | None = None) -> RecoveryReport:
@@ -109,7 +140,7 @@ class Recovery:
             report.error = str(exc)
         report.finished_at = utcnow()
         report.rto_seconds = round(time.monotonic() - started, 3)
-        self._record(catalog, report)
+        self._record(self.configured if self.drill else catalog, report)
         log.info("%s", report.summary)
         return report
 
@@ -148,12 +179,15 @@ class Recovery:
                  outcome.rows, outcome.seconds, "checks passed" if outcome.ok else "FAILED")
         return outcome
 
-    def _record(self, catalog: Catalog, report: RecoveryReport) -> None:
+    def _record(self, catalog: Catalog | None, report: RecoveryReport) -> None:
         """The report beside the backups, then the catalog row; either may fail alone."""
         try:
             reports.publish(self.storage, self.prefix, report)
         except StorageError as exc:
             report.error = report.error or f"the report could not be written: {exc}"
+        if catalog is None:
+            log.warning("no catalog connection: the recovery is recorded in storage only")
+            return
         try:
             reports.save(catalog, report)
         except CatalogError as exc:
