@@ -11,7 +11,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from amprenta_backup.cli import backups, drill, health, metrics, recover, restore, retention
+from amprenta_backup.cli import (
+    backups,
+    drill,
+    health,
+    metrics,
+    recover,
+    restore,
+    retention,
+    server_globals,
+)
 from amprenta_backup.core.errors import (
     BackupError,
     ChecksumMismatch,
@@ -20,7 +29,7 @@ from amprenta_backup.core.errors import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
-COMMAND_MODULES = [backups, health, metrics, retention, restore, recover, drill]
+COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals, recover, drill]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.readback import Progress, Readback, download
 from amprenta_backup.core.recovery.index import StorageCatalog
 from amprenta_backup.core.recovery.run import Recovery
+from amprenta_backup.core.restore.globals import GlobalsRestoreResult, globals_of, restore_globals
 from amprenta_backup.core.restore.plan import RestorePlan, load_manifest
 from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
@@ -126,6 +127,15 @@ class BackupEngine:
             return self.resolve(conn_id, database)
 
         return Recovery(self.storage, self.config.prefix, catalog, resolve, kind)
+
+    def restore_globals(self, backup_id: str, target_conn_id: str,
+                        dry_run: bool = False) -> GlobalsRestoreResult:
+        """Create on ``target_conn_id``'s server the roles and tablespaces of the server backup
+        ``backup_id`` came from that it lacks; existing roles are left as they are."""
+        record = self.get_backup(check_backup_id(backup_id))
+        manifest = load_manifest(self.storage, record)
+        return restore_globals(self.storage, globals_of(manifest),
+                               self.resolve(target_conn_id, None), dry_run)
 
     def restorer(self) -> Restorer:
         return Restorer(self.storage, self.catalog, self.resolve)

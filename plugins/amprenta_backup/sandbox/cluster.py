@@ -180,11 +180,13 @@ class ThrowawayCluster(ClusterBase):
     :param port: TCP port on 127.0.0.1; a free one if None.
     :param settings: extra postgresql.conf settings (values are quoted for you).
     :param password: superuser password for TCP (scram-sha-256); random if None.
+    :param bin_dir: the server binaries to use instead of :func:`find_bin_dir`'s.
     """
 
     def __init__(self, base_dir: Path | None = None, port: int | None = None,
-                 settings: dict[str, str] | None = None, password: str | None = None) -> None:
-        self.bin_dir = find_bin_dir()
+                 settings: dict[str, str] | None = None, password: str | None = None,
+                 bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir or find_bin_dir()
         self._own_base = base_dir is None
         self._base_dir = Path(base_dir) if base_dir is not None else None
         self._fixed_port = port is not None

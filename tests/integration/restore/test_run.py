@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import (
@@ -125,7 +126,7 @@ def test_latest_skips_a_corrupt_backup_and_a_dry_run_touches_nothing(
     assert not pg_cluster.database_exists(target)
     plan = result.plan.to_dict()
     assert plan["database_exists"] is False and plan["raw_bytes"] == older.raw_bytes
-    assert plan["table_counts"] == older.table_counts and len(plan["steps"]) == 5
+    assert plan["table_counts"] == older.table_counts and len(plan["steps"]) == 6
     assert "dry run: nothing was touched" in result.message
 
 
@@ -218,11 +219,36 @@ def owned_by_a_lost_role(local_storage: Storage, catalog: Catalog, source_conn: 
     return manifest
 
 
+def _as_older_backup(data: bytes) -> bytes:
+    """The manifest as backups wrote it before they recorded the database properties."""
+    manifest = Manifest.from_json(data)
+    manifest.properties = None
+    return manifest.to_json()
+
+
+def test_a_restore_needing_a_missing_role_is_refused_before_anything_is_created(
+    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, pg_cluster: ClusterBase,
+    owned_by_a_lost_role: Manifest, with_sentinel: str,
+) -> None:
+    engine = engine_for(local_storage, catalog, {"pg_source": source_conn})
+    with pytest.raises(PreconditionError, match=(
+            r"refused, nothing was created: role amprenta_gone_\d+ does not exist on the "
+            r"target: restore the globals first")):
+        engine.restore_backup(owned_by_a_lost_role.backup_id, with_sentinel, mode="replace",
+                              confirm=with_sentinel, target_conn_id="pg_source")
+    assert _sentinel(pg_cluster, with_sentinel) == [("still here",)]
+    assert _temporaries(pg_cluster, with_sentinel) == []
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_replace_whose_pg_restore_fails_leaves_the_database_untouched(
     local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, pg_cluster: ClusterBase,
     owned_by_a_lost_role: Manifest, with_sentinel: str, jobs: int,
 ) -> None:
+    """An older backup (no properties in its manifest, so no role check): pg_restore fails."""
+    folder = layout.backup_folder("database", owned_by_a_lost_role.target,
+                                  owned_by_a_lost_role.backup_id)
+    rewrite(local_storage, layout.manifest_key(folder), _as_older_backup)
     engine = engine_for(local_storage, catalog, {"pg_source": source_conn})
 
     with pytest.raises(RestoreError, match=(

@@ -14,11 +14,13 @@ from psycopg import sql
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.dbprops import DatabaseProperties
 from amprenta_backup.core.errors import BackupError, ConfigError, PreconditionError
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES
 from amprenta_backup.core.models import RESTORABLE, BackupRecord, Manifest
 from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
 from amprenta_backup.core.readback import check_free_space
+from amprenta_backup.core.restore.properties import check_target, describe_create
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
 from amprenta_backup.core.storage.base import Storage
@@ -44,6 +46,8 @@ class RestorePlan:
     :param schemas_to_create: schemas created before a filtered pg_restore (which restores a
         schema's objects but not the schema itself)
     :param steps: what will happen, in order
+    :param properties: the database's properties in the manifest (None in older backups)
+    :param checks: what was checked on the target server (roles, extensions, locale)
     """
 
     request: RestoreRequest
@@ -63,6 +67,8 @@ class RestorePlan:
     steps: tuple[str, ...]
     manifest: Manifest = field(repr=False, compare=False)
     conn: PgConnInfo = field(repr=False, compare=False)
+    properties: DatabaseProperties | None = field(default=None, repr=False, compare=False)
+    checks: tuple[str, ...] = ()
 
     def target_env(self) -> dict[str, str]:
         """The libpq environment of the restored database (password only in PGPASSWORD)."""
@@ -77,7 +83,9 @@ class RestorePlan:
                 "target_server": self.target_server, "database": self.database,
                 "database_exists": self.database_exists, "table_counts": self.table_counts,
                 "rows": sum(self.table_counts.values()),
-                "schemas_to_create": list(self.schemas_to_create), "steps": list(self.steps)}
+                "schemas_to_create": list(self.schemas_to_create), "steps": list(self.steps),
+                "checks": list(self.checks),
+                "properties": self.properties.to_dict() if self.properties else None}
 
     def text(self) -> str:
         """The plan for people: one line per fact, then the numbered steps."""
@@ -92,6 +100,7 @@ class RestorePlan:
             f"tables    {len(self.table_counts)} with {sum(self.table_counts.values())} rows "
             "(from the manifest)",
         ]
+        lines += [f"checked   {check}" for check in self.checks]
         lines += [f"  {n}. {step}" for n, step in enumerate(self.steps, start=1)]
         return "\n".join(lines)
 
@@ -138,9 +147,11 @@ def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: Re
                           f"({manifest.target}) is not defined here; give target_conn_id")
     conn = resolve(conn_id, request.database)
     _check_tool(manifest)
+    props = DatabaseProperties.from_dict(manifest.properties) if manifest.properties else None
     with TargetServer(conn) as server:
         exists = server.exists(request.database)
         target_server = server.describe()
+        checks = _check_target(server, storage, manifest, props, request.no_owner)
     if _is_source(resolve, request, manifest, conn, conn_id, source_conn_id):
         if request.mode != REPLACE:
             raise PreconditionError(
@@ -167,8 +178,27 @@ def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: Re
         stored_bytes=manifest.stored_bytes, raw_bytes=manifest.raw_bytes,
         target_server=target_server, database=request.database, database_exists=exists,
         table_counts=tables, schemas_to_create=schemas,
-        steps=_steps(request, storage.uri(manifest.key), exists, target_server, schemas),
-        manifest=manifest, conn=conn)
+        steps=_steps(request, storage.uri(manifest.key), exists, target_server, schemas, props),
+        manifest=manifest, conn=conn, properties=props, checks=checks)
+
+
+def _check_target(server: TargetServer, storage: Storage, manifest: Manifest,
+                  props: DatabaseProperties | None, no_owner: bool) -> tuple[str, ...]:
+    """Roles, extensions, locale and tablespace on the target; refuses before anything is
+    created, naming each thing missing and how to get it."""
+    if props is None:
+        return ("the backup records no database properties (taken before they were recorded):"
+                " the database is created with the server's defaults",)
+    ref = manifest.globals_ref()
+    hint = (f"it is in backup {manifest.backup_id}'s globals at {storage.uri(ref.key)}; "
+            f"`amprenta-backup restore-globals {manifest.backup_id}`" if ref
+            else "this backup has no globals")
+    checks = check_target(server.db, props, no_owner, hint)
+    if checks.missing:
+        raise PreconditionError(
+            f"restore of backup {manifest.backup_id} into {server.describe()} refused, nothing "
+            "was created: " + "; ".join(checks.missing))
+    return checks.passed
 
 
 def _check_request(request: RestoreRequest) -> None:
@@ -261,13 +291,14 @@ def quote_ident(name: str) -> str:
 
 
 def _steps(request: RestoreRequest, uri: str, exists: bool, server: str,
-           schemas: tuple[str, ...]) -> tuple[str, ...]:
+           schemas: tuple[str, ...], props: DatabaseProperties | None) -> tuple[str, ...]:
     steps = [f"read {uri} back and check its sha256 and size against the manifest"
              + (", into a temporary file" if request.jobs > 1 else "")]
     database = quote_ident(request.database)
     replace = request.mode == REPLACE
     into = quote_ident(temporary_name(request.database, "<8 hex>")) if replace else database
     steps.append(f"CREATE DATABASE {into} TEMPLATE template0"
+                 + describe_create(props, request.no_owner)
                  + (f" (a temporary database: {database} is not touched until the swap; the "
                     "server needs room for both)" if replace else ""))
     if schemas:
@@ -279,6 +310,8 @@ def _steps(request: RestoreRequest, uri: str, exists: bool, server: str,
                  + (" --no-owner --no-privileges" if request.no_owner else "")
                  + (f" (only {'; '.join(only)})" if only else "")
                  + ("" if request.jobs > 1 else ", streamed from storage"))
+    if props is not None:
+        steps.append(_properties_step(props, request.no_owner))
     steps.append("count the rows of every restored table and compare with the manifest")
     if not replace:
         steps.append("if pg_restore fails, drop the partly restored database")
@@ -290,3 +323,19 @@ def _steps(request: RestoreRequest, uri: str, exists: bool, server: str,
     steps.append(f"if anything before that fails, drop the temporary database; {database} is "
                  "left untouched")
     return tuple(steps)
+
+
+def _properties_step(props: DatabaseProperties, no_owner: bool) -> str:
+    what = [f"{len(props.settings)} database settings"] if props.settings else []
+    if props.role_settings and not no_owner:
+        what.append(f"settings of roles {', '.join(sorted(props.role_settings))} in it")
+    if props.comment is not None:
+        what.append("the comment")
+    if props.connection_limit != -1:
+        what.append(f"CONNECTION LIMIT {props.connection_limit}")
+    if props.acl is not None:
+        what.append("the ACL (" + "; ".join(e.describe() for e in props.acl
+                                            if e.grantee is None or not no_owner) + ")")
+    return ("set the database properties as backed up: " + (", ".join(what) or "none to set")
+            + (" (--no-owner: owner, role settings and ACL items naming roles left out)"
+               if no_owner else ""))

@@ -36,6 +36,12 @@ from amprenta_backup.core.restore.plan import (
     quote_ident,
     selected,
 )
+from amprenta_backup.core.restore.properties import (
+    PropertiesResult,
+    apply_database_properties,
+    create_options,
+    describe_create,
+)
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
 from amprenta_backup.core.storage.base import Storage
@@ -55,6 +61,7 @@ class RestoreResult:
     :param verify_seconds: reading the dump back to prove it intact (and downloading it)
     :param restore_seconds: creating the database and running pg_restore
     :param row_counts: ``table -> (rows restored, rows in the manifest)``
+    :param properties: the database properties it set (None for older backups)
     """
 
     plan: RestorePlan
@@ -63,6 +70,7 @@ class RestoreResult:
     verify_seconds: float = 0.0
     restore_seconds: float = 0.0
     row_counts: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    properties: PropertiesResult | None = None
 
     @property
     def mismatches(self) -> list[str]:
@@ -82,7 +90,8 @@ class RestoreResult:
                 f"checksum {self.verify_seconds:.1f} s, restore {self.restore_seconds:.1f} s): "
                 f"{len(self.row_counts)} tables, {rows} rows, "
                 + ("row counts match the manifest" if not self.mismatches
-                   else f"ROW COUNTS DIFFER: {'; '.join(self.mismatches)}"))
+                   else f"ROW COUNTS DIFFER: {'; '.join(self.mismatches)}")
+                + _properties_text(self.properties))
 
     def to_dict(self) -> dict[str, Any]:
         return {"plan": self.plan.to_dict(), "performed": self.performed,
@@ -90,7 +99,8 @@ class RestoreResult:
                 "restore_seconds": self.restore_seconds,
                 "row_counts": {t: {"restored": got, "manifest": want}
                                for t, (got, want) in sorted(self.row_counts.items())},
-                "row_counts_match": not self.mismatches}
+                "row_counts_match": not self.mismatches,
+                "properties": self.properties.to_dict() if self.properties else None}
 
 
 class Restorer:
@@ -178,11 +188,11 @@ class Restorer:
                 download(self.storage, plan.manifest, path, True,
                          _phase(progress, "download", plan), durable=False)
                 verified = time.monotonic()
-                self._into(server, plan, lambda: _restore_file(plan, path))
+                props = self._into(server, plan, lambda: _restore_file(plan, path))
         else:
             self._check_checksum(plan, progress)
             verified = time.monotonic()
-            self._into(server, plan, lambda: self._restore_stream(plan, progress))
+            props = self._into(server, plan, lambda: self._restore_stream(plan, progress))
         restored = time.monotonic()
         counts = _count(plan)
         expected = selected(plan.request, plan.manifest.table_counts)
@@ -190,7 +200,8 @@ class Restorer:
             plan, performed=True, seconds=_since(started),
             verify_seconds=round(verified - started, 3),
             restore_seconds=round(restored - verified, 3),
-            row_counts={n: (counts.get(n), expected.get(n)) for n in set(counts) | set(expected)})
+            row_counts={n: (counts.get(n), expected.get(n)) for n in set(counts) | set(expected)},
+            properties=props)
 
     def _check_checksum(self, plan: RestorePlan, progress: ProgressFactory | None) -> None:
         readback = read_back(self.storage, plan.manifest, None, decompress=False,
@@ -202,12 +213,22 @@ class Restorer:
             log.warning("backup %s has no sha256 (BACKUP_CHECKSUM_ENABLED was off): only its "
                         "size was checked", plan.backup_id)
 
-    def _into(self, server: TargetServer, plan: RestorePlan, restore: Callable[[], None]) -> None:
-        """Create the database, run ``restore``; drop the database again if that fails."""
-        server.create(plan.database)
+    def _into(self, server: TargetServer, plan: RestorePlan,
+              restore: Callable[[], None]) -> PropertiesResult | None:
+        """Create the database with its encoding, locale and owner, run ``restore``, set the
+        other properties; drop the database again if any of that fails."""
+        no_owner = plan.request.no_owner
+        server.create(plan.database, create_options(plan.properties, no_owner))
         try:
             _create_schemas(plan)
             restore()
+            if plan.properties is None:
+                return None
+            result = apply_database_properties(plan.conn, plan.database, plan.properties,
+                                               no_owner)
+            result.applied.insert(0, "CREATE DATABASE"
+                                  + describe_create(plan.properties, no_owner))
+            return result
         except BaseException as exc:
             _drop_quietly(server, plan.database)
             if isinstance(exc, ChecksumMismatch | KeyboardInterrupt):
@@ -233,6 +254,15 @@ class Restorer:
             raise ChecksumMismatch(_corrupt(plan, problems) + " (changed while restoring)")
         if code != 0:
             raise DumpError(f"pg_restore exited with code {code}: {stderr or 'no message'}")
+
+
+def _properties_text(props: PropertiesResult | None) -> str:
+    if props is None:
+        return ""
+    text = f"; set {', '.join(props.applied)}" if props.applied else ""
+    text += f"; left out {'; '.join(props.skipped)}" if props.skipped else ""
+    return text + (f"; PROPERTIES DIFFER: {'; '.join(props.differences)}"
+                   if props.differences else "")
 
 
 def _restore_argv(plan: RestorePlan, path: Path | None = None) -> list[str]:

@@ -96,10 +96,11 @@ class TargetServer:
                 f"another restore into database {name!r} on {self.describe()} is running; "
                 "wait for it to finish")
 
-    def create(self, name: str) -> None:
-        """``CREATE DATABASE`` from template0; PreconditionError if it exists (left untouched)."""
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
-            sql.Identifier(check_database_name(name)))
+    def create(self, name: str, options: sql.Composable | None = None) -> None:
+        """``CREATE DATABASE`` from template0 with ``options`` (owner, encoding, locale ...);
+        PreconditionError if it exists (left untouched)."""
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE template0 {}").format(
+            sql.Identifier(check_database_name(name)), options or sql.SQL(""))
         try:
             self.db.execute(query)
         except psycopg.errors.DuplicateDatabase:
