@@ -175,7 +175,8 @@ class WalBench:
              f" seg/s), max .ready {peak}, pgbench {tps} tps")
 
     def wait_archiver_gone(self, timeout: float = 60) -> None:
-        from amprenta_backup.core.wal.settings import WalSettings, read_config_file
+        from amprenta_backup.core.settings import WalSettings
+        from amprenta_backup.core.wal.settings import read_config_file
         from amprenta_backup.core.wal.spool import Spool
 
         settings = WalSettings.from_env(read_config_file(self.config))
@@ -251,7 +252,7 @@ class WalBench:
 
     @staticmethod
     def _spool_for(pg_wal: Path, env: dict[str, str]) -> Path:
-        from amprenta_backup.core.wal.settings import WalSettings
+        from amprenta_backup.core.settings import WalSettings
         from amprenta_backup.core.wal.spool import Spool
 
         return Spool(WalSettings.from_env(env).spool_dir(pg_wal)).prepare().root

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.settings import TaskSettings
 from amprenta_backup.notifiers.alerts import failure_callbacks
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -15,10 +14,7 @@ TAGS = ["amprenta-backup"]
 
 def task_retries() -> int:
     """``BACKUP_TASK_RETRIES`` (default 3), with an error that names it when malformed."""
-    raw = os.environ.get("BACKUP_TASK_RETRIES", "3").strip()
-    if not raw.isdigit() or int(raw) > 20:
-        raise ConfigError(f"BACKUP_TASK_RETRIES={raw!r} must be a whole number from 0 to 20")
-    return int(raw)
+    return TaskSettings.from_env().retries
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

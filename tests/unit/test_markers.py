@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 from tests.support.markers import FOLDER_MARKS, TESTS, marks_for
@@ -19,7 +20,7 @@ def test_each_folder_gets_its_markers() -> None:
 
 def test_every_marker_used_is_declared_in_pyproject() -> None:
     config = tomllib.loads((TESTS.parent / "pyproject.toml").read_text(encoding="utf-8"))
-    declared = {m.split(":")[0] for m in config["tool"]["pytest"]["ini_options"]["markers"]}
+    declared = {re.split(r"[:(]", m)[0] for m in config["tool"]["pytest"]["ini_options"]["markers"]}
     used = {name for names in FOLDER_MARKS.values() for name in names}
     assert used <= declared
     assert all((TESTS / folder).is_dir() for folder in FOLDER_MARKS)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.notifications import Alert, AlertSettings, format_alert, redact
+from amprenta_backup.core.notifications import Alert, format_alert, redact
+from amprenta_backup.core.settings import AlertSettings
 
 
 def test_an_alert_names_dag_task_target_backup_error_and_log() -> None:

@@ -10,9 +10,9 @@ from amprenta_backup.core.settings import BackupConfig, BackupTarget
 
 def test_defaults_follow_the_spec() -> None:
     config = BackupConfig.from_env({})
-    assert config.storage_type == "local"
+    assert config.storage.storage_type == "local"
     assert config.retention_days == 365
-    assert config.s3_bucket == "amprenta-backups"
+    assert config.storage.s3_bucket == "amprenta-backups"
     assert config.prefix == "database"
     assert config.compression_enabled and config.checksum_enabled
     assert config.targets == ()
@@ -26,10 +26,10 @@ def test_reads_every_variable() -> None:
         "BACKUP_S3_SSE": "aws:kms", "BACKUP_S3_KMS_KEY_ID": "alias/backups",
         "BACKUP_TARGETS": "pg_main, pg_main:analytics", "BACKUP_CATALOG_CONN_ID": "cat",
     })
-    assert config.storage_type == "s3" and config.s3_bucket == "team-backups"
+    assert config.storage.storage_type == "s3" and config.storage.s3_bucket == "team-backups"
     assert config.prefix == "pg" and config.retention_days == 30
     assert not config.compression_enabled and not config.checksum_enabled
-    assert config.s3_kms_key_id == "alias/backups"
+    assert config.storage.s3_kms_key_id == "alias/backups"
     assert config.targets == (BackupTarget("pg_main"), BackupTarget("pg_main", "analytics"))
     assert [t.name for t in config.targets] == ["pg_main", "pg_main.analytics"]
     assert config.catalog_conn_id == "cat"
@@ -62,3 +62,34 @@ def test_target_text_round_trips() -> None:
     for text in ("pg_main", "pg_main:analytics", "pg.main-2:Données"):
         assert BackupTarget.parse(text).to_text() == text
     assert BackupTarget.parse("pg:Données").name == "pg.Donn_es"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"BACKUP_RETENTION_DAYS": "3000000"},
+     "BACKUP_RETENTION_DAYS=3000000 is out of range; use 7-36500"),
+    ({"BACKUP_HEALTH_MAX_AGE_HOURS": "99999999999999"},
+     "BACKUP_HEALTH_MAX_AGE_HOURS=99999999999999 is out of range; use 1-8760"),
+    ({"BACKUP_KEEP_LAST": "-1"}, "BACKUP_KEEP_LAST=-1 is out of range; use 0-10000"),
+    ({"BACKUP_COMPRESSION_THREADS": "1e9"}, "BACKUP_COMPRESSION_THREADS='1e9' is not a number"),
+    ({"BACKUP_RETENTION_DAYS": "6"}, "BACKUP_RETENTION_DAYS=6 is under the 7-day safety floor"),
+])
+def test_numbers_out_of_bounds_are_config_errors_with_the_range_and_the_fix(
+        env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        BackupConfig.from_env(env)
+    assert str(err.value).startswith(expected)
+    assert "e.g. " in str(err.value)  # the fix: a value that works
+
+
+def test_unset_empty_and_padded_values() -> None:
+    config = BackupConfig.from_env({"BACKUP_RETENTION_DAYS": "  ", "BACKUP_KEEP_LAST": " 4 ",
+                                    "BACKUP_STORAGE_TYPE": ""})
+    assert (config.retention_days, config.keep_last) == (365, 4)
+    assert config.storage.storage_type == "local"
+
+
+def test_keyword_arguments_never_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKUP_RETENTION_DAYS", "30")
+    assert BackupConfig().retention_days == 365
+    assert BackupConfig.from_env().retention_days == 30
+    assert BackupConfig.from_env({}).retention_days == 365

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amprenta_backup.core.errors import BackupError, ConfigError, WalSegmentMissing
-from amprenta_backup.core.wal.settings import CONFIG_VARIABLE, WalSettings, settings_environment
+from amprenta_backup.core.wal.settings import CONFIG_VARIABLE, quick_spool_dir, settings_environment
 
 if TYPE_CHECKING:
     import argparse
@@ -77,13 +77,10 @@ def already_stored(argv: Sequence[str]) -> bool:
     if not WAL_FILE.match(name):
         return False
     try:
-        settings = WalSettings.from_env(settings_environment(config))
+        folder = quick_spool_dir(settings_environment(config), Path(os.path.abspath(path)).parent)
     except BackupError:
         return False  # the full path reports it
-    if not settings.async_push:
-        return False
-    spool = Spool(settings.spool_dir(Path(os.path.abspath(path)).parent))
-    return spool.take_ok(name)
+    return folder is not None and Spool(folder).take_ok(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,6 +127,8 @@ def _push(args: argparse.Namespace, env: dict[str, str]) -> int:
     from amprenta_backup.core.wal.spool import Spool
 
     name = check_wal_name(args.name)
+    from amprenta_backup.core.settings import WalSettings
+
     settings = WalSettings.from_env(env)
     if not settings.async_push:
         _archive(env).push(args.path, name)
@@ -161,6 +160,7 @@ def _fetch(args: argparse.Namespace, env: dict[str, str]) -> int:
 def _archiver(args: argparse.Namespace, env: dict[str, str]) -> int:
     import logging
 
+    from amprenta_backup.core.settings import WalSettings
     from amprenta_backup.core.wal.asyncpush import AsyncArchiver
     from amprenta_backup.core.wal.spool import Spool
 

@@ -58,7 +58,7 @@ class BackupEngine:
 
     @cached_property
     def storage(self) -> Storage:
-        return self._storage or storage_from_config(self.config)
+        return self._storage or storage_from_config(self.config.storage)
 
     @cached_property
     def catalog(self) -> Catalog:

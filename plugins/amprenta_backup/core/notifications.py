@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import html
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.settings import EnvReader
 
 NOTIFICATION_TYPES = ("info", "warning", "critical")
-CHANNELS = ("slack", "email", "table")
 MASK = "********"
 
 _SECRET_KEYS = (r"password|passwd|pwd|secret|secret_access_key|aws_secret_access_key|token|"
@@ -117,62 +113,3 @@ def list_admin_notifications(catalog: Catalog, limit: int = 50) -> list[dict[str
     with catalog.cursor() as cur:
         cur.execute("SELECT * FROM admin_notifications ORDER BY id DESC LIMIT %s", (limit,))
         return list(cur.fetchall())
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    """Where alerts go; build one with :meth:`from_env`.
-
-    :param enabled: send alerts at all (BACKUP_NOTIFICATION_ENABLED)
-    :param channels: ``slack``, ``email``, ``table`` (BACKUP_ALERT_CHANNELS)
-    :param slack_conn_id: ``slackwebhook`` connection (BACKUP_SLACK_CONN_ID)
-    :param smtp_conn_id: ``smtp`` connection (BACKUP_SMTP_CONN_ID)
-    :param email_to: recipients (BACKUP_ALERT_EMAIL_TO, comma-separated)
-    :param email_from: sender; the smtp connection's ``from_email`` when empty
-        (BACKUP_ALERT_EMAIL_FROM)
-    :param deadline_hours: alert when daily_backup has not finished this many hours after it
-        was queued, 0 = off (BACKUP_DEADLINE_HOURS)
-    """
-
-    enabled: bool = True
-    channels: tuple[str, ...] = ("table",)
-    slack_conn_id: str = "slack_default"
-    smtp_conn_id: str = "smtp_default"
-    email_to: tuple[str, ...] = ()
-    email_from: str | None = None
-    deadline_hours: float = 4.0
-
-    def __post_init__(self) -> None:
-        unknown = [c for c in self.channels if c not in CHANNELS]
-        if unknown:
-            raise ConfigError(f"BACKUP_ALERT_CHANNELS names {', '.join(unknown)}; use a comma "
-                              f"list of {', '.join(CHANNELS)}, e.g. slack,table")
-        if "email" in self.channels and not self.email_to:
-            raise ConfigError("BACKUP_ALERT_CHANNELS has email but BACKUP_ALERT_EMAIL_TO is "
-                              "empty; set it to the admins' addresses, e.g. ops@example.com")
-        if not 0 <= self.deadline_hours <= 168:
-            raise ConfigError(f"BACKUP_DEADLINE_HOURS={self.deadline_hours} is out of range; "
-                              "use 0 (off) to 168")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertSettings:
-        env = os.environ if environ is None else environ
-        reader = EnvReader(env)
-        try:
-            hours = float(reader.text("BACKUP_DEADLINE_HOURS", "4"))
-        except ValueError:
-            raise ConfigError(f"BACKUP_DEADLINE_HOURS={env.get('BACKUP_DEADLINE_HOURS')!r} is "
-                              "not a number of hours, e.g. 4") from None
-        return cls(
-            enabled=reader.flag("BACKUP_NOTIFICATION_ENABLED", True),
-            channels=_items(reader.text("BACKUP_ALERT_CHANNELS", "table").lower()),
-            slack_conn_id=reader.text("BACKUP_SLACK_CONN_ID", "slack_default"),
-            smtp_conn_id=reader.text("BACKUP_SMTP_CONN_ID", "smtp_default"),
-            email_to=_items(reader.text("BACKUP_ALERT_EMAIL_TO", "")),
-            email_from=reader.text("BACKUP_ALERT_EMAIL_FROM", "") or None,
-            deadline_hours=hours,
-        )
-
-
-def _items(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))

@@ -1,11 +1,22 @@
-"""BackupConfig: the spec's ``BACKUP_*`` environment variables, parsed and validated."""
+"""Every ``BACKUP_*`` variable, declared once: name, type, default, bounds and help text.
+
+Each settings class reads its variables through pydantic-settings (:meth:`Settings.from_env`);
+a bad value is a :class:`ConfigError` naming the variable, the value, what is allowed and
+the fix. The README's configuration tables are rendered from these declarations
+(``python -m amprenta_backup.core.settings``) and a unit test keeps them equal.
+
+``amprenta-wal push`` does not import this module on its per-segment fast path (pydantic
+costs about 0.3 s): see :func:`amprenta_backup.core.wal.settings.quick_spool_dir`.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BeforeValidator, Field, model_validator
 
 from amprenta_backup.core.constants import (
     DEFAULT_BUCKET,
@@ -15,274 +26,327 @@ from amprenta_backup.core.constants import (
     DEFAULT_RETENTION_DAYS,
     MIN_RETENTION_DAYS,
 )
+from amprenta_backup.core.drill.assertions import Assertion, load_assertions
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.layout import CONN_ID
+from amprenta_backup.core.identifiers import check_conn_id
+from amprenta_backup.core.layout import check_target_name
+from amprenta_backup.core.settings_base import (
+    BackupTarget,
+    GFSSpec,
+    Settings,
+    comma_list,
+    lower,
+    parse_targets,
+    var,
+)
+from amprenta_backup.core.wal.settings import default_spool_root, spool_dir
 
-_CONN_ID = CONN_ID
-_DB_NAME = re.compile(r"^[^\x00/\\]{1,63}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+__all__ = ["AlertSettings", "BackupConfig", "BackupTarget", "DrillSettings", "GFSSpec",
+           "PitrSettings", "Settings", "StorageConfig", "TaskSettings", "WalSettings",
+           "parse_targets"]
+
 STORAGE_TYPES = ("local", "s3")
 SSE_MODES = ("none", "AES256", "aws:kms")
+CHANNELS = ("slack", "email", "table")
+LATEST, RANDOM = "latest", "random"
+DEFAULT_RTO_SECONDS = 4 * 3600.0  # the spec's objective for a full restore
+_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+Lower = Annotated[str, BeforeValidator(lower)]
+ConnId = Annotated[str, BeforeValidator(lambda v: check_conn_id(v, ""))]
+Items = Annotated[tuple[str, ...], BeforeValidator(comma_list)]
 
 
-@dataclass(frozen=True)
-class BackupTarget:
-    """One database to back up: an Airflow Postgres connection id, optionally another database.
+class StorageConfig(Settings):
+    """Where backups (and WAL) are stored; also written into ``amprenta-wal``'s settings file."""
 
-    :param conn_id: id of the Postgres connection that reaches the server
-    :param database: database to dump; ``None`` means the connection's own database
-    """
+    group: ClassVar[str] = "Storage"
 
-    conn_id: str
-    database: str | None = None
+    storage_type: Annotated[Literal["local", "s3"], BeforeValidator(lower)] = var(
+        "BACKUP_STORAGE_TYPE", "local", "`local` or `s3`")
+    local_path: str = var("BACKUP_LOCAL_PATH", DEFAULT_LOCAL_PATH,
+                          "Root folder for `local` storage (absolute path)")
+    s3_bucket: str = var("BACKUP_S3_BUCKET", DEFAULT_BUCKET, "Bucket for `s3` storage")
+    s3_prefix: str = var("BACKUP_S3_PREFIX", DEFAULT_PREFIX, "Key prefix for everything stored")
+    s3_region: str = var("BACKUP_S3_REGION", "us-east-1", "Region of the bucket")
+    s3_endpoint_url: str | None = var(
+        "BACKUP_S3_ENDPOINT_URL", None, "S3-compatible endpoint; usually set as "
+        "`endpoint_url` in the aws connection's extra instead")
+    s3_sse: Literal["none", "AES256", "aws:kms"] = var(
+        "BACKUP_S3_SSE", "none", "Server-side encryption: `none`, `AES256` or `aws:kms`")
+    s3_kms_key_id: str | None = var("BACKUP_S3_KMS_KEY_ID", None,
+                                    "KMS key id/ARN, required with `aws:kms`")
+    s3_stall_seconds: int = var(
+        "BACKUP_S3_STALL_SECONDS", 120, "an S3 call or upload that makes no progress this long "
+        "fails (timeouts and retries are sized from it)", ge=10, le=3600, unit="seconds")
+    aws_conn_id: ConnId = var("BACKUP_AWS_CONN_ID", "aws_default",
+                              "Airflow `aws` connection for `s3` storage")
 
-    def __post_init__(self) -> None:
-        if not _CONN_ID.match(self.conn_id):
-            raise ConfigError(
-                f"BACKUP_TARGETS: {self.conn_id!r} is not a valid connection id; use letters, "
-                "digits, '_', '.', '-' (for example 'pg_main' or 'pg_main:analytics')"
-            )
-        if self.database is not None and not _DB_NAME.match(self.database):
-            raise ConfigError(
-                f"BACKUP_TARGETS: database name {self.database!r} is not valid; it must be 1-63 "
-                "characters without '/', '\\' or NUL"
-            )
+    @model_validator(mode="after")
+    def _check(self) -> StorageConfig:
+        import re
 
-    @property
-    def name(self) -> str:
-        """A storage-safe name: ``conn_id`` or ``conn_id.database``."""
-        if not self.database:
-            return self.conn_id
-        safe_db = re.sub(r"[^A-Za-z0-9_.-]", "_", self.database)
-        return f"{self.conn_id}.{safe_db}"
-
-    @classmethod
-    def parse(cls, text: str) -> BackupTarget:
-        """Parse ``conn_id`` or ``conn_id:database``."""
-        conn_id, _, database = text.strip().partition(":")
-        return cls(conn_id=conn_id, database=database or None)
-
-    def to_text(self) -> str:
-        """The inverse of :meth:`parse`."""
-        return f"{self.conn_id}:{self.database}" if self.database else self.conn_id
-
-
-@dataclass(frozen=True)
-class GFSSpec:
-    """Grandfather-father-son counts: keep the newest backup of D days, W weeks, M months.
-
-    :param daily: days to keep one backup of
-    :param weekly: ISO weeks to keep one backup of
-    :param monthly: months to keep one backup of
-    """
-
-    daily: int = 0
-    weekly: int = 0
-    monthly: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> GFSSpec | None:
-        """Parse ``BACKUP_GFS`` such as ``7d,4w,12m`` (any subset, any order); empty is None."""
-        counts: dict[str, int] = {}
-        for item in (p.strip().lower() for p in text.split(",") if p.strip()):
-            match = re.fullmatch(r"(\d{1,4})([dwm])", item)
-            if not match or match.group(2) in counts:
-                raise ConfigError(
-                    f"BACKUP_GFS={text!r} is not valid at {item!r}: give each of d (days), w "
-                    "(weeks), m (months) at most once with a count, e.g. BACKUP_GFS=7d,4w,12m"
-                )
-            counts[match.group(2)] = int(match.group(1))
-        if not any(counts.values()):
-            return None
-        return cls(daily=counts.get("d", 0), weekly=counts.get("w", 0),
-                   monthly=counts.get("m", 0))
-
-
-def parse_targets(text: str) -> tuple[BackupTarget, ...]:
-    """Parse a comma-separated ``BACKUP_TARGETS`` value; duplicates are an error."""
-    items = [part for part in (p.strip() for p in text.split(",")) if part]
-    targets = tuple(BackupTarget.parse(item) for item in items)
-    names = [t.name for t in targets]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"BACKUP_TARGETS lists {', '.join(dupes)} more than once; list each once")
-    return targets
-
-
-@dataclass(frozen=True)
-class BackupConfig:
-    """Validated backup settings; build one with :meth:`from_env`.
-
-    :param storage_type: ``local`` or ``s3`` (BACKUP_STORAGE_TYPE)
-    :param s3_bucket: bucket for ``s3`` storage (BACKUP_S3_BUCKET)
-    :param s3_prefix: key prefix under which everything is stored (BACKUP_S3_PREFIX)
-    :param s3_region: region of the bucket (BACKUP_S3_REGION)
-    :param s3_endpoint_url: endpoint of an S3-compatible service (BACKUP_S3_ENDPOINT_URL)
-    :param s3_sse: server-side encryption: ``none``, ``AES256`` or ``aws:kms`` (BACKUP_S3_SSE)
-    :param s3_kms_key_id: KMS key for ``aws:kms`` (BACKUP_S3_KMS_KEY_ID)
-    :param s3_stall_seconds: an S3 call or upload that makes no progress this long fails
-        (BACKUP_S3_STALL_SECONDS, 10-3600)
-    :param local_path: root folder for ``local`` storage (BACKUP_LOCAL_PATH)
-    :param retention_days: days to keep backups, at least 7 (BACKUP_RETENTION_DAYS)
-    :param keep_last: also keep the newest N backups of each target, 0 = off (BACKUP_KEEP_LAST)
-    :param gfs: also keep daily/weekly/monthly backups, ``7d,4w,12m`` (BACKUP_GFS)
-    :param health_max_age_hours: warn when the newest backup is older (BACKUP_HEALTH_MAX_AGE_HOURS)
-    :param compression_enabled: zstd-compress dumps (BACKUP_COMPRESSION_ENABLED)
-    :param compression_level: zstd level 1-19 (BACKUP_COMPRESSION_LEVEL)
-    :param compression_threads: zstd worker threads, 0 = single-threaded
-        (BACKUP_COMPRESSION_THREADS)
-    :param checksum_enabled: compute sha256 of stored bytes (BACKUP_CHECKSUM_ENABLED)
-    :param targets: databases to back up (BACKUP_TARGETS, ``conn_id[:database],...``)
-    :param catalog_conn_id: Postgres connection of the catalog (BACKUP_CATALOG_CONN_ID)
-    :param aws_conn_id: AWS connection for ``s3`` storage (BACKUP_AWS_CONN_ID)
-    :param health_check_enabled: run health checks (BACKUP_HEALTH_CHECK_ENABLED)
-    :param reverify_days: read verified backups back again after this many days, 0 = never
-        (BACKUP_REVERIFY_DAYS)
-    :param notification_enabled: send admin alerts (BACKUP_NOTIFICATION_ENABLED)
-    """
-
-    storage_type: str = "local"
-    s3_bucket: str = DEFAULT_BUCKET
-    s3_prefix: str = DEFAULT_PREFIX
-    s3_region: str = "us-east-1"
-    s3_endpoint_url: str | None = None
-    s3_sse: str = "none"
-    s3_kms_key_id: str | None = None
-    s3_stall_seconds: int = 120
-    local_path: str = DEFAULT_LOCAL_PATH
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    keep_last: int = 0
-    gfs: GFSSpec | None = None
-    health_max_age_hours: int = 48
-    compression_enabled: bool = True
-    compression_level: int = DEFAULT_COMPRESSION_LEVEL
-    compression_threads: int = 2
-    checksum_enabled: bool = True
-    targets: tuple[BackupTarget, ...] = field(default_factory=tuple)
-    catalog_conn_id: str = "backup_catalog"
-    aws_conn_id: str = "aws_default"
-    health_check_enabled: bool = True
-    reverify_days: int = 30
-    notification_enabled: bool = True
-
-    def __post_init__(self) -> None:
-        if self.storage_type not in STORAGE_TYPES:
-            raise ConfigError(
-                f"BACKUP_STORAGE_TYPE={self.storage_type!r} is not supported; "
-                "set it to 'local' or 's3'"
-            )
-        if self.storage_type == "s3" and not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
-                                                      self.s3_bucket):
-            raise ConfigError(
-                f"BACKUP_S3_BUCKET={self.s3_bucket!r} is not a valid bucket name; use 3-63 "
-                "lower-case letters, digits, '.' or '-'"
-            )
+        if self.storage_type == "s3" and not re.match(_BUCKET, self.s3_bucket):
+            raise ConfigError(f"BACKUP_S3_BUCKET={self.s3_bucket!r} is not a valid bucket name; "
+                              "use 3-63 lower-case letters, digits, '.' or '-'")
         if self.storage_type == "local" and not os.path.isabs(self.local_path):
-            raise ConfigError(
-                f"BACKUP_LOCAL_PATH={self.local_path!r} must be an absolute path, "
-                "for example /var/backups/amprenta"
-            )
-        if self.retention_days < MIN_RETENTION_DAYS:
-            raise ConfigError(
-                f"BACKUP_RETENTION_DAYS={self.retention_days} is under the "
-                f"{MIN_RETENTION_DAYS}-day safety floor; set it to {MIN_RETENTION_DAYS} or more"
-            )
-        if self.keep_last < 0:
-            raise ConfigError(f"BACKUP_KEEP_LAST={self.keep_last} is negative; use 0 (off) or a "
-                              "count such as 7")
-        if self.health_max_age_hours < 1:
-            raise ConfigError(f"BACKUP_HEALTH_MAX_AGE_HOURS={self.health_max_age_hours} must be "
-                              "1 or more, e.g. 48")
-        if self.s3_sse not in SSE_MODES:
-            raise ConfigError(
-                f"BACKUP_S3_SSE={self.s3_sse!r} is not supported; use one of {', '.join(SSE_MODES)}"
-            )
+            raise ConfigError(f"BACKUP_LOCAL_PATH={self.local_path!r} must be an absolute path, "
+                              "for example /var/backups/amprenta")
         if self.s3_sse == "aws:kms" and not self.s3_kms_key_id:
             raise ConfigError("BACKUP_S3_SSE=aws:kms needs BACKUP_S3_KMS_KEY_ID (a KMS key id/ARN)")
-        if not 10 <= self.s3_stall_seconds <= 3600:
-            raise ConfigError(f"BACKUP_S3_STALL_SECONDS={self.s3_stall_seconds} is out of range; "
-                              "use 10-3600 seconds, e.g. 120")
-        if self.reverify_days < 0:
-            raise ConfigError(f"BACKUP_REVERIFY_DAYS={self.reverify_days} is negative; use 0 "
-                              "(never read verified backups again) or a number of days")
-        if not 1 <= self.compression_level <= 19:
-            raise ConfigError(
-                f"BACKUP_COMPRESSION_LEVEL={self.compression_level} is out of range; use 1-19"
-            )
-        if not 0 <= self.compression_threads <= 64:
-            raise ConfigError(
-                f"BACKUP_COMPRESSION_THREADS={self.compression_threads} is out of range; use 0-64"
-            )
-        for name, value in (("BACKUP_CATALOG_CONN_ID", self.catalog_conn_id),
-                            ("BACKUP_AWS_CONN_ID", self.aws_conn_id)):
-            if not _CONN_ID.match(value):
-                raise ConfigError(f"{name}={value!r} is not a valid connection id")
+        return self
 
     @property
     def prefix(self) -> str:
         """The key prefix without leading or trailing slashes."""
         return self.s3_prefix.strip("/")
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``BACKUP_*`` variables (for ``amprenta-wal``'s settings file)."""
+        return {name: str(getattr(self, field)) for field, name in self.names().items()
+                if getattr(self, field) is not None}
+
+
+class BackupConfig(Settings):
+    """What to back up and how: targets, catalog, retention, compression, health.
+
+    :param storage: where backups are stored (the ``BACKUP_STORAGE_TYPE``/``BACKUP_S3_*``
+        variables, read with the rest by :meth:`from_env`)
+    """
+
+    group: ClassVar[str] = "Backups"
+    nested: ClassVar[dict[str, type[Settings]]] = {"storage": StorageConfig}
+
+    targets: Annotated[tuple[BackupTarget, ...], BeforeValidator(parse_targets)] = var(
+        "BACKUP_TARGETS", (), "Comma-separated Airflow Postgres connection ids, each optionally "
+        "`conn_id:database`", shown="(required)")
+    catalog_conn_id: ConnId = var("BACKUP_CATALOG_CONN_ID", "backup_catalog",
+                                  "Airflow Postgres connection of the catalog database")
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    retention_days: int = var(
+        "BACKUP_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, "Days to keep backups; at least `7`",
+        ge=MIN_RETENTION_DAYS, le=36500,
+        floor=f"{MIN_RETENTION_DAYS}-day safety floor")
+    keep_last: int = var("BACKUP_KEEP_LAST", 0,
+                         "Also keep the newest N backups of each target (0 = off)", ge=0, le=10000)
+    gfs: Annotated[GFSSpec | None, BeforeValidator(GFSSpec.parse)] = var(
+        "BACKUP_GFS", None, "Also keep daily/weekly/monthly backups, e.g. `7d,4w,12m`",
+        shown="(off)")
+    health_check_enabled: bool = var("BACKUP_HEALTH_CHECK_ENABLED", True,
+                                     "Run the `daily_health` checks")
+    health_max_age_hours: int = var(
+        "BACKUP_HEALTH_MAX_AGE_HOURS", 48,
+        "`daily_health` warns when the newest backup is older", ge=1, le=8760)
+    reverify_days: int = var(
+        "BACKUP_REVERIFY_DAYS", 30, "`weekly_verify` reads a verified backup back again once its "
+        "last good verification is this old (0 = never), to catch bit rot", ge=0, le=3650)
+    compression_enabled: bool = var("BACKUP_COMPRESSION_ENABLED", True, "zstd-compress dumps")
+    compression_level: int = var(
+        "BACKUP_COMPRESSION_LEVEL", DEFAULT_COMPRESSION_LEVEL, "zstd level, 1-19 (1 was faster "
+        "*and* smaller than 3 on the benchmark data; see Benchmarks)", ge=1, le=19)
+    compression_threads: int = var("BACKUP_COMPRESSION_THREADS", 2,
+                                   "zstd worker threads, 0 = single-threaded", ge=0, le=64)
+    checksum_enabled: bool = var("BACKUP_CHECKSUM_ENABLED", True,
+                                 "sha256 of the stored bytes, recorded in manifest and catalog")
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix without leading or trailing slashes."""
+        return self.storage.prefix
+
+
+class AlertSettings(Settings):
+    """Where alerts go."""
+
+    group: ClassVar[str] = "Alerts"
+
+    enabled: bool = var("BACKUP_NOTIFICATION_ENABLED", True, "Send admin alerts at all")
+    channels: Annotated[tuple[str, ...], BeforeValidator(lambda v: comma_list(lower(v)))] = var(
+        "BACKUP_ALERT_CHANNELS", ("table",), "Comma list of `slack`, `email`, `table`",
+        shown="`table`")
+    slack_conn_id: str = var("BACKUP_SLACK_CONN_ID", "slack_default",
+                             "Airflow `slackwebhook` connection for `slack`")
+    smtp_conn_id: str = var("BACKUP_SMTP_CONN_ID", "smtp_default",
+                            "Airflow `smtp` connection for `email`")
+    email_to: Items = var("BACKUP_ALERT_EMAIL_TO", (), "Recipients for `email`, "
+                          "comma-separated (required with `email`)")
+    email_from: str | None = var("BACKUP_ALERT_EMAIL_FROM", None, "Sender for `email`",
+                                 shown="(connection's)")
+    deadline_hours: float = var(
+        "BACKUP_DEADLINE_HOURS", 4.0, "Alert when `daily_backup` has not finished this long "
+        "after it was queued (0 = off)", ge=0, le=168, shown="`4`")
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertSettings:
+        unknown = [c for c in self.channels if c not in CHANNELS]
+        if unknown:
+            raise ConfigError(f"BACKUP_ALERT_CHANNELS names {', '.join(unknown)}; use a comma "
+                              f"list of {', '.join(CHANNELS)}, e.g. slack,table")
+        if "email" in self.channels and not self.email_to:
+            raise ConfigError("BACKUP_ALERT_CHANNELS has email but BACKUP_ALERT_EMAIL_TO is "
+                              "empty; set it to the admins' addresses, e.g. ops@example.com")
+        return self
+
+
+class TaskSettings(Settings):
+    """How the DAGs' tasks retry (read when DAG files are parsed)."""
+
+    group: ClassVar[str] = "Tasks"
+
+    retries: int = var(
+        "BACKUP_TASK_RETRIES", 3, "Retries of the backup, verify and cleanup tasks, exponential "
+        "backoff from 5 minutes to 1 hour (read when DAG files are parsed; `restore`, "
+        "`list_targets` and the health check never retry)", ge=0, le=20)
+
+
+class DrillSettings(Settings):
+    """How restore drills run."""
+
+    group: ClassVar[str] = "Restore drills"
+
+    conn_id: ConnId | None = var(
+        "BACKUP_DRILL_CONN_ID", None, "Postgres connection of the drill server (needs "
+        "CREATEDB)", shown="(the target's connection)")
+    rto_seconds: float = var("BACKUP_DRILL_RTO_SECONDS", DEFAULT_RTO_SECONDS,
+                             "the objective for restore plus checks", gt=0, le=7 * 86400,
+                             unit="seconds", shown="`14400`")
+    strategy: Annotated[Literal["latest", "random"], BeforeValidator(lower)] = var(
+        "BACKUP_DRILL_STRATEGY", LATEST, "`latest` of the run's interval, or `random`")
+    window_days: int = var("BACKUP_DRILL_WINDOW_DAYS", 30, "how far back `random` looks",
+                           ge=1, le=3650)
+    statement_timeout: float = var(
+        "BACKUP_DRILL_STATEMENT_TIMEOUT_SECONDS", 300.0, "seconds each user assertion may run",
+        gt=0, le=86400, unit="seconds", shown="`300`")
+    no_owner: bool = var("BACKUP_DRILL_NO_OWNER", False, "restore without owners/privileges "
+                         "(drill server without the source's roles)")
+    assertions: tuple[Assertion, ...] = var(
+        "BACKUP_DRILL_ASSERTIONS", (), "user assertions, a JSON list of {name, sql, expect} "
+        "(see Restore drills)", shown="(none)")
+    assertions_file: str | None = var(
+        "BACKUP_DRILL_ASSERTIONS_FILE", None, "the same list in a JSON or YAML file; "
+        "combined with BACKUP_DRILL_ASSERTIONS")
+
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupConfig:
-        """Read the ``BACKUP_*`` variables; unset ones keep their defaults."""
+    def _load(cls, data: Any) -> Any:
+        inline = data.get("BACKUP_DRILL_ASSERTIONS") if isinstance(data, dict) else None
+        path = data.get("BACKUP_DRILL_ASSERTIONS_FILE") if isinstance(data, dict) else None
+        if isinstance(inline, str) or path:
+            data = {**data, "BACKUP_DRILL_ASSERTIONS": load_assertions(
+                inline if isinstance(inline, str) else "", path or "")}
+        return data
+
+
+def _wal_target(default: str, shown: str) -> Any:
+    return var("BACKUP_WAL_TARGET", default, "the name this cluster's WAL and base backups are "
+               "stored under; the same on the database host and on Airflow, and not a "
+               "`BACKUP_TARGETS` name", shown=shown)
+
+
+class WalSettings(Settings):
+    """How ``amprenta-wal`` archives on the database host: where, how many at once, how long."""
+
+    group: ClassVar[str] = "WAL archiving (database host, `amprenta-wal`)"
+
+    target: str = _wal_target("", "(required)")
+    spool_root: Path = var(
+        "BACKUP_WAL_SPOOL", lambda: default_spool_root(os.environ),
+        "folder for the asynchronous archiver's markers and log",
+        shown="`/tmp/amprenta-wal-<uid>`")
+    parallel: int = var("BACKUP_WAL_PARALLEL", 2, "segments the archiver pushes at the same "
+                        "time", ge=1, le=32)
+    compression_level: int = var("BACKUP_WAL_COMPRESSION_LEVEL", 1,
+                                 "zstd level of stored segments", ge=1, le=19)
+    async_push: bool = var("BACKUP_WAL_ASYNC", True, "push `.ready` segments ahead from one "
+                           "long-lived archiver process (`false`: push synchronously)")
+    wait_seconds: float = var("BACKUP_WAL_WAIT_SECONDS", 60.0, "how long `push` waits for the "
+                              "archiver before it fails, so that PostgreSQL retries", gt=0,
+                              le=86400, unit="seconds", shown="`60`")
+    idle_exit_seconds: float = var("BACKUP_WAL_IDLE_EXIT_SECONDS", 60.0, "the archiver exits "
+                                   "after this long with nothing to do (0 = never)", ge=0,
+                                   le=86400, shown="`60`")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **values: Any) -> Self:
         env = os.environ if environ is None else environ
-        reader = EnvReader(env)
-        return cls(
-            storage_type=reader.text("BACKUP_STORAGE_TYPE", "local").lower(),
-            s3_bucket=reader.text("BACKUP_S3_BUCKET", DEFAULT_BUCKET),
-            s3_prefix=reader.text("BACKUP_S3_PREFIX", DEFAULT_PREFIX),
-            s3_region=reader.text("BACKUP_S3_REGION", "us-east-1"),
-            s3_endpoint_url=reader.text("BACKUP_S3_ENDPOINT_URL", "") or None,
-            s3_sse=reader.text("BACKUP_S3_SSE", "none"),
-            s3_kms_key_id=reader.text("BACKUP_S3_KMS_KEY_ID", "") or None,
-            s3_stall_seconds=reader.integer("BACKUP_S3_STALL_SECONDS", 120),
-            local_path=reader.text("BACKUP_LOCAL_PATH", DEFAULT_LOCAL_PATH),
-            retention_days=reader.integer("BACKUP_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
-            keep_last=reader.integer("BACKUP_KEEP_LAST", 0),
-            gfs=GFSSpec.parse(reader.text("BACKUP_GFS", "")),
-            health_max_age_hours=reader.integer("BACKUP_HEALTH_MAX_AGE_HOURS", 48),
-            compression_enabled=reader.flag("BACKUP_COMPRESSION_ENABLED", True),
-            compression_level=reader.integer("BACKUP_COMPRESSION_LEVEL",
-                                             DEFAULT_COMPRESSION_LEVEL),
-            compression_threads=reader.integer("BACKUP_COMPRESSION_THREADS", 2),
-            checksum_enabled=reader.flag("BACKUP_CHECKSUM_ENABLED", True),
-            targets=parse_targets(reader.text("BACKUP_TARGETS", "")),
-            catalog_conn_id=reader.text("BACKUP_CATALOG_CONN_ID", "backup_catalog"),
-            aws_conn_id=reader.text("BACKUP_AWS_CONN_ID", "aws_default"),
-            health_check_enabled=reader.flag("BACKUP_HEALTH_CHECK_ENABLED", True),
-            reverify_days=reader.integer("BACKUP_REVERIFY_DAYS", 30),
-            notification_enabled=reader.flag("BACKUP_NOTIFICATION_ENABLED", True),
-        )
+        if not env.get(cls.names()["spool_root"], "").strip():
+            values.setdefault("spool_root", default_spool_root(env))  # TMPDIR of ``environ``
+        return super().from_env(env, **values)
+
+    @model_validator(mode="after")
+    def _check(self) -> WalSettings:
+        if not self.target:
+            raise ConfigError("BACKUP_WAL_TARGET is not set; set it to the name this cluster's "
+                              "WAL is stored under (the Airflow connection id of the cluster, "
+                              "e.g. BACKUP_WAL_TARGET=pg_main)")
+        check_target_name(self.target)
+        return self
+
+    def spool_dir(self, pg_wal: Path) -> Path:
+        """This cluster's spool folder: one per target and ``pg_wal`` folder."""
+        return spool_dir(self.spool_root, self.target, pg_wal)
 
 
-class EnvReader:
-    """Typed reads of environment variables with errors that name the variable."""
+class PitrSettings(Settings):
+    """Point-in-time recovery on the Airflow side: base backups, WAL checks, restores, drills."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
+    group: ClassVar[str] = "Point-in-time recovery (Airflow)"
 
-    def text(self, name: str, default: str) -> str:
-        return self._env.get(name, default).strip()
+    conn_id: str = var("BACKUP_PITR_CONN_ID", "", "Postgres connection of the archived cluster "
+                       "(needs REPLICATION for `pg_basebackup`); PITR is off when unset",
+                       shown="(required for PITR)")
+    wal_target: str = _wal_target("", "`<BACKUP_PITR_CONN_ID>.pitr` on Airflow")
+    wal_command: str | None = var(
+        "BACKUP_WAL_COMMAND", None, "the `amprenta-wal` that `restore_command` runs; the "
+        "restored server's OS user must be able to execute it",
+        shown="`amprenta-wal` beside Airflow's Python")
+    os_user: str = var("BACKUP_PITR_OS_USER", "postgres",
+                       "OS user restored servers run as when the worker runs as root")
+    scratch_dir: str = var("BACKUP_PITR_SCRATCH_DIR", "/tmp",
+                           "where drills make their scratch clusters")
+    rpo_seconds: int = var("BACKUP_WAL_RPO_SECONDS", 900, "WAL health is critical when "
+                           "unarchived WAL is older (the spec's 15 minutes)", ge=1, le=7 * 86400)
+    archive_wait_seconds: int = var(
+        "BACKUP_WAL_ARCHIVE_WAIT_SECONDS", 3600, "how long a base backup waits for its last "
+        "segment to be archived", ge=1, le=86400)
 
-    def integer(self, name: str, default: int) -> int:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            return int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a whole number; set e.g. {name}={default}") \
-                from None
+    @model_validator(mode="before")
+    @classmethod
+    def _default_target(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not (data.get("BACKUP_WAL_TARGET")
+                                           or data.get("wal_target")):
+            conn_id = data.get("BACKUP_PITR_CONN_ID") or data.get("conn_id") or ""
+            data = {**data, "BACKUP_WAL_TARGET": f"{conn_id}.pitr"}
+        return data
 
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        value = raw.strip().lower()
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+    @model_validator(mode="after")
+    def _check(self) -> PitrSettings:
+        if not self.conn_id:
+            raise ConfigError("BACKUP_PITR_CONN_ID is not set; set it to the Airflow Postgres "
+                              "connection of the cluster whose WAL is archived (e.g. pg_main)")
+        check_target_name(self.wal_target)
+        return self
+
+    @classmethod
+    def configured(cls, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether point-in-time recovery is set up (``BACKUP_PITR_CONN_ID`` is set)."""
+        env = os.environ if environ is None else environ
+        return bool(env.get(cls.names()["conn_id"], "").strip())
+
+    def check_distinct(self, logical_targets: list[str]) -> None:
+        """Refuse a WAL target that is also a logical target: their backups would mix."""
+        if self.wal_target in logical_targets:
+            raise ConfigError(
+                f"BACKUP_WAL_TARGET={self.wal_target!r} is also in BACKUP_TARGETS; base backups "
+                "and pg_dump backups would share one history (retention, drills, restores). Use "
+                f"another name, e.g. BACKUP_WAL_TARGET={self.wal_target}.pitr, on the database "
+                "host too")
+
+
+ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, AlertSettings, TaskSettings,
+                                   DrillSettings, WalSettings, PitrSettings)
+
+
+if __name__ == "__main__":  # the README's tables: python -m amprenta_backup.core.settings
+    from amprenta_backup.core.settings_base import markdown
+
+    print(markdown(ALL))

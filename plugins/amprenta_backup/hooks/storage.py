@@ -33,13 +33,14 @@ class BackupStorageHook(BaseHook):
     def _s3_client(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        hook = S3Hook(aws_conn_id=self.config.aws_conn_id, region_name=self.config.s3_region)
-        config = client_config(self.config.s3_stall_seconds, base=hook.config)
-        if not self.config.s3_endpoint_url:  # the connection's own endpoint_url extra, if any
-            return hook.get_client_type(region_name=self.config.s3_region, config=config)
-        return hook.get_session(region_name=self.config.s3_region).client(
-            "s3", endpoint_url=self.config.s3_endpoint_url, config=config)
+        storage = self.config.storage
+        hook = S3Hook(aws_conn_id=storage.aws_conn_id, region_name=storage.s3_region)
+        config = client_config(storage.s3_stall_seconds, base=hook.config)
+        if not storage.s3_endpoint_url:  # the connection's own endpoint_url extra, if any
+            return hook.get_client_type(region_name=storage.s3_region, config=config)
+        return hook.get_session(region_name=storage.s3_region).client(
+            "s3", endpoint_url=storage.s3_endpoint_url, config=config)
 
     def get_storage(self) -> Storage:
-        client = self._s3_client() if self.config.storage_type == "s3" else None
-        return storage_from_config(self.config, s3_client=client)
+        client = self._s3_client() if self.config.storage.storage_type == "s3" else None
+        return storage_from_config(self.config.storage, s3_client=client)

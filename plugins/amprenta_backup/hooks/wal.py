@@ -11,9 +11,8 @@ from airflow.sdk import BaseHook
 
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import BackupConfig, PitrSettings
 from amprenta_backup.core.wal.archive import WalArchive
-from amprenta_backup.core.wal.settings import PitrSettings
 from amprenta_backup.hooks.engine import EngineHook
 
 
@@ -57,21 +56,17 @@ class WalArchiveHook(BaseHook):
 
         For S3 the credentials come from the ``aws`` connection (BACKUP_AWS_CONN_ID).
         """
-        config = self.config
-        env = {"BACKUP_STORAGE_TYPE": config.storage_type, "BACKUP_S3_PREFIX": config.s3_prefix,
-               "BACKUP_LOCAL_PATH": config.local_path}
-        if config.storage_type != "s3":
+        storage = self.config.storage
+        env = storage.to_env()
+        if storage.storage_type != "s3":
             return env
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        s3 = S3Hook(aws_conn_id=config.aws_conn_id, region_name=config.s3_region)
+        s3 = S3Hook(aws_conn_id=storage.aws_conn_id, region_name=storage.s3_region)
         credentials = s3.get_credentials()
-        endpoint = config.s3_endpoint_url or s3.conn_config.get_service_endpoint_url("s3")
-        env.update({"BACKUP_S3_BUCKET": config.s3_bucket, "BACKUP_S3_REGION": config.s3_region,
-                    "BACKUP_S3_SSE": config.s3_sse,
-                    "AWS_ACCESS_KEY_ID": credentials.access_key or "",
+        endpoint = storage.s3_endpoint_url or s3.conn_config.get_service_endpoint_url("s3")
+        env.update({"AWS_ACCESS_KEY_ID": credentials.access_key or "",
                     "AWS_SECRET_ACCESS_KEY": credentials.secret_key or ""})
-        optional = {"AWS_SESSION_TOKEN": credentials.token, "BACKUP_S3_ENDPOINT_URL": endpoint,
-                    "BACKUP_S3_KMS_KEY_ID": config.s3_kms_key_id}
+        optional = {"AWS_SESSION_TOKEN": credentials.token, "BACKUP_S3_ENDPOINT_URL": endpoint}
         env.update({key: value for key, value in optional.items() if value})
         return env

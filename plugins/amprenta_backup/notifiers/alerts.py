@@ -14,7 +14,8 @@ from airflow.sdk import (  # type: ignore[attr-defined]  # missing from the sdk'
     DeadlineReference,
 )
 
-from amprenta_backup.core.notifications import Alert, AlertSettings
+from amprenta_backup.core.notifications import Alert
+from amprenta_backup.core.settings import AlertSettings
 from amprenta_backup.notifiers.admin_table import AdminTableNotifier
 from amprenta_backup.notifiers.base import BackupAlertNotifier, run_url
 from amprenta_backup.notifiers.email_alert import EmailAlertNotifier

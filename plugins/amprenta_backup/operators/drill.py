@@ -17,8 +17,8 @@ from airflow.sdk import TriggerRule, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.drill.record import DrillRecord
-from amprenta_backup.core.drill.runner import DrillRunner, DrillSettings, drill_id_for
-from amprenta_backup.core.settings import BackupTarget
+from amprenta_backup.core.drill.runner import DrillRunner, drill_id_for
+from amprenta_backup.core.settings import BackupTarget, DrillSettings
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 

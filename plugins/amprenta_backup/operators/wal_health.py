@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import psycopg
 
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.models import utcnow
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import BackupConfig, PitrSettings
 from amprenta_backup.core.wal.health import check_wal, read_state
 from amprenta_backup.hooks.wal import WalArchiveHook
 
@@ -22,7 +21,7 @@ def wal_health_results(config: BackupConfig | None = None) -> list[CheckResult]:
 
     The archiver's state is live, so these checks are as of now, not a run's logical date.
     """
-    if not os.environ.get("BACKUP_PITR_CONN_ID", "").strip():
+    if not PitrSettings.configured():
         return []
     try:
         hook = WalArchiveHook(config)

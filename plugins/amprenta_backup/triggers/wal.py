@@ -10,17 +10,15 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from amprenta_backup.core.errors import BackupError
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import BackupConfig, StorageConfig
 from amprenta_backup.core.wal.archive import WalArchive
 
-STORAGE_FIELDS = ("storage_type", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",
-                  "s3_sse", "s3_kms_key_id", "local_path", "aws_conn_id")
 ERRORS_BEFORE_GIVING_UP = 5
 
 
 def storage_kwargs(config: BackupConfig) -> dict[str, Any]:
     """The plain, serializable storage settings of ``config``."""
-    return {name: getattr(config, name) for name in STORAGE_FIELDS}
+    return config.storage.model_dump()
 
 
 class WalSegmentArchivedTrigger(BaseTrigger):
@@ -54,7 +52,7 @@ class WalSegmentArchivedTrigger(BaseTrigger):
         if self._archive is None:
             from amprenta_backup.hooks.storage import BackupStorageHook
 
-            config = BackupConfig(**self.storage)
+            config = BackupConfig(storage=StorageConfig(**self.storage))
             self._archive = WalArchive(BackupStorageHook(config).get_storage(), config.prefix,
                                        self.target)
         return self._archive.has(self.segment)

@@ -17,12 +17,12 @@ from amprenta_backup.core.drill import scratch as drill_scratch
 from amprenta_backup.core.drill.assertions import parse_assertions
 from amprenta_backup.core.drill.record import DrillRecord
 from amprenta_backup.core.drill.report import report_keys
-from amprenta_backup.core.drill.runner import DrillRunner, DrillSettings, drill_id_for, pick_backup
+from amprenta_backup.core.drill.runner import DrillRunner, drill_id_for, pick_backup
 from amprenta_backup.core.errors import PreconditionError
 from amprenta_backup.core.health import Level
 from amprenta_backup.core.models import Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.settings import BackupTarget
+from amprenta_backup.core.settings import BackupTarget, DrillSettings
 from amprenta_backup.core.storage import Storage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from tests.integration.cli.test_backups import cli  # noqa: F401  (the CLI-in-a-subprocess fixture)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from amprenta_backup.core.drill.assertions import Expectation, load_assertions, parse_assertions
-from amprenta_backup.core.drill.runner import DrillSettings
+from amprenta_backup.core.drill.assertions import Expectation, parse_assertions
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.settings import DrillSettings
 
 TAKEN = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
 
@@ -73,7 +73,7 @@ def test_assertions_come_from_the_variable_and_a_yaml_or_json_file(tmp_path: Pat
                                                    "FROM users", "expect": "> 0"}]),
            "BACKUP_DRILL_ASSERTIONS_FILE": str(yaml_file)}
 
-    users, fresh = load_assertions(env)
+    users, fresh = DrillSettings.from_env(env).assertions
 
     assert (users.name, users.expect.text, users.targets) == ("users", "> 0", ())
     assert fresh.sql == "SELECT max(updated_at) FROM users" and fresh.targets == ("pg_main",)
@@ -81,7 +81,7 @@ def test_assertions_come_from_the_variable_and_a_yaml_or_json_file(tmp_path: Pat
     json_file = tmp_path / "drill.json"
     json_file.write_text(json.dumps([{"name": "users", "sql": "SELECT 1", "expect": "== 1"}]))
     with pytest.raises(ConfigError, match="users more than once"):
-        load_assertions({**env, "BACKUP_DRILL_ASSERTIONS_FILE": str(json_file)})
+        DrillSettings.from_env({**env, "BACKUP_DRILL_ASSERTIONS_FILE": str(json_file)})
 
 
 @pytest.mark.parametrize(("env", "message"), [

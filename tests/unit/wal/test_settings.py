@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.settings import WalSettings
 from amprenta_backup.core.wal.settings import (
-    WalSettings,
     read_config_file,
     settings_environment,
     write_config_file,
@@ -66,7 +66,8 @@ def test_settings_defaults_and_spool_folder_per_cluster(tmp_path: Path) -> None:
     ({}, "BACKUP_WAL_TARGET is not set"),
     ({"BACKUP_WAL_TARGET": "a/b"}, "may only hold"),
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_PARALLEL": "0"}, "BACKUP_WAL_PARALLEL=0"),
-    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_PARALLEL": "two"}, "not a number"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_PARALLEL": "two"},
+     "BACKUP_WAL_PARALLEL='two' is not a number"),
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_ASYNC": "maybe"}, "BACKUP_WAL_ASYNC"),
 ])
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:

@@ -120,7 +120,7 @@ def test_push_with_a_marker_imports_neither_boto3_nor_zstandard(
     """The per-segment call stays light: only the standard library when the marker exists."""
     env = {**os.environ, "BACKUP_WAL_TARGET": "pg_main", "BACKUP_STORAGE_TYPE": "local",
            "BACKUP_LOCAL_PATH": str(tmp_path / "store"), "BACKUP_WAL_SPOOL": str(tmp_path / "s")}
-    from amprenta_backup.core.wal.settings import WalSettings
+    from amprenta_backup.core.settings import WalSettings
 
     spool = Spool(WalSettings.from_env(env).spool_dir(pg_wal)).prepare()
     spool.mark(SEGMENTS[0], True, "sha")
@@ -130,7 +130,7 @@ def test_push_with_a_marker_imports_neither_boto3_nor_zstandard(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
-    assert not {"boto3", "botocore", "zstandard", "psycopg"} & imported
+    assert not {"boto3", "botocore", "zstandard", "psycopg", "pydantic"} & imported
     assert not spool.take_ok(SEGMENTS[0])  # consumed
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import BackupConfig, StorageConfig
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.triggers.wal import WalSegmentArchivedTrigger, storage_kwargs
@@ -18,7 +18,8 @@ SEGMENT = "000000010000000000000007"
 
 
 def trigger(tmp_path: Path, deadline: float) -> WalSegmentArchivedTrigger:
-    config = BackupConfig(storage_type="local", local_path=str(tmp_path / "store"))
+    config = BackupConfig(storage=StorageConfig(storage_type="local",
+                                                 local_path=str(tmp_path / "store")))
     return WalSegmentArchivedTrigger(SEGMENT, "pg_main.pitr", storage_kwargs(config), deadline,
                                      poll_interval=0.05)
 

@@ -175,11 +175,11 @@ def _unique(found: Sequence[Assertion], source: str) -> tuple[Assertion, ...]:
     return tuple(found)
 
 
-def load_assertions(environ: Mapping[str, str]) -> tuple[Assertion, ...]:
-    """``BACKUP_DRILL_ASSERTIONS`` (a JSON list) and ``BACKUP_DRILL_ASSERTIONS_FILE`` (a JSON or
-    YAML file holding such a list), combined."""
+def load_assertions(inline: str, path: str) -> tuple[Assertion, ...]:
+    """``BACKUP_DRILL_ASSERTIONS`` (``inline``, a JSON list) and ``BACKUP_DRILL_ASSERTIONS_FILE``
+    (``path``, a JSON or YAML file holding such a list), combined."""
     found: list[Assertion] = []
-    inline = environ.get("BACKUP_DRILL_ASSERTIONS", "").strip()
+    inline = inline.strip()
     if inline:
         try:
             data = json.loads(inline)
@@ -188,7 +188,7 @@ def load_assertions(environ: Mapping[str, str]) -> tuple[Assertion, ...]:
                               f"character {exc.pos}); give a JSON list of "
                               "{name, sql, expect} objects") from None
         found += parse_assertions(data, "BACKUP_DRILL_ASSERTIONS")
-    path = environ.get("BACKUP_DRILL_ASSERTIONS_FILE", "").strip()
+    path = path.strip()
     if path:
         found += parse_assertions(_read_file(Path(path)), path)
     return _unique(found, "BACKUP_DRILL_ASSERTIONS and BACKUP_DRILL_ASSERTIONS_FILE together")

@@ -11,10 +11,9 @@ the scratch database, whatever happened, and closes the record. Every step write
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,98 +21,33 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.drill import record as drill_record
 from amprenta_backup.core.drill import scratch as drill_scratch
-from amprenta_backup.core.drill.assertions import Assertion, load_assertions
 from amprenta_backup.core.drill.checks import run_checks
 from amprenta_backup.core.drill.record import DrillRecord
 from amprenta_backup.core.drill.report import publish
 from amprenta_backup.core.errors import (
     BackupError,
     ChecksumMismatch,
-    ConfigError,
     PreconditionError,
 )
 from amprenta_backup.core.health import CheckResult, Level
-from amprenta_backup.core.identifiers import check_conn_id
 from amprenta_backup.core.models import RESTORABLE, BackupRecord, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.plan import load_manifest
 from amprenta_backup.core.restore.request import NEW_DATABASE, RestoreRequest
 from amprenta_backup.core.restore.run import Restorer, RestoreResult
-from amprenta_backup.core.settings import BackupTarget, EnvReader
+from amprenta_backup.core.settings import (
+    LATEST,
+    RANDOM,
+    BackupTarget,
+    DrillSettings,
+)
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.verify import folder_of
 
 log = logging.getLogger(__name__)
 
-LATEST, RANDOM = "latest", "random"
 STRATEGIES = (LATEST, RANDOM)
-DEFAULT_RTO_SECONDS = 4 * 3600.0  # the spec's objective for a full restore
 Resolver = Callable[[str, str | None], PgConnInfo]
-
-
-@dataclass(frozen=True)
-class DrillSettings:
-    """How drills run; build one with :meth:`from_env`.
-
-    :param conn_id: Postgres connection of the drill server; None means the target's own
-        (BACKUP_DRILL_CONN_ID)
-    :param rto_seconds: the recovery time objective, restore plus checks
-        (BACKUP_DRILL_RTO_SECONDS, default 14400 = 4 h)
-    :param strategy: ``latest`` backup of the run's interval, or ``random`` from the last
-        ``window_days`` (BACKUP_DRILL_STRATEGY)
-    :param window_days: how far back ``random`` looks (BACKUP_DRILL_WINDOW_DAYS)
-    :param statement_timeout: seconds each user assertion may run
-        (BACKUP_DRILL_STATEMENT_TIMEOUT_SECONDS)
-    :param no_owner: restore without owners and privileges, for a drill server without the
-        source's roles (BACKUP_DRILL_NO_OWNER)
-    :param assertions: user-defined SQL assertions (BACKUP_DRILL_ASSERTIONS and
-        BACKUP_DRILL_ASSERTIONS_FILE)
-    """
-
-    conn_id: str | None = None
-    rto_seconds: float = DEFAULT_RTO_SECONDS
-    strategy: str = LATEST
-    window_days: int = 30
-    statement_timeout: float = 300.0
-    no_owner: bool = False
-    assertions: tuple[Assertion, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.conn_id is not None:
-            check_conn_id(self.conn_id, "BACKUP_DRILL_CONN_ID")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"BACKUP_DRILL_STRATEGY={self.strategy!r} is not one of "
-                              f"{', '.join(STRATEGIES)}")
-        for name, value in (("BACKUP_DRILL_RTO_SECONDS", self.rto_seconds),
-                            ("BACKUP_DRILL_STATEMENT_TIMEOUT_SECONDS", self.statement_timeout)):
-            if not value > 0:
-                raise ConfigError(f"{name}={value} must be a number of seconds above 0")
-        if not 1 <= self.window_days <= 3650:
-            raise ConfigError(f"BACKUP_DRILL_WINDOW_DAYS={self.window_days} is out of range; "
-                              "use 1 to 3650")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DrillSettings:
-        env = os.environ if environ is None else environ
-        reader = EnvReader(env)
-        return cls(
-            conn_id=reader.text("BACKUP_DRILL_CONN_ID", "") or None,
-            rto_seconds=_seconds(env, "BACKUP_DRILL_RTO_SECONDS", DEFAULT_RTO_SECONDS),
-            strategy=reader.text("BACKUP_DRILL_STRATEGY", LATEST).lower(),
-            window_days=reader.integer("BACKUP_DRILL_WINDOW_DAYS", 30),
-            statement_timeout=_seconds(env, "BACKUP_DRILL_STATEMENT_TIMEOUT_SECONDS", 300.0),
-            no_owner=reader.flag("BACKUP_DRILL_NO_OWNER", False),
-            assertions=load_assertions(env),
-        )
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds, e.g. {default:g}") \
-            from None
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,17 @@
-"""Build the configured :class:`Storage` from a :class:`BackupConfig`."""
+"""Build the configured :class:`Storage` from a :class:`StorageConfig`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from amprenta_backup.core.connections import s3_client_kwargs
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import StorageConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.local import LocalStorage
 from amprenta_backup.core.storage.s3 import S3Storage, client_config
 
 
-def s3_client_from_config(config: BackupConfig) -> Any:
+def s3_client_from_config(config: StorageConfig) -> Any:
     """A boto3 S3 client from ``BACKUP_S3_*``, the ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``
     variable if set, and otherwise the standard AWS credential chain."""
     import boto3
@@ -23,7 +23,7 @@ def s3_client_from_config(config: BackupConfig) -> Any:
     return boto3.client("s3", config=client_config(config.s3_stall_seconds), **kwargs)
 
 
-def storage_from_config(config: BackupConfig, s3_client: Any | None = None) -> Storage:
+def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> Storage:
     """The storage ``config`` names; ``s3_client`` overrides how S3 is reached."""
     if config.storage_type == "local":
         return LocalStorage(config.local_path)

@@ -79,13 +79,12 @@ class WalArchive:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WalArchive:
         """The archive that ``BACKUP_*`` (storage) and ``BACKUP_WAL_*`` settings name."""
-        from amprenta_backup.core.settings import BackupConfig
+        from amprenta_backup.core.settings import BackupConfig, WalSettings
         from amprenta_backup.core.storage.factory import storage_from_config
-        from amprenta_backup.core.wal.settings import WalSettings
 
         config = BackupConfig.from_env(environ)
         settings = WalSettings.from_env(environ)
-        return cls(storage_from_config(config), config.prefix, settings.target,
+        return cls(storage_from_config(config.storage), config.prefix, settings.target,
                    settings.compression_level)
 
     def key(self, name: str) -> str:
