@@ -1,0 +1,100 @@
+"""The backup process itself is SIGKILLed mid-upload (the OOM killer, a node lost)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.models import Status
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
+from amprenta_backup.core.storage.local import PARTIAL_SUFFIX
+from amprenta_backup.sandbox.s3server import MotoServer
+from tests.faults.common import cleanup_later, s3_cli_env, uploaded_parts, wait_for
+from tests.faults.conftest import FaultRow
+from tests.support.cli import CliRunner, conn_uri, sigkill
+from tests.support.process_group import members
+
+HEARTBEAT = ("defect 1 (issue 11): a RUNNING record has no heartbeat, so it stays RUNNING and "
+             "cleanup keeps its partial objects; the lifecycle helper's row")
+
+
+class Setup:
+    """A CLI backup of ``pg_big`` into local or S3 storage, and how to see its partial data."""
+
+    def __init__(self, kind: str, tmp_path: Path, moto: MotoServer, catalog: Catalog,
+                 source: PgConnInfo) -> None:
+        self.kind = kind
+        if kind == "s3":
+            self.bucket = moto.create_bucket(f"faults-kill-{tmp_path.name[-12:].lower()}"
+                                             .replace("_", "-"))
+            self.client: Any = moto.client()
+            self.storage: Storage = S3Storage(self.client, self.bucket)
+            env = s3_cli_env(moto, self.bucket, catalog, source)
+        else:
+            self.root = tmp_path / "backups"
+            self.storage = LocalStorage(self.root)
+            env = {"AIRFLOW_CONN_PG_BIG": conn_uri(source), "BACKUP_TARGETS": "pg_big",
+                   "AIRFLOW_CONN_BACKUP_CATALOG": conn_uri(catalog.conn),
+                   "BACKUP_STORAGE_TYPE": "local", "BACKUP_LOCAL_PATH": str(self.root)}
+        self.cli = CliRunner(env)
+
+    def partial_written(self) -> bool:
+        """Some of the dump is stored, unfinished (a part, or 1 MiB of a .partial file)."""
+        if self.kind == "s3":
+            return uploaded_parts(self.client, self.bucket) > 0
+        return any(p.stat().st_size > 2**20 for p in self.root.rglob(f"*{PARTIAL_SUFFIX}"))
+
+    def partials(self) -> list[str]:
+        return [u.key for u in self.storage.list_incomplete_uploads()]
+
+    def kill_mid_upload(self) -> None:
+        proc = self.cli.start("backup", "pg_big")
+        wait_for(self.partial_written, what="part of the dump to be stored")
+        sigkill(proc)
+        wait_for(lambda: not members(proc.pid), timeout=30, what="pg_dump to exit")
+
+
+@pytest.fixture(params=["local", "s3"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path, moto_server: MotoServer,
+          catalog: Catalog, big_source_conn: PgConnInfo) -> Setup:
+    return Setup(request.param, tmp_path, moto_server, catalog, big_source_conn)
+
+
+@pytest.mark.faults("SIGKILL of the backup process mid-upload ({setup})")
+def test_a_killed_backup_is_never_offered_for_restore(
+    setup: Setup, catalog: Catalog, row: FaultRow,
+) -> None:
+    row.fault = row.fault.format(setup=setup.kind)
+    setup.kill_mid_upload()
+    row.saw("pg_dump exits with its parent (no orphan)")
+    (record,) = catalog.find(target="pg_big")
+    assert record.status == Status.RUNNING and record.manifest is None  # see HEARTBEAT
+    assert [o.key for o in setup.storage.list_objects()
+            if "/pg_big/" in o.key] == []
+    assert setup.partials()
+    row.saw("no COMPLETED record; the partial dump is not an object")
+    refused = setup.cli("restore", "latest", "--from", "pg_big", "--database", "x",
+                        "--dry-run")
+    assert refused.returncode == 2, refused.stderr
+    row.saw("`restore latest` refuses (exit 2)")
+    done = setup.cli("backup", "pg_big")
+    assert done.returncode == 0, done.stderr
+    assert Status.COMPLETED in [r.status for r in catalog.find(target="pg_big")]
+    row.saw("the next run COMPLETED")
+
+
+@pytest.mark.faults("SIGKILL mid-upload ({setup}): record abandoned and partials removed")
+@pytest.mark.xfail(strict=True, reason=HEARTBEAT)
+def test_a_killed_backup_is_abandoned_and_its_partials_removed(
+    setup: Setup, catalog: Catalog, row: FaultRow,
+) -> None:
+    row.fault = row.fault.format(setup=setup.kind)
+    setup.kill_mid_upload()
+    report = cleanup_later(setup.storage, catalog)
+    assert setup.partials() == [], report.summary()
+    (record,) = catalog.find(target="pg_big")
+    assert record.status == Status.FAILED and "abandoned" in (record.error or "")
