@@ -41,7 +41,8 @@ from amprenta_backup.core.settings_base import (
 )
 from amprenta_backup.core.wal.settings import default_spool_root, spool_dir
 
-__all__ = ["AlertSettings", "BackupConfig", "BackupTarget", "DrillSettings", "GFSSpec",
+__all__ = ["AlertSettings", "BackupConfig", "BackupTarget", "DrDrillSettings", "DrillSettings",
+           "GFSSpec",
            "PitrSettings", "Settings", "StorageConfig", "TaskSettings", "WalSettings",
            "parse_targets"]
 
@@ -236,6 +237,48 @@ class DrillSettings(Settings):
         return data
 
 
+class DrDrillSettings(Settings):
+    """How DR drills run: the whole-service recovery rehearsed into a throwaway server.
+
+    :param rto_seconds: the objective the whole-service RTO is held against
+        (BACKUP_DRILL_RTO_SECONDS, read by :meth:`from_env`)
+    """
+
+    group: ClassVar[str] = "DR drills"
+
+    conn_id: ConnId | None = var(
+        "BACKUP_DR_DRILL_CONN_ID", None, "a server to drill onto instead of a scratch cluster on "
+        "the worker; it must hold none of the recovered databases",
+        shown="(a scratch cluster on the worker)")
+    next_major: bool = var("BACKUP_DR_DRILL_NEXT_MAJOR", False, "make the scratch cluster of "
+                           "the next PostgreSQL major: an upgrade rehearsal")
+    scratch_dir: str = var("BACKUP_DR_DRILL_SCRATCH_DIR", "/tmp",
+                           "where the scratch cluster's folder goes")
+    os_user: str = var("BACKUP_DR_DRILL_OS_USER", "postgres",
+                       "OS user the scratch server runs as when the worker is root")
+    parallel: int = var("BACKUP_DR_DRILL_PARALLEL", 2, "databases restored at once",
+                        ge=1, le=16)
+    pg_bindirs: Annotated[tuple[str, ...], BeforeValidator(
+        lambda v: tuple(p for p in v.split(":") if p) if isinstance(v, str) else v)] = var(
+        "BACKUP_PG_BINDIRS", (), "more bin folders of PostgreSQL servers (initdb, pg_ctl, "
+        "postgres), `:`-separated, for scratch clusters of other majors")
+    rto_seconds: float = Field(DEFAULT_RTO_SECONDS, gt=0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **values: Any) -> Self:
+        env = os.environ if environ is None else environ
+        values.setdefault("rto_seconds", DrillSettings.from_env(env).rto_seconds)
+        return super().from_env(env, **values)
+
+    @model_validator(mode="after")
+    def _check(self) -> DrDrillSettings:
+        if self.conn_id is not None and self.next_major:
+            raise ConfigError("BACKUP_DR_DRILL_NEXT_MAJOR makes a scratch cluster of the next "
+                              "major; with BACKUP_DR_DRILL_CONN_ID, point that connection at a "
+                              "server of the major to rehearse and leave next_major off")
+        return self
+
+
 def _wal_target(default: str, shown: str) -> Any:
     return var("BACKUP_WAL_TARGET", default, "the name this cluster's WAL and base backups are "
                "stored under; the same on the database host and on Airflow, and not a "
@@ -343,7 +386,7 @@ class PitrSettings(Settings):
 
 
 ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, AlertSettings, TaskSettings,
-                                   DrillSettings, WalSettings, PitrSettings)
+                                   DrillSettings, DrDrillSettings, WalSettings, PitrSettings)
 
 
 if __name__ == "__main__":  # the README's tables: python -m amprenta_backup.core.settings

@@ -8,69 +8,21 @@ way it is emptied again afterwards (the DAG's teardown task).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 import psycopg
 from psycopg import sql
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.drill import record as drills
-from amprenta_backup.core.drill.runner import DrillSettings
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.identifiers import SYSTEM_DATABASES, check_conn_id
+from amprenta_backup.core.identifiers import SYSTEM_DATABASES
 from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo, major
 from amprenta_backup.core.recovery.report import RecoveryReport
-from amprenta_backup.core.settings import EnvReader
+from amprenta_backup.core.settings import DrDrillSettings
 
 SCRATCH_CONN_ID = "amprenta_dr_drill_scratch"
 DRILL_CATALOG_DATABASE = "amprenta_dr_drill_catalog"  # never the name of a catalog in use
 SERVICE_TARGET = "*"  # a drill_runs row of the whole service, not of one target
-
-
-@dataclass(frozen=True)
-class DrDrillSettings:
-    """How DR drills run; build one with :meth:`from_env`.
-
-    :param conn_id: a server to drill onto instead of a scratch cluster on the worker
-        (BACKUP_DR_DRILL_CONN_ID); it must hold none of the recovered databases
-    :param next_major: make the scratch cluster of the next PostgreSQL major: an upgrade
-        rehearsal (BACKUP_DR_DRILL_NEXT_MAJOR)
-    :param scratch_dir: where the scratch cluster's folder goes (BACKUP_DR_DRILL_SCRATCH_DIR)
-    :param os_user: OS user the scratch server runs as when the worker is root
-        (BACKUP_DR_DRILL_OS_USER)
-    :param parallel: databases restored at once (BACKUP_DR_DRILL_PARALLEL)
-    :param rto_seconds: the objective the whole-service RTO is held against
-        (BACKUP_DRILL_RTO_SECONDS)
-    """
-
-    conn_id: str | None = None
-    next_major: bool = False
-    scratch_dir: str = "/tmp"
-    os_user: str = "postgres"
-    parallel: int = 2
-    rto_seconds: float = 4 * 3600.0
-
-    def __post_init__(self) -> None:
-        if self.conn_id is not None:
-            check_conn_id(self.conn_id, "BACKUP_DR_DRILL_CONN_ID")
-        if self.conn_id is not None and self.next_major:
-            raise ConfigError("BACKUP_DR_DRILL_NEXT_MAJOR makes a scratch cluster of the next "
-                              "major; with BACKUP_DR_DRILL_CONN_ID, point that connection at a "
-                              "server of the major to rehearse and leave next_major off")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DrDrillSettings:
-        env = os.environ if environ is None else environ
-        reader = EnvReader(env)
-        return cls(conn_id=reader.text("BACKUP_DR_DRILL_CONN_ID", "") or None,
-                   next_major=reader.flag("BACKUP_DR_DRILL_NEXT_MAJOR", False),
-                   scratch_dir=reader.text("BACKUP_DR_DRILL_SCRATCH_DIR", "/tmp"),
-                   os_user=reader.text("BACKUP_DR_DRILL_OS_USER", "postgres"),
-                   parallel=reader.integer("BACKUP_DR_DRILL_PARALLEL", 2),
-                   rto_seconds=DrillSettings.from_env(env).rto_seconds)
 
 
 def source_major(index: Catalog) -> int:

@@ -26,6 +26,7 @@ from amprenta_backup.core.pitr.localserver import (
     run_as,
     server_env,
 )
+from amprenta_backup.core.settings import DrDrillSettings
 
 SCRATCH_PREFIX = "amprenta-dr-drill-"
 SUPERUSER = "postgres"
@@ -48,7 +49,7 @@ def server_bin_dirs() -> dict[int, Path]:
     client tools' folder, ``/usr/lib/postgresql/N/bin`` and ``BACKUP_PG_BINDIRS`` (``:``)."""
     candidates = [p for p in (bin_dir(),) if p is not None]
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    candidates += [Path(p) for p in os.environ.get(BINDIRS_SETTING, "").split(":") if p]
+    candidates += [Path(p) for p in DrDrillSettings.from_env().pg_bindirs]
     found: dict[int, Path] = {}
     for folder in candidates:
         if all((folder / name).is_file() for name in SERVER_TOOLS):
