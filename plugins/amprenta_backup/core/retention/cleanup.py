@@ -15,6 +15,7 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.models import BackupRecord, ObjectInfo, Status
+from amprenta_backup.core.retention.globals import sweep_globals
 from amprenta_backup.core.retention.policies import (
     CleanupPlan,
     Decision,
@@ -52,13 +53,15 @@ class CleanupReport:
     leftover_bytes: int = 0
     missing_manifests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    globals_removed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         kept = ", ".join(f"{n} {why}" for why, n in sorted(self.plan.kept_reasons().items()))
         return (f"{verb} {len(self.removed)} backups ({self.bytes_freed} bytes), "
                 f"{len(self.aborted_uploads)} stale uploads, {len(self.leftovers_removed)} "
-                f"leftover objects ({self.leftover_bytes} bytes); kept {len(self.plan.kept)} "
+                f"leftover objects and {len(self.globals_removed)} unused globals "
+                f"({self.leftover_bytes} bytes); kept {len(self.plan.kept)} "
                 f"({kept or 'none'}); {len(self.errors)} errors")
 
     def to_dict(self, with_plan: bool = False) -> dict[str, Any]:
@@ -68,6 +71,7 @@ class CleanupReport:
             "removed_count": len(self.removed), "bytes_freed": self.bytes_freed,
             "kept_count": len(self.plan.kept), "kept_reasons": self.plan.kept_reasons(),
             "aborted_uploads": self.aborted_uploads, "leftovers_removed": self.leftovers_removed,
+            "globals_removed": self.globals_removed,
             "leftover_bytes": self.leftover_bytes, "missing_manifests": self.missing_manifests,
             "errors": self.errors}
         if with_plan:
@@ -119,6 +123,9 @@ class Cleanup:
                 report.errors.append(f"{decision.record.backup_id}: {exc}")
                 log.error("could not remove backup %s: %s", decision.record.backup_id, exc)
         self._sweep(now, {r.record.backup_id: r.record.status for r in plan.decisions}, report)
+        swept = sweep_globals(self.storage, self.prefix, now, STALE_AFTER, dry_run)
+        report.globals_removed, report.leftover_bytes = (
+            swept.removed, report.leftover_bytes + swept.bytes_freed)
         log.info("cleanup: %s", report.summary())
         return report
 
