@@ -10,14 +10,16 @@ from datetime import UTC, datetime
 import pytest
 import zstandard
 
+from amprenta_backup.core.backup.globals import GlobalsCapture
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.models import RunContext
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pipeline import Compression
+from amprenta_backup.core.restore.globals import restore_globals
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.hooks.context import backup_id_for
-from amprenta_backup.sandbox.cluster import ClusterBase
+from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster
 from tests.integration.conftest import conninfo
 
 SETTINGS = BackupSettings(prefix="database/", compression=Compression(level=1, threads=0))
@@ -106,3 +108,35 @@ def test_without_pg_authid_the_globals_fall_back_to_no_role_passwords(
     assert ref is not None and ref.role_passwords is False
     text = _stored_sql(local_storage, ref.key)
     assert "CREATE ROLE glob_owner;" in text and "PASSWORD" not in text
+    with ThrowawayCluster() as new:  # the restore report says the passwords must be set
+        result = restore_globals(local_storage, ref, conninfo(new, "postgres"))
+        assert "glob_owner" in result.created_roles and result.problems == []
+        assert any("holds no role passwords" in note and "glob_owner" in note
+                   for note in result.notes)
+        assert "holds no role passwords" in result.message
+        assert new.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'glob_owner'") \
+            == [(None,)]
+
+
+def test_a_tablespace_whose_directory_is_gone_is_reported_not_failed(
+    local_storage: Storage,
+) -> None:
+    """The directory of a tablespace does not exist where the globals are restored."""
+    with ThrowawayCluster() as source, ThrowawayCluster() as target:
+        location = source.base_dir / "ts_data"
+        location.mkdir()
+        source.give_to_owner(location)
+        source.execute(f"CREATE TABLESPACE ts_gone LOCATION '{location}'")
+        source.execute("CREATE ROLE ts_user; GRANT CREATE ON TABLESPACE ts_gone TO ts_user")
+        ref = GlobalsCapture(local_storage, SETTINGS).ensure(
+            conninfo(source, "postgres"), RunContext(), backup_id_for(RUN, "ts"))
+        assert ref.tablespaces == ("ts_gone",)
+        source.execute("DROP TABLESPACE ts_gone")
+        location.rmdir()
+
+        result = restore_globals(local_storage, ref, conninfo(target, "postgres"))
+    assert result.created_roles == ["ts_user"] and result.tablespaces_created == []
+    (problem,) = result.problems
+    assert f"tablespace ts_gone: its location {location} does not exist on the target" in problem
+    assert any(s.startswith("GRANT ALL ON TABLESPACE ts_gone TO ts_user: tablespace ts_gone was "
+                            "not created") for s in result.skipped), result.skipped

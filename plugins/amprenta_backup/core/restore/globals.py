@@ -21,6 +21,7 @@ import pglast
 import psycopg
 import zstandard
 from pglast import ast
+from pglast.enums import ObjectType
 
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import GlobalsRef, Manifest
@@ -194,7 +195,7 @@ class _Applier:
             self._tablespace(st, node)
         elif isinstance(node, ast.CommentStmt | ast.SecLabelStmt):
             self._comment(st, node)
-        elif isinstance(node, ast.GrantStmt) and not str(node.objtype).endswith("TABLESPACE"):
+        elif isinstance(node, ast.GrantStmt) and not _is_tablespace(node.objtype):
             self._grant_to_roles(st, [_role_name(r) for r in node.grantees or ()])
         elif isinstance(node, ast.AlterTableSpaceOptionsStmt | ast.GrantStmt):
             self._about_tablespace(st, _tablespace_of(node))
@@ -276,7 +277,7 @@ class _Applier:
 
     def _comment(self, st: _Statement, node: ast.CommentStmt | ast.SecLabelStmt) -> None:
         name = str(getattr(node.object, "sval", node.object))
-        if str(node.objtype).endswith("TABLESPACE"):
+        if _is_tablespace(node.objtype):
             self._about_tablespace(st, name)
         else:
             self._about_role(st, name)
@@ -302,6 +303,10 @@ class _Applier:
             return False
 
 
+def _is_tablespace(objtype: Any) -> bool:
+    return bool(objtype == ObjectType.OBJECT_TABLESPACE)
+
+
 def _role_name(spec: Any) -> str | None:
     return str(spec.rolename) if spec is not None and spec.rolename else None
 
@@ -309,7 +314,7 @@ def _role_name(spec: Any) -> str | None:
 def _tablespace_of(node: Any) -> str | None:
     if isinstance(node, ast.AlterTableSpaceOptionsStmt):
         return str(node.tablespacename)
-    if str(node.objtype).endswith("TABLESPACE") and node.objects:
+    if _is_tablespace(node.objtype) and node.objects:
         return str(getattr(node.objects[0], "sval", node.objects[0]))
     return None
 
