@@ -25,6 +25,7 @@ from amprenta_backup.core.errors import (
     BackupError,
     ChecksumMismatch,
     ConfigError,
+    ObjectMissing,
     PreconditionError,
 )
 
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.handler(args))
-    except ChecksumMismatch as exc:
+    except (ChecksumMismatch, ObjectMissing) as exc:  # a backup's object damaged or gone
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CORRUPT
     except (ConfigError, PreconditionError) as exc:

@@ -8,7 +8,9 @@
      +-- DumpError                       pg_dump (or another client tool) failed
      +-- StorageError                    the storage backend failed (retry may help)
      |    +-- StorageNotReady (also PreconditionError)  no such bucket, unwritable folder
+     |    +-- ObjectMissing                 an object is not in storage
      +-- ChecksumMismatch                stored bytes differ from the manifest (never retry)
+     |    +-- BackupDamaged                a backup's manifest or dump is missing or unreadable
      +-- CatalogError                    the catalog database failed
      |    +-- CatalogUnavailable (also PreconditionError)  down before a backup started
      +-- RestoreError                    a restore could not be carried out
@@ -42,6 +44,22 @@ class StorageError(BackupError):
 
 class ChecksumMismatch(BackupError):
     """The bytes in storage do not match the checksum recorded in the manifest."""
+
+
+class ObjectMissing(StorageError):
+    """An object a backup needs is not in storage (deleted, or never written)."""
+
+
+class BackupDamaged(ChecksumMismatch):
+    """A backup's stored objects are missing or unreadable (the CLI exits 3, as for a checksum
+    mismatch).
+
+    :param backup_id: the damaged backup
+    """
+
+    def __init__(self, message: str, backup_id: str) -> None:
+        super().__init__(message)
+        self.backup_id = backup_id
 
 
 class CatalogError(BackupError):

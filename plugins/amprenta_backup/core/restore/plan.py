@@ -15,7 +15,12 @@ from psycopg import sql
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.dbprops import DatabaseProperties
-from amprenta_backup.core.errors import BackupError, ConfigError, PreconditionError
+from amprenta_backup.core.errors import (
+    BackupDamaged,
+    BackupError,
+    ConfigError,
+    PreconditionError,
+)
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES
 from amprenta_backup.core.models import RESTORABLE, BackupRecord, Manifest
 from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
@@ -239,16 +244,17 @@ def _find_backup(catalog: Catalog, request: RestoreRequest) -> BackupRecord:
 
 
 def load_manifest(storage: Storage, record: BackupRecord) -> Manifest:
-    """The manifest in storage of a catalog record; PreconditionError if missing or unreadable."""
+    """The manifest in storage of a catalog record; BackupDamaged if missing or unreadable."""
     key = layout.manifest_key(folder_of(storage, record))
     if not storage.exists(key):
-        raise PreconditionError(f"manifest missing: {storage.uri(key)}; backup "
-                                f"{record.backup_id} is incomplete, choose another one")
+        raise BackupDamaged(f"backup {record.backup_id} is CORRUPT: manifest missing: "
+                            f"{storage.uri(key)}; choose another backup", record.backup_id)
     try:
         return Manifest.from_json(storage.get_bytes(key))
     except (ValueError, TypeError, KeyError) as exc:
-        raise PreconditionError(f"the manifest {storage.uri(key)} is unreadable ({exc}); run "
-                                f"`amprenta-backup verify {record.backup_id}`") from None
+        raise BackupDamaged(f"backup {record.backup_id} is CORRUPT: the manifest "
+                            f"{storage.uri(key)} is unreadable ({exc}); choose another backup",
+                            record.backup_id) from None
 
 
 def _source_conn_id(resolve: Resolver, manifest: Manifest) -> str | None:

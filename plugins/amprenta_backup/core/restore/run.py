@@ -20,13 +20,16 @@ from amprenta_backup.core.backup.logical import count_rows
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import DUMP_NAME
 from amprenta_backup.core.errors import (
+    BackupDamaged,
     BackupError,
     ChecksumMismatch,
     DumpError,
+    ObjectMissing,
     PreconditionError,
     RestoreError,
 )
 from amprenta_backup.core.identifiers import conninfo_dbname
+from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
 from amprenta_backup.core.readback import Progress, ToolInput, download, read_back
 from amprenta_backup.core.restore.plan import (
@@ -128,7 +131,32 @@ class Restorer:
         counts match: until then the database it replaces is untouched.
         """
         started = time.monotonic()
+        chosen: list[str] = []
+        try:
+            return self._run(request, progress, workdir, started, chosen)
+        except (ChecksumMismatch, ObjectMissing) as exc:
+            backup_id = getattr(exc, "backup_id", None) or (chosen[0] if chosen else None)
+            if backup_id is None:
+                raise
+            self._mark_corrupt(backup_id, str(exc))
+            if isinstance(exc, ChecksumMismatch):
+                raise
+            raise BackupDamaged(f"backup {backup_id} is CORRUPT: {exc}; choose another backup",
+                                backup_id) from exc
+
+    def _mark_corrupt(self, backup_id: str, detail: str) -> None:
+        """Record a backup found damaged, so that ``latest`` no longer chooses it."""
+        try:
+            if self.catalog.set_status(backup_id, Status.CORRUPT, f"restore refused: {detail}"):
+                log.error("backup %s marked CORRUPT: %s", backup_id, detail)
+        except BackupError as exc:
+            log.warning("backup %s is damaged but could not be marked CORRUPT: %s", backup_id,
+                        exc)
+
+    def _run(self, request: RestoreRequest, progress: ProgressFactory | None,
+             workdir: str | None, started: float, chosen: list[str]) -> RestoreResult:
         plan = self.plan(request, workdir)
+        chosen.append(plan.backup_id)
         log.info("restore plan:\n%s", plan.text())
         if request.dry_run:
             return RestoreResult(plan, performed=False, seconds=_since(started))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from amprenta_backup.core.errors import StorageError, StorageNotReady
+from amprenta_backup.core.errors import ObjectMissing, StorageError, StorageNotReady
 from amprenta_backup.core.models import ObjectInfo
 from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, Storage
 
@@ -113,7 +113,7 @@ class LocalStorage(Storage):
         try:
             return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
         except FileNotFoundError:
-            raise StorageError(f"object not found: {self.uri(key)}") from None
+            raise ObjectMissing(f"object not found: {self.uri(key)}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {self.uri(key)}: {exc.strerror}") from exc
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from amprenta_backup.core.constants import PART_SIZE, PARTS_IN_FLIGHT
-from amprenta_backup.core.errors import StorageError, StorageNotReady
+from amprenta_backup.core.errors import ObjectMissing, StorageError, StorageNotReady
 from amprenta_backup.core.models import ObjectInfo
 from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, Storage
 from amprenta_backup.core.storage.multipart import GROWTH_EVERY, MultipartWriter, PartSizer
@@ -143,7 +143,7 @@ class S3Storage(Storage):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except Exception as exc:
             if "NoSuchKey" in _describe(exc):
-                raise StorageError(f"object not found: {self.uri(key)}") from exc
+                raise ObjectMissing(f"object not found: {self.uri(key)}") from exc
             raise self.error("reading", key, exc) from exc
         return io.BufferedReader(_BodyReader(body, self.uri(key)), buffer_size=1024 * 1024)
 
