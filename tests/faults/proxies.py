@@ -122,6 +122,7 @@ class S3FaultProxy:
         self.mode = PASS
         self.failed_parts = 0
         self.relayed = 0
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -133,6 +134,8 @@ class S3FaultProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                proxy.requests.append((self.command, self.path,
+                                       {k.lower(): v for k, v in self.headers.items()}))
                 if proxy.mode == PARTS_500 and "partNumber=" in self.path:
                     proxy.failed_parts += 1
                     payload = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>"
