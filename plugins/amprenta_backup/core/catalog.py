@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import CatalogError
+from amprenta_backup.core.migrations import migrate
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.storage.base import Storage
@@ -22,63 +23,13 @@ from amprenta_backup.core.storage.base import Storage
 log = logging.getLogger(__name__)
 
 MAINTENANCE_DB = "postgres"
-SCHEMA_LOCK = 0x616D_7072  # pg_advisory_xact_lock key serialising DDL of concurrent tasks
+_READY: dict[tuple[str, int, str], int] = {}  # schema version of the catalogs made ready here
 
-DDL = """
-CREATE TABLE IF NOT EXISTS backup_records (
-    id               text PRIMARY KEY,
-    target           text NOT NULL,
-    database_name    text NOT NULL DEFAULT '',
-    kind             text NOT NULL DEFAULT 'logical',
-    status           text NOT NULL
-        CHECK (status IN ('running','completed','failed','verified','corrupt','deleted')),
-    location         text NOT NULL,
-    file_size_bytes  bigint,
-    raw_size_bytes   bigint,
-    sha256           text,
-    error            text,
-    started_at       timestamptz NOT NULL,
-    completed_at     timestamptz,
-    created_at       timestamptz NOT NULL DEFAULT now(),
-    updated_at       timestamptz NOT NULL DEFAULT now(),
-    dag_id           text,
-    run_id           text,
-    logical_date     timestamptz,
-    try_number       integer,
-    manifest         jsonb
-);
-CREATE INDEX IF NOT EXISTS backup_records_target_started
-    ON backup_records (target, started_at DESC);
-CREATE INDEX IF NOT EXISTS backup_records_status ON backup_records (status);
--- retention's audit trail: who deleted a backup, when and why (added to older catalogs)
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'backup_records'::regclass
-                   AND attname = 'deleted_at' AND NOT attisdropped) THEN
-        ALTER TABLE backup_records ADD COLUMN IF NOT EXISTS deleted_at timestamptz,
-            ADD COLUMN IF NOT EXISTS deleted_by text, ADD COLUMN IF NOT EXISTS delete_reason text;
-    END IF;
-END $$;
-CREATE TABLE IF NOT EXISTS health_checks (
-    id          bigserial PRIMARY KEY,
-    checked_at  timestamptz NOT NULL DEFAULT now(),
-    as_of       timestamptz NOT NULL,
-    run_id      text,
-    target      text,
-    name        text NOT NULL,
-    status      text NOT NULL CHECK (status IN ('ok','warning','critical')),
-    detail      text NOT NULL,
-    hint        text NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS health_checks_as_of ON health_checks (as_of DESC);
-CREATE TABLE IF NOT EXISTS admin_notifications (
-    id                 bigserial PRIMARY KEY,
-    created_at         timestamptz NOT NULL DEFAULT now(),
-    title              text NOT NULL,
-    message            text NOT NULL,
-    notification_type  text NOT NULL CHECK (notification_type IN ('info','warning','critical')),
-    read_at            timestamptz
-);
-"""
+
+def forget_ready() -> None:
+    """Forget which catalogs this process brought up to date: each is checked again on its
+    next use (a catalog database dropped and made again, a test acting as a new process)."""
+    _READY.clear()
 
 _UPSERT = """
 INSERT INTO backup_records (id, target, database_name, kind, status, location, file_size_bytes,
@@ -107,7 +58,21 @@ class Catalog:
 
     def __init__(self, conn: PgConnInfo) -> None:
         self.conn = conn
-        self._ready = False
+
+    @property
+    def _key(self) -> tuple[str, int, str]:
+        return (self.conn.host, self.conn.port, self.conn.dbname)
+
+    def ensure(self) -> int:
+        """Bring the catalog's tables up to date (:mod:`~amprenta_backup.core.migrations`),
+        once per process and database; returns the schema version. Every other method calls
+        it first, so callers need not."""
+        key = self._key
+        if key not in _READY:
+            with self._connect() as db:
+                _, version = migrate(db)
+            _READY[key] = version  # only once the steps have been committed
+        return _READY[key]
 
     def describe(self) -> str:
         """Where the records are, safe to print."""
@@ -149,22 +114,24 @@ class Catalog:
         return True
 
     @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+    def _connect(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         try:
             with psycopg.connect(**self.conn.connect_kwargs(), row_factory=dict_row) as db:
-                creating = not self._ready
-                if creating:
-                    db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    db.execute(DDL)
-                with db.cursor() as cur:
-                    yield cur
-            self._ready = self._ready or creating  # only once the DDL has been committed
+                yield db
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.errors.UndefinedTable):
+                _READY.pop(self._key, None)  # the database was made again: migrate next time
             detail = self.conn.redact(str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
             raise CatalogError(
                 f"backup catalog at {self.conn.describe()} failed: {detail}; check the catalog "
                 "connection (BACKUP_CATALOG_CONN_ID)"
             ) from None
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        self.ensure()
+        with self._connect() as db, db.cursor() as cur:
+            yield cur
 
     def cursor(self) -> AbstractContextManager[psycopg.Cursor[dict[str, Any]]]:
         """One transaction on the catalog database, for modules that keep their own tables

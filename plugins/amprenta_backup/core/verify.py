@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.catalog import SCHEMA_LOCK, Catalog
+from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
@@ -22,27 +22,6 @@ log = logging.getLogger(__name__)
 
 ARCHIVE_FORMAT = "pg_dump-custom"
 VERIFIABLE = (Status.COMPLETED, Status.VERIFIED, Status.CORRUPT)
-
-DDL = """
-CREATE TABLE IF NOT EXISTS backup_verifications (
-    id               bigserial PRIMARY KEY,
-    backup_id        text NOT NULL,
-    target           text NOT NULL,
-    verified_at      timestamptz NOT NULL DEFAULT now(),
-    ok               boolean NOT NULL,
-    detail           text,
-    checked          jsonb NOT NULL,
-    expected_sha256  text,
-    actual_sha256    text,
-    stored_bytes     bigint,
-    raw_bytes        bigint,
-    seconds          double precision NOT NULL,
-    dag_id           text,
-    run_id           text
-);
-CREATE INDEX IF NOT EXISTS backup_verifications_backup
-    ON backup_verifications (backup_id, verified_at DESC);
-"""
 
 _INSERT = """
 INSERT INTO backup_verifications (backup_id, target, ok, detail, checked, expected_sha256,
@@ -212,8 +191,6 @@ def record_result(catalog: Catalog, result: VerifyResult, run: RunContext | None
            "stored_bytes": result.stored_bytes, "raw_bytes": result.raw_bytes,
            "seconds": result.seconds, "dag_id": run.dag_id, "run_id": run.run_id}
     with catalog.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        cur.execute(DDL)
         cur.execute(_INSERT, row)
     error = None if result.ok else f"verification failed: {result.detail}"
     if not catalog.set_status(result.backup_id, result.status, error):
@@ -224,8 +201,6 @@ def record_result(catalog: Catalog, result: VerifyResult, run: RunContext | None
 def history(catalog: Catalog, backup_id: str) -> list[dict[str, Any]]:
     """Every verification of one backup, newest first."""
     with catalog.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        cur.execute(DDL)
         cur.execute("SELECT * FROM backup_verifications WHERE backup_id = %s "
                     "ORDER BY verified_at DESC, id DESC", (backup_id,))
         return list(cur.fetchall())
@@ -248,8 +223,6 @@ def pending(catalog: Catalog, started_after: datetime | None = None,
         return found
     cutoff = (now or datetime.now(UTC)) - reverify_after
     with catalog.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        cur.execute(DDL)
         cur.execute("SELECT backup_id, max(verified_at) AS last FROM backup_verifications "
                     "WHERE ok AND backup_id = ANY(%s) GROUP BY backup_id",
                     (list(verified),))

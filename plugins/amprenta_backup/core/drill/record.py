@@ -7,44 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from amprenta_backup.core.catalog import SCHEMA_LOCK, Catalog
+from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.health import CheckResult, Level, worst
-
-DDL = """
-CREATE TABLE IF NOT EXISTS drill_runs (
-    id                     text PRIMARY KEY,
-    target                 text NOT NULL,
-    backup_id              text,
-    backup_location        text,
-    strategy               text NOT NULL,
-    window_start           timestamptz,
-    window_end             timestamptz NOT NULL,
-    drill_conn_id          text NOT NULL,
-    drill_server           text NOT NULL DEFAULT '',
-    scratch_database       text NOT NULL,
-    scratch_created        boolean NOT NULL DEFAULT false,
-    scratch_dropped_at     timestamptz,
-    started_at             timestamptz NOT NULL,
-    restore_started_at     timestamptz,
-    restore_finished_at    timestamptz,
-    checks_finished_at     timestamptz,
-    finished_at            timestamptz,
-    restore_seconds        double precision,
-    checks_seconds         double precision,
-    rto_seconds            double precision,
-    rto_objective_seconds  double precision NOT NULL,
-    passed                 boolean,
-    checks                 jsonb NOT NULL DEFAULT '[]'::jsonb,
-    error                  text,
-    report_uri             text,
-    dag_id                 text,
-    run_id                 text,
-    logical_date           timestamptz,
-    updated_at             timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS drill_runs_target_started ON drill_runs (target, started_at DESC);
-CREATE INDEX IF NOT EXISTS drill_runs_backup ON drill_runs (backup_id);
-"""
 
 
 @dataclass
@@ -138,13 +102,6 @@ class DrillRecord:
 _COLUMNS = {f.name: ("id" if f.name == "drill_id" else f.name) for f in fields(DrillRecord)}
 
 
-def ensure_table(catalog: Catalog) -> None:
-    """Create ``drill_runs`` if it is missing (safe to call concurrently)."""
-    with catalog.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        cur.execute(DDL)
-
-
 def save(catalog: Catalog, record: DrillRecord) -> None:
     """Insert or replace the row of ``record``."""
     row = {column: getattr(record, name) for name, column in _COLUMNS.items()}
@@ -154,14 +111,12 @@ def save(catalog: Catalog, record: DrillRecord) -> None:
               f"({', '.join(f'%({n})s' for n in names)}) ON CONFLICT (id) DO UPDATE SET "
               + ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
               + ", updated_at = now()")
-    ensure_table(catalog)
     with catalog.cursor() as cur:
         cur.execute(insert.encode(), row)
 
 
 def load(catalog: Catalog, drill_id: str) -> DrillRecord | None:
     """The record of one drill, or None."""
-    ensure_table(catalog)
     with catalog.cursor() as cur:
         cur.execute("SELECT * FROM drill_runs WHERE id = %s", (drill_id,))
         row = cur.fetchone()
@@ -170,7 +125,6 @@ def load(catalog: Catalog, drill_id: str) -> DrillRecord | None:
 
 def history(catalog: Catalog, target: str | None = None, limit: int = 20) -> list[DrillRecord]:
     """Drills, newest first, optionally of one target."""
-    ensure_table(catalog)
     with catalog.cursor() as cur:
         cur.execute("SELECT * FROM drill_runs WHERE %(t)s::text IS NULL OR target = %(t)s "
                     "ORDER BY started_at DESC LIMIT %(n)s", {"t": target, "n": limit})

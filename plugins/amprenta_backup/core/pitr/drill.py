@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from amprenta_backup.core.catalog import SCHEMA_LOCK, Catalog
+from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import ConfigError, PreconditionError
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pitr.localserver import LocalServer, free_port
@@ -32,27 +32,6 @@ log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "amprenta-pitr-drill-"
 MARKS = "amprenta_pitr_drill_marks"
-
-DDL = """
-CREATE TABLE IF NOT EXISTS pitr_drills (
-    id                    text PRIMARY KEY,
-    target                text NOT NULL,
-    status                text NOT NULL CHECK (status IN ('running', 'passed', 'failed')),
-    started_at            timestamptz NOT NULL DEFAULT now(),
-    finished_at           timestamptz,
-    backup_id             text,
-    target_time           timestamptz,
-    recovered_to          timestamptz,
-    achieved_rpo_seconds  double precision,
-    rto_seconds           double precision,
-    rows_checked          jsonb,
-    error                 text,
-    dag_id                text,
-    run_id                text,
-    updated_at            timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS pitr_drills_target_started ON pitr_drills (target, started_at DESC);
-"""
 
 
 @dataclass(frozen=True)
@@ -140,8 +119,6 @@ class DrillLog:
 
     def _run(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self.catalog.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            cur.execute(DDL)
             cur.execute(sql.encode(), params)
             return list(cur.fetchall()) if cur.description else []
 

@@ -8,34 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from amprenta_backup.core.catalog import SCHEMA_LOCK, Catalog
+from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.storage.base import Storage
 
 REPORT_ROOT = "_recovery"
 KINDS = ("recover", "dr_drill")
 _MARKS = {Level.OK: "PASS", Level.WARNING: "WARN", Level.CRITICAL: "FAIL"}
-
-DDL = """
-CREATE TABLE IF NOT EXISTS recovery_runs (
-    id              text PRIMARY KEY,
-    kind            text NOT NULL CHECK (kind IN ('recover', 'dr_drill')),
-    server          text NOT NULL,
-    server_version  text NOT NULL DEFAULT '',
-    started_at      timestamptz NOT NULL,
-    finished_at     timestamptz,
-    rto_seconds     double precision,
-    catalog_seconds double precision,
-    passed          boolean,
-    databases       jsonb NOT NULL DEFAULT '[]'::jsonb,
-    error           text,
-    report_uri      text,
-    dag_id          text,
-    run_id          text,
-    updated_at      timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS recovery_runs_started ON recovery_runs (kind, started_at DESC);
-"""
 
 
 @dataclass
@@ -189,16 +168,12 @@ def save(catalog: Catalog, report: RecoveryReport) -> None:
               + ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
               + ", updated_at = now()")
     with catalog.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        cur.execute(DDL)
         cur.execute(insert.encode(), row)
 
 
 def last_rto(catalog: Catalog, kind: str = "dr_drill") -> dict[str, Any] | None:
     """The newest passed run of ``kind``: id, RTO, databases, when (None if there is none)."""
     with catalog.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        cur.execute(DDL)
         cur.execute("SELECT id, rto_seconds, jsonb_array_length(databases) AS databases, "
                     "started_at, report_uri FROM recovery_runs WHERE kind = %s AND passed "
                     "ORDER BY started_at DESC LIMIT 1", (kind,))
