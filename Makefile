@@ -6,15 +6,19 @@ ENV := source scripts/env.sh &&
 ARGS ?=
 BENCH_ARGS ?= --size-mb 200 --repeat 3
 
-.PHONY: bootstrap demo demo-s3 test test-unit lint bench
+.PHONY: bootstrap bootstrap-demo demo demo-s3 test test-unit lint bench
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
-demo: bootstrap
+# the demo needs only the system PostgreSQL, not the test majors 14/16/17/18
+bootstrap-demo:
+	@bash scripts/bootstrap.sh --no-pg-majors
+
+demo: bootstrap-demo
 	@$(ENV) python scripts/demo.py --storage local $(ARGS)
 
-demo-s3: bootstrap
+demo-s3: bootstrap-demo
 	@$(ENV) python scripts/demo.py --storage s3 $(ARGS)
 
 test: bootstrap

@@ -70,7 +70,6 @@ def _install_pg_dump_wrapper(result_file: str) -> Path:
                       + ' "$@"\n', encoding="utf-8")
     script.chmod(0o755)
     os.environ["AMPRENTA_PG_BINDIR"] = str(folder)
-    pgtools.bin_dir.cache_clear()
     return folder
 
 

@@ -1,4 +1,7 @@
-# Sourced by the scripts and the Makefile: PostgreSQL 15 bin dir and .venv/bin first on PATH.
+# Sourced by the scripts and the Makefile: the system PostgreSQL bin dir (Debian's 15 here) and
+# .venv/bin first on PATH. The engine finds every other installed major itself (core/pgtools.py:
+# pg_config, /usr/lib/postgresql/N/bin, BACKUP_PG_BINDIRS, the bootstrap cache), so
+# AMPRENTA_PG_BINDIR (which pins one folder) is not exported.
 # PYTHONDONTWRITEBYTECODE is left as it is: bootstrap.sh precompiles the venv's bytecode
 # (uv --compile-bytecode), and UV_COMPILE_BYTECODE makes later `uv pip install`s do the same.
 # shellcheck shell=bash
@@ -21,9 +24,7 @@ _amprenta_pg_bindir() {
 export VIRTUAL_ENV="$AMPRENTA_ROOT/.venv"
 PATH="$VIRTUAL_ENV/bin:$PATH"
 if _amprenta_pg_bindir >/dev/null; then
-    AMPRENTA_PG_BINDIR="$(_amprenta_pg_bindir)"
-    export AMPRENTA_PG_BINDIR
-    PATH="$AMPRENTA_PG_BINDIR:$PATH"
+    PATH="$(_amprenta_pg_bindir):$PATH"
 fi
 unset -f _amprenta_pg_bindir
 export PATH

@@ -6,7 +6,8 @@ from tests.support import airflow_env
 
 AIRFLOW_HOME = airflow_env.configure()  # before anything imports airflow
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -32,12 +33,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[ClusterBase]:
-    """A started throwaway PostgreSQL 15 cluster (testcontainers if opted in), for the session."""
+    """A started cluster of the system's PostgreSQL (Debian's 15 here) for the session
+    (testcontainers if opted in)."""
     cluster = start_cluster()
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_cluster_of(pg_cluster: ClusterBase) -> Iterator[Callable[[int], ClusterBase]]:
+    """``pg_cluster_of(17)``: a started throwaway cluster of that PostgreSQL major, one per
+    major for the module (the session's cluster for its own major), stopped at its end."""
+    started: dict[int, ClusterBase] = {pg_cluster.server_major(): pg_cluster}
+    own: list[ClusterBase] = []
+
+    def get(major: int) -> ClusterBase:
+        if major not in started:
+            cluster = start_cluster(major=major)
+            own.append(cluster)
+            started[major] = cluster
+        return started[major]
+
+    try:
+        yield get
+    finally:
+        with ThreadPoolExecutor() as pool:  # each stop waits for its server's shutdown
+            list(pool.map(lambda cluster: cluster.stop(), own))
 
 
 @pytest.fixture(scope="session")

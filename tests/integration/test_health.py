@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from amprenta_backup.core import layout, pgtools
@@ -188,21 +189,24 @@ def test_a_pg_dump_older_than_the_server_is_critical(
     local_storage: LocalStorage, catalog: Catalog, source_conn: PgConnInfo, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Only PostgreSQL 15 is installed here, so an older client cannot be had for real: a stub
-    ``pg_dump`` that reports version 13 stands in for an outdated client package."""
+    """Every major up to 18 is installed here, so a client older than the server cannot be had
+    for real: AMPRENTA_PG_BINDIR pins one folder whose stub ``pg_dump`` reports version 13,
+    standing in for an outdated client package."""
     stub = tmp_path / "bin" / "pg_dump"
     stub.parent.mkdir()
     stub.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 13.16'\n")
     stub.chmod(0o755)
     monkeypatch.setenv("AMPRENTA_PG_BINDIR", str(stub.parent))
-    pgtools.bin_dir.cache_clear()
     try:
         result = checker(local_storage, catalog, source_conn).run(utcnow())[-1]
     finally:
         monkeypatch.delenv("AMPRENTA_PG_BINDIR")
-        pgtools.bin_dir.cache_clear()
     assert result.name == "pg_dump_version" and result.status == Level.CRITICAL
-    assert "pg_dump 13.16 is older than the server (15." in result.detail
+    with psycopg.connect(**source_conn.connect_kwargs()) as db:
+        major = pgtools.server_major(db)
+    assert result.detail.startswith(f"the PostgreSQL {major} server needs pg_dump {major} or "
+                                    "newer (installed: pg_dump 13.16)")
+    assert f"postgresql-client-{major}" in result.hint
 
 
 def test_results_are_stored_for_the_dashboard(local_storage: LocalStorage, catalog: Catalog,

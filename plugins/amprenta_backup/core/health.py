@@ -14,7 +14,7 @@ import psycopg
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.notifications import Alert
-from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
+from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.core.storage.base import Storage
 
@@ -205,6 +205,7 @@ class HealthChecker:
         try:
             with psycopg.connect(**conn.connect_kwargs()) as db:
                 row = db.execute("SHOW server_version").fetchone()
+                need = server_major(db)
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return CheckResult("target_reachable", Level.CRITICAL,
@@ -213,17 +214,14 @@ class HealthChecker:
                                target.name)
         server = str(row[0]) if row else "0"
         try:
-            client = tool_version("pg_dump")
+            client = for_server("pg_dump", need)
         except BackupError as exc:
             return CheckResult("pg_dump_version", Level.CRITICAL, str(exc),
-                               "install the PostgreSQL client tools", target.name)
-        if major(client) < major(server):
-            return CheckResult("pg_dump_version", Level.CRITICAL,
-                               f"pg_dump {client} is older than the server ({server})",
-                               f"install the PostgreSQL {major(server)} client tools or point "
-                               "AMPRENTA_PG_BINDIR at them", target.name)
+                               f"install postgresql-client-{need} (or newer), or list its bin "
+                               "folder in BACKUP_PG_BINDIRS", target.name)
         return CheckResult("pg_dump_version", Level.OK,
-                           f"pg_dump {client} can dump server {server}", target=target.name)
+                           f"pg_dump {client.describe()} can dump server {server}",
+                           target=target.name)
 
 
 def worst(results: Sequence[CheckResult]) -> Level:

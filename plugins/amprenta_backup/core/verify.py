@@ -14,7 +14,7 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
-from amprenta_backup.core.pgtools import pg_restore_argv
+from amprenta_backup.core.pgtools import for_dump, pg_restore_argv
 from amprenta_backup.core.readback import Progress, Readback, ToolInput, read_back
 from amprenta_backup.core.storage.base import Storage
 
@@ -168,7 +168,8 @@ def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], check
         problems += readback.mismatches(manifest)
         return readback
     checked.append("archive")
-    with ToolInput(pg_restore_argv(), env=minimal_env()) as tool:
+    pg_restore = for_dump(manifest.pg_dump_version).path("pg_restore")
+    with ToolInput(pg_restore_argv(binary=pg_restore), env=minimal_env()) as tool:
         readback = read_back(storage, manifest, tool, decompress=True, progress=progress)
         code, stderr = tool.finish()
     problems += readback.mismatches(manifest)

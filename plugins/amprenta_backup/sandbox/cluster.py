@@ -1,4 +1,8 @@
-"""Throwaway PostgreSQL 15 clusters (initdb/pg_ctl, or testcontainers) for demos and tests."""
+"""Throwaway PostgreSQL clusters (initdb/pg_ctl, or testcontainers) for demos and tests.
+
+The system's PostgreSQL (Debian's 15 here) by default; any other installed major with
+``major=`` (scripts/bootstrap.sh installs 14, 16, 17 and 18 for the tests).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from amprenta_backup.core.childenv import minimal_env
+from amprenta_backup.core.pgtools import ToolMismatch, install_hint, same_major
 from amprenta_backup.core.pitr.localserver import LOCALHOST, as_user, free_port, give_to
 
 log = logging.getLogger(__name__)
@@ -28,21 +33,34 @@ FALLBACK_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 SERVICE_USER = "amprenta-pg"
 SUPERUSER = "postgres"
 INSTALL_HINT = (
-    "Install the PostgreSQL 15 server binaries (Debian/Ubuntu: `apt-get install -y "
-    "postgresql-15`) and put their bin directory (`pg_config --bindir`) first on PATH, "
-    "or set AMPRENTA_PG_BINDIR to it."
+    "Install the PostgreSQL server binaries (Debian/Ubuntu: `apt-get install -y "
+    "postgresql-15`, or any major 14-18) and put their bin directory (`pg_config --bindir`) "
+    "first on PATH, or set AMPRENTA_PG_BINDIR to it."
 )
+SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 
 
 class SandboxError(RuntimeError):
     """A throwaway server could not be set up, started or stopped."""
 
 
-def find_bin_dir() -> Path:
-    """Return the PostgreSQL bin directory holding initdb, pg_ctl and pg_dump.
+def find_bin_dir(major: int | None = None) -> Path:
+    """Return the PostgreSQL bin directory holding initdb, pg_ctl and postgres.
 
-    Order: ``$AMPRENTA_PG_BINDIR``, ``pg_config --bindir``, ``/usr/lib/postgresql/15/bin``.
+    :param major: that major's folder (from the engine's discovery: ``pg_config``,
+        ``/usr/lib/postgresql/N/bin``, ``BACKUP_PG_BINDIRS``, the bootstrap cache); None: the
+        first of ``$AMPRENTA_PG_BINDIR``, ``pg_config --bindir``, ``/usr/lib/postgresql/15/bin``.
     """
+    if major is not None:
+        try:
+            found = same_major("initdb", major, "a sandbox cluster")
+        except ToolMismatch as exc:
+            raise SandboxError(f"{exc} (scripts/bootstrap.sh installs 14, 16, 17 and 18)"
+                               ) from None
+        if all(found.has(name) for name in SERVER_BINARIES):
+            return found.bindir
+        raise SandboxError(f"{found.bindir} lacks {', '.join(SERVER_BINARIES)}; "
+                           f"{install_hint('postgres', major)}")
     candidates: list[Path] = []
     if os.environ.get("AMPRENTA_PG_BINDIR"):
         candidates.append(Path(os.environ["AMPRENTA_PG_BINDIR"]))
@@ -53,7 +71,7 @@ def find_bin_dir() -> Path:
             candidates.append(Path(done.stdout.strip()))
     candidates.append(FALLBACK_BIN_DIR)
     for bin_dir in candidates:
-        if all((bin_dir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+        if all((bin_dir / tool).is_file() for tool in SERVER_BINARIES):
             return bin_dir
     tried = ", ".join(str(c) for c in candidates)
     raise SandboxError(f"PostgreSQL server binaries not found (looked in {tried}). {INSTALL_HINT}")
@@ -134,6 +152,10 @@ class ClusterBase:
         with self.connect(dbname) as conn:
             return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
 
+    def server_major(self) -> int:
+        """The server's PostgreSQL major (``server_version_num`` // 10000)."""
+        return int(str(self.query("SHOW server_version_num")[0][0])) // 10000
+
     def database_exists(self, name: str) -> bool:
         """Whether a database called ``name`` exists."""
         return bool(self.query("SELECT 1 FROM pg_database WHERE datname = %s", params=[name]))
@@ -173,7 +195,7 @@ class ClusterBase:
 
 
 class ThrowawayCluster(ClusterBase):
-    """A PostgreSQL 15 cluster made with initdb in a temp dir, run as an unprivileged user.
+    """A PostgreSQL cluster made with initdb in a temp dir, run as an unprivileged user.
 
     :param base_dir: directory for ``data/``, ``sock/`` and ``log``; a temp dir (removed on
         stop) if None.
@@ -181,12 +203,13 @@ class ThrowawayCluster(ClusterBase):
     :param settings: extra postgresql.conf settings (values are quoted for you).
     :param password: superuser password for TCP (scram-sha-256); random if None.
     :param bin_dir: the server binaries to use instead of :func:`find_bin_dir`'s.
+    :param major: PostgreSQL major to run (its installed binaries); None: the system's.
     """
 
     def __init__(self, base_dir: Path | None = None, port: int | None = None,
                  settings: dict[str, str] | None = None, password: str | None = None,
-                 bin_dir: Path | None = None) -> None:
-        self.bin_dir = bin_dir or find_bin_dir()
+                 bin_dir: Path | None = None, major: int | None = None) -> None:
+        self.bin_dir = bin_dir or find_bin_dir(major)
         self._own_base = base_dir is None
         self._base_dir = Path(base_dir) if base_dir is not None else None
         self._fixed_port = port is not None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from amprenta_backup.core.childenv import minimal_env
+from amprenta_backup.core.pgtools import for_server
 from amprenta_backup.sandbox.cluster import find_bin_dir
 
 # Session settings that fix the text form of values, so two servers print rows alike.
@@ -83,6 +85,12 @@ def table_checksums(cluster_or_conninfo: Any, dbname: str) -> dict[str, tuple[in
     return result
 
 
+def server_major(cluster_or_conninfo: Any, dbname: str) -> int:
+    """PostgreSQL major of the server behind a cluster object or a mapping."""
+    with psycopg.connect(**_conninfo(cluster_or_conninfo, dbname), autocommit=True) as conn:
+        return int(conn.info.server_version) // 10000
+
+
 def schema_dump(env: Mapping[str, str] | Any, dbname: str, pg_dump: str | None = None) -> str:
     """``pg_dump --schema-only --no-owner`` of ``dbname``, without lines that differ by run.
 
@@ -104,6 +112,21 @@ def schema_dump(env: Mapping[str, str] | Any, dbname: str, pg_dump: str | None =
     return "\n".join(lines) + "\n"
 
 
+def drop_entries(dump: str, ignore: Collection[tuple[str, str]]) -> str:
+    """``dump`` without the archive entries ``(name, type)`` listed, e.g.
+    ``("SCHEMA public", "ACL")``: each starts at its ``-- Name: ...; Type: ...;`` header."""
+    if not ignore:
+        return dump
+    lines, kept, skipping = dump.splitlines(), [], False
+    for i, line in enumerate(lines):
+        if line == "--" and i + 1 < len(lines) and lines[i + 1].startswith("-- "):
+            match = re.match(r"-- Name: (.*?); Type: (.*?);", lines[i + 1])
+            skipping = match is not None and (match.group(1), match.group(2)) in ignore
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def _table_differences(a: dict[str, tuple[int, str]], b: dict[str, tuple[int, str]]) -> list[str]:
     problems = []
     for name in sorted(a.keys() - b.keys()):
@@ -122,7 +145,8 @@ def _table_differences(a: dict[str, tuple[int, str]], b: dict[str, tuple[int, st
 
 def assert_databases_equal(env_a: Mapping[str, str] | Any, db_a: str,
                            env_b: Mapping[str, str] | Any, db_b: str,
-                           max_diff_lines: int = 200) -> None:
+                           max_diff_lines: int = 200,
+                           ignore: Collection[tuple[str, str]] = ()) -> None:
     """Raise AssertionError listing every table and schema difference between two databases.
 
     :param env_a: ``PG*`` env mapping (or cluster) for the first server.
@@ -130,9 +154,15 @@ def assert_databases_equal(env_a: Mapping[str, str] | Any, db_a: str,
     :param env_b: ``PG*`` env mapping (or cluster) for the second server.
     :param db_b: second database.
     :param max_diff_lines: cap on the unified schema diff lines in the message.
+    :param ignore: schema dump entries ``(name, type)`` left out of the comparison, for a
+        difference that is expected (say why where you pass it).
     """
     problems = _table_differences(table_checksums(env_a, db_a), table_checksums(env_b, db_b))
-    schema_a, schema_b = schema_dump(env_a, db_a), schema_dump(env_b, db_b)
+    # one pg_dump for both sides (the lowest major that can read the newer server)
+    newer = max(server_major(env_a, db_a), server_major(env_b, db_b))
+    pg_dump = for_server("pg_dump", newer).path("pg_dump")
+    schema_a = drop_entries(schema_dump(env_a, db_a, pg_dump), ignore)
+    schema_b = drop_entries(schema_dump(env_b, db_b, pg_dump), ignore)
     if schema_a != schema_b:
         diff = list(difflib.unified_diff(schema_a.splitlines(), schema_b.splitlines(),
                                          f"A: {db_a}", f"B: {db_b}", lineterm=""))

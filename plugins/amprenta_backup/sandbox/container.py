@@ -101,10 +101,11 @@ def start_cluster(**kw: Any) -> ClusterBase:
     answers, else ThrowawayCluster. Takes ThrowawayCluster's keyword arguments."""
     if os.environ.get("AMPRENTA_USE_TESTCONTAINERS") == "1":
         if docker_available():
-            ignored = sorted(set(kw) - {"settings", "password"})
+            ignored = sorted(set(kw) - {"settings", "password", "major"})
             if ignored:
                 log.warning("testcontainers backend ignores %s", ", ".join(ignored))
-            return ContainerCluster(settings=kw.get("settings"),
+            image = f"postgres:{kw['major']}" if kw.get("major") else "postgres:15"
+            return ContainerCluster(image=image, settings=kw.get("settings"),
                                     password=kw.get("password")).start()
         log.warning("AMPRENTA_USE_TESTCONTAINERS=1 but no Docker engine answers; "
                     "using a local ThrowawayCluster")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from amprenta_backup.core import layout, pgtools
+from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import StepError, StorageError
@@ -223,14 +223,12 @@ def test_an_unexpected_fault_still_marks_the_backup_failed(
     broken.mkdir()
     (broken / "pg_dump").write_text("not a program")  # mode 0644: PermissionError on exec
     monkeypatch.setenv("AMPRENTA_PG_BINDIR", str(broken))
-    pgtools.bin_dir.cache_clear()
     try:
         with pytest.raises(PermissionError):
             BackupRunner(local_storage, catalog, SETTINGS).run(
                 "pg_source", source_conn, RunContext(), _backup_id("oserror"))
     finally:
         monkeypatch.delenv("AMPRENTA_PG_BINDIR")
-        pgtools.bin_dir.cache_clear()
     (record,) = catalog.find(target="pg_source")
     assert record.status == Status.FAILED
     assert "step 'preflight' failed: PermissionError" in (record.error or "")

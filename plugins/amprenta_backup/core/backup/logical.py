@@ -14,7 +14,7 @@ from amprenta_backup.core.backup.globals import GlobalsCapture
 from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
 from amprenta_backup.core.dbprops import read_properties
-from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
+from amprenta_backup.core.errors import DumpError, StorageError
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
@@ -23,7 +23,13 @@ from amprenta_backup.core.models import (
     Status,
     utcnow,
 )
-from amprenta_backup.core.pgtools import PgConnInfo, major, pg_dump_argv, tool_version
+from amprenta_backup.core.pgtools import (
+    PgConnInfo,
+    PgInstall,
+    for_server,
+    pg_dump_argv,
+    server_major,
+)
 from amprenta_backup.core.pipeline import Compression, StreamResult, stream_command
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
@@ -148,15 +154,14 @@ class BackupRunner:
             snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
             server_version = str(_scalar(db, "SHOW server_version"))
             size = int(str(_scalar(db, "SELECT pg_database_size(current_database())")))
-            client_version = tool_version("pg_dump")
-            _check_versions(client_version, server_version)
+            pg_dump = for_server("pg_dump", server_major(db))
             life.step = "properties"
             properties = read_properties(db)
             counter = _RowCounter(db)
             counter.start()
             life.step = "dump"
             try:
-                result = self._stream_dump(conn, snapshot, folder, size)
+                result = self._stream_dump(conn, snapshot, folder, size, pg_dump)
             except StorageError:
                 life.step = "upload"  # the dump streamed, storage did not take it
                 raise
@@ -173,7 +178,7 @@ class BackupRunner:
             format="pg_dump-custom", compression=self.settings.compression.name,
             stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
             sha256=result.sha256, started_at=life.record.started_at, completed_at=utcnow(),
-            server_version=server_version, pg_dump_version=client_version,
+            server_version=server_version, pg_dump_version=pg_dump.version,
             table_counts=counter.counts, run=run, globals=globals_ref.to_dict(),
             properties=properties.to_dict(),
         )
@@ -181,11 +186,13 @@ class BackupRunner:
         return manifest
 
     def _stream_dump(self, conn: PgConnInfo, snapshot: str, folder: str,
-                     database_size: int) -> StreamResult:
+                     database_size: int, pg_dump: PgInstall) -> StreamResult:
         """pg_dump into the dump object; the database's size sizes the upload's parts."""
         key = layout.dump_key(folder, self.settings.compression.enabled)
+        argv = pg_dump_argv(snapshot=snapshot, binary=pg_dump.path("pg_dump"))
+        log.info("pg_dump %s for server %s", pg_dump.describe(), conn.describe())
         with self.storage.open_writer(key, expected_size=database_size) as writer:
-            result = stream_command(pg_dump_argv(snapshot=snapshot), conn.env(), writer,
+            result = stream_command(argv, conn.env(), writer,
                                     self.settings.compression, self.settings.checksum)
         log.info("stored %s: %d raw bytes -> %d stored bytes", self.storage.uri(key),
                  result.raw_bytes, result.stored_bytes)
@@ -197,12 +204,6 @@ def _scalar(db: psycopg.Connection[tuple[object, ...]], query: str) -> object:
     return row[0] if row else None
 
 
-def _check_versions(client: str, server: str) -> None:
-    if major(client) < major(server):
-        raise PreconditionError(
-            f"pg_dump {client} cannot dump a PostgreSQL {server} server; install the "
-            f"PostgreSQL {major(server)} client tools (e.g. postgresql-client-{major(server)})"
-        )
 
 
 __all__ = ["BackupRunner", "BackupSettings", "DumpError", "count_rows"]

@@ -43,7 +43,7 @@ from amprenta_backup.core.models import (
     Status,
     utcnow,
 )
-from amprenta_backup.core.pgtools import PgConnInfo, tool, tool_version
+from amprenta_backup.core.pgtools import PgConnInfo, for_server, major, tool
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.names import parse_lsn, segment_of
@@ -101,9 +101,13 @@ class WalRange:
         return cls.from_dict(manifest.wal)
 
 
-def pg_basebackup_argv(folder: Path, label: str, level: int = 3, workers: int = 2) -> list[str]:
+MIN_MAJOR = 15  # server-side zstd (--compress=server-zstd)
+
+
+def pg_basebackup_argv(folder: Path, label: str, level: int = 3, workers: int = 2,
+                       binary: str | None = None) -> list[str]:
     """``pg_basebackup`` into ``folder`` as one zstd tar compressed by the server."""
-    return [tool("pg_basebackup"), f"--pgdata={folder}", "--format=tar",
+    return [binary or tool("pg_basebackup"), f"--pgdata={folder}", "--format=tar",
             f"--compress=server-zstd:level={level},workers={workers}", "--wal-method=fetch",
             "--checkpoint=fast", "--no-sync", f"--label={label}", "--verbose"]
 
@@ -179,8 +183,11 @@ class BaseBackupRunner:
         try:
             out = work / "bb"
             key = f"{folder}/{BASE_NAME}"
+            client = for_server("pg_basebackup", major(server_version))
+            argv = pg_basebackup_argv(out, f"amprenta {backup_id}",
+                                      binary=client.path("pg_basebackup"))
             with open(work / "stderr", "wb") as errors:
-                proc = subprocess.Popen(pg_basebackup_argv(out, f"amprenta {backup_id}"),
+                proc = subprocess.Popen(argv,
                                         env=conn.env(), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=errors)
                 try:
@@ -207,7 +214,7 @@ class BaseBackupRunner:
             backup_id=backup_id, target=target, database="", kind="physical", key=key,
             format=FORMAT, compression="server-zstd:3", stored_bytes=stored, raw_bytes=raw,
             sha256=sha, started_at=started_at, completed_at=wal.stop_time,
-            server_version=server_version, pg_dump_version=tool_version("pg_basebackup"),
+            server_version=server_version, pg_dump_version=client.version,
             run=run, wal=wal.to_dict())
 
 
@@ -218,6 +225,10 @@ def _preflight(conn: PgConnInfo) -> tuple[str, int]:
                          "current_setting('archive_mode'), setting::bigint "
                          "FROM pg_settings WHERE name = 'wal_segment_size'").fetchone()
     assert row is not None
+    if major(str(row[0])) < MIN_MAJOR:
+        raise PreconditionError(
+            f"{conn.describe()} runs PostgreSQL {row[0]}: base backups need PostgreSQL "
+            f"{MIN_MAJOR} or newer (server-side zstd compression); use logical backups there")
     if row[1] == "off":
         raise PreconditionError(
             f"archive_mode is off on {conn.describe()}: without archived WAL a base backup "

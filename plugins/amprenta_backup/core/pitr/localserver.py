@@ -17,7 +17,7 @@ from pathlib import Path
 
 from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ConfigError, RestoreError
-from amprenta_backup.core.pgtools import tool
+from amprenta_backup.core.pgtools import same_major, tool
 
 LOCALHOST = "127.0.0.1"
 
@@ -93,15 +93,22 @@ class LocalServer:
     :param data_dir: the data directory (owned by ``os_user``, mode 700)
     :param os_user: OS user to run as when we are root; None to run as ourselves
     :param log_file: the server's startup log (``pg_ctl -l``)
+    :param major: the data directory's PostgreSQL major (its own ``pg_ctl`` is used); None:
+        the first ``pg_ctl`` found
     """
 
-    def __init__(self, data_dir: Path, os_user: str | None, log_file: Path) -> None:
+    def __init__(self, data_dir: Path, os_user: str | None, log_file: Path,
+                 major: int | None = None) -> None:
         self.data_dir = data_dir
         self.os_user = os_user
         self.log_file = log_file
+        self.major = major
 
     def pg_ctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return run_as([tool("pg_ctl"), "-D", self.data_dir, *args], self.os_user,
+        pg_ctl = tool("pg_ctl") if self.major is None else same_major(
+            "pg_ctl", self.major, f"the PostgreSQL {self.major} data directory {self.data_dir}"
+        ).path("pg_ctl")
+        return run_as([pg_ctl, "-D", self.data_dir, *args], self.os_user,
                       env=server_env(), timeout=timeout + 30)
 
     def start(self, wait_seconds: float = 600) -> None:

@@ -29,7 +29,7 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ConfigError, PreconditionError, RestoreError
 from amprenta_backup.core.models import RESTORABLE, Manifest, utcnow
-from amprenta_backup.core.pgtools import PgConnInfo, tool
+from amprenta_backup.core.pgtools import PgConnInfo, for_server, major
 from amprenta_backup.core.pitr.basebackup import PG_MANIFEST_NAME, WalRange
 from amprenta_backup.core.pitr.files import extract_base_backup, write_recovery_settings
 from amprenta_backup.core.pitr.localserver import (
@@ -191,7 +191,8 @@ class PitrRestore:
         wal = WalRange.of(manifest)
         log_file = request.data_dir.with_name(request.data_dir.name + ".pitr.log")
         work = Path(tempfile.mkdtemp(prefix="amprenta-pitr-"))
-        server = LocalServer(request.data_dir, self.os_user, log_file)
+        server = LocalServer(request.data_dir, self.os_user, log_file,
+                             major(manifest.server_version))
         steps: dict[str, float] = {}
         try:
             mark = time.monotonic()
@@ -242,9 +243,10 @@ class PitrRestore:
         folder = manifest.key.rsplit("/", 1)[0]
         pg_manifest = work / PG_MANIFEST_NAME
         pg_manifest.write_bytes(self.storage.get_bytes(f"{folder}/{PG_MANIFEST_NAME}"))
-        done = subprocess.run([tool("pg_verifybackup"), "--quiet", "-m", str(pg_manifest),
-                               str(data_dir)], capture_output=True, text=True, timeout=3600,
-                              env=minimal_env())
+        verifier = for_server("pg_verifybackup", major(manifest.server_version))
+        done = subprocess.run([verifier.path("pg_verifybackup"), "--quiet", "-m",
+                               str(pg_manifest), str(data_dir)],
+                              capture_output=True, text=True, timeout=3600, env=minimal_env())
         if done.returncode != 0:
             raise RestoreError(f"pg_verifybackup found problems in base backup "
                                f"{manifest.backup_id}: {done.stderr.strip()[-1500:]}")

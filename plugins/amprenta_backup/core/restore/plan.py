@@ -23,7 +23,7 @@ from amprenta_backup.core.errors import (
 )
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES
 from amprenta_backup.core.models import RESTORABLE, BackupRecord, Manifest
-from amprenta_backup.core.pgtools import PgConnInfo, major, tool_version
+from amprenta_backup.core.pgtools import PgConnInfo, for_dump, server_major
 from amprenta_backup.core.readback import check_free_space
 from amprenta_backup.core.restore.properties import check_target, describe_create
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
@@ -74,6 +74,8 @@ class RestorePlan:
     conn: PgConnInfo = field(repr=False, compare=False)
     properties: DatabaseProperties | None = field(default=None, repr=False, compare=False)
     checks: tuple[str, ...] = ()
+    pg_restore: str | None = field(default=None, compare=False)
+    pg_restore_version: str = ""
 
     def target_env(self) -> dict[str, str]:
         """The libpq environment of the restored database (password only in PGPASSWORD)."""
@@ -90,7 +92,8 @@ class RestorePlan:
                 "rows": sum(self.table_counts.values()),
                 "schemas_to_create": list(self.schemas_to_create), "steps": list(self.steps),
                 "checks": list(self.checks),
-                "properties": self.properties.to_dict() if self.properties else None}
+                "properties": self.properties.to_dict() if self.properties else None,
+                "pg_restore_version": self.pg_restore_version}
 
     def text(self) -> str:
         """The plan for people: one line per fact, then the numbered steps."""
@@ -104,6 +107,8 @@ class RestorePlan:
             f"mode {self.request.mode}",
             f"tables    {len(self.table_counts)} with {sum(self.table_counts.values())} rows "
             "(from the manifest)",
+            f"tools     pg_restore {self.pg_restore_version} for a dump of pg_dump "
+            f"{self.manifest.pg_dump_version}",
         ]
         lines += [f"checked   {check}" for check in self.checks]
         lines += [f"  {n}. {step}" for n, step in enumerate(self.steps, start=1)]
@@ -151,11 +156,11 @@ def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: Re
         raise ConfigError(f"the connection backup {record.backup_id} was taken through "
                           f"({manifest.target}) is not defined here; give target_conn_id")
     conn = resolve(conn_id, request.database)
-    _check_tool(manifest)
     props = DatabaseProperties.from_dict(manifest.properties) if manifest.properties else None
     with TargetServer(conn) as server:
         exists = server.exists(request.database)
         target_server = server.describe()
+        pg_restore = for_dump(manifest.pg_dump_version, server_major(server.db))
         checks = _check_target(server, storage, manifest, props, request.no_owner)
     if _is_source(resolve, request, manifest, conn, conn_id, source_conn_id):
         if request.mode != REPLACE:
@@ -184,7 +189,8 @@ def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: Re
         target_server=target_server, database=request.database, database_exists=exists,
         table_counts=tables, schemas_to_create=schemas,
         steps=_steps(request, storage.uri(manifest.key), exists, target_server, schemas, props),
-        manifest=manifest, conn=conn, properties=props, checks=checks)
+        manifest=manifest, conn=conn, properties=props, checks=checks,
+        pg_restore=pg_restore.path("pg_restore"), pg_restore_version=pg_restore.version)
 
 
 def _check_target(server: TargetServer, storage: Storage, manifest: Manifest,
@@ -280,15 +286,6 @@ def _is_source(resolve: Resolver, request: RestoreRequest, manifest: Manifest,
         return True
     source = resolve(source_conn_id, manifest.database)
     return (source.host, source.port) == (conn.host, conn.port)
-
-
-def _check_tool(manifest: Manifest) -> None:
-    client = tool_version("pg_restore")
-    if major(client) < major(manifest.pg_dump_version):
-        raise PreconditionError(
-            f"pg_restore {client} cannot read a dump made by pg_dump "
-            f"{manifest.pg_dump_version}; install the PostgreSQL "
-            f"{major(manifest.pg_dump_version)} client tools")
 
 
 def quote_ident(name: str) -> str:

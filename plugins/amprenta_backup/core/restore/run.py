@@ -298,7 +298,7 @@ def _restore_argv(plan: RestorePlan, path: Path | None = None) -> list[str]:
     extra = ("--no-owner", "--no-privileges") if request.no_owner else ()
     return pg_restore_argv(dbname=conninfo_dbname(plan.database), jobs=request.jobs,
                            path=str(path) if path else None, schemas=request.schemas,
-                           tables=request.tables, extra=extra)
+                           tables=request.tables, extra=extra, binary=plan.pg_restore)
 
 
 def _restore_file(plan: RestorePlan, path: Path) -> None:
