@@ -33,7 +33,7 @@ pg_bindir() {
            && [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then
             local major
             major="$("$dir/pg_dump" --version 2>/dev/null | sed -E 's/[^0-9]*([0-9]+).*/\1/')"
-            if [ "${major:-0}" -ge 15 ] 2>/dev/null; then
+            if [ "${major:-0}" -ge 14 ] 2>/dev/null; then
                 echo "$dir"
                 return 0
             fi
@@ -44,17 +44,17 @@ pg_bindir() {
 
 if ! pg_bindir >/dev/null; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "PostgreSQL 15 binaries not found; running: apt-get install -y $PG_PKG"
+        say "PostgreSQL server binaries not found; running: apt-get install -y $PG_PKG"
         export DEBIAN_FRONTEND=noninteractive
         apt-get install -y "$PG_PKG" || { apt-get update && apt-get install -y "$PG_PKG"; }
         pg_bindir >/dev/null || { say "$PG_PKG installed but its binaries were not found"; exit 1; }
     else
         cat >&2 <<EOF
-bootstrap: PostgreSQL 15 binaries (pg_dump, pg_restore, initdb, pg_ctl, postgres) not found.
+bootstrap: PostgreSQL server binaries (pg_dump, pg_restore, initdb, pg_ctl, postgres) not found.
   Install them, then re-run:
     Debian/Ubuntu:  sudo apt-get install -y $PG_PKG
-    (other systems: the PostgreSQL 15 server package; put its bin dir first on PATH
-     or set AMPRENTA_PG_BINDIR=/path/to/postgresql/15/bin)
+    (other systems: the server package of any major 14-18; put its bin dir first on PATH
+     or set AMPRENTA_PG_BINDIR=/path/to/postgresql/N/bin)
 EOF
         exit 1
     fi

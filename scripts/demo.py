@@ -1,4 +1,4 @@
-"""`make demo`: back up a throwaway PostgreSQL 15 database with the real daily_backup DAG
+"""`make demo`: back up a throwaway PostgreSQL database with the real daily_backup DAG
 (``airflow dags test``), then print the catalog's record. Stops all it started."""
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def summary(record: BackupRecord) -> str:
 
 def run(args: argparse.Namespace, stack: ExitStack) -> BackupRecord:
     """Start the sandbox servers (stopped by ``stack``), run the DAG, return its record."""
-    with step("starting a throwaway PostgreSQL 15 cluster"):
+    with step("starting a throwaway PostgreSQL cluster"):
         cluster = start_cluster()
         stack.callback(cluster.stop)
     with step(f"loading the sample dataset into '{SOURCE_DB}' ({args.rows} rows)"):

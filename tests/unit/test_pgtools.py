@@ -18,6 +18,7 @@ from amprenta_backup.core.pgtools import (
     pick,
     split_dirs,
 )
+from amprenta_backup.core.settings import PgToolsSettings
 
 SECRET = "s3cr3t-Pa55"
 
@@ -107,6 +108,8 @@ def test_bindirs_may_be_separated_by_commas_and_a_folder_without_tools_is_an_err
 ) -> None:
     first, second = _install(tmp_path, "12.22").bindir, _install(tmp_path, "13.20").bindir
     assert split_dirs(f" {first} ,{second}{os.pathsep}") == [first, second]
+    setting = f"{first},{second}"
+    assert PgToolsSettings.from_env({"BACKUP_PG_BINDIRS": setting}).pg_bindirs == (first, second)
     _only(monkeypatch, tmp_path, first, second)
     assert [i.version for i in installs()][:2] == ["12.22", "13.20"]
     _only(monkeypatch, tmp_path, first, tmp_path / "empty")

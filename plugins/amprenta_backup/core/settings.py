@@ -30,6 +30,7 @@ from amprenta_backup.core.drill.assertions import Assertion, load_assertions
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.identifiers import check_conn_id
 from amprenta_backup.core.layout import check_target_name
+from amprenta_backup.core.pgtools import split_dirs
 from amprenta_backup.core.settings_base import (
     BackupTarget,
     GFSSpec,
@@ -42,7 +43,7 @@ from amprenta_backup.core.settings_base import (
 from amprenta_backup.core.wal.settings import default_spool_root, spool_dir
 
 __all__ = ["AlertSettings", "BackupConfig", "BackupTarget", "DrDrillSettings", "DrillSettings",
-           "GFSSpec",
+           "GFSSpec", "PgToolsSettings",
            "PitrSettings", "Settings", "StorageConfig", "TaskSettings", "WalSettings",
            "parse_targets"]
 
@@ -237,6 +238,20 @@ class DrillSettings(Settings):
         return data
 
 
+class PgToolsSettings(Settings):
+    """Where the PostgreSQL tools of each major are (core/pgtools.py reads the same variable
+    wherever it chooses a tool, with the same parser)."""
+
+    group: ClassVar[str] = "PostgreSQL tools"
+
+    pg_bindirs: Annotated[tuple[Path, ...], BeforeValidator(
+        lambda v: tuple(split_dirs(v)) if isinstance(v, str) else v)] = var(
+        "BACKUP_PG_BINDIRS", (), "bin folders of PostgreSQL tools (`os.pathsep` or comma "
+        "separated), searched before `pg_config --bindir`, `/usr/lib/postgresql/N/bin` and the "
+        "test bootstrap's `/var/tmp/amprenta-pg`; each must hold the tools. Per server the "
+        "lowest major at least the server's is used (see Supported PostgreSQL versions)")
+
+
 class DrDrillSettings(Settings):
     """How DR drills run: the whole-service recovery rehearsed into a throwaway server.
 
@@ -258,10 +273,6 @@ class DrDrillSettings(Settings):
                        "OS user the scratch server runs as when the worker is root")
     parallel: int = var("BACKUP_DR_DRILL_PARALLEL", 2, "databases restored at once",
                         ge=1, le=16)
-    pg_bindirs: Annotated[tuple[str, ...], BeforeValidator(
-        lambda v: tuple(p for p in v.split(":") if p) if isinstance(v, str) else v)] = var(
-        "BACKUP_PG_BINDIRS", (), "more bin folders of PostgreSQL servers (initdb, pg_ctl, "
-        "postgres), `:`-separated, for scratch clusters of other majors")
     rto_seconds: float = Field(DEFAULT_RTO_SECONDS, gt=0)
 
     @classmethod
@@ -386,7 +397,8 @@ class PitrSettings(Settings):
 
 
 ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, AlertSettings, TaskSettings,
-                                   DrillSettings, DrDrillSettings, WalSettings, PitrSettings)
+                                   DrillSettings, DrDrillSettings, PgToolsSettings,
+                                   WalSettings, PitrSettings)
 
 
 if __name__ == "__main__":  # the README's tables: python -m amprenta_backup.core.settings

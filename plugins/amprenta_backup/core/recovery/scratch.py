@@ -8,7 +8,6 @@ Only a folder named ``amprenta-dr-drill-*`` is ever removed.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amprenta_backup.core.errors import ConfigError, RestoreError
-from amprenta_backup.core.pgtools import PgConnInfo, bin_dir
+from amprenta_backup.core.pgtools import PgConnInfo, default_install, install_hint, same_major
 from amprenta_backup.core.pitr.localserver import (
     LOCALHOST,
     LocalServer,
@@ -26,54 +25,28 @@ from amprenta_backup.core.pitr.localserver import (
     run_as,
     server_env,
 )
-from amprenta_backup.core.settings import DrDrillSettings
 
 SCRATCH_PREFIX = "amprenta-dr-drill-"
 SUPERUSER = "postgres"
 SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
-BINDIRS_SETTING = "BACKUP_PG_BINDIRS"
-
-
-def server_major(bin_folder: Path) -> int:
-    """The major of the ``postgres`` binary in ``bin_folder``."""
-    done = subprocess.run([str(bin_folder / "postgres"), "--version"], capture_output=True,
-                          text=True, timeout=30, check=False)
-    found = re.search(r"(\d+)(?:\.\d+)?", done.stdout)
-    if done.returncode != 0 or not found:
-        raise ConfigError(f"{bin_folder / 'postgres'} --version failed: {done.stderr.strip()}")
-    return int(found.group(1))
-
-
-def server_bin_dirs() -> dict[int, Path]:
-    """Bin folders holding a whole server (initdb, pg_ctl, postgres), by major: the default
-    client tools' folder, ``/usr/lib/postgresql/N/bin`` and ``BACKUP_PG_BINDIRS`` (``:``)."""
-    candidates = [p for p in (bin_dir(),) if p is not None]
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    candidates += [Path(p) for p in DrDrillSettings.from_env().pg_bindirs]
-    found: dict[int, Path] = {}
-    for folder in candidates:
-        if all((folder / name).is_file() for name in SERVER_TOOLS):
-            found.setdefault(server_major(folder), folder)
-    return found
 
 
 def server_bin_dir(major: int | None = None) -> Path:
-    """The server binaries of ``major`` (default: those of the default client tools)."""
-    found = server_bin_dirs()
+    """The server binaries (initdb, pg_ctl, postgres) of ``major`` (default: the first
+    installation found that has them), from the engine's discovery (core/pgtools.py:
+    ``BACKUP_PG_BINDIRS``, ``pg_config``, ``/usr/lib/postgresql/N/bin``, the bootstrap cache)."""
     if major is None:
-        default = bin_dir()
-        if default is not None and default in found.values():
-            return default
-        if found:
-            return found[min(found)]
-    elif major in found:
-        return found[major]
-    wanted = f"PostgreSQL {major}" if major else "PostgreSQL"
-    have = ", ".join(f"{m} ({p})" for m, p in sorted(found.items())) or "none"
-    raise ConfigError(
-        f"no {wanted} server binaries (initdb, pg_ctl, postgres) on this worker (found: "
-        f"{have}); install them (Debian/Ubuntu: apt-get install postgresql-{major or 'N'}) or "
-        f"list their bin folder in {BINDIRS_SETTING}")
+        found = default_install("initdb")
+        if found is None:
+            raise ConfigError("no PostgreSQL server binaries (initdb, pg_ctl, postgres) on this "
+                              f"worker; {install_hint('initdb')}")
+    else:
+        found = same_major("initdb", major, "the DR drill's scratch cluster")
+    missing = [name for name in SERVER_TOOLS if not found.has(name)]
+    if missing:
+        raise ConfigError(f"{found.bindir} lacks {', '.join(missing)}; "
+                          f"{install_hint('postgres', found.major)}")
+    return found.bindir
 
 
 class _Server(LocalServer):
