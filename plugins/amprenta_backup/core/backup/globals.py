@@ -15,7 +15,7 @@ import psycopg
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.models import GlobalsRef, RunContext, utcnow
-from amprenta_backup.core.pgtools import PgConnInfo, tool, tool_version
+from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major, tool
 from amprenta_backup.core.pipeline import stream_command
 from amprenta_backup.core.storage.base import Storage
 
@@ -40,9 +40,10 @@ def globals_id_for(run: RunContext, backup_id: str, server: str) -> str:
     return layout.make_backup_id(layout.backup_time(backup_id), f"{backup_id}/globals")
 
 
-def pg_dumpall_argv(database: str, role_passwords: bool) -> list[str]:
+def pg_dumpall_argv(database: str, role_passwords: bool, binary: str | None = None
+                    ) -> list[str]:
     """argv of ``pg_dumpall --globals-only`` to stdout; connection settings come from the env."""
-    argv = [tool("pg_dumpall"), "--globals-only", f"--database={database}"]
+    argv = [binary or tool("pg_dumpall"), "--globals-only", f"--database={database}"]
     if not role_passwords:
         argv.append("--no-role-passwords")
     return argv
@@ -101,18 +102,20 @@ class GlobalsCapture:
                         "with --no-role-passwords; restored roles will need new passwords",
                         conn.describe())
         version = str(db.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        pg_dumpall = for_server("pg_dumpall", server_major(db))
         roles = tuple(str(r[0]) for r in db.execute(_ROLES).fetchall())
         tablespaces = tuple(str(r[0]) for r in db.execute(_TABLESPACES).fetchall())
         compression = self.settings.compression
         key = layout.globals_key(folder, compression.enabled)
         with self.storage.open_writer(key) as writer:
-            result = stream_command(pg_dumpall_argv(conn.dbname, passwords), conn.env(), writer,
-                                    compression, self.settings.checksum)
+            argv = pg_dumpall_argv(conn.dbname, passwords, pg_dumpall.path("pg_dumpall"))
+            result = stream_command(argv, conn.env(), writer, compression,
+                                    self.settings.checksum)
         ref = GlobalsRef(
             globals_id=globals_id, server=server, key=key, sha256=result.sha256,
             stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
             compression=compression.name, role_passwords=passwords, taken_at=started,
-            server_version=version, pg_dumpall_version=tool_version("pg_dumpall"),
+            server_version=version, pg_dumpall_version=pg_dumpall.version,
             roles=roles, tablespaces=tablespaces)
         self.storage.put_bytes(layout.globals_info_key(folder), ref.to_json())
         log.info("stored the globals of %s (%d roles, %d tablespaces) at %s: %d bytes", server,
