@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.pgtools import PgConnInfo, bin_dir
+from amprenta_backup.core.pgtools import PgConnInfo, default_install
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.faults.conftest import FaultRow
@@ -68,8 +68,9 @@ def test_reserved_characters_in_a_uri_password(
 def _recording_bindir(folder: Path, record: Path) -> Path:
     """pg_dump and pg_restore wrappers that save their environment, then exec the real tool
     (real processes; the path of the record is written into the script, not passed)."""
-    real = bin_dir()
-    assert real is not None
+    found = default_install("pg_dump")
+    assert found is not None
+    real = found.bindir
     folder.mkdir()
     for tool in ("pg_dump", "pg_restore", "psql", "pg_dumpall"):
         script = folder / tool
