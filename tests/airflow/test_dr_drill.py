@@ -10,6 +10,7 @@ import pytest
 
 from amprenta_backup.core.drill import record as drills
 from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.pgtools import default_install, same_major
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from tests.integration.conftest import conninfo
@@ -73,16 +74,37 @@ def test_a_mismatch_fails_the_drill_and_the_cluster_is_still_removed(
     assert drill.passed is False and "app.orders" in (drill.error or "")
 
 
-def test_upgrade_rehearsal_names_the_missing_major(
-    run_dag: Callable[..., Any], backups: dict[str, Manifest],
-    capfd: pytest.CaptureFixture[str],
+def test_upgrade_rehearsal_recovers_onto_the_next_major(
+    run_dag: Callable[..., Any], backups: dict[str, Manifest], pg_cluster: ClusterBase,
 ) -> None:
-    """Only PostgreSQL 15 is installed here: the next major is refused with the package."""
+    """The bootstrap installs 14-18: a 15 source is rehearsed on a real 16 cluster."""
+    dag_run = run_dag("dr_drill", run_conf={"next_major": True})
+    assert _states(dag_run) == {"start_server": "success", "recover": "success",
+                                "remove_server": "success"}
+    started = dag_run.get_task_instance("start_server").xcom_pull(task_ids="start_server")
+    upgrade = pg_cluster.server_major() + 1
+    assert started["next_major"] == upgrade
+    assert started["bin"] == str(same_major("initdb", upgrade, "the test").bindir)
+    report = dag_run.get_task_instance("recover").xcom_pull(task_ids="recover", key="report")
+    assert report["passed"] is True and len(report["databases"]) == len(backups)
+    assert not _scratch_folder(dag_run).exists()
+
+
+def test_upgrade_rehearsal_names_the_missing_major(
+    run_dag: Callable[..., Any], backups: dict[str, Manifest], pg_cluster: ClusterBase,
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker with only the source's major: AMPRENTA_PG_BINDIR pins the tools to that one
+    folder, so the next major is refused, naming its package."""
+    source = pg_cluster.server_major()
+    found = default_install("initdb")
+    assert found is not None and found.major == source
+    monkeypatch.setenv("AMPRENTA_PG_BINDIR", str(found.bindir))
     before = set(Path("/tmp").glob("amprenta-dr-drill-*"))
     dag_run = run_dag("dr_drill", run_conf={"next_major": True})
     states = _states(dag_run)
     assert (states["start_server"], states["recover"]) == ("failed", "upstream_failed")
     out, err = capfd.readouterr()
-    assert "no PostgreSQL 16 server binaries" in out + err
-    assert "apt-get install postgresql-16" in out + err
+    assert f"needs initdb of PostgreSQL {source + 1} (installed: {found.version})" in out + err
+    assert f"apt-get install -y postgresql-{source + 1}" in out + err
     assert set(Path("/tmp").glob("amprenta-dr-drill-*")) == before  # nothing left behind

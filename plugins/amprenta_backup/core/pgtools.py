@@ -270,14 +270,6 @@ def tool(name: str, at_least: int | None = None) -> str:
                       "server)")
 
 
-def tool_version(name: str) -> str:
-    """Version of the tool :func:`tool` gives: ``pg_dump (PostgreSQL) 15.18`` -> ``15.18``."""
-    out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=False,
-                         env=minimal_env())
-    match = re.search(r"(\d+(?:\.\d+)*)", out.stdout)
-    return match.group(1) if match else out.stdout.strip()
-
-
 def major(version: str) -> int:
     """Major version of ``15.18`` or ``15.18 (Debian 15.18-0+deb12u1)``."""
     match = re.match(r"\s*(\d+)", version)
