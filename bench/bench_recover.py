@@ -142,18 +142,32 @@ class Bench:
         return {"per_database_s": walls, "sum_s": round(sum(walls.values()), 3)}
 
     def ours(self) -> dict[str, Any]:
+        if self.args.drill:
+            return self.drill()
+        return self.recover(conn(self.new, "postgres"), "recover")
+
+    def drill(self) -> dict[str, Any]:
+        """The dr_drill path: a scratch cluster made (not timed) and removed for the run."""
+        from amprenta_backup.core.pitr.localserver import server_user
+        from amprenta_backup.core.recovery.scratch import ScratchCluster, server_bin_dir
+
+        scratch = ScratchCluster.create(None, server_bin_dir(), server_user("postgres"))
+        try:
+            return self.recover(scratch.conninfo(), "dr_drill")
+        finally:
+            scratch.remove()
+
+    def recover(self, new: Any, kind: str) -> dict[str, Any]:
         from amprenta_backup.core.errors import ConfigError
         from amprenta_backup.core.recovery.plan import RecoveryRequest
         from amprenta_backup.core.recovery.run import Recovery
-
-        new = conn(self.new, "postgres")
 
         def resolve(conn_id: str, database: str | None) -> Any:
             if conn_id != "new":
                 raise ConfigError(f"connection {conn_id!r} is not defined")
             return new.with_database(database or "postgres")
 
-        recovery = Recovery(self.storage, "bench", self.catalog, resolve)
+        recovery = Recovery(self.storage, "bench", self.catalog, resolve, kind)
         report = recovery.run(RecoveryRequest(server_conn_id="new",
                                               parallel=self.args.parallel))
         assert report.passed, report.summary
@@ -182,6 +196,7 @@ def run(bench: Bench) -> dict[str, Any]:
             bench.clear_new()
     return {"started_at": datetime.now(UTC).isoformat(), "size_mb": bench.args.size_mb,
             "storage": bench.args.storage, "parallel": bench.args.parallel,
+            "kind": "dr_drill" if bench.args.drill else "recover",
             "database_bytes": bench.sizes,
             "raw_bytes": {n: m.raw_bytes for n, m in bench.manifests.items()},
             "stored_bytes": {n: m.stored_bytes for n, m in bench.manifests.items()},
@@ -199,7 +214,7 @@ def report(raw: dict[str, Any]) -> dict[str, Any]:
     print(f"\n{'variant':66} {'s: median [min-max]':>22}")
     print(f"{'raw: sum of CREATE DATABASE + pg_restore <local file>, one by one':66} "
           f"{statistics.median(raw_sums):8.2f} [{min(raw_sums):.2f}-{max(raw_sums):.2f}]")
-    label = f"ours: recover --parallel {raw['parallel']} (catalog, restores, checks)"
+    label = f"ours: {raw['kind']} --parallel {raw['parallel']} (catalog, restores, checks)"
     print(f"{label:66} {statistics.median(ours):8.2f} [{min(ours):.2f}-{max(ours):.2f}]")
     catalog = statistics.median(s["catalog_s"] for s in raw["samples"]["ours"])
     print(f"  ours: catalog rebuilt from the manifests in {catalog:.2f} s")
@@ -215,13 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--parallel", type=int, default=2, help="recover --parallel")
     parser.add_argument("--storage", choices=("s3", "local"), default="s3")
+    parser.add_argument("--drill", action="store_true",
+                        help="ours is the dr_drill path: into a scratch cluster on this host")
     parser.add_argument("--output", type=Path, help="JSON results file")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stops the servers on the way out
     with contextlib.closing(Bench(args)) as bench:
         raw = run(bench)
     result = report(raw)
-    output = args.output or HERE / "results" / f"recover-{args.size_mb}mb.json"
+    stem = "dr-drill" if args.drill else "recover"
+    output = args.output or HERE / "results" / f"{stem}-{args.size_mb}mb.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"\nresults written to {output}")

@@ -12,7 +12,7 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES, check_conn_id, check_database_name
 from amprenta_backup.core.layout import check_target_name
-from amprenta_backup.core.models import BackupRecord, Status
+from amprenta_backup.core.models import BackupRecord, GlobalsRef, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.recovery.index import targets_in
 from amprenta_backup.core.restore.server import TargetServer
@@ -94,6 +94,7 @@ class DatabaseStep:
     started_at: datetime
     stored_bytes: int
     rows: int
+    globals_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -120,6 +121,7 @@ class RecoveryPlan:
     existing: tuple[str, ...]
     parallel: int
     missing: tuple[str, ...] = ()
+    globals: tuple[GlobalsRef, ...] = field(default=(), compare=False)
     conn: PgConnInfo = field(repr=False, compare=False, default=PgConnInfo(host=""))
 
     @property
@@ -130,6 +132,17 @@ class RecoveryPlan:
     @property
     def steps(self) -> tuple[str, ...]:
         steps = [self.catalog]
+        servers: dict[str, list[GlobalsRef]] = {}
+        for ref in self.globals:
+            servers.setdefault(ref.server, []).append(ref)
+        steps += [f"create the roles and tablespaces of server {server} that the new server "
+                  f"lacks ({len(refs[0].roles)} roles; globals "
+                  f"{', '.join(r.globals_id for r in refs)}, newest first); existing roles are "
+                  "left as they are" for server, refs in servers.items()]
+        without = [d.database for d in self.databases if d.globals_id is None]
+        if without:
+            steps.append(f"no globals stored with the backups of {', '.join(without)} (taken "
+                         "before backups held them): the roles they name must exist already")
         steps += [f"CREATE DATABASE {d.database!r} and restore backup {d.backup_id} of "
                   f"{d.target} ({d.status}, {d.rows} rows), then check its rows against the "
                   "manifest, its constraints and sequences" for d in self.databases]
@@ -232,7 +245,7 @@ def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalo
         request=request, server=described, server_version=version, catalog=catalog_note,
         databases=tuple(_step(r) for r in chosen), existing=existing,
         parallel=max(1, min(request.parallel, len(chosen), headroom)),
-        missing=tuple(missing), conn=server_conn)
+        missing=tuple(missing), globals=_globals(chosen), conn=server_conn)
 
 
 def check_approval(plan: RecoveryPlan) -> None:
@@ -277,10 +290,23 @@ def _check_names(chosen: list[BackupRecord]) -> None:
                                 "recover them onto different servers: give --target")
 
 
+def _globals(chosen: list[BackupRecord]) -> tuple[GlobalsRef, ...]:
+    """The distinct globals the chosen backups name (one per server and run), newest first:
+    restoring them is additive, so the newest roles come first and older backups still find
+    the roles they name."""
+    refs: dict[str, GlobalsRef] = {}
+    for record in chosen:
+        ref = record.manifest.globals_ref() if record.manifest else None
+        if ref is not None:
+            refs.setdefault(ref.globals_id, ref)
+    return tuple(sorted(refs.values(), key=lambda r: r.taken_at, reverse=True))
+
+
 def _step(record: BackupRecord) -> DatabaseStep:
     manifest = record.manifest
     rows = sum(manifest.table_counts.values()) if manifest else 0
+    ref = manifest.globals_ref() if manifest else None
     return DatabaseStep(target=record.target, database=record.database,
                         backup_id=record.backup_id, status=str(record.status),
                         started_at=record.started_at, stored_bytes=record.stored_bytes or 0,
-                        rows=rows)
+                        rows=rows, globals_id=ref.globals_id if ref else None)

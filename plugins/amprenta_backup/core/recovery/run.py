@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.drill.checks import run_checks
-from amprenta_backup.core.errors import BackupError, CatalogError, StorageError
+from amprenta_backup.core.errors import (
+    BackupError,
+    CatalogError,
+    PreconditionError,
+    StorageError,
+)
+from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.layout import make_backup_id
 from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -33,6 +39,8 @@ from amprenta_backup.core.recovery.plan import (
     make_plan,
 )
 from amprenta_backup.core.recovery.report import DatabaseOutcome, RecoveryReport
+from amprenta_backup.core.restore.globals import restore_globals
+from amprenta_backup.core.restore.properties import PropertiesResult
 from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import Restorer
 from amprenta_backup.core.storage.base import Storage
@@ -130,11 +138,13 @@ class Recovery:
             plan=plan.to_dict(), dag_id=run.dag_id, run_id=run.run_id)
         log.info("recovery plan:\n%s", plan.text())
         if request.dry_run:
+            report.globals = self._globals(plan, dry_run=True)
             return report
         check_approval(plan)
         catalog = planned.choice.catalog
         try:
             self._rebuild(planned.choice, report, started)
+            report.globals = self._globals(plan, dry_run=False)
             report.databases = self._restore_all(plan, catalog)
         except BackupError as exc:
             report.error = str(exc)
@@ -152,25 +162,48 @@ class Recovery:
         log.info("catalog %s: %d records rebuilt from %s", choice.catalog.describe(),
                  report.rebuilt_records, self.storage.uri(self.prefix))
 
+    def _globals(self, plan: RecoveryPlan, dry_run: bool) -> list[str]:
+        """Create the roles and tablespaces the new server lacks (existing ones are left)."""
+        lines = []
+        for ref in plan.globals:
+            result = restore_globals(self.storage, ref, plan.conn, dry_run=dry_run)
+            lines.append(result.message)
+        return lines
+
     def _restore_all(self, plan: RecoveryPlan, catalog: Catalog) -> list[DatabaseOutcome]:
+        """Plan every restore first (a missing extension, locale or role refuses them all
+        before any database is created), then restore ``plan.parallel`` at once."""
         restorer = Restorer(self.storage, catalog, self.resolve)
+        requests = {step.database: RestoreRequest(
+            backup_id=step.backup_id, database=step.database,
+            target_conn_id=plan.request.server_conn_id) for step in plan.databases}
+        refused = []
+        for database, request in requests.items():
+            try:
+                restorer.plan(request)
+            except PreconditionError as exc:
+                refused.append(f"{database}: {exc}")
+        if refused:
+            raise PreconditionError(f"the new server {plan.server} cannot take every database, "
+                                    f"so no database was created: {'; '.join(refused)}")
         with ThreadPoolExecutor(max_workers=plan.parallel,
                                 thread_name_prefix="recover") as pool:
-            return list(pool.map(lambda step: self._restore_one(restorer, plan, step),
-                                 plan.databases))
+            return list(pool.map(lambda step: self._restore_one(
+                restorer, requests[step.database], step), plan.databases))
 
-    def _restore_one(self, restorer: Restorer, plan: RecoveryPlan, step: DatabaseStep
+    def _restore_one(self, restorer: Restorer, request: RestoreRequest, step: DatabaseStep
                      ) -> DatabaseOutcome:
         """Restore one database and run the drill's checks on it; failures go in the outcome."""
         started = time.monotonic()
         outcome = DatabaseOutcome(step.target, step.database, step.backup_id)
-        request = RestoreRequest(backup_id=step.backup_id, database=step.database,
-                                 target_conn_id=plan.request.server_conn_id)
         try:
             result = restorer.run(request)
             outcome.rows = sum(got or 0 for got, _ in result.row_counts.values())
-            outcome.checks = run_checks(plan.conn.with_database(step.database),
+            outcome.checks = run_checks(result.plan.conn.with_database(step.database),
                                         result.plan.manifest, target=step.target)
+            outcome.checks.append(properties_check(result.properties, step.target))
+            if result.properties is not None:
+                outcome.properties = list(result.properties.applied)
         except BackupError as exc:
             outcome.error = str(exc)
             log.error("recovering database %s failed: %s", step.database, exc)
@@ -192,3 +225,17 @@ class Recovery:
             reports.save(catalog, report)
         except CatalogError as exc:
             log.error("the recovery report was not recorded in the catalog: %s", exc)
+
+
+def properties_check(props: PropertiesResult | None, target: str) -> CheckResult:
+    """The database's properties (owner, ACL, settings ...) as backed up, as a check."""
+    if props is None:
+        return CheckResult("properties", Level.WARNING, "the backup records no database "
+                           "properties (taken before backups held them)",
+                           "take a new backup", target)
+    if props.differences:
+        return CheckResult("properties", Level.CRITICAL, "; ".join(props.differences),
+                           "set them by hand as the backup's manifest records them", target)
+    return CheckResult("properties", Level.OK, f"{len(props.applied)} set as backed up"
+                       + (f"; left out {'; '.join(props.skipped)}" if props.skipped else ""),
+                       target=target)
