@@ -51,7 +51,7 @@ class _DrDrillOperator(EngineOperator):
             settings = DrDrillSettings.from_env()
             if str(self.next_major).strip().lower() not in ("", "none"):
                 wanted = str(self.next_major).lower() in ("true", "1", "yes")
-                settings = DrDrillSettings(**{**settings.__dict__, "next_major": wanted})
+                settings = DrDrillSettings.from_env(next_major=wanted)
         return settings
 
     def server(self, context: Context) -> dict[str, Any] | None:
