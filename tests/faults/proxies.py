@@ -179,3 +179,9 @@ class S3FaultProxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> S3FaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -36,8 +36,7 @@ def test_every_object_written_is_encrypted(
     moto_server: MotoServer, catalog: Catalog, big_source_conn: PgConnInfo, row: FaultRow,
 ) -> None:
     bucket = moto_server.create_bucket("faults-sse")
-    proxy = S3FaultProxy(moto_server.endpoint_url)
-    try:
+    with S3FaultProxy(moto_server.endpoint_url) as proxy:
         cli = CliRunner({**s3_cli_env(moto_server, bucket, catalog, big_source_conn,
                                       endpoint_url=proxy.endpoint_url), "BACKUP_S3_SSE": SSE})
         done = cli("backup", "pg_big", "--json")
@@ -48,8 +47,6 @@ def test_every_object_written_is_encrypted(
         assert health.returncode in (0, 1), health.stderr
         probe = [c for c in json.loads(health.stdout) if c["name"] == "storage_writable"]
         assert probe and probe[0]["status"] == "ok", probe
-    finally:
-        proxy.close()
     writes = _writes(proxy)
     paths = " ".join(p for _m, p, _h in writes)
     for needed in ("dump.pgc.zst", "manifest.json", ".amprenta-probe", "globals"):

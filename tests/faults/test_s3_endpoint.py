@@ -64,8 +64,7 @@ def test_500s_fail_the_backup_and_leave_nothing(
     moto_server: MotoServer, catalog: Catalog, big_source_conn: PgConnInfo, row: FaultRow,
 ) -> None:
     bucket = moto_server.create_bucket("faults-500")
-    proxy = S3FaultProxy(moto_server.endpoint_url)
-    try:
+    with S3FaultProxy(moto_server.endpoint_url) as proxy:
         proxy.mode = PARTS_500
         cli = CliRunner(s3_cli_env(moto_server, bucket, catalog, big_source_conn,
                                    endpoint_url=proxy.endpoint_url))
@@ -84,8 +83,6 @@ def test_500s_fail_the_backup_and_leave_nothing(
         assert again.returncode == 0, again.stderr
         assert len([k for k in objects(client, bucket) if "/pg_big/" in k]) == 2
         row.saw("the next run COMPLETED")
-    finally:
-        proxy.close()
 
 
 @pytest.mark.faults("S3 endpoint hung mid-upload (TCP proxy accepts, then relays nothing)")
