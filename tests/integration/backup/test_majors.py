@@ -17,8 +17,9 @@ import pytest
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.engine import BackupEngine
-from amprenta_backup.core.models import Manifest, RunContext
-from amprenta_backup.core.pgtools import PgConnInfo, installs, major
+from amprenta_backup.core.errors import StepError
+from amprenta_backup.core.models import Manifest, RunContext, Status
+from amprenta_backup.core.pgtools import PgConnInfo, ToolMismatch, installs, major
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase
@@ -138,3 +139,44 @@ def test_an_older_majors_backup_restores_into_a_newer_server(
                                ignore=PUBLIC_SCHEMA if old < 15 else ())
     finally:
         target.drop_database(restored)
+
+
+def _pin_tools_to(monkeypatch: pytest.MonkeyPatch, server: int) -> str:
+    """A worker that has only the tools of ``server``'s major (AMPRENTA_PG_BINDIR pins the
+    engine to that one folder). Returns their version."""
+    [pinned] = [i for i in installs() if i.major == server]
+    monkeypatch.setenv("AMPRENTA_PG_BINDIR", str(pinned.bindir))
+    return pinned.version
+
+
+def test_a_server_newer_than_every_pg_dump_is_refused_naming_the_package(
+    cluster_of: Callable[[int], ClusterBase], engine: BackupEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster_of(18)
+    old = _pin_tools_to(monkeypatch, 15)
+    backup_id = layout.make_backup_id(datetime.now(UTC), "majors/refused")
+    with pytest.raises(StepError) as refused:
+        engine.runner().run("pg18", engine.resolve("pg18", SOURCE), RunContext(), backup_id)
+    assert refused.value.step == "preflight"
+    assert refused.value.detail.startswith(
+        f"the PostgreSQL 18 server needs pg_dump 18 or newer (installed: pg_dump {old})")
+    assert "apt-get install -y postgresql-client-18" in refused.value.detail
+    [record] = engine.catalog.find(target="pg18", statuses=[Status.FAILED])
+    folder = layout.backup_folder(engine.runner().settings.prefix, "pg18", backup_id)
+    assert record.backup_id == backup_id and not list(engine.storage.list_objects(folder))
+
+
+def test_a_dump_newer_than_every_pg_restore_is_refused_before_anything_is_created(
+    cluster_of: Callable[[int], ClusterBase], engine: BackupEngine,
+    backup_of: Callable[[int], Manifest], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manifest = backup_of(18)
+    old = _pin_tools_to(monkeypatch, 15)
+    restored = f"refused_{next(_names)}"
+    with pytest.raises(ToolMismatch) as refused:
+        engine.restore_backup(manifest.backup_id, restored, target_conn_id="pg15")
+    assert str(refused.value).startswith(
+        f"a dump made by pg_dump {manifest.pg_dump_version} (restored into PostgreSQL 15) "
+        f"needs pg_restore 18 or newer (installed: pg_restore {old})")
+    assert not cluster_of(15).database_exists(restored)
