@@ -1,4 +1,5 @@
-"""The Docker path of the sandbox: a ``postgres:15`` container through testcontainers."""
+"""The Docker path of the sandbox: a ``postgres:<major>`` container (15 by default) through
+testcontainers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class ContainerCluster(ClusterBase):
-    """A ``postgres:15`` container through testcontainers, with the client-side interface only.
+    """A ``postgres:<major>`` container through testcontainers, with the client-side interface only.
 
     :param image: Docker image.
     :param settings: server settings, passed as ``-c key=value``.
