@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STALL_SECONDS = 120
 CONNECT_TIMEOUT = 10
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = 4  # calls in all, the first included
 
 
 def client_config(stall_seconds: float = DEFAULT_STALL_SECONDS, base: Any = None) -> Any:
@@ -32,7 +32,7 @@ def client_config(stall_seconds: float = DEFAULT_STALL_SECONDS, base: Any = None
 
     read_timeout = max(1, int(stall_seconds // MAX_ATTEMPTS))
     ours = Config(connect_timeout=min(CONNECT_TIMEOUT, read_timeout), read_timeout=read_timeout,
-                  retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                  retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
                   tcp_keepalive=True)
     return base.merge(ours) if base is not None else ours
 
