@@ -12,6 +12,7 @@ from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster
 from amprenta_backup.sandbox.compare import assert_databases_equal
 from tests.airflow.conftest import postgres_conn_json
+from tests.airflow.test_restore_dag import _Approver
 from tests.integration.conftest import conninfo
 from tests.support.airflow_env import REPO
 from tests.support.backups import make_backup
@@ -83,3 +84,22 @@ def test_a_nonempty_server_waits_for_an_explicit_approve(
     plan = dag_run.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
     assert plan["existing_databases"] == ["already_here"] and plan["needs_approval"] is True
     assert not any(new_server.database_exists(db) for db in backed_up)
+
+
+def test_an_approve_through_the_api_lets_it_write_beside_the_databases_there(
+    run_dag: Callable[..., Any], backed_up: dict[str, str], pg_cluster: ClusterBase,
+    new_server: ThrowawayCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    new_server.create_database("already_here")
+    approver = _Approver("Approve", dag_id="disaster_recovery", task_id="approve_nonempty")
+    approver.start()
+    dag_run = run_dag("disaster_recovery", run_conf={"server_conn_id": "pg_new"})
+    approver.join(timeout=30)
+
+    assert approver.error is None and approver.status == 200
+    assert _states(dag_run) == {"plan": "success", "approve_nonempty": "success",
+                                "recover": "success"}
+    for database in backed_up:
+        assert_databases_equal(pg_cluster, database, new_server, database)
+    assert new_server.database_exists("already_here")

@@ -158,10 +158,13 @@ class _Approver(threading.Thread):
     """Answers the approval through Airflow's REST API (the route the UI's form calls), from
     another thread while dag.test() waits in the main one."""
 
-    def __init__(self, option: str, before: Callable[[], None] | None = None) -> None:
+    def __init__(self, option: str, before: Callable[[], None] | None = None,
+                 dag_id: str = "restore", task_id: str = "approve_replace") -> None:
         super().__init__(daemon=True)
         self.option = option
         self.before = before
+        self.dag_id = dag_id
+        self.task_id = task_id
         self.status: int | None = None
         self.error: BaseException | None = None
 
@@ -183,15 +186,15 @@ class _Approver(threading.Thread):
         while time.monotonic() < deadline:
             with create_session() as session:
                 waiting = session.query(TaskInstance).filter(
-                    TaskInstance.dag_id == "restore", TaskInstance.task_id == "approve_replace",
+                    TaskInstance.dag_id == self.dag_id, TaskInstance.task_id == self.task_id,
                     TaskInstance.state == TaskInstanceState.AWAITING_INPUT).first()
                 run_id = waiting.run_id if waiting else None
             if run_id:
                 if self.before:
                     self.before()
                 answer = client.patch(
-                    f"/api/v2/dags/restore/dagRuns/{run_id}/taskInstances/approve_replace/-1/"
-                    "hitlDetails", json={"chosen_options": [self.option], "params_input": {}})
+                    f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/{self.task_id}/"
+                    "-1/hitlDetails", json={"chosen_options": [self.option], "params_input": {}})
                 self.status = answer.status_code
                 return
             time.sleep(0.5)

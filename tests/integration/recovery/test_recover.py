@@ -73,12 +73,14 @@ def test_recover_with_the_catalog_gone(backed: Backed, pg_cluster: ClusterBase,
                                        new_server: ThrowawayCluster) -> None:
     """The catalog's server is down: a new catalog database on the new server holds it all."""
     down = PgConnInfo(host="127.0.0.1", port=free_port(), user="postgres", password="x")
+    reports = set(backed.storage.rglob("report.json"))
     env = {**server_env(new_server), "AIRFLOW_CONN_BACKUP_CATALOG": uri(down, "catalog")}
     plan = backed.run("recover", "--server", "pg_new", "--dry-run", "--json", env=env)
     assert plan.returncode == 0, plan.stderr
     assert "create the catalog database 'amprenta_catalog' on the new server" in \
         _report(plan.stdout)["catalog"]
     assert _databases(new_server) == ["postgres", "template0", "template1"]
+    assert set(backed.storage.rglob("report.json")) == reports  # nor a report
 
     done = backed.run("recover", "--server", "pg_new", "--json", "--parallel", "3", env=env)
     assert done.returncode == 0, done.stderr
