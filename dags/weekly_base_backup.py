@@ -14,7 +14,7 @@ from amprenta_backup.operators.basebackup import (
     CompleteBaseBackupOperator,
     PostgresBaseBackupOperator,
 )
-from amprenta_backup.operators.wal_retention import WalCleanupOperator
+from amprenta_backup.operators.wal_retention import WalRetentionOperator
 from amprenta_backup.sensors.wal import WalSegmentSensor
 
 with DAG(
@@ -32,5 +32,5 @@ with DAG(
         segment="{{ ti.xcom_pull(task_ids='base_backup')['stop_segment'] }}")
     complete = CompleteBaseBackupOperator(task_id="complete", backup_task_id="base_backup",
                                           trigger_rule="all_done", retries=0)
-    cleanup_wal = WalCleanupOperator(task_id="cleanup_wal")
+    cleanup_wal = WalRetentionOperator(task_id="cleanup_wal")
     base_backup >> wait_for_wal >> complete >> cleanup_wal

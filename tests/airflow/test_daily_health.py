@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -137,3 +141,24 @@ def test_health_checks_can_be_turned_off(health: Health,
     dag_run = health.run(utcnow())
     assert [str(ti.state) for ti in dag_run.get_task_instances()] == ["skipped"]
     assert health.rows() == [] and health.slack.posts == []
+
+
+def test_the_cli_and_daily_health_give_the_same_answers(
+    health: Health, pg_cluster: ClusterBase, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One setup (a backup, PITR pointed at a server that does not archive), two ways in:
+    ``amprenta-backup health`` in a subprocess and the daily_health DAG, both as of T."""
+    make_backup(health.storage, health.catalog, conninfo(pg_cluster, "af_source"))
+    monkeypatch.setenv("BACKUP_PITR_CONN_ID", "pg_source")
+    as_of = utcnow()
+    assert str(health.run(as_of).state) == "failed"  # archive_mode off is critical
+    dag = sorted((r["target"] or "", r["name"], r["status"], r["detail"]) for r in health.rows())
+    done = subprocess.run([sys.executable, "-m", "amprenta_backup.cli", "health", "--json",
+                           "--as-of", as_of.isoformat()], env=dict(os.environ),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    cli = sorted((r["target"] or "", r["name"], r["status"], r["detail"])
+                 for r in json.loads(done.stdout))
+    assert cli == dag
+    assert ("pg_source.pitr", "wal_archive_mode", "critical") in {row[:3] for row in cli}
+    assert ("pg_source", "latest_backup_age", "ok") in {row[:3] for row in cli}

@@ -47,3 +47,102 @@ def test_dag_files_hold_no_functions_or_classes() -> None:
         defs = [n.name for n in ast.walk(tree)
                 if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
         assert defs == [], f"{path.name} defines {defs}: move logic into plugins/amprenta_backup"
+
+
+PACKAGE = ROOT / "plugins" / "amprenta_backup"
+ADAPTERS = ("operators", "cli", "sensors")
+WIRING = {"storage", "catalog", "archive", "resolve"}
+MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_CORE_MODULES = 400, 60, 18
+
+
+def _package_modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in [*_package_modules(), *ROOT.glob("dags/*.py")]
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, "split these modules by what they do"
+
+
+def test_no_function_is_over_60_lines() -> None:
+    long = {}
+    for path in _package_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"] = size
+    assert long == {}, "a function that needs scrolling: split it"
+
+
+def test_core_keeps_its_shared_nouns_at_the_top_and_domains_below() -> None:
+    top = sorted(p.name for p in CORE.glob("*.py") if p.name != "__init__.py")
+    assert len(top) <= MAX_CORE_MODULES, f"{len(top)} modules directly in core/: {top}"
+
+
+def _core_callables(path: Path) -> dict[str, object]:
+    """Names a module binds by importing from ``amprenta_backup.core`` -> the imported object."""
+    import importlib
+
+    bound: dict[str, object] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "amprenta_backup.core"):
+            module = importlib.import_module(str(node.module))
+            for alias in node.names:
+                value = getattr(module, alias.name, None)
+                if value is None:  # a sub-module: from amprenta_backup.core import verify
+                    value = importlib.import_module(f"{node.module}.{alias.name}")
+                bound[alias.asname or alias.name] = value
+    return bound
+
+
+def _wires(target: object) -> set[str]:
+    """The core objects ``target`` must be handed when it is called by hand."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(target).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return set()
+    return WIRING & set(parameters)
+
+
+def test_adapters_get_their_workflows_from_the_engine() -> None:
+    """Operators, sensors and CLI commands never hand storage, a catalog, an archive or a
+    resolver to core themselves: BackupEngine (built by EngineHook in Airflow) does."""
+    from amprenta_backup.core.engine import BackupEngine
+
+    offenders: list[str] = []
+    for folder in ADAPTERS:
+        for path in sorted((PACKAGE / folder).glob("*.py")):
+            bound = _core_callables(path)
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                func, target = node.func, None
+                if isinstance(func, ast.Name):
+                    target = bound.get(func.id)
+                elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+                    target = getattr(bound.get(func.value.id), func.attr, None)
+                if target is not None and target is not BackupEngine and _wires(target):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} "
+                                     f"{ast.unparse(func)} takes {sorted(_wires(target))}")
+    assert offenders == [], "ask BackupEngine for the workflow instead"
+
+
+def test_the_engine_imports_a_workflow_only_when_it_is_asked_for() -> None:
+    """``amprenta-wal`` builds its archive through the engine once per WAL segment."""
+    code = ("import sys, amprenta_backup.core.engine\n"
+            "heavy = {'psycopg', 'zstandard', 'boto3'} & set(sys.modules)\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_notifiers_and_hooks_never_import_operators() -> None:
+    """Layers point down: notifiers and hooks sit under the operators that use them."""
+    offenders = {str(p.relative_to(ROOT)): sorted(n for n in _imports(p)
+                                                  if n.startswith("amprenta_backup.operators"))
+                 for folder in ("notifiers", "hooks") for p in (PACKAGE / folder).glob("*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -6,8 +6,6 @@ import argparse
 from typing import Any
 
 from amprenta_backup.cli.output import print_json, print_table
-from amprenta_backup.core.drill import record as drill_record
-from amprenta_backup.core.drill.runner import DrillRunner
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import RunContext, utcnow
@@ -37,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not targets:
         raise ConfigError("no target to drill: name one (amprenta-backup drill run pg_main) or "
                           "set BACKUP_TARGETS")
-    runner = DrillRunner(engine.storage, engine.catalog, engine.resolve)
+    runner = engine.drills()
     records = [runner.run(target, RunContext(logical_date=utcnow())) for target in targets]
     if args.json:
         print_json([r.to_dict() for r in records])
@@ -49,8 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    catalog = BackupEngine().catalog
-    records = drill_record.history(catalog, args.target, max(1, args.limit))
+    records = BackupEngine().drills().history(args.target, max(1, args.limit))
     if args.json:
         print_json([r.to_dict() for r in records])
         return 0

@@ -9,7 +9,7 @@ from typing import Any
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.health import HealthChecker, Level, render, worst
+from amprenta_backup.core.health import Level, render, worst
 from amprenta_backup.core.models import utcnow
 
 
@@ -37,9 +37,7 @@ def _as_of(text: str | None) -> datetime:
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when healthy or only warnings, 1 when a check is critical."""
     as_of = _as_of(args.as_of)
-    engine = BackupEngine()
-    checker = HealthChecker.from_engine(engine)
-    results = checker.run(as_of)
+    results = BackupEngine().health(as_of)  # the checks daily_health runs, WAL included
     if args.json:
         print_json([r.to_dict() for r in results])
     else:

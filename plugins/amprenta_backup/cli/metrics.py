@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
-from amprenta_backup.core import metrics
 from amprenta_backup.core.engine import BackupEngine
 
 QUERIES = {"success-rate": 30, "size-duration": 7, "storage-trend": 30}
@@ -22,10 +21,10 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    catalog = BackupEngine().catalog
+    engine = BackupEngine()
     days = args.days or QUERIES[args.metric]
     if args.metric == "storage-trend":
-        rows = metrics.storage_trend(catalog, days, target=args.target)
+        rows = engine.metric("storage-trend", days, args.target)
         if args.json:
             print_json(rows)
         else:
@@ -34,13 +33,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                          for r in rows])
         return 0
     if args.metric == "success-rate":
-        data = metrics.success_rate(catalog, days, target=args.target)
+        data = engine.metric("success-rate", days, args.target)
         line = (f"success rate over {days} days: "
                 f"{'-' if data['success_rate'] is None else str(data['success_rate']) + '%'} "
                 f"({data['succeeded']} of {data['total']} finished backups; {data['failed']} "
                 "failed)")
     else:
-        data = metrics.size_duration(catalog, days, target=args.target)
+        data = engine.metric("size-duration", days, args.target)
         size = data["avg_size_bytes"]
         seconds = data["avg_duration_seconds"]
         line = (f"over {days} days: {data['backups']} successful backups, average size "

@@ -10,8 +10,6 @@ from typing import Any
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import utcnow
-from amprenta_backup.core.retention.cleanup import Cleanup
-from amprenta_backup.core.retention.policies import policies_from_config
 
 
 def register(subparsers: Any) -> None:
@@ -19,16 +17,14 @@ def register(subparsers: Any) -> None:
         "cleanup", help="delete backups that no retention policy keeps (see --dry-run)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan; delete nothing")
     parser.add_argument("--json", action="store_true", help="print JSON (with the plan)")
-    parser.set_defaults(handler=cmd_cleanup)
+    parser.set_defaults(handler=cmd_retention)
 
 
-def cmd_cleanup(args: argparse.Namespace) -> int:
+def cmd_retention(args: argparse.Namespace) -> int:
     """Exit 1 when some backup could not be removed."""
-    engine = BackupEngine()
-    cleanup = Cleanup(engine.storage, engine.catalog, policies_from_config(engine.config),
-                      engine.config.prefix)
-    report = cleanup.run(utcnow(), deleted_by=f"cli:{getpass.getuser()}@{socket.gethostname()}",
-                         dry_run=args.dry_run)
+    deleted_by = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    report = BackupEngine().retention().run(utcnow(), deleted_by=deleted_by,
+                                            dry_run=args.dry_run)
     if args.json:
         print_json(report.to_dict(with_plan=True))
     else:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import argparse
     import logging
 
+    from amprenta_backup.core.engine import BackupEngine
     from amprenta_backup.core.wal.archive import WalArchive
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="amprenta-wal: %(levelname)s %(message)s", stream=sys.stderr)
     handlers = {"push": _push, "fetch": _fetch, "archiver": _archiver, "list": _list,
-                "check": _check, "cleanup": _cleanup}
+                "check": _check, "cleanup": _retention}
     try:
         env = settings_environment(args.config)
         os.environ.update(env)  # boto3 reads credentials from the process environment
@@ -115,10 +116,18 @@ def _log() -> logging.Logger:
     return logging.getLogger("amprenta-wal")
 
 
-def _archive(env: dict[str, str]) -> WalArchive:
-    from amprenta_backup.core.wal.archive import WalArchive
+def _engine(env: dict[str, str]) -> BackupEngine:
+    from amprenta_backup.core.engine import BackupEngine
+    from amprenta_backup.core.settings import BackupConfig
 
-    return WalArchive.from_env(env)
+    return BackupEngine(BackupConfig.from_env(env))
+
+
+def _archive(env: dict[str, str]) -> WalArchive:
+    from amprenta_backup.core.settings import WalSettings
+
+    settings = WalSettings.from_env(env)
+    return _engine(env).wal_archive(settings.target, settings.compression_level)
 
 
 def _push(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -206,10 +215,10 @@ def _check(args: argparse.Namespace, env: dict[str, str]) -> int:
     return EXIT_OK
 
 
-def _cleanup(args: argparse.Namespace, env: dict[str, str]) -> int:
-    from amprenta_backup.core.wal.retention import clean_wal
+def _retention(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from amprenta_backup.core.settings import WalSettings
 
-    report = clean_wal(_archive(env), dry_run=args.dry_run)
+    report = _engine(env).wal_retention(WalSettings.from_env(env).target, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(report.removed)} WAL files ({report.bytes_freed} bytes), kept "
           f"{report.kept}; base backups: {', '.join(report.base_backups) or 'none (kept all)'}")

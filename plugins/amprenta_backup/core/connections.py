@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.pgtools import SSL_KEYS, PgConnInfo
+
+Resolver = Callable[[str, str | None], PgConnInfo]
+"""``(conn_id, database) -> PgConnInfo``: how every workflow reaches a database."""
 
 PASSED_OPTIONS = (*SSL_KEYS, "connect_timeout", "options", "target_session_attrs")
 

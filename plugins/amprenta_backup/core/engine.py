@@ -1,42 +1,59 @@
-"""BackupEngine: the spec's Python API, usable without Airflow."""
+"""BackupEngine: the spec's Python API and the one way into core, usable without Airflow.
+
+The engine imports a workflow's modules only when that workflow is asked for: ``amprenta-wal``
+(PostgreSQL's ``archive_command`` and ``restore_command``) gets its WAL archive from here once
+per segment, and must not pay for psycopg, the catalog or the restore code each time.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
-from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.connections import postgres_conninfo
-from amprenta_backup.core.errors import CatalogError, ConfigError, PreconditionError
+from amprenta_backup.core.connections import Resolver, postgres_conninfo, s3_client_kwargs
+from amprenta_backup.core.errors import BackupError, CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.layout import check_backup_id
-from amprenta_backup.core.models import BackupRecord, RunContext
+from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.readback import Progress, Readback, download
-from amprenta_backup.core.recovery.index import StorageCatalog
-from amprenta_backup.core.recovery.run import Recovery
-from amprenta_backup.core.restore.globals import GlobalsRestoreResult, globals_of, restore_globals
-from amprenta_backup.core.restore.plan import RestorePlan, load_manifest
-from amprenta_backup.core.restore.request import RestoreRequest
-from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
-from amprenta_backup.core.settings import BackupConfig, BackupTarget
+from amprenta_backup.core.settings import BackupConfig, BackupTarget, PitrSettings
 from amprenta_backup.core.storage.base import Storage
-from amprenta_backup.core.storage.factory import storage_from_config
-from amprenta_backup.core.verify import VERIFIABLE, VerifyResult, verify_backup
+from amprenta_backup.core.storage.factory import storage_environment, storage_from_config
+from amprenta_backup.core.wal.archive import WalArchive
+
+if TYPE_CHECKING:  # imported where used: `amprenta-wal` builds its archive here per segment
+    from amprenta_backup.core.backup.logical import BackupRunner
+    from amprenta_backup.core.catalog import Catalog
+    from amprenta_backup.core.drill.runner import DrillRunner
+    from amprenta_backup.core.health import CheckResult, HealthChecker
+    from amprenta_backup.core.pitr.workflow import PointInTime
+    from amprenta_backup.core.readback import Progress, Readback
+    from amprenta_backup.core.recovery.run import Recovery
+    from amprenta_backup.core.restore.globals import GlobalsRestoreResult
+    from amprenta_backup.core.restore.plan import RestorePlan
+    from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
+    from amprenta_backup.core.retention.cleanup import Cleanup
+    from amprenta_backup.core.settings import DrillSettings
+    from amprenta_backup.core.verify import VerifyResult
+    from amprenta_backup.core.wal.retention import WalCleanupReport
 
 log = logging.getLogger(__name__)
 
-ConnResolver = Callable[[str, str | None], PgConnInfo]
+ConnResolver = Resolver  # the name this module exported before connections.Resolver
 
 
 class BackupEngine:
-    """Backups, verification and restores from Python, a terminal or Airflow.
+    """The one way into core: every workflow (backup, base backup, verify, restore, retention,
+    health, drill, PITR restore and drill, WAL archive) comes from here, for Python, the CLI
+    and Airflow alike.
 
     Outside Airflow, connection ids resolve from ``AIRFLOW_CONN_<ID>`` variables; the Airflow
-    adapters pass their own storage, catalog and resolver built from Airflow connections.
+    adapters pass their own storage, catalog, resolver and S3 credentials built from Airflow
+    connections.
 
     :param config: settings; read from ``BACKUP_*`` when omitted
     :param storage: storage to use instead of the configured one
@@ -44,15 +61,21 @@ class BackupEngine:
     :param resolve: ``(conn_id, database) -> PgConnInfo``
     :param storage_fallback: when the catalog cannot be reached, answer reads from the
         manifests in storage (:attr:`catalog_unreachable` then says why)
+    :param pitr: PITR settings; read from ``BACKUP_PITR_*`` / ``BACKUP_WAL_*`` when omitted
+    :param s3_credentials: ``() -> {"AWS_ACCESS_KEY_ID": ...}`` for ``amprenta-wal fetch``;
+        by default those of ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``, if set
     """
 
     def __init__(self, config: BackupConfig | None = None, storage: Storage | None = None,
-                 catalog: Catalog | None = None, resolve: ConnResolver | None = None,
-                 storage_fallback: bool = False) -> None:
+                 catalog: Catalog | None = None, resolve: Resolver | None = None,
+                 storage_fallback: bool = False, pitr: PitrSettings | None = None,
+                 s3_credentials: Callable[[], dict[str, str]] | None = None) -> None:
         self.config = config or BackupConfig.from_env()
+        self._pitr = pitr
+        self._s3_credentials = s3_credentials
         self._storage = storage
         self._catalog = catalog
-        self.resolve: ConnResolver = resolve or postgres_conninfo
+        self.resolve: Resolver = resolve or postgres_conninfo
         self.storage_fallback = storage_fallback
         self.catalog_unreachable: str | None = None
 
@@ -62,6 +85,9 @@ class BackupEngine:
 
     @cached_property
     def catalog(self) -> Catalog:
+        from amprenta_backup.core.catalog import Catalog
+        from amprenta_backup.core.recovery.index import StorageCatalog
+
         if self._catalog is not None:
             return self._catalog
         if not self.storage_fallback:
@@ -79,7 +105,103 @@ class BackupEngine:
         return self.resolve(target.conn_id, target.database)
 
     def runner(self) -> BackupRunner:
+        """Logical backups (pg_dump) of the configured targets."""
+        from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
+
         return BackupRunner(self.storage, self.catalog, BackupSettings.from_config(self.config))
+
+    def retention(self) -> Cleanup:
+        """Retention: the policies of ``BACKUP_RETENTION_*`` applied to storage and catalog."""
+        from amprenta_backup.core.retention.cleanup import Cleanup
+        from amprenta_backup.core.retention.policies import policies_from_config
+
+        return Cleanup(self.storage, self.catalog, policies_from_config(self.config),
+                       self.config.prefix)
+
+    def drills(self, settings: DrillSettings | None = None) -> DrillRunner:
+        """Restore drills (``BACKUP_DRILL_*`` unless ``settings`` are given)."""
+        from amprenta_backup.core.drill.runner import DrillRunner
+        from amprenta_backup.core.settings import DrillSettings
+
+        return DrillRunner(self.storage, self.catalog, self.resolve,
+                           settings or DrillSettings.from_env())
+
+    def health_checker(self) -> HealthChecker:
+        """The checks of storage, catalog, configured targets and their backup records."""
+        from amprenta_backup.core.health import HealthChecker
+
+        config = self.config
+        return HealthChecker(self.storage, self.catalog, config.targets, self.conninfo,
+                             config.health_max_age_hours, prefix=config.prefix)
+
+    def health(self, as_of: datetime) -> list[CheckResult]:
+        """Every health check: backups as of ``as_of``, then WAL archiving now (if PITR is set).
+        """
+        return self.health_checker().run(as_of) + self.wal_health()
+
+    def save_health(self, results: list[CheckResult], as_of: datetime,
+                    run_id: str | None = None) -> None:
+        """Store health results in the catalog's ``health_checks`` (dashboards read them)."""
+        from amprenta_backup.core.health import save_results
+
+        save_results(self.catalog, results, as_of, run_id)
+
+    def wal_health(self) -> list[CheckResult]:
+        """The WAL checks of ``BACKUP_PITR_CONN_ID`` now; none when PITR is not configured."""
+        from amprenta_backup.core.health import CheckResult, Level
+
+        if self._pitr is None and not os.environ.get("BACKUP_PITR_CONN_ID", "").strip():
+            return []
+        try:
+            pitr = self.pitr
+            conn = pitr.cluster_conninfo()
+        except BackupError as exc:
+            return [CheckResult("wal_settings", Level.CRITICAL, str(exc),
+                                "fix BACKUP_PITR_CONN_ID / BACKUP_WAL_TARGET")]
+        return pitr.wal_health(utcnow(), conn)
+
+    @cached_property
+    def pitr(self) -> PointInTime:
+        """Base backups, restores to a time, PITR drills and WAL of ``BACKUP_PITR_CONN_ID``."""
+        from amprenta_backup.core.pitr.workflow import PointInTime
+
+        settings = self._pitr or PitrSettings.from_env()
+        settings.check_distinct([t.name for t in self.config.targets])
+        return PointInTime(settings, self.storage, self.catalog, self.config.prefix,
+                           self.resolve, self.fetch_env)
+
+    def wal_archive(self, target: str, level: int = 1) -> WalArchive:
+        """The WAL archive of ``target`` in the configured storage."""
+        return WalArchive(self.storage, self.config.prefix, target, level)
+
+    def wal_retention(self, target: str, dry_run: bool = False) -> WalCleanupReport:
+        """Remove archived WAL of ``target`` that no stored base backup needs."""
+        from amprenta_backup.core.wal.retention import clean_wal
+
+        return clean_wal(self.wal_archive(target), dry_run=dry_run)
+
+    def metric(self, name: str, days: int, target: str | None = None) -> Any:
+        """One of the spec's catalog metrics: ``success-rate``, ``size-duration`` (one dict)
+        or ``storage-trend`` (a row per day)."""
+        from amprenta_backup.core import metrics
+
+        queries: dict[str, Callable[..., Any]] = {
+            "success-rate": metrics.success_rate, "size-duration": metrics.size_duration,
+            "storage-trend": metrics.storage_trend}
+        return queries[name](self.catalog, days, target=target)
+
+    def fetch_env(self) -> dict[str, str]:
+        """Storage settings and credentials ``amprenta-wal fetch`` needs, for a private file."""
+        if self.config.storage.storage_type != "s3":
+            credentials: dict[str, str] = {}
+        elif self._s3_credentials is not None:
+            credentials = self._s3_credentials()
+        else:
+            given = s3_client_kwargs(self.config.storage.aws_conn_id)
+            credentials = {"AWS_ACCESS_KEY_ID": given.get("aws_access_key_id", ""),
+                           "AWS_SECRET_ACCESS_KEY": given.get("aws_secret_access_key", ""),
+                           "BACKUP_S3_ENDPOINT_URL": given.get("endpoint_url", "")}
+        return storage_environment(self.config.storage, credentials)
 
     def list_backups(self, limit: int = 10, target: str | None = None) -> list[BackupRecord]:
         """The newest backup records, newest first."""
@@ -98,12 +220,24 @@ class BackupEngine:
     def verify(self, backup_id: str, run: RunContext | None = None,
                progress: Progress | None = None) -> VerifyResult:
         """Read one backup back whole; records VERIFIED or CORRUPT and returns the details."""
+        from amprenta_backup.core.verify import VERIFIABLE, verify_backup
+
         record = self.get_backup(check_backup_id(backup_id))
         if record.status not in VERIFIABLE:
             raise PreconditionError(f"backup {backup_id} is {record.status}; only completed "
                                     "backups can be verified")
         self.storage.check_ready()
         return verify_backup(self.storage, self.catalog, record, run, progress)
+
+    def pending_verification(self, started_after: datetime | None = None,
+                             before: datetime | None = None, limit: int | None = None,
+                             reverify_after: timedelta | None = None) -> list[BackupRecord]:
+        """The backups a verify run should read back: never verified ones first, then those
+        verified longer ago than ``reverify_after``."""
+        from amprenta_backup.core.verify import pending
+
+        return pending(self.catalog, started_after=started_after, before=before, limit=limit,
+                       reverify_after=reverify_after)
 
     def verify_backup(self, backup_id: str) -> bool:
         """True if the backup is intact (the spec's API); the outcome is recorded."""
@@ -115,6 +249,9 @@ class BackupEngine:
 
         :param servers: connection ids resolved to these servers first (a scratch cluster)
         """
+        from amprenta_backup.core.catalog import Catalog
+        from amprenta_backup.core.recovery.run import Recovery
+
         try:
             catalog = self._catalog or Catalog(self.resolve(self.config.catalog_conn_id, None))
         except ConfigError:
@@ -132,16 +269,23 @@ class BackupEngine:
                         dry_run: bool = False) -> GlobalsRestoreResult:
         """Create on ``target_conn_id``'s server the roles and tablespaces of the server backup
         ``backup_id`` came from that it lacks; existing roles are left as they are."""
+        from amprenta_backup.core.restore.globals import globals_of, restore_globals
+        from amprenta_backup.core.restore.plan import load_manifest
+
         record = self.get_backup(check_backup_id(backup_id))
         manifest = load_manifest(self.storage, record)
         return restore_globals(self.storage, globals_of(manifest),
                                self.resolve(target_conn_id, None), dry_run)
 
     def restorer(self) -> Restorer:
+        from amprenta_backup.core.restore.run import Restorer
+
         return Restorer(self.storage, self.catalog, self.resolve)
 
     def plan_restore(self, backup_id: str, target_database: str, **options: Any) -> RestorePlan:
         """What :meth:`restore_backup` would do, checked but touching nothing."""
+        from amprenta_backup.core.restore.request import RestoreRequest
+
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
         return self.restorer().plan(request)
 
@@ -154,6 +298,8 @@ class BackupEngine:
         ``confirm``, ``source_target``, ``schemas``, ``tables``, ``jobs``, ``no_owner``,
         ``dry_run``.
         """
+        from amprenta_backup.core.restore.request import RestoreRequest
+
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
         return self.restorer().run(request, progress)
 
@@ -161,6 +307,9 @@ class BackupEngine:
                  progress: Progress | None = None) -> Readback:
         """Write a backup's dump to ``path`` (decompressed ``.pgc`` or as stored), proven
         intact before it appears; ChecksumMismatch if it is not."""
+        from amprenta_backup.core.readback import download
+        from amprenta_backup.core.restore.plan import load_manifest
+
         record = self.get_backup(check_backup_id(backup_id))
         return download(self.storage, load_manifest(self.storage, record), path, decompress,
                         progress)

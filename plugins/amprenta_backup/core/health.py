@@ -7,19 +7,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.errors import BackupError
+from amprenta_backup.core.errors import BackupError, first_line
 from amprenta_backup.core.notifications import Alert
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.core.storage.base import Storage
-
-if TYPE_CHECKING:
-    from amprenta_backup.core.engine import BackupEngine
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +97,6 @@ class HealthChecker:
         self.targets = list(targets)
         self.resolve = resolve
         self.max_age = timedelta(hours=max_age_hours)
-
-    @classmethod
-    def from_engine(cls, engine: BackupEngine) -> HealthChecker:
-        """The checks of ``engine``'s storage, catalog and configured targets."""
-        config = engine.config
-        return cls(engine.storage, engine.catalog, config.targets, engine.conninfo,
-                   config.health_max_age_hours, prefix=config.prefix)
 
     def run(self, as_of: datetime) -> list[CheckResult]:
         """Every result, system checks first; record checks are computed as of ``as_of``."""
@@ -207,9 +197,9 @@ class HealthChecker:
                 row = db.execute("SHOW server_version").fetchone()
                 need = server_major(db)
         except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return CheckResult("target_reachable", Level.CRITICAL,
-                               f"cannot connect to {conn.describe()}: {conn.redact(first)}",
+                               f"cannot connect to {conn.describe()}: "
+                               f"{conn.redact(first_line(exc))}",
                                "check the server and the connection's host, port and password",
                                target.name)
         server = str(row[0]) if row else "0"

@@ -94,7 +94,7 @@ class VerifyResult:
 def folder_of(storage: Storage, backup: BackupRecord | Manifest) -> str:
     """The storage key of a backup's folder (from the record's location, or the manifest)."""
     if isinstance(backup, Manifest):
-        return backup.key.rsplit("/", 1)[0]
+        return layout.folder_of(backup.key)
     root = storage.uri("").rstrip("/") + "/"
     if not backup.location.startswith(root):
         raise PreconditionError(

@@ -1,4 +1,8 @@
-"""EngineHook: a :class:`BackupEngine` whose storage and connections come from Airflow."""
+"""EngineHook: a :class:`BackupEngine` whose storage and connections come from Airflow.
+
+The single seam between Airflow and core: every operator and sensor gets its workflow from
+this engine.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +37,10 @@ class EngineHook(BaseHook):
 
     @cached_property
     def engine(self) -> BackupEngine:
-        storage = BackupStorageHook(self.config).get_storage()
+        storage_hook = BackupStorageHook(self.config)
         catalog_hook = PostgresTargetHook(self.config.catalog_conn_id,
                                           setting="BACKUP_CATALOG_CONN_ID")
-        return BackupEngine(self.config, storage=storage,
+        return BackupEngine(self.config, storage=storage_hook.get_storage(),
                             catalog=Catalog(catalog_hook.get_conninfo()),
-                            resolve=resolve_connection)
+                            resolve=resolve_connection,
+                            s3_credentials=storage_hook.s3_credentials)

@@ -41,6 +41,20 @@ class BackupStorageHook(BaseHook):
         return hook.get_session(region_name=storage.s3_region).client(
             "s3", endpoint_url=storage.s3_endpoint_url, config=config)
 
+    def s3_credentials(self) -> dict[str, str]:
+        """The ``aws`` connection's credentials (and endpoint) as environment variables, for
+        a process outside Airflow that reads the same bucket (``amprenta-wal fetch``)."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        storage = self.config.storage
+        s3 = S3Hook(aws_conn_id=storage.aws_conn_id, region_name=storage.s3_region)
+        credentials = s3.get_credentials()
+        endpoint = s3.conn_config.get_service_endpoint_url("s3")
+        values = {"AWS_ACCESS_KEY_ID": credentials.access_key,
+                  "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+                  "AWS_SESSION_TOKEN": credentials.token, "BACKUP_S3_ENDPOINT_URL": endpoint}
+        return {key: str(value) for key, value in values.items() if value}
+
     def get_storage(self) -> Storage:
         client = self._s3_client() if self.config.storage.storage_type == "s3" else None
         return storage_from_config(self.config.storage, s3_client=client)

@@ -17,9 +17,8 @@ if TYPE_CHECKING:
 
 
 def _target_and_backup(task: Any, context: Context) -> tuple[str | None, str | None]:
-    """The target a task worked on and its backup id, when the task says."""
-    from amprenta_backup.operators.backup import PostgresBackupOperator
-
+    """The target a task worked on and its backup id, when the task says (a task whose
+    ``backup_id_from_run`` is true names its backup by run and target, as backups do)."""
     target = getattr(task, "target", None)
     backup_id = getattr(task, "backup_id", None)
     if not isinstance(target, str) or "{{" in target:
@@ -28,7 +27,7 @@ def _target_and_backup(task: Any, context: Context) -> tuple[str | None, str | N
         name = BackupTarget.parse(target).name
     except BackupError:
         return target, None
-    if isinstance(task, PostgresBackupOperator):
+    if getattr(task, "backup_id_from_run", False) is True:
         backup_id = backup_id_for(run_context(context), name)
     return name, backup_id if isinstance(backup_id, str) else None
 

@@ -38,6 +38,7 @@ class PostgresBackupOperator(EngineOperator):
 
     template_fields: Sequence[str] = ("target",)
     ui_color = "#cde8f6"
+    backup_id_from_run = True  # failure alerts name the backup: backup_id_for(run, target)
 
     def __init__(self, *, target: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from amprenta_backup.core import layout
 from amprenta_backup.core.models import Manifest
-from amprenta_backup.core.pitr.basebackup import BaseBackupRunner, WalRange
+from amprenta_backup.core.pitr.basebackup import WalRange
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import fail_without_retry
 from amprenta_backup.operators.pitr import PitrOperator
@@ -17,13 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class _BaseBackupOperator(PitrOperator):
-    def runner(self) -> BaseBackupRunner:
-        engine = self.hook.engine
-        return BaseBackupRunner(engine.storage, engine.catalog, self.hook.config.prefix)
-
-
-class PostgresBaseBackupOperator(_BaseBackupOperator):
+class PostgresBaseBackupOperator(PitrOperator):
     """pg_basebackup of ``BACKUP_PITR_CONN_ID`` (server-side zstd) into backup storage.
 
     The backup stays RUNNING in the catalog; :class:`CompleteBaseBackupOperator` marks it
@@ -36,12 +31,11 @@ class PostgresBaseBackupOperator(_BaseBackupOperator):
     ui_color = "#cde8f6"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = self.hook
         run = run_context(context)
-        target = hook.pitr.wal_target
+        target = self.pitr.target
         with fail_without_retry():
-            conn = hook.cluster_conninfo()
-            runner = self.runner()
+            conn = self.pitr.cluster_conninfo()
+            runner = self.pitr.base_backups()
         backup_id = backup_id_for(run, target)
         self.log.info("base backup of %s (%s) as %s", target, conn.describe(), backup_id)
         manifest = runner.take(target, conn, run, backup_id)
@@ -52,7 +46,7 @@ class PostgresBaseBackupOperator(_BaseBackupOperator):
                 "manifest": manifest.to_dict()}
 
 
-class CompleteBaseBackupOperator(_BaseBackupOperator):
+class CompleteBaseBackupOperator(PitrOperator):
     """Write the manifest of the base backup made by ``backup_task_id`` once its stop segment
     is archived; otherwise mark it FAILED and fail (no retry). Meant to run with
     ``trigger_rule="all_done"`` after the sensor, so a backup never stays RUNNING.
@@ -72,8 +66,8 @@ class CompleteBaseBackupOperator(_BaseBackupOperator):
                                        "backup; nothing to complete (see its log)")
         manifest = Manifest.from_json(json.dumps(taken["manifest"]))
         with fail_without_retry():
-            self.runner().complete(manifest, self.hook.archive)
-        uri = self.hook.engine.storage.uri(manifest.key.rsplit("/", 1)[0])
+            self.pitr.base_backups().complete(manifest, self.pitr.archive)
+        uri = self.engine.storage.uri(layout.folder_of(manifest.key))
         self.log.info("base backup %s is complete at %s", manifest.backup_id, uri)
         return {"backup_id": manifest.backup_id, "target": manifest.target, "uri": uri,
                 "stored_bytes": manifest.stored_bytes, "wal": manifest.wal}

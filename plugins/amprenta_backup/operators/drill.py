@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.drill.record import DrillRecord
 from amprenta_backup.core.drill.runner import DrillRunner, drill_id_for
-from amprenta_backup.core.settings import BackupTarget, DrillSettings
+from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
@@ -55,8 +55,7 @@ class _DrillOperator(EngineOperator):
     @cached_property
     def runner(self) -> DrillRunner:
         with fail_without_retry():
-            return DrillRunner(self.engine.storage, self.engine.catalog, self.engine.resolve,
-                               DrillSettings.from_env())
+            return self.engine.drills()
 
     def backup_target(self) -> BackupTarget:
         with fail_without_retry():

@@ -7,18 +7,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from amprenta_backup.core.errors import BackupError
-from amprenta_backup.core.health import (
-    HealthChecker,
-    Level,
-    health_alerts,
-    render,
-    save_results,
-    worst,
-)
+from amprenta_backup.core.health import Level, health_alerts, render, worst
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.notifiers.alerts import send_alert
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
-from amprenta_backup.operators.wal_health import wal_health_results
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,11 +35,10 @@ class BackupHealthOperator(EngineOperator):
         run = run_context(context)
         as_of = run.logical_date
         assert as_of is not None
-        checker = HealthChecker.from_engine(engine)
-        results = checker.run(as_of) + wal_health_results(engine.config)  # PITR, if set
+        results = engine.health(as_of)  # WAL archiving too, when PITR is configured
         self.log.info("backup health as of %s:\n%s", as_of.isoformat(), render(results))
         try:
-            save_results(engine.catalog, results, as_of, run.run_id)
+            engine.save_health(results, as_of, run.run_id)
         except BackupError as exc:
             self.log.warning("health results not stored: %s", exc)
         ti: Any = context["ti"]

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from amprenta_backup.core.pitr.localserver import server_user
-from amprenta_backup.core.pitr.restore import PitrRequest, PitrRestore, choose_base_backup
-from amprenta_backup.hooks.wal import WalArchiveHook
+from amprenta_backup.core.pitr.restore import PitrRequest
+from amprenta_backup.core.pitr.workflow import PointInTime
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:
@@ -16,16 +15,16 @@ if TYPE_CHECKING:
 
 
 class PitrOperator(EngineOperator):
-    """Base of the PITR operators: a :class:`WalArchiveHook` whose setting errors fail the task
-    without retry.
+    """Base of the PITR operators: the engine's PITR workflows, whose setting errors fail the
+    task without retry.
 
     :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
     """
 
     @cached_property
-    def hook(self) -> WalArchiveHook:
+    def pitr(self) -> PointInTime:
         with fail_without_retry():
-            return WalArchiveHook(self.config)
+            return self.engine.pitr
 
 
 class _RequestOperator(PitrOperator):
@@ -57,14 +56,11 @@ class PitrPlanOperator(_RequestOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.request()
-        engine = self.hook.engine
         with fail_without_retry():
-            manifest = choose_base_backup(engine.catalog, engine.storage,
-                                          self.hook.pitr.wal_target, request.target_time,
-                                          request.backup_id)
+            manifest = self.pitr.choose(request.target_time, request.backup_id)
         wal = manifest.wal or {}
         self.log.info("restore %s up to %s from base backup %s (ended %s) into %s, port %d",
-                      self.hook.pitr.wal_target, request.target_time or "the archive's end",
+                      self.pitr.target, request.target_time or "the archive's end",
                       manifest.backup_id, wal.get("stop_time"), request.data_dir, request.port)
         return {"backup_id": manifest.backup_id, "base_backup_ended": wal.get("stop_time"),
                 "target_time": request.target_time.isoformat() if request.target_time
@@ -91,15 +87,8 @@ class PitrRestoreOperator(_RequestOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.request()
-        hook = self.hook
-        engine = hook.engine
         with fail_without_retry():
-            manifest = choose_base_backup(engine.catalog, engine.storage, hook.pitr.wal_target,
-                                          request.target_time, request.backup_id)
-            restorer = PitrRestore(engine.storage, hook.archive, hook.wal_command(),
-                                   hook.restore_env(), server_user(hook.pitr.os_user))
-            report = restorer.run(manifest, request, hook.cluster_conninfo(),
-                                  self.wait_seconds)
+            report = self.pitr.restore(request, self.wait_seconds)
         self.log.info("restored to %s: last replayed commit %s, achieved RPO %s s, RTO %.1f s, "
                       "timeline %d; the server runs on 127.0.0.1:%d from %s",
                       report.target_time or "latest", report.recovered_to,

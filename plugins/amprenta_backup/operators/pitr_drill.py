@@ -1,4 +1,8 @@
-"""PITR drill operators: mark T on the source, restore to T in a scratch cluster, tear it down."""
+"""PITR drill operators: mark T on the source, restore to T in a scratch cluster, tear it down.
+
+The drill's lifecycle lives in core (:class:`~amprenta_backup.core.pitr.drill.PitrDrill`);
+each operator runs one step of it and passes what the next step needs through XCom.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amprenta_backup.core.errors import BackupError
-from amprenta_backup.core.pitr.drill import DrillLog, Scratch, check_rows, mark_source
-from amprenta_backup.core.pitr.localserver import server_user
-from amprenta_backup.core.pitr.restore import (
-    PitrReport,
-    PitrRequest,
-    PitrRestore,
-    choose_base_backup,
-)
+from amprenta_backup.core.pitr.drill import PitrDrill, Scratch
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import fail_without_retry
 from amprenta_backup.operators.pitr import PitrOperator
@@ -32,8 +29,8 @@ class _DrillOperator(PitrOperator):
         self.restore_task_id = restore_task_id
 
     @cached_property
-    def drills(self) -> DrillLog:
-        return DrillLog(self.hook.engine.catalog)
+    def drill(self) -> PitrDrill:
+        return self.pitr.drill()
 
     def prepared(self, context: Context) -> dict[str, Any] | None:
         value: Any = context["ti"].xcom_pull(task_ids=self.prepare_task_id)
@@ -48,17 +45,10 @@ class PitrDrillMarkOperator(_DrillOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = self.hook
         run = run_context(context)
-        drill_id = backup_id_for(run, f"pitr-drill/{hook.pitr.wal_target}")
-        self.drills.start(drill_id, hook.pitr.wal_target, run.dag_id, run.run_id)
-        try:
-            with fail_without_retry():
-                marks = mark_source(hook.cluster_conninfo(), hook.archive, drill_id,
-                                    hook.pitr.archive_wait_seconds)
-        except BaseException as exc:
-            self.drills.finish(drill_id, None, None, f"marking the source failed: {exc}")
-            raise
+        drill_id = backup_id_for(run, f"pitr-drill/{self.pitr.target}")
+        with fail_without_retry():
+            marks = self.drill.mark(drill_id, run.dag_id, run.run_id)
         self.log.info("drill %s: T = %s, archived through %s", drill_id,
                       marks.target_time.isoformat(), marks.last_segment)
         return {"drill_id": drill_id, "target_time": marks.target_time.isoformat()}
@@ -76,26 +66,12 @@ class PitrDrillRestoreOperator(_DrillOperator):
         prepared = self.prepared(context)
         if prepared is None:
             raise BackupError(f"task {self.prepare_task_id} left no drill to restore")
-        hook, engine = self.hook, self.hook.engine
         drill_id, when = prepared["drill_id"], datetime.fromisoformat(prepared["target_time"])
-        scratch = Scratch.create(hook.pitr.scratch_dir)
+        scratch = self.drill.scratch()
         context["ti"].xcom_push(key="scratch", value={"folder": str(scratch.folder),
                                                       "port": scratch.port})
-        report: PitrReport | None = None
-        try:
-            with fail_without_retry():
-                manifest = choose_base_backup(engine.catalog, engine.storage,
-                                              hook.pitr.wal_target, when)
-                restorer = PitrRestore(engine.storage, hook.archive, hook.wal_command(),
-                                       hook.restore_env(), server_user(hook.pitr.os_user))
-                conn = hook.cluster_conninfo()
-                report = restorer.run(manifest, PitrRequest(when, scratch.data_dir,
-                                                            scratch.port), conn)
-                rows = check_rows(report, conn, drill_id)
-        except BaseException as exc:
-            self.drills.finish(drill_id, report, None, str(exc), target_time=when)
-            raise
-        self.drills.finish(drill_id, report, rows, None)
+        with fail_without_retry():
+            report, rows = self.drill.restore(drill_id, when, scratch)
         self.log.info("drill %s passed: restored to %s, last commit %s, RPO %.3f s, RTO %.1f s",
                       drill_id, when.isoformat(), report.recovered_to,
                       report.achieved_rpo_seconds or 0.0, report.rto_seconds)
@@ -110,13 +86,12 @@ class PitrDrillTeardownOperator(_DrillOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        scratch: Any = context["ti"].xcom_pull(task_ids=self.restore_task_id, key="scratch")
-        removed = None
-        if isinstance(scratch, dict):
-            folder = Scratch(Path(scratch["folder"]), int(scratch["port"]))
-            folder.remove(server_user(self.hook.pitr.os_user))
-            removed = str(folder.folder)
-            self.log.info("removed scratch cluster %s", removed)
+        saved: Any = context["ti"].xcom_pull(task_ids=self.restore_task_id, key="scratch")
+        scratch = (Scratch(Path(saved["folder"]), int(saved["port"]))
+                   if isinstance(saved, dict) else None)
         prepared = self.prepared(context)
-        closed = bool(prepared) and self.drills.close_unfinished(prepared["drill_id"])  # type: ignore[index]
-        return {"removed": removed, "closed_unfinished": closed}
+        closed = self.drill.teardown(scratch, prepared["drill_id"] if prepared else None)
+        if scratch is not None:
+            self.log.info("removed scratch cluster %s", scratch.folder)
+        return {"removed": str(scratch.folder) if scratch else None,
+                "closed_unfinished": closed}

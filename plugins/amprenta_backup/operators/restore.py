@@ -22,9 +22,11 @@ class _RestoreBase(EngineOperator):
 
     template_fields: Sequence[str] = ("request",)
 
-    def __init__(self, *, request: Mapping[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, request: Mapping[str, Any],
+                 approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.request = request
+        self.approval_task_id = approval_task_id
 
     def restore_request(self) -> RestoreRequest:
         with fail_without_retry():
@@ -46,11 +48,9 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
 
     ui_color = "#fff2cc"
 
-    def __init__(self, *, restore_task_id: str = "restore",
-                 approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
+    def __init__(self, *, restore_task_id: str = "restore", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.restore_task_id = restore_task_id
-        self.approval_task_id = approval_task_id
 
     def choose_branch(self, context: Context) -> str | list[str]:
         request = self.restore_request()
@@ -83,11 +83,9 @@ class RestoreOperator(_RestoreBase):
 
     ui_color = "#f4cccc"
 
-    def __init__(self, *, plan_task_id: str = "plan",
-                 approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
+    def __init__(self, *, plan_task_id: str = "plan", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan_task_id = plan_task_id
-        self.approval_task_id = approval_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self._planned_request(context)

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException
 
 from amprenta_backup.core.models import utcnow
-from amprenta_backup.core.retention.cleanup import Cleanup
-from amprenta_backup.core.retention.policies import policies_from_config
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
@@ -34,12 +32,10 @@ class BackupRetentionOperator(EngineOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_without_retry():
-            policies = policies_from_config(self.engine.config)
+            retention = self.engine.retention()
         run = run_context(context)
         dry_run = self.is_dry_run or bool((context.get("params") or {}).get("dry_run", False))
-        cleanup = Cleanup(self.engine.storage, self.engine.catalog, policies,
-                          self.engine.config.prefix)
-        report = cleanup.run(utcnow(), deleted_by=f"airflow:{run.dag_id}/{run.run_id}",
+        report = retention.run(utcnow(), deleted_by=f"airflow:{run.dag_id}/{run.run_id}",
                              dry_run=dry_run)
         self.log.info("%s", report.summary())
         figures = report.to_dict()

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from amprenta_backup.core import verify
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
@@ -39,9 +38,9 @@ class ListUnverifiedBackupsOperator(EngineOperator):
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
             self.log.info("backfill run: backups started in [%s, %s)", start, end)
         days = self.engine.config.reverify_days
-        found = verify.pending(self.engine.catalog, started_after=start, before=end,
-                               limit=self.limit + 1,
-                               reverify_after=timedelta(days=days) if days else None)
+        found = self.engine.pending_verification(
+            started_after=start, before=end, limit=self.limit + 1,
+            reverify_after=timedelta(days=days) if days else None)
         if len(found) > self.limit:
             self.log.warning("more than %d backups await verification; the oldest wait for the "
                              "next run", self.limit)

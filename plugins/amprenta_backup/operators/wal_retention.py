@@ -1,17 +1,16 @@
-"""WalCleanupOperator: remove archived WAL that no stored base backup needs."""
+"""WalRetentionOperator: remove archived WAL that no stored base backup needs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from amprenta_backup.core.wal.retention import clean_wal
 from amprenta_backup.operators.pitr import PitrOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class WalCleanupOperator(PitrOperator):
+class WalRetentionOperator(PitrOperator):
     """Delete WAL older than the start of the oldest base backup still in storage.
 
     Base backups leave storage through retention (``weekly_cleanup``); their WAL follows
@@ -26,9 +25,9 @@ class WalCleanupOperator(PitrOperator):
         self.report_only = report_only
 
     def execute(self, context: Context) -> dict[str, Any]:
-        report = clean_wal(self.hook.archive, dry_run=self.report_only)
+        report = self.pitr.wal_retention(dry_run=self.report_only)
         self.log.info("%s %d WAL files (%d bytes) of %s; kept %d from %s",
                       "would remove" if self.report_only else "removed", len(report.removed),
-                      report.bytes_freed, self.hook.pitr.wal_target, report.kept,
+                      report.bytes_freed, self.pitr.target, report.kept,
                       report.keep_from or "(all: no base backup stored)")
         return report.to_dict()

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from amprenta_backup.core.pitr.workflow import PointInTime
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.wal.names import check_wal_name
-from amprenta_backup.hooks.wal import WalArchiveHook
+from amprenta_backup.hooks.engine import EngineHook
 from amprenta_backup.triggers.wal import WalSegmentArchivedTrigger, storage_kwargs
 
 if TYPE_CHECKING:
@@ -46,15 +47,19 @@ class WalSegmentSensor(BaseSensorOperator):
         self.config = config
 
     @cached_property
-    def hook(self) -> WalArchiveHook:
-        return WalArchiveHook(self.config)
+    def hook(self) -> EngineHook:
+        return EngineHook(self.config)
+
+    @cached_property
+    def pitr(self) -> PointInTime:
+        return self.hook.engine.pitr
 
     def _timeout(self) -> float:
-        return float(self.wait_timeout or self.hook.pitr.archive_wait_seconds)
+        return float(self.wait_timeout or self.pitr.settings.archive_wait_seconds)
 
     def poke(self, context: Context) -> bool:
         name = check_wal_name(self.segment)
-        archived = self.hook.archive.has(name)
+        archived = self.pitr.archive.has(name)
         self.log.info("%s %s archived", name, "is" if archived else "is not yet")
         return archived
 
@@ -67,7 +72,7 @@ class WalSegmentSensor(BaseSensorOperator):
             return self.segment
         self.defer(
             trigger=WalSegmentArchivedTrigger(
-                segment=self.segment, target=self.hook.pitr.wal_target,
+                segment=self.segment, target=self.pitr.target,
                 storage=storage_kwargs(self.hook.config),
                 deadline=time.time() + self._timeout(), poll_interval=self.poke_interval),
             method_name="execute_complete")

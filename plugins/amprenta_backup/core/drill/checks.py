@@ -17,7 +17,7 @@ from psycopg import sql
 
 from amprenta_backup.core.backup.logical import count_rows
 from amprenta_backup.core.drill.assertions import Assertion
-from amprenta_backup.core.errors import ConnectionSettingsError
+from amprenta_backup.core.errors import ConnectionSettingsError, first_line
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -104,7 +104,7 @@ def _guarded(name: str, check: Any, db: Db, manifest: Manifest) -> CheckResult:
         result: CheckResult = check(db, manifest)
         return result
     except psycopg.Error as exc:
-        return CheckResult(name, Level.CRITICAL, f"the check could not run: {_first_line(exc)}",
+        return CheckResult(name, Level.CRITICAL, f"the check could not run: {first_line(exc)}",
                            "give the drill connection's role read access to every table")
 
 
@@ -224,7 +224,7 @@ def run_assertion(db: Db, assertion: Assertion, manifest: Manifest,
             width = len(cur.description or ())
     except psycopg.Error as exc:
         return CheckResult(name, Level.CRITICAL, f"{_short(assertion.sql)} failed: "
-                           f"{_first_line(exc)}", "fix the assertion's SQL "
+                           f"{first_line(exc)}", "fix the assertion's SQL "
                            "(BACKUP_DRILL_ASSERTIONS); it runs read-only, one statement")
     if rows is None or len(rows) != 1 or width != 1:
         shape = "no result" if rows is None else f"{len(rows)}{'+' if len(rows) > 1 else ''} " \
@@ -261,8 +261,3 @@ def _count(value: int | None) -> str:
 def _short(query: str) -> str:
     flat = " ".join(query.split())
     return flat if len(flat) <= 80 else flat[:77] + "..."
-
-
-def _first_line(exc: psycopg.Error) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.drill import record as drill_record
 from amprenta_backup.core.drill import scratch as drill_scratch
 from amprenta_backup.core.drill.checks import run_checks
@@ -47,7 +48,6 @@ from amprenta_backup.core.verify import folder_of
 log = logging.getLogger(__name__)
 
 STRATEGIES = (LATEST, RANDOM)
-Resolver = Callable[[str, str | None], PgConnInfo]
 
 
 @dataclass(frozen=True)
@@ -237,6 +237,10 @@ class DrillRunner:
         if record is None:
             raise PreconditionError(f"drill {drill_id} of {target.name} was not recorded")
         return record
+
+    def history(self, target: str | None = None, limit: int = 20) -> list[DrillRecord]:
+        """The drills recorded in the catalog, newest first, optionally of one target."""
+        return drill_record.history(self.catalog, target, limit)
 
     def load(self, drill_id: str) -> DrillRecord:
         record = drill_record.load(self.catalog, drill_id)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -25,8 +25,11 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import ConfigError, PreconditionError
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pitr.localserver import LocalServer, free_port
-from amprenta_backup.core.pitr.restore import PitrReport
+from amprenta_backup.core.pitr.restore import PitrReport, PitrRequest
 from amprenta_backup.core.wal.archive import WalArchive
+
+if TYPE_CHECKING:
+    from amprenta_backup.core.pitr.workflow import PointInTime
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +158,51 @@ class DrillLog:
     def get(self, drill_id: str) -> dict[str, Any] | None:
         rows = self._run("SELECT * FROM pitr_drills WHERE id = %(id)s", {"id": drill_id})
         return rows[0] if rows else None
+
+
+class PitrDrill:
+    """One PITR drill's lifecycle: mark T, restore to T in a scratch cluster, tear it down.
+
+    Every step records its outcome in ``pitr_drills``, whatever is raised; a drill stopped
+    between steps is closed as failed by :meth:`teardown`.
+
+    :param pitr: the PITR workflows of the drilled cluster
+    """
+
+    def __init__(self, pitr: PointInTime) -> None:
+        self.pitr = pitr
+        self.log = DrillLog(pitr.catalog)
+
+    def mark(self, drill_id: str, dag_id: str | None = None,
+             run_id: str | None = None) -> Marks:
+        """Start the drill: the ``before`` row, T, the ``after`` row, WAL switched and archived."""
+        self.log.start(drill_id, self.pitr.target, dag_id, run_id)
+        try:
+            return mark_source(self.pitr.cluster_conninfo(), self.pitr.archive, drill_id,
+                               self.pitr.settings.archive_wait_seconds)
+        except BaseException as exc:
+            self.log.finish(drill_id, None, None, f"marking the source failed: {exc}")
+            raise
+
+    def scratch(self) -> Scratch:
+        """A new scratch folder (and port) for the restore; name it before writing into it."""
+        return Scratch.create(self.pitr.settings.scratch_dir)
+
+    def restore(self, drill_id: str, when: datetime,
+                scratch: Scratch) -> tuple[PitrReport, dict[str, int]]:
+        """Restore to ``when`` into ``scratch`` and check the marker rows; recorded either way."""
+        report: PitrReport | None = None
+        try:
+            report = self.pitr.restore(PitrRequest(when, scratch.data_dir, scratch.port))
+            rows = check_rows(report, self.pitr.cluster_conninfo(), drill_id)
+        except BaseException as exc:
+            self.log.finish(drill_id, report, None, str(exc), target_time=when)
+            raise
+        self.log.finish(drill_id, report, rows, None)
+        return report, rows
+
+    def teardown(self, scratch: Scratch | None, drill_id: str | None) -> bool:
+        """Remove the scratch cluster, if any; close the drill if it never finished."""
+        if scratch is not None:
+            scratch.remove(self.pitr.os_user())
+        return drill_id is not None and self.log.close_unfinished(drill_id)

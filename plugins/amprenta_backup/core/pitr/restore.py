@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ConfigError, PreconditionError, RestoreError
@@ -150,7 +151,7 @@ def choose_base_backup(catalog: Catalog, storage: Storage, target: str,
             f"target time {target_time} is before the end of the earliest base backup of "
             f"{target} ({min(ends.values()).isoformat()}); pick a later time")
     chosen = max(usable, key=lambda r: ends[r.backup_id])
-    folder = chosen.manifest.key.rsplit("/", 1)[0]  # type: ignore[union-attr]
+    folder = layout.folder_of(chosen.manifest.key)  # type: ignore[union-attr]
     stored = Manifest.from_json(storage.get_bytes(f"{folder}/manifest.json"))
     if stored.sha256 != chosen.sha256:
         raise PreconditionError(f"base backup {chosen.backup_id}: the catalog's sha256 differs "
@@ -240,7 +241,7 @@ class PitrRestore:
                 "can run it and set BACKUP_WAL_COMMAND to its amprenta-wal")
 
     def _verify(self, manifest: Manifest, data_dir: Path, work: Path) -> None:
-        folder = manifest.key.rsplit("/", 1)[0]
+        folder = layout.folder_of(manifest.key)
         pg_manifest = work / PG_MANIFEST_NAME
         pg_manifest.write_bytes(self.storage.get_bytes(f"{folder}/{PG_MANIFEST_NAME}"))
         verifier = for_server("pg_verifybackup", major(manifest.server_version))

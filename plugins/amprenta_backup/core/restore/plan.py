@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from psycopg import sql
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.dbprops import DatabaseProperties
 from amprenta_backup.core.errors import (
     BackupDamaged,
@@ -31,7 +32,6 @@ from amprenta_backup.core.restore.server import TargetServer, temporary_name
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.verify import folder_of
 
-Resolver = Callable[[str, str | None], PgConnInfo]
 _QUALIFIED = re.compile(r'^("(?:[^"]|"")+"|[^".]+)\.("(?:[^"]|"")+"|[^".]+)$')
 
 

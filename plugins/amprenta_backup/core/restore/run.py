@@ -18,6 +18,7 @@ from psycopg import sql
 
 from amprenta_backup.core.backup.logical import count_rows
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.constants import DUMP_NAME
 from amprenta_backup.core.errors import (
     BackupDamaged,
@@ -33,7 +34,6 @@ from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
 from amprenta_backup.core.readback import Progress, ToolInput, download, read_back
 from amprenta_backup.core.restore.plan import (
-    Resolver,
     RestorePlan,
     make_plan,
     quote_ident,

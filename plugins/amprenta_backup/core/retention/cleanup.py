@@ -177,7 +177,7 @@ class Cleanup:
                 report.aborted_uploads.append(upload.key)
         folders: dict[str, list[ObjectInfo]] = defaultdict(list)
         for obj in self.storage.list_objects(stem):
-            folder = obj.key.rsplit("/", 1)[0]
+            folder = layout.folder_of(obj.key)
             if self._folder_re.match(folder):
                 folders[folder].append(obj)
         for folder, objects in sorted(folders.items()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from amprenta_backup.core.connections import s3_client_kwargs
@@ -30,3 +31,23 @@ def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> 
     client = s3_client if s3_client is not None else s3_client_from_config(config)
     return S3Storage(client, config.s3_bucket, sse=config.s3_sse,
                      kms_key_id=config.s3_kms_key_id, stall_seconds=config.s3_stall_seconds)
+
+
+def storage_environment(config: StorageConfig, credentials: Mapping[str, str | None]
+                        ) -> dict[str, str]:
+    """The ``BACKUP_*`` storage settings (and S3 ``credentials``) as environment variables, for
+    a process that reaches the same storage (``amprenta-wal fetch`` in ``restore_command``).
+
+    :param credentials: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, optionally
+        ``AWS_SESSION_TOKEN`` and ``BACKUP_S3_ENDPOINT_URL``; empty ones are left out
+    """
+    env = config.to_env()
+    if config.storage_type != "s3":
+        return env
+    env.update({"AWS_ACCESS_KEY_ID": credentials.get("AWS_ACCESS_KEY_ID") or "",
+                "AWS_SECRET_ACCESS_KEY": credentials.get("AWS_SECRET_ACCESS_KEY") or ""})
+    optional = {"AWS_SESSION_TOKEN": credentials.get("AWS_SESSION_TOKEN"),
+                "BACKUP_S3_ENDPOINT_URL": config.s3_endpoint_url
+                or credentials.get("BACKUP_S3_ENDPOINT_URL")}
+    env.update({key: value for key, value in optional.items() if value})
+    return env

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,17 +75,6 @@ class WalArchive:
         self.prefix = prefix
         self.target = target
         self.level = level
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> WalArchive:
-        """The archive that ``BACKUP_*`` (storage) and ``BACKUP_WAL_*`` settings name."""
-        from amprenta_backup.core.settings import BackupConfig, WalSettings
-        from amprenta_backup.core.storage.factory import storage_from_config
-
-        config = BackupConfig.from_env(environ)
-        settings = WalSettings.from_env(environ)
-        return cls(storage_from_config(config.storage), config.prefix, settings.target,
-                   settings.compression_level)
 
     def key(self, name: str) -> str:
         return wal_key(self.prefix, self.target, name)

@@ -8,16 +8,21 @@ healthy archiver keeps it under that timeout. Results are the :class:`CheckResul
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg.rows import dict_row
 
+from amprenta_backup.core.errors import BackupError, first_line
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.names import parse_lsn, segment_number
+
+log = logging.getLogger(__name__)
 
 BACKLOG_WARNING = 10
 
@@ -98,6 +103,29 @@ def check_wal(state: ArchiverState, target: str, now: datetime, rpo_seconds: flo
     if archive is not None and state.last_archived_wal:
         results.append(_in_archive(state.last_archived_wal, archive, target))
     return results
+
+
+def cluster_wal_checks(conn: PgConnInfo, target: str, now: datetime, rpo_seconds: float,
+                       archive: Callable[[], WalArchive]) -> list[CheckResult]:
+    """The WAL checks of the cluster at ``conn``: its archiver state, then the archive.
+
+    A server that cannot be read, or an archive that cannot be, is a critical result, not
+    an error: health reports every problem it finds.
+    """
+    try:
+        state = read_state(conn)
+    except psycopg.Error as exc:
+        return [CheckResult("wal_archiver_readable", Level.CRITICAL,
+                            f"cannot read pg_stat_archiver on {conn.describe()}: "
+                            f"{conn.redact(first_line(exc))}",
+                            "check the server and its connection", target)]
+    try:
+        return check_wal(state, target, now, rpo_seconds, archive())
+    except BackupError as exc:
+        log.warning("WAL archive not checked: %s", exc)
+        return check_wal(state, target, now, rpo_seconds) + [CheckResult(
+            "wal_in_archive", Level.CRITICAL, f"the WAL archive cannot be read: {exc}",
+            "fix the storage settings", target)]
 
 
 def _failures(state: ArchiverState, target: str) -> CheckResult:
