@@ -50,7 +50,7 @@ def test_dag_files_hold_no_functions_or_classes() -> None:
 
 
 PACKAGE = ROOT / "plugins" / "amprenta_backup"
-ADAPTERS = ("operators", "cli", "sensors")
+ADAPTERS = ("operators", "cli", "sensors", "triggers")  # notifiers: alert sinks, no workflow
 WIRING = {"storage", "catalog", "archive", "resolve"}
 MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_CORE_MODULES = 400, 60, 18
 
@@ -110,8 +110,8 @@ def _wires(target: object) -> set[str]:
 
 
 def test_adapters_get_their_workflows_from_the_engine() -> None:
-    """Operators, sensors and CLI commands never hand storage, a catalog, an archive or a
-    resolver to core themselves: BackupEngine (built by EngineHook in Airflow) does."""
+    """Operators, sensors, triggers and CLI commands never hand storage, a catalog, an archive
+    or a resolver to core themselves: BackupEngine (built by EngineHook in Airflow) does."""
     from amprenta_backup.core.engine import BackupEngine
 
     offenders: list[str] = []

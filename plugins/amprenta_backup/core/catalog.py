@@ -13,8 +13,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from amprenta_backup.core import layout
 from amprenta_backup.core.constants import MANIFEST_NAME
-from amprenta_backup.core.errors import CatalogError
+from amprenta_backup.core.errors import CatalogError, first_line
 from amprenta_backup.core.migrations import migrate
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -105,7 +106,7 @@ class Catalog:
         except psycopg.errors.DuplicateDatabase:
             return False  # created by a concurrent run a moment ago
         except psycopg.Error as exc:
-            detail = self.conn.redact(str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+            detail = self.conn.redact(first_line(exc))
             raise CatalogError(
                 f"cannot create the catalog database {name!r} on {server.describe()}: {detail}; "
                 f"create it there (CREATE DATABASE {sql.Identifier(name).as_string(None)}) or "
@@ -121,7 +122,7 @@ class Catalog:
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.UndefinedTable):
                 _READY.pop(self._key, None)  # the database was made again: migrate next time
-            detail = self.conn.redact(str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+            detail = self.conn.redact(first_line(exc))
             raise CatalogError(
                 f"backup catalog at {self.conn.describe()} failed: {detail}; check the catalog "
                 "connection (BACKUP_CATALOG_CONN_ID)"
@@ -216,7 +217,7 @@ def stored_manifests(storage: Storage, prefix: str = "") -> Iterator[tuple[str, 
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("skipping unreadable manifest %s: %s", storage.uri(info.key), exc)
             continue
-        yield info.key.rsplit("/", 1)[0], manifest
+        yield layout.folder_of(info.key), manifest
 
 
 def record_from_manifest(manifest: Manifest, location: str, status: Status) -> BackupRecord:

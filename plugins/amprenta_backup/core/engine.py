@@ -43,8 +43,6 @@ if TYPE_CHECKING:  # imported where used: `amprenta-wal` builds its archive here
 
 log = logging.getLogger(__name__)
 
-ConnResolver = Resolver  # the name this module exported before connections.Resolver
-
 
 class BackupEngine:
     """The one way into core: every workflow (backup, base backup, verify, restore, retention,

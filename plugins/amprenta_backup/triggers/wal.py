@@ -50,11 +50,15 @@ class WalSegmentArchivedTrigger(BaseTrigger):
 
     def _archived(self) -> bool:
         if self._archive is None:
+            from amprenta_backup.core.engine import BackupEngine
             from amprenta_backup.hooks.storage import BackupStorageHook
 
-            config = BackupConfig(storage=StorageConfig(**self.storage))
-            self._archive = WalArchive(BackupStorageHook(config).get_storage(), config.prefix,
-                                       self.target)
+            from amprenta_backup.core.engine import BackupEngine
+            from amprenta_backup.hooks.storage import BackupStorageHook
+
+            config = BackupConfig(storage=StorageConfig(**self.storage))  # no catalog needed
+            engine = BackupEngine(config, storage=BackupStorageHook(config).get_storage())
+            self._archive = engine.wal_archive(self.target)
         return self._archive.has(self.segment)
 
     def _event(self, status: str, message: str = "") -> TriggerEvent:
