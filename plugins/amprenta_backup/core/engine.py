@@ -8,7 +8,6 @@ per segment, and must not pay for psycopg, the catalog or the restore code each 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -32,6 +31,7 @@ if TYPE_CHECKING:  # imported where used: `amprenta-wal` builds its archive here
     from amprenta_backup.core.health import CheckResult, HealthChecker
     from amprenta_backup.core.pitr.workflow import PointInTime
     from amprenta_backup.core.readback import Progress, Readback
+    from amprenta_backup.core.recovery.report import RecoveryReport
     from amprenta_backup.core.recovery.run import Recovery
     from amprenta_backup.core.restore.globals import GlobalsRestoreResult
     from amprenta_backup.core.restore.plan import RestorePlan
@@ -148,7 +148,7 @@ class BackupEngine:
         """The WAL checks of ``BACKUP_PITR_CONN_ID`` now; none when PITR is not configured."""
         from amprenta_backup.core.health import CheckResult, Level
 
-        if self._pitr is None and not os.environ.get("BACKUP_PITR_CONN_ID", "").strip():
+        if self._pitr is None and not PitrSettings.configured():
             return []
         try:
             pitr = self.pitr
@@ -262,6 +262,13 @@ class BackupEngine:
             return self.resolve(conn_id, database)
 
         return Recovery(self.storage, self.config.prefix, catalog, resolve, kind)
+
+    def save_dr_drill(self, report: RecoveryReport, server_conn_id: str,
+                      objective_seconds: float) -> None:
+        """Keep a DR drill in the catalog's ``drill_runs``, beside the restore drills."""
+        from amprenta_backup.core.recovery.drill import save_drill
+
+        save_drill(self.catalog, report, server_conn_id, objective_seconds)
 
     def restore_globals(self, backup_id: str, target_conn_id: str,
                         dry_run: bool = False) -> GlobalsRestoreResult:

@@ -16,7 +16,6 @@ from amprenta_backup.core.recovery.drill import (
     SCRATCH_CONN_ID,
     DrDrillSettings,
     drop_databases,
-    save_drill,
     source_major,
 )
 from amprenta_backup.core.recovery.plan import RecoveryRequest
@@ -103,7 +102,7 @@ class DrDrillRecoverOperator(_DrDrillOperator):
         context["ti"].xcom_push(key="plan", value=planned.plan.to_dict())
         report = recovery.run(request, run_context(context), planned)
         try:
-            save_drill(self.engine.catalog, report, conn_id, self.settings.rto_seconds)
+            self.engine.save_dr_drill(report, conn_id, self.settings.rto_seconds)
         except BackupError as exc:
             self.log.error("the drill was not recorded in drill_runs: %s", exc)
         return finish(self, context, report)

@@ -53,9 +53,6 @@ class WalSegmentArchivedTrigger(BaseTrigger):
             from amprenta_backup.core.engine import BackupEngine
             from amprenta_backup.hooks.storage import BackupStorageHook
 
-            from amprenta_backup.core.engine import BackupEngine
-            from amprenta_backup.hooks.storage import BackupStorageHook
-
             config = BackupConfig(storage=StorageConfig(**self.storage))  # no catalog needed
             engine = BackupEngine(config, storage=BackupStorageHook(config).get_storage())
             self._archive = engine.wal_archive(self.target)
