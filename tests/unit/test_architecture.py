@@ -59,9 +59,15 @@ def _package_modules() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
+# over the limit on main when this test was added (not modules of that change): they may only
+# shrink; drop an entry once its module is under the limit
+SHRINKING = {"plugins/amprenta_backup/core/settings.py": 407}
+
+
 def test_no_module_is_over_400_lines() -> None:
-    long = {str(p.relative_to(ROOT)): n for p in [*_package_modules(), *ROOT.glob("dags/*.py")]
-            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {name: n for p in [*_package_modules(), *ROOT.glob("dags/*.py")]
+            if (n := len(p.read_text().splitlines())) > SHRINKING.get(
+                name := str(p.relative_to(ROOT)), MAX_MODULE_LINES)}
     assert long == {}, "split these modules by what they do"
 
 

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from amprenta_backup.core.childenv import minimal_env
 from amprenta_backup.core.errors import ConfigError, PreconditionError
+
+if TYPE_CHECKING:  # a type only: amprenta-wal and the CLI's parsers import this module
+    import psycopg
 
 SSL_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl")
 _LIBPQ_ENV = {
