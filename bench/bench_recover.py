@@ -151,7 +151,8 @@ class Bench:
         from amprenta_backup.core.pitr.localserver import server_user
         from amprenta_backup.core.recovery.scratch import ScratchCluster, server_bin_dir
 
-        scratch = ScratchCluster.create(None, server_bin_dir(), server_user("postgres"))
+        major = self.args.drill_major
+        scratch = ScratchCluster.create(None, server_bin_dir(major), server_user("postgres"))
         try:
             return self.recover(scratch.conninfo(), "dr_drill")
         finally:
@@ -197,6 +198,7 @@ def run(bench: Bench) -> dict[str, Any]:
     return {"started_at": datetime.now(UTC).isoformat(), "size_mb": bench.args.size_mb,
             "storage": bench.args.storage, "parallel": bench.args.parallel,
             "kind": "dr_drill" if bench.args.drill else "recover",
+            "drill_major": bench.args.drill_major,
             "database_bytes": bench.sizes,
             "raw_bytes": {n: m.raw_bytes for n, m in bench.manifests.items()},
             "stored_bytes": {n: m.stored_bytes for n, m in bench.manifests.items()},
@@ -232,13 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", choices=("s3", "local"), default="s3")
     parser.add_argument("--drill", action="store_true",
                         help="ours is the dr_drill path: into a scratch cluster on this host")
+    parser.add_argument("--drill-major", type=int, metavar="N",
+                        help="with --drill: the scratch cluster's major (upgrade rehearsal)")
     parser.add_argument("--output", type=Path, help="JSON results file")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stops the servers on the way out
     with contextlib.closing(Bench(args)) as bench:
         raw = run(bench)
     result = report(raw)
-    stem = "dr-drill" if args.drill else "recover"
+    stem = ("dr-drill" + (f"-pg{args.drill_major}" if args.drill_major else "")
+            if args.drill else "recover")
     output = args.output or HERE / "results" / f"{stem}-{args.size_mb}mb.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -17,13 +17,14 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import CatalogError, first_line
 from amprenta_backup.core.migrations import migrate
-from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
+from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
 MAINTENANCE_DB = "postgres"
+FUTURE_SLACK = timedelta(days=1)  # clock skew allowed before a backup id counts as planted
 _READY: dict[tuple[str, int, str], int] = {}  # schema version of the catalogs made ready here
 
 
@@ -208,16 +209,32 @@ class Catalog:
 
 def stored_manifests(storage: Storage, prefix: str = "") -> Iterator[tuple[str, Manifest]]:
     """``(folder key, manifest)`` of every readable ``manifest.json`` under ``prefix``;
-    unreadable ones are logged and skipped."""
+    unreadable ones are logged and skipped, and so is one whose id and target are not those
+    of its folder or whose time is in the future (a planted manifest must not pose as
+    another backup or as the newest)."""
     for info in storage.list_objects(prefix):
         if not info.key.endswith("/" + MANIFEST_NAME):
             continue
+        folder = layout.folder_of(info.key)
         try:
             manifest = Manifest.from_json(storage.get_bytes(info.key))
+            problem = _misplaced(folder, manifest)
         except (ValueError, TypeError, KeyError) as exc:
-            log.warning("skipping unreadable manifest %s: %s", storage.uri(info.key), exc)
+            problem = f"unreadable: {exc}"
+        if problem:
+            log.warning("skipping manifest %s: %s", storage.uri(info.key), problem)
             continue
-        yield layout.folder_of(info.key), manifest
+        yield folder, manifest
+
+
+def _misplaced(folder: str, manifest: Manifest) -> str | None:
+    """Why a manifest cannot be the backup of its folder (under any prefix), or None."""
+    expected = layout.backup_folder("", manifest.target, manifest.backup_id)
+    if folder != expected and not folder.endswith("/" + expected):
+        return f"its id and target belong in a folder .../{expected}"
+    if layout.backup_time(manifest.backup_id) > utcnow() + FUTURE_SLACK:
+        return f"backup id {manifest.backup_id} is in the future"
+    return None
 
 
 def record_from_manifest(manifest: Manifest, location: str, status: Status) -> BackupRecord:
