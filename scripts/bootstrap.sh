@@ -60,6 +60,16 @@ EOF
     fi
 fi
 
+# --- Debian's faketime, for the clock-skew fault tests (they skip, saying so, without it) --
+if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's faketime (clock-skew tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y faketime >/dev/null 2>&1 \
+        || { apt-get update >/dev/null 2>&1 && apt-get install -y faketime >/dev/null 2>&1; } \
+        || say "faketime could not be installed; tests/faults/test_clock_skew.py will skip"
+fi
+
 # --- Python virtualenv -----------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"

@@ -65,7 +65,7 @@ def test_a_healthy_target_passes_stores_results_and_alerts_nobody(
     make_backup(health.storage, health.catalog, conninfo(pg_cluster, "af_source"))
     assert str(health.run(utcnow()).state) == "success"
     rows = health.rows()
-    assert len(rows) == 7 and {r["status"] for r in rows} == {"ok"}
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}  # worker_clock too
     assert {r["target"] for r in rows} == {None, "pg_source"}
     assert health.slack.posts == [] and health.smtp.messages == []
     assert list_admin_notifications(health.catalog) == []

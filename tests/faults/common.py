@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
@@ -15,7 +16,14 @@ from amprenta_backup.core.retention.policies import policies_from_config
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage import Storage
 from amprenta_backup.sandbox.s3server import MotoServer
-from tests.support.cli import conn_uri
+from tests.support.cli import CliRunner, conn_uri
+
+
+def local_cli(conn_id: str, source: PgConnInfo, catalog: Catalog, root: Path) -> CliRunner:
+    """The CLI with one source connection ``conn_id``, ``catalog`` and local storage."""
+    return CliRunner({f"AIRFLOW_CONN_{conn_id.upper()}": conn_uri(source),
+                      "AIRFLOW_CONN_BACKUP_CATALOG": conn_uri(catalog.conn),
+                      "BACKUP_STORAGE_TYPE": "local", "BACKUP_LOCAL_PATH": str(root)})
 
 
 def s3_cli_env(moto: MotoServer, bucket: str, catalog: Catalog, source: PgConnInfo,

@@ -18,9 +18,6 @@ from tests.faults.conftest import FaultRow
 from tests.support.cli import CliRunner, conn_uri, sigkill
 from tests.support.process_group import members
 
-HEARTBEAT = ("defect 1 (issue 11): a RUNNING record has no heartbeat, so it stays RUNNING and "
-             "cleanup keeps its partial objects; the lifecycle helper's row")
-
 
 class Setup:
     """A CLI backup of ``pg_big`` into local or S3 storage, and how to see its partial data."""
@@ -72,7 +69,7 @@ def test_a_killed_backup_is_never_offered_for_restore(
     setup.kill_mid_upload()
     row.saw("pg_dump exits with its parent (no orphan)")
     (record,) = catalog.find(target="pg_big")
-    assert record.status == Status.RUNNING and record.manifest is None  # see HEARTBEAT
+    assert record.status == Status.RUNNING and record.manifest is None  # until abandoned
     keys = [o.key for o in setup.storage.list_objects() if "/pg_big/" in o.key]
     assert not [k for k in keys if k.endswith("manifest.json")], keys
     assert setup.partials() or keys  # an unfinished upload, or a dump whose manifest never came
@@ -88,7 +85,6 @@ def test_a_killed_backup_is_never_offered_for_restore(
 
 
 @pytest.mark.faults("SIGKILL mid-upload ({setup}): record abandoned and partials removed")
-@pytest.mark.xfail(strict=True, reason=HEARTBEAT)
 def test_a_killed_backup_is_abandoned_and_its_partials_removed(
     setup: Setup, catalog: Catalog, row: FaultRow,
 ) -> None:
@@ -98,3 +94,4 @@ def test_a_killed_backup_is_abandoned_and_its_partials_removed(
     assert setup.partials() == [], report.summary()
     (record,) = catalog.find(target="pg_big")
     assert record.status == Status.FAILED and "abandoned" in (record.error or "")
+    row.saw("cleanup two days later: FAILED (abandoned), partial upload removed")

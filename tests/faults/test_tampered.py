@@ -119,15 +119,15 @@ def test_restore_refuses_before_creating_anything_and_latest_moves_on(
 
 
 @pytest.mark.faults("dump and manifest swapped for another backup's: restore")
-@pytest.mark.xfail(strict=True, reason="defect 4 (issue 11): restore does not compare the "
-                   "manifest with the catalog record; the lifecycle helper's row")
 def test_a_swapped_folder_is_refused_by_restore(
     stored: Stored, row: FaultRow, pg_cluster: ClusterBase,
 ) -> None:
     _swapped(stored)
     done = stored.cli("restore", stored.second["id"], "--database", "tampered_swap")
     assert done.returncode == 3, (done.returncode, done.stderr)
+    assert "does not match the catalog record" in done.stderr, done.stderr
     assert not pg_cluster.database_exists("tampered_swap")
+    row.saw("restore exits 3 naming the mismatch with the catalog record, no database created")
 
 
 @pytest.mark.faults("backup folder planted in storage (unknown to the catalog)")

@@ -62,7 +62,7 @@ def test_a_healthy_target_is_all_ok_and_gives_no_alert(
     results = checker(local_storage, catalog, source_conn).run(utcnow())
     assert [(r.name, r.status) for r in results] == [
         ("catalog_reachable", Level.OK), ("storage_writable", Level.OK),
-        ("latest_backup_age", Level.OK), ("recent_failures", Level.OK),
+        ("worker_clock", Level.OK), ("latest_backup_age", Level.OK), ("recent_failures", Level.OK),
         ("backups_stored", Level.OK), ("corrupt_backups", Level.OK),
         ("pg_dump_version", Level.OK)]
     assert by_name(results)["backups_stored"].detail == \

@@ -10,13 +10,17 @@ from typing import Any
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core import layout
 from amprenta_backup.core.engine import BackupEngine
-from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
+from amprenta_backup.core.errors import CatalogError, CatalogUnavailable
+from amprenta_backup.core.models import BackupRecord, RunContext
 from amprenta_backup.core.settings import BackupTarget
 
 
 def register(subparsers: Any) -> None:
     backup = subparsers.add_parser("backup", help="back up one target now")
     backup.add_argument("target", help="conn_id or conn_id:database (AIRFLOW_CONN_<ID> set)")
+    backup.add_argument("--backup-id", metavar="ID",
+                        help="id of the backup (default: a new one); running it again with a "
+                             "completed id does nothing (idempotent)")
     backup.add_argument("--json", action="store_true", help="print JSON")
     backup.set_defaults(handler=cmd_backup)
 
@@ -58,9 +62,15 @@ def record_dict(record: BackupRecord) -> dict[str, Any]:
 def cmd_backup(args: argparse.Namespace) -> int:
     engine = BackupEngine()
     target = BackupTarget.parse(args.target)
-    run = RunContext(logical_date=utcnow())
-    manifest = engine.runner().run(target.name, engine.conninfo(target), run,
-                                   layout.make_backup_id(utcnow()))
+    try:
+        now = engine.catalog.now()  # the catalog server's clock, whatever this host's says
+    except CatalogError as exc:
+        raise CatalogUnavailable(f"backup of {target.name!r} not started, nothing was written: "
+                                 f"{exc}") from exc
+    backup_id = layout.check_backup_id(args.backup_id) if args.backup_id else \
+        layout.make_backup_id(now)
+    manifest = engine.runner().run(target.name, engine.conninfo(target),
+                                   RunContext(logical_date=now), backup_id)
     if args.json:
         print_json(manifest.to_dict())
     else:
@@ -102,13 +112,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    """Exit 1 when a manifest was skipped or conflicts with a record (the rest is rebuilt)."""
     engine = BackupEngine()
     created = engine.catalog.create_database()
-    count = engine.catalog.rebuild(engine.storage, engine.config.prefix)
+    report = engine.catalog.rebuild_report(engine.storage, engine.config.prefix)
     where = engine.storage.uri(engine.config.prefix)
     if args.json:
-        print_json({"rebuilt": count, "storage": where, "catalog_created": created})
+        print_json({**report.to_dict(), "storage": where, "catalog_created": created})
     else:
         made = f" into the new {engine.catalog.describe()}" if created else ""
-        print(f"rebuilt {count} records from {where}{made}")
-    return 0
+        print(f"rebuilt {report.rebuilt} records from {where}{made}")
+        for uri, why in report.skipped:
+            print(f"skipped {uri}: {why}", file=sys.stderr)
+        for backup_id, why in report.conflicts:
+            print(f"conflict: backup {backup_id} kept as the catalog has it: {why}",
+                  file=sys.stderr)
+    return 1 if report.skipped or report.conflicts else 0

@@ -10,7 +10,6 @@ from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.health import Level, render, worst
-from amprenta_backup.core.models import utcnow
 
 
 def register(subparsers: Any) -> None:
@@ -21,9 +20,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=cmd_health)
 
 
-def _as_of(text: str | None) -> datetime:
+def _as_of(text: str | None) -> datetime | None:
     if not text:
-        return utcnow()
+        return None  # now, by the catalog server's clock
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

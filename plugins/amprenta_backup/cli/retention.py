@@ -9,7 +9,6 @@ from typing import Any
 
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
-from amprenta_backup.core.models import utcnow
 
 
 def register(subparsers: Any) -> None:
@@ -23,8 +22,7 @@ def register(subparsers: Any) -> None:
 def cmd_retention(args: argparse.Namespace) -> int:
     """Exit 1 when some backup could not be removed."""
     deleted_by = f"cli:{getpass.getuser()}@{socket.gethostname()}"
-    report = BackupEngine().retention().run(utcnow(), deleted_by=deleted_by,
-                                            dry_run=args.dry_run)
+    report = BackupEngine().retention().run(None, deleted_by=deleted_by, dry_run=args.dry_run)
     if args.json:
         print_json(report.to_dict(with_plan=True))
     else:

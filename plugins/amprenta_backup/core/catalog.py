@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.clock import ClockReading
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import CatalogError, first_line
+from amprenta_backup.core.manifests import FUTURE_SLACK, ManifestError, parse_manifest
 from amprenta_backup.core.migrations import migrate
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -24,7 +27,6 @@ from amprenta_backup.core.storage.base import Storage
 log = logging.getLogger(__name__)
 
 MAINTENANCE_DB = "postgres"
-FUTURE_SLACK = timedelta(days=1)  # clock skew allowed before a backup id counts as planted
 _READY: dict[tuple[str, int, str], int] = {}  # schema version of the catalogs made ready here
 
 
@@ -36,17 +38,19 @@ def forget_ready() -> None:
 _UPSERT = """
 INSERT INTO backup_records (id, target, database_name, kind, status, location, file_size_bytes,
     raw_size_bytes, sha256, error, started_at, completed_at, dag_id, run_id, logical_date,
-    try_number, manifest, created_at)
+    try_number, manifest, created_at, heartbeat_at)
 VALUES (%(id)s, %(target)s, %(database_name)s, %(kind)s, %(status)s, %(location)s,
     %(file_size_bytes)s, %(raw_size_bytes)s, %(sha256)s, %(error)s, %(started_at)s,
     %(completed_at)s, %(dag_id)s, %(run_id)s, %(logical_date)s, %(try_number)s, %(manifest)s,
-    %(started_at)s)
+    %(started_at)s, CASE WHEN %(status)s = 'running' THEN now() END)
 ON CONFLICT (id) DO UPDATE SET
     status = EXCLUDED.status, location = EXCLUDED.location,
     file_size_bytes = EXCLUDED.file_size_bytes, raw_size_bytes = EXCLUDED.raw_size_bytes,
     sha256 = EXCLUDED.sha256, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
     completed_at = EXCLUDED.completed_at, run_id = EXCLUDED.run_id,
-    try_number = EXCLUDED.try_number, manifest = EXCLUDED.manifest, updated_at = now()
+    try_number = EXCLUDED.try_number, manifest = EXCLUDED.manifest, updated_at = now(),
+    heartbeat_at = CASE WHEN EXCLUDED.status = 'running' THEN now()
+                        ELSE backup_records.heartbeat_at END
 """
 
 
@@ -60,6 +64,8 @@ class Catalog:
 
     def __init__(self, conn: PgConnInfo) -> None:
         self.conn = conn
+        self._skew_logged = False
+        self._skew = timedelta(0)
 
     @property
     def _key(self) -> tuple[str, int, str]:
@@ -92,6 +98,36 @@ class Catalog:
                 return True
         except psycopg.Error:
             return False
+
+    def clock(self) -> ClockReading:
+        """The catalog server's time, with this worker's read at the same moment."""
+        with self._cursor() as cur:
+            before = utcnow()
+            cur.execute("SELECT clock_timestamp() AS now")
+            after = utcnow()
+            row = cur.fetchone()
+        assert row is not None
+        return ClockReading(server=row["now"], local=before + (after - before) / 2)
+
+    def now(self) -> datetime:
+        """The catalog server's time: the one clock that backup times and retention use
+        (a worker's own clock may be far off; that is logged once per catalog object)."""
+        reading = self.clock()
+        self._skew = reading.skew
+        if reading.off() and not self._skew_logged:
+            log.warning("%s", reading.describe())
+            self._skew_logged = True
+        return reading.server
+
+    def now_or_estimate(self) -> datetime:
+        """:meth:`now`, or, if the catalog cannot be reached right now, this worker's clock
+        corrected by the skew last read (for times written while the catalog may be down)."""
+        try:
+            return self.now()
+        except CatalogError as exc:
+            log.warning("the catalog's clock cannot be read (%s); using this worker's, "
+                        "corrected by %s", exc, self._skew)
+            return utcnow() - self._skew
 
     def create_database(self) -> bool:
         """Create the catalog's database on its server if missing (through the maintenance
@@ -193,48 +229,90 @@ class Catalog:
             return [_from_row(row) for row in cur.fetchall()]
 
     def rebuild(self, storage: Storage, prefix: str = "") -> int:
-        """Re-create records from every ``manifest.json`` in storage; returns how many.
+        """Re-create records from the manifests in storage; returns how many (see
+        :meth:`rebuild_report` for what was skipped and why)."""
+        return self.rebuild_report(storage, prefix).rebuilt
 
+    def rebuild_report(self, storage: Storage, prefix: str = "") -> RebuildReport:
+        """Re-create records from every valid ``manifest.json`` in storage.
+
+        Each manifest is checked (:func:`parse_manifest`: types, bounds, id and target equal
+        to its folder's, no future dates by this server's clock); bad ones are skipped and
+        reported, the rest rebuilt. A record that exists with other content (another
+        location, target, sha256 or size) is never overwritten: that is a conflict, reported.
         Statuses set by later steps (verified, corrupt, deleted) are kept.
         """
-        count = 0
-        for folder, manifest in stored_manifests(storage, prefix):
-            existing = self.get(manifest.backup_id)
-            status = existing.status if existing and existing.status != Status.RUNNING \
-                and existing.status != Status.FAILED else Status.COMPLETED
-            self.save(record_from_manifest(manifest, storage.uri(folder), status))
-            count += 1
-        return count
+        report = RebuildReport()
+        found: dict[str, list[tuple[str, Manifest]]] = {}
+        for folder, manifest in stored_manifests(storage, prefix, report.skipped,
+                                                 self.now() + FUTURE_SLACK):
+            found.setdefault(manifest.backup_id, []).append((folder, manifest))
+        for backup_id, copies in found.items():
+            folder, manifest = copies[0]
+            location = storage.uri(folder)
+            existing = self.get(backup_id)
+            conflict = (f"found in {len(copies)} folders: "
+                        f"{', '.join(storage.uri(f) for f, _ in copies)}" if len(copies) > 1
+                        else _conflict(existing, manifest, location) if existing else None)
+            if conflict:
+                report.conflicts.append((backup_id, conflict))
+                log.warning("rebuild: backup %s not recorded: %s", backup_id, conflict)
+                continue
+            status = existing.status if existing and existing.status not in (
+                Status.RUNNING, Status.FAILED) else Status.COMPLETED
+            self.save(record_from_manifest(manifest, location, status))
+            report.rebuilt += 1
+        return report
 
 
-def stored_manifests(storage: Storage, prefix: str = "") -> Iterator[tuple[str, Manifest]]:
-    """``(folder key, manifest)`` of every readable ``manifest.json`` under ``prefix``;
-    unreadable ones are logged and skipped, and so is one whose id and target are not those
-    of its folder or whose time is in the future (a planted manifest must not pose as
-    another backup or as the newest)."""
+@dataclass
+class RebuildReport:
+    """What ``rebuild-catalog`` did: records rebuilt, manifests skipped, conflicts left.
+
+    :param skipped: ``(manifest URI, why)`` of manifests that failed the checks
+    :param conflicts: ``(backup id, why)`` of manifests that disagree with an existing record
+    """
+
+    rebuilt: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rebuilt": self.rebuilt,
+                "skipped": [{"manifest": uri, "reason": why} for uri, why in self.skipped],
+                "conflicts": [{"backup_id": i, "reason": why} for i, why in self.conflicts]}
+
+
+def _conflict(existing: BackupRecord, manifest: Manifest, location: str) -> str | None:
+    """Why ``manifest`` may not replace ``existing``, or None if it describes the same backup."""
+    differences = [f"{what} {ours!r} in the catalog, {theirs!r} in the manifest"
+                   for what, ours, theirs in (
+                       ("location", existing.location, location),
+                       ("target", existing.target, manifest.target),
+                       ("sha256", existing.sha256, manifest.sha256),
+                       ("stored size", existing.stored_bytes, manifest.stored_bytes))
+                   if ours is not None and ours != theirs]
+    return "; ".join(differences) or None
+
+
+def stored_manifests(storage: Storage, prefix: str = "",
+                     skipped: list[tuple[str, str]] | None = None,
+                     not_after: datetime | None = None) -> Iterator[tuple[str, Manifest]]:
+    """``(folder key, manifest)`` of every valid ``manifest.json`` under ``prefix``
+    (:func:`parse_manifest`); the others are logged and added to ``skipped`` as
+    ``(URI, why)``."""
     for info in storage.list_objects(prefix):
         if not info.key.endswith("/" + MANIFEST_NAME):
             continue
         folder = layout.folder_of(info.key)
         try:
-            manifest = Manifest.from_json(storage.get_bytes(info.key))
-            problem = _misplaced(folder, manifest)
-        except (ValueError, TypeError, KeyError) as exc:
-            problem = f"unreadable: {exc}"
-        if problem:
-            log.warning("skipping manifest %s: %s", storage.uri(info.key), problem)
+            manifest = parse_manifest(storage.get_bytes(info.key), folder, not_after)
+        except ManifestError as exc:
+            log.warning("skipping manifest %s: it %s", storage.uri(info.key), exc)
+            if skipped is not None:
+                skipped.append((storage.uri(info.key), f"it {exc}"))
             continue
         yield folder, manifest
-
-
-def _misplaced(folder: str, manifest: Manifest) -> str | None:
-    """Why a manifest cannot be the backup of its folder (under any prefix), or None."""
-    expected = layout.backup_folder("", manifest.target, manifest.backup_id)
-    if folder != expected and not folder.endswith("/" + expected):
-        return f"its id and target belong in a folder .../{expected}"
-    if layout.backup_time(manifest.backup_id) > utcnow() + FUTURE_SLACK:
-        return f"backup id {manifest.backup_id} is in the future"
-    return None
 
 
 def record_from_manifest(manifest: Manifest, location: str, status: Status) -> BackupRecord:

@@ -114,7 +114,7 @@ class BackupEngine:
         from amprenta_backup.core.retention.policies import policies_from_config
 
         return Cleanup(self.storage, self.catalog, policies_from_config(self.config),
-                       self.config.prefix)
+                       self.config.prefix, self.heartbeat_timeout)
 
     def drills(self, settings: DrillSettings | None = None) -> DrillRunner:
         """Restore drills (``BACKUP_DRILL_*`` unless ``settings`` are given)."""
@@ -130,11 +130,17 @@ class BackupEngine:
 
         config = self.config
         return HealthChecker(self.storage, self.catalog, config.targets, self.conninfo,
-                             config.health_max_age_hours, prefix=config.prefix)
+                             config.health_max_age_hours, prefix=config.prefix,
+                             heartbeat_timeout=self.heartbeat_timeout)
 
-    def health(self, as_of: datetime) -> list[CheckResult]:
-        """Every health check: backups as of ``as_of``, then WAL archiving now (if PITR is set).
-        """
+    @property
+    def heartbeat_timeout(self) -> timedelta:
+        """How long a RUNNING backup may be silent before it counts as abandoned."""
+        return timedelta(seconds=self.config.heartbeat_timeout_seconds)
+
+    def health(self, as_of: datetime | None = None) -> list[CheckResult]:
+        """Every health check: backups as of ``as_of`` (default: now by the catalog server's
+        clock), then WAL archiving now (if PITR is set)."""
         return self.health_checker().run(as_of) + self.wal_health()
 
     def save_health(self, results: list[CheckResult], as_of: datetime,
@@ -166,7 +172,7 @@ class BackupEngine:
         settings = self._pitr or PitrSettings.from_env()
         settings.check_distinct([t.name for t in self.config.targets])
         return PointInTime(settings, self.storage, self.catalog, self.config.prefix,
-                           self.resolve, self.fetch_env)
+                           self.resolve, self.fetch_env, self.heartbeat_timeout)
 
     def wal_archive(self, target: str, level: int = 1) -> WalArchive:
         """The WAL archive of ``target`` in the configured storage."""

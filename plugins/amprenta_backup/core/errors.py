@@ -43,7 +43,15 @@ class StorageError(BackupError):
 
 
 class ChecksumMismatch(BackupError):
-    """The bytes in storage do not match the checksum recorded in the manifest."""
+    """The bytes in storage do not match the checksum recorded in the manifest (or the manifest
+    does not match the catalog record).
+
+    :param backup_id: the backup found corrupt, when one is known
+    """
+
+    def __init__(self, message: str, backup_id: str | None = None) -> None:
+        super().__init__(message)
+        self.backup_id = backup_id
 
 
 class ObjectMissing(StorageError):

@@ -12,7 +12,9 @@ from typing import Any
 import psycopg
 
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.clock import SKEW_LIMIT, ClockReading
 from amprenta_backup.core.errors import BackupError, first_line
+from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, find_abandoned
 from amprenta_backup.core.notifications import Alert
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major
 from amprenta_backup.core.settings import BackupTarget
@@ -90,7 +92,8 @@ class HealthChecker:
 
     def __init__(self, storage: Storage, catalog: Catalog, targets: Sequence[BackupTarget],
                  resolve: Callable[[BackupTarget], PgConnInfo], max_age_hours: int = 48,
-                 prefix: str = "") -> None:
+                 prefix: str = "", heartbeat_timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
         self.prefix = prefix
         self.storage = storage
         self.catalog = catalog
@@ -98,15 +101,18 @@ class HealthChecker:
         self.resolve = resolve
         self.max_age = timedelta(hours=max_age_hours)
 
-    def run(self, as_of: datetime) -> list[CheckResult]:
-        """Every result, system checks first; record checks are computed as of ``as_of``."""
+    def run(self, as_of: datetime | None = None) -> list[CheckResult]:
+        """Every result, system checks first; record checks are computed as of ``as_of``
+        (default: now by the catalog server's clock, the one backup times are written with)."""
         results = [self.check_catalog(), self.check_storage()]
         if not self.targets:
             results.append(CheckResult("targets_configured", Level.WARNING,
                                        "BACKUP_TARGETS is empty: nothing is backed up",
                                        "set BACKUP_TARGETS=conn_id[:database],..."))
         if results[0].status == Level.OK:
-            results += self.check_records(as_of)
+            reading = self.catalog.clock()
+            results.append(check_clock(reading))
+            results += self.check_records(as_of or reading.server) + self.check_abandoned()
         for target in self.targets:
             results.append(self.check_client(target))
         return results
@@ -150,6 +156,15 @@ class HealthChecker:
                                     target=name),
                         self._corrupt(name, list(row["corrupt"] or []))]
         return results
+
+    def check_abandoned(self) -> list[CheckResult]:
+        """A warning per RUNNING backup whose process stopped writing its heartbeat."""
+        return [CheckResult("abandoned_backup", Level.WARNING,
+                            f"backup {item.backup_id} is RUNNING but {item.reason}",
+                            "nothing to do by hand: the next backup of this target or "
+                            "weekly_cleanup records it FAILED and removes its partial objects",
+                            item.target)
+                for item in find_abandoned(self.catalog, self.heartbeat_timeout)]
 
     def _age(self, target: str, last: datetime | None, as_of: datetime) -> CheckResult:
         hint = (f"check the daily_backup runs for {target}, and that BACKUP_TARGETS lists it; "
@@ -212,6 +227,16 @@ class HealthChecker:
         return CheckResult("pg_dump_version", Level.OK,
                            f"pg_dump {client.describe()} can dump server {server}",
                            target=target.name)
+
+
+def check_clock(reading: ClockReading) -> CheckResult:
+    """A warning when this worker's clock is more than :data:`SKEW_LIMIT` off the catalog's."""
+    if reading.off(SKEW_LIMIT):
+        log.warning("%s", reading.describe())
+        return CheckResult("worker_clock", Level.WARNING, reading.describe(), reading.hint())
+    return CheckResult("worker_clock", Level.OK,
+                       f"within {SKEW_LIMIT.total_seconds() / 60:.0f} minutes of the catalog "
+                       f"server's clock ({reading.skew.total_seconds():+.1f} s)")
 
 
 def worst(results: Sequence[CheckResult]) -> Level:

@@ -170,6 +170,10 @@ ALTER TABLE backup_records ADD COLUMN IF NOT EXISTS deleted_at timestamptz,
     ADD COLUMN IF NOT EXISTS deleted_by text, ADD COLUMN IF NOT EXISTS delete_reason text;
 """
 
+_HEARTBEAT = """
+ALTER TABLE backup_records ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz;
+"""
+
 
 @dataclass(frozen=True)
 class Step:
@@ -190,6 +194,8 @@ STEPS: tuple[Step, ...] = (
             "drill_runs, pitr_drills, recovery_runs", _TABLES),
     Step(2, "backup_records: deleted_at, deleted_by, delete_reason (retention audit trail)",
          _DELETED),
+    Step(3, "backup_records: heartbeat_at (the last sign of life of a RUNNING backup, "
+            "core/heartbeat.py)", _HEARTBEAT),
 )
 CURRENT = STEPS[-1].version
 

@@ -149,6 +149,11 @@ class BackupConfig(Settings):
                                    "zstd worker threads, 0 = single-threaded", ge=0, le=64)
     checksum_enabled: bool = var("BACKUP_CHECKSUM_ENABLED", True,
                                  "sha256 of the stored bytes, recorded in manifest and catalog")
+    heartbeat_timeout_seconds: int = var(
+        "BACKUP_HEARTBEAT_TIMEOUT_SECONDS", 600, "A RUNNING backup whose heartbeat is older is "
+        "abandoned (its process died): health warns, the next run of the target and "
+        "`weekly_cleanup` record it FAILED and remove its partial objects", ge=10, le=86400,
+        unit="seconds")
 
     @property
     def prefix(self) -> str:

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from amprenta_backup.core.models import utcnow
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
@@ -35,7 +34,7 @@ class BackupRetentionOperator(EngineOperator):
             retention = self.engine.retention()
         run = run_context(context)
         dry_run = self.is_dry_run or bool((context.get("params") or {}).get("dry_run", False))
-        report = retention.run(utcnow(), deleted_by=f"airflow:{run.dag_id}/{run.run_id}",
+        report = retention.run(None, deleted_by=f"airflow:{run.dag_id}/{run.run_id}",
                              dry_run=dry_run)
         self.log.info("%s", report.summary())
         figures = report.to_dict()

@@ -3,6 +3,7 @@ rows after T are not; missing and damaged WAL stop the restore with a clear mess
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -62,7 +63,9 @@ class History:
 
 @pytest.fixture(scope="module")
 def history(moto_server: MotoServer) -> Iterator[History]:
-    wal = start_archiving_cluster(moto_server, moto_server.create_bucket("pitr-src"), TARGET)
+    # a bucket of its own each time: tests/faults shares this fixture in the same session
+    bucket = moto_server.create_bucket(f"pitr-src-{secrets.token_hex(4)}")
+    wal = start_archiving_cluster(moto_server, bucket, TARGET)
     parent = scratch_parent()
     try:
         wal.cluster.execute("CREATE DATABASE pitr_catalog")
@@ -179,7 +182,7 @@ def test_a_missing_segment_is_a_gap_even_for_latest(history: History) -> None:
     missing = between(history)
     archive.storage.delete([archive.key(missing), checksum_key(archive.key(missing))])
     request = history.request("gap_latest", "latest")
-    with pytest.raises(RestoreError, match=r"archive holds later segments .* missing"):
+    with pytest.raises(RestoreError, match=r"WAL segment \w{24} is missing .* later segments"):
         history.restorer(archive).run(history.manifest, request, history.conn)
     assert not request.data_dir.exists()
 

@@ -61,6 +61,9 @@ def test_cleanup_on_s3_removes_exactly_the_planned_backups_and_keeps_the_rest(
     verified = stored(s3, catalog, "pg_a", 30, Status.VERIFIED)
     failed = stored(s3, catalog, "pg_a", 40, Status.FAILED)
     running = stored(s3, catalog, "pg_a", 9.5, Status.RUNNING)
+    with catalog.cursor() as cur:  # still running at NOW: its heartbeat is fresh then
+        cur.execute("UPDATE backup_records SET heartbeat_at = %s WHERE id = %s",
+                    (NOW, running.backup_id))
     last_b, second_b = stored(s3, catalog, "pg_b", 100), stored(s3, catalog, "pg_b", 200)
     old_b = stored(s3, catalog, "pg_b", 300)
     no_manifest = stored(s3, catalog, "pg_c", 5, manifest=False)

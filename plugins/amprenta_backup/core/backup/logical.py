@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
-from psycopg import sql
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.globals import GlobalsCapture
@@ -15,13 +14,13 @@ from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
 from amprenta_backup.core.dbprops import read_properties
 from amprenta_backup.core.errors import DumpError, StorageError
+from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
     Manifest,
     RunContext,
     Status,
-    utcnow,
 )
 from amprenta_backup.core.pgtools import (
     PgConnInfo,
@@ -31,33 +30,11 @@ from amprenta_backup.core.pgtools import (
     server_major,
 )
 from amprenta_backup.core.pipeline import Compression, StreamResult, stream_command
+from amprenta_backup.core.rowcount import RowCounter
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
-
-USER_TABLES = """
-SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1
-"""
-
-
-def count_rows(db: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
-    """Exact row count of every user table (and partition), keyed ``schema.table``."""
-    counts: dict[str, int] = {}
-    for qualified, schema, table in db.execute(USER_TABLES).fetchall():
-        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
-            sql.Identifier(str(schema)), sql.Identifier(str(table)))
-        row = db.execute(query).fetchone()
-        counts[str(qualified)] = int(str(row[0])) if row else 0
-    return counts
-
 
 @dataclass(frozen=True)
 class BackupSettings:
@@ -66,11 +43,13 @@ class BackupSettings:
     :param prefix: key prefix of everything stored
     :param compression: zstd settings
     :param checksum: compute sha256 over the stored bytes
+    :param heartbeat_timeout: a RUNNING backup silent this long is abandoned
     """
 
     prefix: str
     compression: Compression
     checksum: bool = True
+    heartbeat_timeout: timedelta = DEFAULT_TIMEOUT
 
     @classmethod
     def from_config(cls, config: BackupConfig) -> BackupSettings:
@@ -78,23 +57,8 @@ class BackupSettings:
                                   level=config.compression_level,
                                   threads=config.compression_threads)
         return cls(prefix=config.prefix, compression=compression,
-                   checksum=config.checksum_enabled)
-
-
-class _RowCounter(threading.Thread):
-    """Counts rows inside the exported snapshot while pg_dump streams."""
-
-    def __init__(self, db: psycopg.Connection[tuple[object, ...]]) -> None:
-        super().__init__(daemon=True, name="row-counter")
-        self._db = db
-        self.counts: dict[str, int] = {}
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.counts = count_rows(self._db)
-        except BaseException as exc:  # reported by the caller
-            self.error = exc
+                   checksum=config.checksum_enabled,
+                   heartbeat_timeout=timedelta(seconds=config.heartbeat_timeout_seconds))
 
 
 class BackupRunner:
@@ -113,8 +77,16 @@ class BackupRunner:
     def run(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
         """Back up ``conn``'s database as ``target``; idempotent for a given ``backup_id``.
 
-        A backup that already completed under ``backup_id`` is returned as it is.
+        A backup that already completed under ``backup_id`` is returned as it is. One run per
+        ``backup_id`` at a time (a second one is refused); backups of ``target`` abandoned by
+        a process that died are marked FAILED and their partial objects removed first.
         """
+        with RunGuard(self.catalog, backup_id, self.settings.heartbeat_timeout):
+            sweep_quietly(self.storage, self.catalog, self.settings.prefix,
+                          self.settings.heartbeat_timeout, target, backup_id)
+            return self._run(target, conn, run, backup_id)
+
+    def _run(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
         folder = layout.backup_folder(self.settings.prefix, target, backup_id)
         done = self._already_completed(backup_id, folder)
         if done is not None:
@@ -122,7 +94,7 @@ class BackupRunner:
             return done
         self.storage.check_ready()
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
-                              location=self.storage.uri(folder), started_at=utcnow(),
+                              location=self.storage.uri(folder), started_at=self.catalog.now(),
                               database=conn.dbname, run=run)
         with recorded(self.catalog, record, redact=conn.redact) as life:
             manifest = self._backup(target, conn, run, backup_id, folder, life)
@@ -157,7 +129,7 @@ class BackupRunner:
             pg_dump = for_server("pg_dump", server_major(db))
             life.step = "properties"
             properties = read_properties(db)
-            counter = _RowCounter(db)
+            counter = RowCounter(conn, snapshot)
             counter.start()
             life.step = "dump"
             try:
@@ -177,7 +149,8 @@ class BackupRunner:
             key=layout.dump_key(folder, self.settings.compression.enabled),
             format="pg_dump-custom", compression=self.settings.compression.name,
             stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
-            sha256=result.sha256, started_at=life.record.started_at, completed_at=utcnow(),
+            sha256=result.sha256, started_at=life.record.started_at,
+            completed_at=self.catalog.now_or_estimate(),
             server_version=server_version, pg_dump_version=pg_dump.version,
             table_counts=counter.counts, run=run, globals=globals_ref.to_dict(),
             properties=properties.to_dict(),
@@ -206,4 +179,4 @@ def _scalar(db: psycopg.Connection[tuple[object, ...]], query: str) -> object:
 
 
 
-__all__ = ["BackupRunner", "BackupSettings", "DumpError", "count_rows"]
+__all__ = ["BackupRunner", "BackupSettings", "DumpError"]

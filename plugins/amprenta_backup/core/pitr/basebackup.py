@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,13 @@ from amprenta_backup.core.backup.lifecycle import recorded
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import READ_CHUNK
 from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
+from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
     Manifest,
     RunContext,
     Status,
-    utcnow,
 )
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, major, tool
 from amprenta_backup.core.storage.base import Storage
@@ -119,28 +119,39 @@ class BaseBackupRunner:
     :param catalog: where its record goes
     :param prefix: key prefix of everything stored
     :param temp_dir: parent of the temp folder pg_basebackup writes into
+    :param heartbeat_timeout: a RUNNING backup silent this long is abandoned
     """
 
     def __init__(self, storage: Storage, catalog: Catalog, prefix: str,
-                 temp_dir: str | None = None) -> None:
+                 temp_dir: str | None = None,
+                 heartbeat_timeout: timedelta = DEFAULT_TIMEOUT) -> None:
         self.storage = storage
         self.catalog = catalog
         self.prefix = prefix
         self.temp_dir = temp_dir
+        self.heartbeat_timeout = heartbeat_timeout
 
     def take(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
         """Run pg_basebackup and store it; the returned manifest is not written yet.
 
         An already completed backup under ``backup_id`` is returned as it is (with its
-        manifest already written).
+        manifest already written). One run per ``backup_id`` at a time, with a heartbeat;
+        abandoned backups of ``target`` are marked FAILED and their objects removed first.
         """
+        with RunGuard(self.catalog, backup_id, self.heartbeat_timeout):
+            sweep_quietly(self.storage, self.catalog, self.prefix, self.heartbeat_timeout,
+                          target, backup_id)
+            return self._take(target, conn, run, backup_id)
+
+    def _take(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str
+              ) -> Manifest:
         folder = layout.backup_folder(self.prefix, target, backup_id)
         existing = self.catalog.get(backup_id)
         if existing is not None and existing.status in RESTORABLE and existing.manifest:
             return existing.manifest
         self.storage.check_ready()
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
-                              location=self.storage.uri(folder), started_at=utcnow(),
+                              location=self.storage.uri(folder), started_at=self.catalog.now(),
                               database="", kind="physical", run=run)
         with recorded(self.catalog, record, step="preflight", redact=conn.redact) as life:
             server_version, segment_size = _preflight(conn)
@@ -205,7 +216,7 @@ class BaseBackupRunner:
             ranges = json.loads(pg_manifest)["WAL-Ranges"]
             wal = WalRange(timeline=int(ranges[-1]["Timeline"]),
                            start_lsn=ranges[-1]["Start-LSN"], stop_lsn=ranges[0]["End-LSN"],
-                           segment_size=segment_size, stop_time=utcnow())
+                           segment_size=segment_size, stop_time=self.catalog.now_or_estimate())
         finally:
             shutil.rmtree(work, ignore_errors=True)
         log.info("stored base backup %s: %d bytes (%d raw), WAL %s..%s", backup_id, stored, raw,

@@ -11,6 +11,7 @@ as the server's OS user; wait until it leaves recovery; report what was recovere
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import shutil
@@ -43,13 +44,14 @@ from amprenta_backup.core.pitr.localserver import (
 )
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.archive import WalArchive
-from amprenta_backup.core.wal.names import parse_lsn, segment_of
+from amprenta_backup.core.wal.names import parse_lsn, segment_name, segment_number, segment_of
 from amprenta_backup.core.wal.settings import write_config_file
 
 log = logging.getLogger(__name__)
 
 LATEST = "latest"
 MISSING = re.compile(r"amprenta-wal: (\S+) is not in the WAL archive")
+SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 
 
 @dataclass(frozen=True)
@@ -295,15 +297,25 @@ class PitrRestore:
             rto_seconds=round(time.monotonic() - started, 3), steps=steps)
 
     def check_no_gap(self, report: PitrReport, segment_size: int) -> None:
-        """For ``latest``: refuse a recovery that stopped before the archive's end (a gap)."""
+        """For ``latest``: refuse a recovery that stopped before the archive's end (a gap),
+        naming the first segment after the last one replayed that the archive lacks."""
         replayed_on = report.timeline - 1  # promotion always starts a new timeline
-        replayed = segment_of(replayed_on, parse_lsn(report.replay_lsn), segment_size)
-        later = [n for n in self.archive.list_names(f"{replayed_on:08X}")
-                 if len(n) == 24 and n > replayed]
-        if later:
-            raise RestoreError(f"recovery stopped in {replayed}, but the archive holds later "
-                               f"segments up to {later[-1]}: a segment between is missing or "
-                               "unreadable, so the restored data is older than the archive")
+        # the replay position ends the last record read: at a segment boundary when the
+        # next segment could not be fetched, so the last replayed byte is the one before it
+        replayed = segment_of(replayed_on, parse_lsn(report.replay_lsn), segment_size, end=True)
+        archived = {n for n in self.archive.list_names(f"{replayed_on:08X}") if len(n) == 24}
+        later = sorted(n for n in archived if n > replayed)
+        if not later:
+            return
+        _, segno = segment_number(replayed, segment_size)
+        missing = next(name for name in (segment_name(replayed_on, n, segment_size)
+                                         for n in itertools.count(segno + 1))
+                       if name not in archived)
+        raise RestoreError(f"WAL segment {missing} is missing from the archive: recovery "
+                           f"stopped after {replayed}, but the archive holds later segments up to "
+                           f"{later[-1]}, so the restored data is older than the archive. "
+                           f"Find {missing} (the server's pg_wal, another archive copy) and "
+                           "push it, or restore to a time before it")
 
 
 def _check_destination(request: PitrRequest) -> None:
@@ -317,7 +329,8 @@ def _check_destination(request: PitrRequest) -> None:
 
 
 def _missing_hint(log_file: Path) -> str:
-    found = MISSING.findall(log_tail(log_file, 200))
+    # recovery also asks for timeline history files that need not exist: name segments only
+    found = [n for n in MISSING.findall(log_tail(log_file, 200)) if SEGMENT.match(n)]
     if not found:
         return ""
     return (f"\nThe last WAL file recovery asked for and did not find: {found[-1]}. If the "

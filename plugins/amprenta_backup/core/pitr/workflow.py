@@ -10,13 +10,14 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.health import CheckResult
+from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT
 from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
@@ -44,11 +45,13 @@ class PointInTime:
     :param prefix: key prefix of everything stored
     :param resolve: ``(conn_id, database) -> PgConnInfo``
     :param fetch_env: storage settings and credentials for ``amprenta-wal fetch``
+    :param heartbeat_timeout: a RUNNING base backup silent this long is abandoned
     """
 
     def __init__(self, settings: PitrSettings, storage: Storage, catalog: Catalog, prefix: str,
-                 resolve: Resolver,
-                 fetch_env: Callable[[], dict[str, str]]) -> None:
+                 resolve: Resolver, fetch_env: Callable[[], dict[str, str]],
+                 heartbeat_timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
         self.settings = settings
         self.storage = storage
         self.catalog = catalog
@@ -81,7 +84,8 @@ class PointInTime:
         return server_user(self.settings.os_user)
 
     def base_backups(self) -> BaseBackupRunner:
-        return BaseBackupRunner(self.storage, self.catalog, self.prefix)
+        return BaseBackupRunner(self.storage, self.catalog, self.prefix,
+                                heartbeat_timeout=self.heartbeat_timeout)
 
     def choose(self, target_time: datetime | None, backup_id: str | None = None) -> Manifest:
         """The base backup a restore to ``target_time`` starts from."""

@@ -18,7 +18,7 @@ import psycopg
 
 from amprenta_backup.core.catalog import Catalog, record_from_manifest, stored_manifests
 from amprenta_backup.core.errors import CatalogError
-from amprenta_backup.core.models import BackupRecord, Status
+from amprenta_backup.core.models import BackupRecord, Status, utcnow
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,10 @@ class StorageCatalog(Catalog):
 
     def probe(self) -> None:
         """Storage answers for itself: nothing to check."""
+
+    def now(self) -> datetime:
+        """No catalog server to ask: this worker's clock."""
+        return utcnow()
 
     def get(self, backup_id: str) -> BackupRecord | None:
         return next((r for r in self.records if r.backup_id == backup_id), None)

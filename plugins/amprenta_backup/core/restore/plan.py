@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tempfile
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from amprenta_backup.core.dbprops import DatabaseProperties
 from amprenta_backup.core.errors import (
     BackupDamaged,
     BackupError,
+    ChecksumMismatch,
     ConfigError,
     PreconditionError,
 )
@@ -141,6 +143,37 @@ def selected(request: RestoreRequest, counts: Mapping[str, int]) -> dict[str, in
     return keep
 
 
+def check_filters(request: RestoreRequest, manifest: Manifest) -> None:
+    """Refuse a schema or table filter that selects nothing in the backup, naming the close
+    matches: a typo must not restore an empty database and call it a success."""
+    names = [split_qualified(name) for name in manifest.table_counts]
+    problems = []
+    schemas = sorted({schema for schema, _ in names})
+    for schema in request.schemas:
+        if schema not in schemas:
+            problems.append(f"no schema {schema!r}" + _matches(
+                difflib.get_close_matches(schema, schemas, n=5, cutoff=0.6)))
+    in_scope = sorted({(schema, table) for schema, table in names
+                       if not request.schemas or schema in request.schemas})
+    tables = sorted({table for _, table in in_scope})
+    for table in request.tables:
+        if table not in tables:
+            where = f" in schemas {', '.join(request.schemas)}" if request.schemas else ""
+            close = set(difflib.get_close_matches(table, tables, n=5, cutoff=0.6))
+            problems.append(f"no table {table!r}{where}" + _matches(
+                [f"{s}.{t}" for s, t in in_scope if t in close]))
+    if problems:
+        raise PreconditionError(
+            f"backup {manifest.backup_id} of {manifest.target} has {'; '.join(problems)}. "
+            f"Nothing was restored. Give names as the backup lists them (`amprenta-backup show "
+            f"{manifest.backup_id}`: {len(manifest.table_counts)} tables); --table takes the "
+            "table name without its schema")
+
+
+def _matches(close: list[str]) -> str:
+    return f"; close matches: {', '.join(close)}" if close else ""
+
+
 def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: RestoreRequest,
               workdir: str | None = None) -> RestorePlan:
     """Check ``request`` against the catalog, storage and the target server; touch nothing.
@@ -150,6 +183,7 @@ def make_plan(storage: Storage, catalog: Catalog, resolve: Resolver, request: Re
     _check_request(request)
     record = _find_backup(catalog, request)
     manifest = load_manifest(storage, record)
+    check_filters(request, manifest)
     source_conn_id = _source_conn_id(resolve, manifest)
     conn_id = request.target_conn_id or source_conn_id
     if conn_id is None:
@@ -250,17 +284,37 @@ def _find_backup(catalog: Catalog, request: RestoreRequest) -> BackupRecord:
 
 
 def load_manifest(storage: Storage, record: BackupRecord) -> Manifest:
-    """The manifest in storage of a catalog record; BackupDamaged if missing or unreadable."""
+    """The manifest in storage of a catalog record; BackupDamaged if missing or unreadable,
+    ChecksumMismatch if it describes another backup than the record (:func:`check_manifest`)."""
     key = layout.manifest_key(folder_of(storage, record))
     if not storage.exists(key):
         raise BackupDamaged(f"backup {record.backup_id} is CORRUPT: manifest missing: "
                             f"{storage.uri(key)}; choose another backup", record.backup_id)
     try:
-        return Manifest.from_json(storage.get_bytes(key))
+        manifest = Manifest.from_json(storage.get_bytes(key))
     except (ValueError, TypeError, KeyError) as exc:
         raise BackupDamaged(f"backup {record.backup_id} is CORRUPT: the manifest "
                             f"{storage.uri(key)} is unreadable ({exc}); choose another backup",
                             record.backup_id) from None
+    check_manifest(record, manifest, storage.uri(key))
+    return manifest
+
+
+def check_manifest(record: BackupRecord, manifest: Manifest, uri: str) -> None:
+    """The folder must hold the backup the catalog recorded: the same id, target, sha256 and
+    size. Otherwise it holds another backup's objects (copied or moved there) or was
+    rewritten, and restoring it would bring back the wrong data."""
+    problems = [f"its {what} is {got!r}, the catalog's is {want!r}" for what, got, want in (
+        ("backup id", manifest.backup_id, record.backup_id),
+        ("target", manifest.target, record.target),
+        ("sha256", manifest.sha256, record.sha256),
+        ("stored size", manifest.stored_bytes, record.stored_bytes)) if want and got != want]
+    if problems:
+        raise ChecksumMismatch(
+            f"backup {record.backup_id} of target {record.target} is CORRUPT: the manifest at "
+            f"{uri} does not match the catalog record ({'; '.join(problems)}); nothing was "
+            "restored. Restore another backup; to find out what is in that folder, compare "
+            "it with `amprenta-backup show`", backup_id=record.backup_id)
 
 
 def _source_conn_id(resolve: Resolver, manifest: Manifest) -> str | None:

@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from amprenta_backup.core.backup.logical import count_rows
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.constants import DUMP_NAME
@@ -47,6 +46,7 @@ from amprenta_backup.core.restore.properties import (
 )
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
+from amprenta_backup.core.rowcount import count_rows
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -327,7 +327,7 @@ def _create_schemas(plan: RestorePlan) -> None:
 def _count(plan: RestorePlan) -> dict[str, int]:
     conn: PgConnInfo = plan.conn.with_database(plan.database)
     try:
-        with psycopg.connect(**conn.connect_kwargs()) as db:
+        with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
             return count_rows(db)
     except psycopg.Error as exc:
         raise RestoreError(f"counting the restored rows in {conn.describe()} failed: "

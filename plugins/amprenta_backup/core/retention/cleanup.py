@@ -14,6 +14,7 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import BackupError
+from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, find_abandoned, sweep_abandoned
 from amprenta_backup.core.models import BackupRecord, ObjectInfo, Status
 from amprenta_backup.core.retention.globals import sweep_globals
 from amprenta_backup.core.retention.policies import (
@@ -54,6 +55,7 @@ class CleanupReport:
     missing_manifests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     globals_removed: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -61,7 +63,8 @@ class CleanupReport:
         return (f"{verb} {len(self.removed)} backups ({self.bytes_freed} bytes), "
                 f"{len(self.aborted_uploads)} stale uploads, {len(self.leftovers_removed)} "
                 f"leftover objects and {len(self.globals_removed)} unused globals "
-                f"({self.leftover_bytes} bytes); kept {len(self.plan.kept)} "
+                f"({self.leftover_bytes} bytes), {len(self.abandoned)} abandoned backups; "
+                f"kept {len(self.plan.kept)} "
                 f"({kept or 'none'}); {len(self.errors)} errors")
 
     def to_dict(self, with_plan: bool = False) -> dict[str, Any]:
@@ -73,7 +76,7 @@ class CleanupReport:
             "aborted_uploads": self.aborted_uploads, "leftovers_removed": self.leftovers_removed,
             "globals_removed": self.globals_removed,
             "leftover_bytes": self.leftover_bytes, "missing_manifests": self.missing_manifests,
-            "errors": self.errors}
+            "abandoned": self.abandoned, "errors": self.errors}
         if with_plan:
             data["plan"] = self.plan.to_dict()
         return data
@@ -86,10 +89,13 @@ class Cleanup:
     :param catalog: where their records are
     :param policies: the retention policies (see :func:`policies_from_config`)
     :param prefix: key prefix of everything stored (BACKUP_S3_PREFIX)
+    :param heartbeat_timeout: a RUNNING backup silent this long is abandoned: FAILED, and its
+        partial objects removed
     """
 
     def __init__(self, storage: Storage, catalog: Catalog, policies: Sequence[RetentionPolicy],
-                 prefix: str) -> None:
+                 prefix: str, heartbeat_timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
         self.storage = storage
         self.catalog = catalog
         self.policies = list(policies)
@@ -111,11 +117,19 @@ class Cleanup:
                     locks[decision.record.backup_id] = until
         return plan_cleanup(records, self.policies, now, locks) if locks else first
 
-    def run(self, now: datetime, deleted_by: str, dry_run: bool = False) -> CleanupReport:
-        """Plan, then (unless ``dry_run``) delete, mark records and sweep leftovers."""
+    def run(self, now: datetime | None, deleted_by: str, dry_run: bool = False) -> CleanupReport:
+        """Plan, then (unless ``dry_run``) delete, mark records and sweep leftovers.
+
+        :param now: the time to plan for; None (the normal case) takes the catalog server's,
+            the clock backup times are written with, whatever this worker's clock says
+        """
+        now = now or self.catalog.now()
+        abandoned = find_abandoned(self.catalog, self.heartbeat_timeout, now=now) if dry_run \
+            else sweep_abandoned(self.storage, self.catalog, self.prefix, self.heartbeat_timeout,
+                                 now=now)
         plan = self.plan(now)
         log.info("%s", plan.render())
-        report = CleanupReport(plan, dry_run)
+        report = CleanupReport(plan, dry_run, abandoned=[a.backup_id for a in abandoned])
         for decision in plan.to_delete:
             try:
                 self._remove(decision, now, deleted_by, report)

@@ -1,0 +1,104 @@
+"""Exact per-table row counts, in batches that each release their locks.
+
+``count(*)`` takes an ACCESS SHARE lock on the table and its indexes until the transaction
+ends. Counting 10,000 tables in one transaction needs more lock slots than a default server
+has (``max_locks_per_transaction`` = 64 per connection), on top of the locks pg_dump itself
+holds; so each batch of tables is counted in its own short transaction. A backup imports
+the dump's exported snapshot into every batch (``SET TRANSACTION SNAPSHOT``), so the counts
+are those of the data the dump holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+
+from amprenta_backup.core.pgtools import PgConnInfo
+
+USER_TABLES = """
+SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1
+"""
+
+# Tables counted per transaction: with their indexes, a few hundred locks at most, released
+# at each commit (a default server has 64 x max_connections lock slots in all).
+COUNT_BATCH = 50
+
+Db = psycopg.Connection[tuple[object, ...]]
+
+
+def count_rows(db: Db, snapshot: str | None = None, batch: int = COUNT_BATCH) -> dict[str, int]:
+    """Exact row count of every user table (and partition), keyed ``schema.table``.
+
+    ``db`` must not be inside a transaction: each batch is its own transaction, committed
+    before the next starts, so its locks are released. With ``snapshot`` (from
+    ``pg_export_snapshot()``, whose transaction must stay open meanwhile), the list of tables
+    and every count see that snapshot.
+
+    :param db: an idle connection (autocommit or not)
+    :param snapshot: an exported snapshot to count in, or None for the current data
+    :param batch: tables per transaction
+    """
+    with _transaction(db, snapshot):
+        tables = [(str(q), str(s), str(t)) for q, s, t in db.execute(USER_TABLES).fetchall()]
+    counts: dict[str, int] = {}
+    for start in range(0, len(tables), batch):
+        chunk = tables[start:start + batch]
+        with _transaction(db, snapshot):
+            row = db.execute(_batch_query(chunk)).fetchone() or ()
+        counts.update((qualified, int(str(n))) for (qualified, _, _), n in zip(chunk, row,
+                                                                              strict=True))
+    return counts
+
+
+class RowCounter(threading.Thread):
+    """Counts rows inside an exported snapshot on a connection of its own, while pg_dump
+    streams; ``counts`` or ``error`` are set once it has finished.
+
+    :param conn: the database to count in
+    :param snapshot: the dump's exported snapshot
+    """
+
+    def __init__(self, conn: PgConnInfo, snapshot: str) -> None:
+        super().__init__(daemon=True, name="row-counter")
+        self._conn = conn
+        self._snapshot = snapshot
+        self.counts: dict[str, int] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(**self._conn.connect_kwargs(), autocommit=True) as db:
+                self.counts = count_rows(db, self._snapshot)
+        except BaseException as exc:  # reported by the caller
+            self.error = exc
+
+
+def _batch_query(chunk: list[tuple[str, str, str]]) -> sql.Composed:
+    """One row with one count per table, in ``chunk``'s order."""
+    counts = [sql.SQL("(SELECT count(*) FROM {}.{})").format(sql.Identifier(schema),
+                                                             sql.Identifier(table))
+              for _, schema, table in chunk]
+    return sql.SQL("SELECT {}").format(sql.SQL(", ").join(counts))
+
+
+@contextmanager
+def _transaction(db: Db, snapshot: str | None) -> Iterator[None]:
+    """One committed read-only transaction; in ``snapshot`` (REPEATABLE READ) if given."""
+    with db.transaction():
+        if snapshot is None:
+            db.execute("SET TRANSACTION READ ONLY")
+        else:
+            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            db.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        yield
