@@ -15,13 +15,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.clock import ClockReading
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import CatalogError, first_line
-from amprenta_backup.core.manifests import FUTURE_SLACK, ManifestError, parse_manifest
 from amprenta_backup.core.migrations import migrate
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.records.clock import ClockReading
+from amprenta_backup.core.records.manifests import FUTURE_SLACK, ManifestError, parse_manifest
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)

@@ -22,3 +22,6 @@ PART_SIZE = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 2
 READ_CHUNK = 1024 * 1024
 ZSTD_JOB_SIZE = 1024 * 1024
+HEARTBEAT_HELP = ("A RUNNING backup whose heartbeat is older is abandoned (its process died): "
+                  "health warns, the next run of the target and `weekly_cleanup` record it "
+                  "FAILED and remove its partial objects")

@@ -12,11 +12,11 @@ from typing import Any
 import psycopg
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.clock import SKEW_LIMIT, ClockReading
 from amprenta_backup.core.errors import BackupError, first_line
-from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, find_abandoned
 from amprenta_backup.core.notifications import Alert
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major
+from amprenta_backup.core.records.clock import SKEW_LIMIT, ClockReading
+from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, find_abandoned
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.core.storage.base import Storage
 

@@ -195,7 +195,7 @@ STEPS: tuple[Step, ...] = (
     Step(2, "backup_records: deleted_at, deleted_by, delete_reason (retention audit trail)",
          _DELETED),
     Step(3, "backup_records: heartbeat_at (the last sign of life of a RUNNING backup, "
-            "core/heartbeat.py)", _HEARTBEAT),
+            "core/records/heartbeat.py)", _HEARTBEAT),
 )
 CURRENT = STEPS[-1].version
 

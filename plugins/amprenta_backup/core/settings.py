@@ -24,6 +24,7 @@ from amprenta_backup.core.constants import (
     DEFAULT_LOCAL_PATH,
     DEFAULT_PREFIX,
     DEFAULT_RETENTION_DAYS,
+    HEARTBEAT_HELP,
     MIN_RETENTION_DAYS,
 )
 from amprenta_backup.core.drill.assertions import Assertion, load_assertions
@@ -149,11 +150,8 @@ class BackupConfig(Settings):
                                    "zstd worker threads, 0 = single-threaded", ge=0, le=64)
     checksum_enabled: bool = var("BACKUP_CHECKSUM_ENABLED", True,
                                  "sha256 of the stored bytes, recorded in manifest and catalog")
-    heartbeat_timeout_seconds: int = var(
-        "BACKUP_HEARTBEAT_TIMEOUT_SECONDS", 600, "A RUNNING backup whose heartbeat is older is "
-        "abandoned (its process died): health warns, the next run of the target and "
-        "`weekly_cleanup` record it FAILED and remove its partial objects", ge=10, le=86400,
-        unit="seconds")
+    heartbeat_timeout_seconds: int = var("BACKUP_HEARTBEAT_TIMEOUT_SECONDS", 600, HEARTBEAT_HELP,
+                                         ge=10, le=86400, unit="seconds")
 
     @property
     def prefix(self) -> str:

@@ -11,10 +11,10 @@ import psycopg
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.globals import GlobalsCapture
 from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
+from amprenta_backup.core.backup.rowcount import RowCounter
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
 from amprenta_backup.core.dbprops import read_properties
 from amprenta_backup.core.errors import DumpError, StorageError
-from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
@@ -30,7 +30,7 @@ from amprenta_backup.core.pgtools import (
     server_major,
 )
 from amprenta_backup.core.pipeline import Compression, StreamResult, stream_command
-from amprenta_backup.core.rowcount import RowCounter
+from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 

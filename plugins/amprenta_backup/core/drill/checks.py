@@ -15,12 +15,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from amprenta_backup.core.backup.rowcount import count_rows
 from amprenta_backup.core.drill.assertions import Assertion
 from amprenta_backup.core.errors import ConnectionSettingsError, first_line
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.rowcount import count_rows
 
 Db = psycopg.Connection[tuple[Any, ...]]
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")

@@ -35,7 +35,6 @@ from amprenta_backup.core.backup.lifecycle import recorded
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import READ_CHUNK
 from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
-from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
@@ -44,6 +43,7 @@ from amprenta_backup.core.models import (
     Status,
 )
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, major, tool
+from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.names import parse_lsn, segment_of

@@ -17,7 +17,6 @@ from pathlib import Path
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.health import CheckResult
-from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT
 from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
@@ -29,6 +28,7 @@ from amprenta_backup.core.pitr.restore import (
     PitrRestore,
     choose_base_backup,
 )
+from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT
 from amprenta_backup.core.settings import PitrSettings
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.archive import WalArchive

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from amprenta_backup.core.backup.rowcount import count_rows
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.constants import DUMP_NAME
@@ -46,7 +47,6 @@ from amprenta_backup.core.restore.properties import (
 )
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
-from amprenta_backup.core.rowcount import count_rows
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)

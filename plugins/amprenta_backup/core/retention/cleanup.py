@@ -14,8 +14,8 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import BackupError
-from amprenta_backup.core.heartbeat import DEFAULT_TIMEOUT, find_abandoned, sweep_abandoned
 from amprenta_backup.core.models import BackupRecord, ObjectInfo, Status
+from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, find_abandoned, sweep_abandoned
 from amprenta_backup.core.retention.globals import sweep_globals
 from amprenta_backup.core.retention.policies import (
     CleanupPlan,
