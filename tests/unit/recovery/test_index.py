@@ -13,8 +13,9 @@ from amprenta_backup.core.storage import LocalStorage
 
 def _manifest(target: str, when: datetime, backup_id: str | None = None) -> Manifest:
     backup_id = backup_id or layout.make_backup_id(when)
+    key = f"database/{target}/{when:%Y/%m/%d}/{backup_id}/dump.pgc.zst"  # inside its folder
     return Manifest(backup_id=backup_id, target=target, database="app", kind="logical",
-                    key="x", format="custom", compression="zstd", stored_bytes=10,
+                    key=key, format="custom", compression="zstd", stored_bytes=10,
                     raw_bytes=20, sha256="0" * 64, started_at=when, completed_at=when,
                     server_version="15.8", pg_dump_version="15.8", table_counts={"t": 1})
 

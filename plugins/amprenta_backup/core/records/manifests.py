@@ -136,6 +136,8 @@ def _check_place(manifest: ManifestModel, folder: str) -> None:
 
 
 def _check_dates(manifest: ManifestModel, not_after: datetime) -> None:
+    if layout.backup_time(manifest.backup_id) > not_after:
+        raise ManifestError(f"has backup id {manifest.backup_id}, which is in the future")
     for name in ("started_at", "completed_at"):
         when: datetime = getattr(manifest, name)
         if when > not_after:
