@@ -238,8 +238,9 @@ class Catalog:
 
         Each manifest is checked (:func:`parse_manifest`: types, bounds, id and target equal
         to its folder's, no future dates by this server's clock); bad ones are skipped and
-        reported, the rest rebuilt. A record that exists with other content (another
-        location, target, sha256 or size) is never overwritten: that is a conflict, reported.
+        reported, the rest rebuilt. A record that exists with other content (another target,
+        sha256 or size), or an id found in two folders, is never overwritten: that is a
+        conflict, reported.
         Statuses set by later steps (verified, corrupt, deleted) are kept.
         """
         report = RebuildReport()
@@ -253,7 +254,7 @@ class Catalog:
             existing = self.get(backup_id)
             conflict = (f"found in {len(copies)} folders: "
                         f"{', '.join(storage.uri(f) for f, _ in copies)}" if len(copies) > 1
-                        else _conflict(existing, manifest, location) if existing else None)
+                        else _conflict(existing, manifest) if existing else None)
             if conflict:
                 report.conflicts.append((backup_id, conflict))
                 log.warning("rebuild: backup %s not recorded: %s", backup_id, conflict)
@@ -283,11 +284,11 @@ class RebuildReport:
                 "conflicts": [{"backup_id": i, "reason": why} for i, why in self.conflicts]}
 
 
-def _conflict(existing: BackupRecord, manifest: Manifest, location: str) -> str | None:
-    """Why ``manifest`` may not replace ``existing``, or None if it describes the same backup."""
+def _conflict(existing: BackupRecord, manifest: Manifest) -> str | None:
+    """Why ``manifest`` may not replace ``existing``, or None if it describes the same backup
+    (found where it is now: storage copied or moved elsewhere keeps the same bytes)."""
     differences = [f"{what} {ours!r} in the catalog, {theirs!r} in the manifest"
                    for what, ours, theirs in (
-                       ("location", existing.location, location),
                        ("target", existing.target, manifest.target),
                        ("sha256", existing.sha256, manifest.sha256),
                        ("stored size", existing.stored_bytes, manifest.stored_bytes))

@@ -87,7 +87,8 @@ def test_catalog_database_missing_then_rebuild_creates_it(
         rebuilt = run_cli(env, "rebuild-catalog", "--json")
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert json.loads(rebuilt.stdout) | {"storage": None} == {
-            "rebuilt": 1, "catalog_created": True, "storage": None}
+            "rebuilt": 1, "catalog_created": True, "storage": None, "skipped": [],
+            "conflicts": []}
         assert pg_cluster.database_exists(gone)
         listed = run_cli(env, "list", "--json")
         assert UNREACHABLE not in listed.stderr
