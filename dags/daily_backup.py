@@ -13,7 +13,6 @@ with DAG(
     dag_id="daily_backup",
     description="pg_dump of every BACKUP_TARGETS database into backup storage",
     schedule="0 1 * * *",
-    max_active_runs=1,
     doc_md=__doc__,
     **dag_kwargs(deadline=deadline_alert()),
 ):

@@ -11,7 +11,6 @@ with DAG(
     dag_id="daily_health",
     description="backup age, failures, storage, catalog, client versions; alerts on problems",
     schedule="0 6 * * *",
-    max_active_runs=1,
     doc_md=__doc__,
     **dag_kwargs(),
 ):

@@ -15,24 +15,19 @@ catalog's ``recovery_runs``; the run fails on any mismatch.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Param, TriggerRule
+from airflow.sdk import DAG, Param
 
 from amprenta_backup.core.recovery.plan import DEFAULT_CATALOG_DATABASE, MAX_PARALLEL
-from amprenta_backup.defaults import dag_kwargs, default_args
+from amprenta_backup.defaults import dry_run_param, manual_dag_kwargs
+from amprenta_backup.operators.approval import approval_gate
 from amprenta_backup.operators.recovery import RecoverOperator, RecoveryPlanOperator
 
 with DAG(
     dag_id="disaster_recovery",
     description="Recover every target onto a new server from storage (manual runs; a "
                 "server that holds databases waits for an approval)",
-    schedule=None,
-    allowed_run_types=["manual"],
-    max_active_runs=1,
     doc_md=__doc__,
-    **dag_kwargs(default_args=default_args(retries=0)),  # a person is watching: no retries
+    **manual_dag_kwargs(),
     params={
         "server_conn_id": Param(  # a default keeps DAG-level failure callbacks working
             None, type=["null", "string"], pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$",
@@ -56,25 +51,19 @@ with DAG(
             title="New catalog database",
             description="Made on the new server when the configured catalog cannot be "
                         "reached at all (BACKUP_CATALOG_CONN_ID); point that at it afterwards."),
-        "dry_run": Param(
-            False, type="boolean", title="Dry run",
-            description="Only check and show the plan: which backup goes where, sizes."),
+        "dry_run": dry_run_param("which backup goes where, sizes"),
     },
 ) as dag:
     request = {key: dag.param(key) for key in (
         "server_conn_id", "targets", "before", "parallel", "catalog_database", "dry_run")}
     plan = RecoveryPlanOperator(task_id="plan", request=request)
-    approve = ApprovalOperator(
-        task_id="approve_nonempty",
+    recover = RecoverOperator(task_id="recover", request=request)
+    approval_gate(
+        plan, recover, task_id="approve_nonempty",
         subject="Recover onto {{ params.server_conn_id }}, which already holds databases?",
         body="{% set p = ti.xcom_pull(task_ids='plan', key='plan') %}{% if p %}"
              "The server {{ p.server }} already holds **{{ p.existing_databases | join(', ') }}**"
              " (they are not touched). Approving creates these databases on it:\n\n"
              "{% for d in p.databases %}- {{ d.database }} from backup {{ d.backup_id }} of "
              "{{ d.target }} ({{ d.rows }} rows)\n{% endfor %}{% endif %}",
-        response_timeout=timedelta(hours=4),
     )
-    recover = RecoverOperator(task_id="recover", request=request,
-                              trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    plan >> [approve, recover]
-    approve >> recover

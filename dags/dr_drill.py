@@ -28,7 +28,6 @@ with DAG(
     description="recover every target into a throwaway empty cluster; record the "
                 "whole-service RTO",
     schedule="0 5 3 * *",
-    max_active_runs=1,
     doc_md=__doc__,
     params={
         "next_major": Param(

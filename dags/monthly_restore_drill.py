@@ -24,7 +24,6 @@ with DAG(
     dag_id="monthly_restore_drill",
     description="restore a backup into a scratch database, check its data, measure the RTO",
     schedule=CronTriggerTimetable("0 3 1 * *", timezone="UTC", interval=relativedelta(months=1)),
-    max_active_runs=1,
     doc_md=__doc__,
     **dag_kwargs(),
 ):

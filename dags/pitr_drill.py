@@ -21,7 +21,6 @@ with DAG(
     description="restore BACKUP_WAL_TARGET to a marked time T in a scratch cluster; record "
                 "RPO and RTO",
     schedule="0 4 2 * *",
-    max_active_runs=1,
     doc_md=__doc__,
     **dag_kwargs(),
 ):

@@ -19,7 +19,6 @@ with DAG(
     dag_id="pitr_restore",
     description="point-in-time restore of BACKUP_WAL_TARGET into a new data directory",
     schedule=None,
-    max_active_runs=1,
     doc_md=__doc__,
     params={
         "target_time": Param("latest", type="string", minLength=1,

@@ -12,22 +12,17 @@ the backup's manifest.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from airflow.sdk import DAG, Param
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Param, TriggerRule
-
-from amprenta_backup.defaults import dag_kwargs, default_args
+from amprenta_backup.defaults import dry_run_param, manual_dag_kwargs
+from amprenta_backup.operators.approval import approval_gate
 from amprenta_backup.operators.restore import RestoreOperator, RestorePlanOperator
 
 with DAG(
     dag_id="restore",
     description="Restore a backup (manual runs; replace waits for an approval)",
-    schedule=None,
-    allowed_run_types=["manual"],
-    max_active_runs=1,
     doc_md=__doc__,
-    **dag_kwargs(default_args=default_args(retries=0)),  # a person is watching: no retries
+    **manual_dag_kwargs(),
     params={
         "backup_id": Param(
             "latest", type="string", title="Backup id",
@@ -69,9 +64,7 @@ with DAG(
             False, type="boolean", title="Skip ownership and privileges",
             description="For a server without the source's roles (--no-owner "
                         "--no-privileges)."),
-        "dry_run": Param(
-            False, type="boolean", title="Dry run",
-            description="Only check and show the plan: what would be restored where, sizes."),
+        "dry_run": dry_run_param("what would be restored where, sizes"),
     },
 ) as dag:
     request = {
@@ -83,8 +76,9 @@ with DAG(
         "dry_run": dag.param("dry_run"),
     }
     plan = RestorePlanOperator(task_id="plan", request=request)
-    approve = ApprovalOperator(
-        task_id="approve_replace",
+    restore = RestoreOperator(task_id="restore", request=request)
+    approval_gate(
+        plan, restore, task_id="approve_replace",
         subject="Replace database {{ params.target_database }} with backup "
                 "{{ params.backup_id }}?",
         body="Approving **drops database {{ params.target_database }}** (its current data is "
@@ -93,9 +87,4 @@ with DAG(
              "Backup {{ p.backup_id }} of {{ p.source_target }}: {{ p.rows }} rows in "
              "{{ p.table_counts | length }} tables, into {{ p.target_server }}.\n\n"
              "{% for step in p.steps %}{{ loop.index }}. {{ step }}\n{% endfor %}{% endif %}",
-        response_timeout=timedelta(hours=4),
     )
-    restore = RestoreOperator(task_id="restore", request=request,
-                              trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    plan >> [approve, restore]
-    approve >> restore

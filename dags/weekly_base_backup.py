@@ -22,7 +22,6 @@ with DAG(
     description="pg_basebackup (server-side zstd) of BACKUP_PITR_CONN_ID, complete once its "
                 "WAL is archived",
     schedule="30 0 * * 0",
-    max_active_runs=1,
     doc_md=__doc__,
     **dag_kwargs(),
 ):

@@ -11,7 +11,6 @@ with DAG(
     dag_id="weekly_cleanup",
     description="delete backups no retention policy keeps; never the last good one",
     schedule="0 4 * * 0",
-    max_active_runs=1,
     params={"dry_run": Param(False, type="boolean",
                              description="only log the plan; delete nothing")},
     doc_md=__doc__,

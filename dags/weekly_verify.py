@@ -19,7 +19,6 @@ with DAG(
     dag_id="weekly_verify",
     description="sha256 and a full pg_restore read of every backup not yet verified",
     schedule=CronTriggerTimetable("0 5 * * 0", timezone="UTC", interval=timedelta(weeks=1)),
-    max_active_runs=1,
     doc_md=__doc__,
     **dag_kwargs(),
 ):

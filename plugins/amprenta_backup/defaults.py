@@ -33,14 +33,33 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
 
 def dag_kwargs(**overrides: Any) -> dict[str, Any]:
-    """``DAG(...)`` keyword arguments every DAG shares: start date, no catchup, tags, task
-    defaults and a DAG-level failure alert; ``overrides`` win (``deadline=...``)."""
+    """``DAG(...)`` keyword arguments every DAG shares: start date, no catchup, one run at a
+    time, tags, task defaults and a DAG-level failure alert; ``overrides`` win
+    (``deadline=...``)."""
     kwargs: dict[str, Any] = {
         "start_date": START_DATE,
         "catchup": False,
+        "max_active_runs": 1,
         "tags": TAGS,
         "default_args": default_args(),
         "on_failure_callback": failure_callbacks() or None,
     }
     kwargs.update(overrides)
     return kwargs
+
+
+def manual_dag_kwargs(**overrides: Any) -> dict[str, Any]:
+    """:func:`dag_kwargs` for a DAG a person triggers and watches (restore, disaster
+    recovery): no schedule, manual runs only, no task retries."""
+    kwargs = dag_kwargs(schedule=None, allowed_run_types=["manual"],
+                        default_args=default_args(retries=0))
+    kwargs.update(overrides)
+    return kwargs
+
+
+def dry_run_param(shows: str) -> Any:
+    """The ``dry_run`` trigger-form field of a manual DAG whose plan task ``shows`` this."""
+    from airflow.sdk import Param
+
+    return Param(False, type="boolean", title="Dry run",
+                 description=f"Only check and show the plan: {shows}.")

@@ -1,12 +1,16 @@
-"""The check every writing task makes of the ApprovalOperator in front of it."""
+"""The approval gate of the manual DAGs: plan -> (approval) -> write, and the checks the
+plan and writing tasks make."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
+
+from amprenta_backup.operators.engine import EngineOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,3 +42,62 @@ def require_approval(task: BaseOperator, context: Context, approval_task_id: str
         f"{chosen if chosen is not None else 'missing (was it marked success by hand?)'}; "
         f"nothing was touched. Run the DAG again and answer {ApprovalOperator.APPROVE} in "
         "the approval form")
+
+
+APPROVAL_TIMEOUT = timedelta(hours=4)
+
+
+def approval_gate(plan: BaseOperator, run: BaseOperator, *, task_id: str, subject: str,
+                  body: str) -> BaseOperator:
+    """Wire ``plan >> [approval, run]`` and ``approval >> run``: the plan task branches to
+    one of them, and ``run`` goes on when what ran before it succeeded (a rejected approval
+    skips it). Returns the ``ApprovalOperator`` (answer within 4 hours)."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    approve = ApprovalOperator(task_id=task_id, subject=subject, body=body,
+                               response_timeout=APPROVAL_TIMEOUT)
+    run.trigger_rule = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    plan >> [approve, run]
+    approve >> run
+    return approve
+
+
+def branch_on_plan(task: BaseOperator, context: Context, plan: Any, *, noun: str,
+                   dry_run: bool, needs_approval: bool, approval_task_id: str,
+                   run_task_id: str) -> str | list[str]:
+    """Log ``plan`` and push it (XCom key ``plan``); the branch a plan task follows:
+    nothing for a dry run, else the approval task or straight to the writing task."""
+    task.log.info("%s plan:\n%s", noun, plan.text())
+    context["ti"].xcom_push(key="plan", value=plan.to_dict())
+    if dry_run:
+        task.log.info("dry run: nothing was touched and nothing will be")
+        return []
+    return approval_task_id if needs_approval else run_task_id
+
+
+def pulled_plan(context: Context, plan_task_id: str, noun: str, key: str,
+                kind: type) -> Mapping[str, Any]:
+    """The plan ``plan_task_id`` pushed, which must hold ``key`` of type ``kind``; else the
+    task fails without retry, saying to clear the plan task too."""
+    plan = context["ti"].xcom_pull(task_ids=plan_task_id, key="plan")
+    if not isinstance(plan, Mapping) or not isinstance(plan.get(key), kind):
+        raise AirflowFailException(
+            f"no {noun} plan in the XCom of task {plan_task_id!r} (key plan): the "
+            f"{noun} carries out the plan that was checked (and approved); clear the plan "
+            "task together with this one, or run the DAG again")
+    return plan
+
+
+class PlanGatedOperator(EngineOperator):
+    """Base of the plan and writing tasks of a manual DAG: the request (templated, checked
+    when the task runs) and the ids of the plan, approval and writing (``run``) tasks."""
+
+    template_fields: Sequence[str] = ("request",)
+
+    def __init__(self, *, request: Mapping[str, Any], approval_task_id: str,
+                 run_task_id: str, plan_task_id: str = "plan", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request = request
+        self.plan_task_id = plan_task_id
+        self.approval_task_id = approval_task_id
+        self.run_task_id = run_task_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
@@ -14,8 +14,13 @@ from amprenta_backup.core.recovery.plan import RecoveryRequest
 from amprenta_backup.core.recovery.report import RecoveryReport
 from amprenta_backup.core.recovery.run import Planned, Recovery
 from amprenta_backup.hooks.context import run_context
-from amprenta_backup.operators.approval import require_approval
-from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+from amprenta_backup.operators.approval import (
+    PlanGatedOperator,
+    branch_on_plan,
+    pulled_plan,
+    require_approval,
+)
+from amprenta_backup.operators.engine import fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,14 +36,14 @@ def finish(task: BaseOperator, context: Context, report: RecoveryReport) -> dict
     return data
 
 
-class _RecoveryBase(EngineOperator):
-    """The request (templated), checked when the task runs."""
+class _RecoveryBase(PlanGatedOperator):
+    """The request (templated), checked when the task runs, and the ids of the plan,
+    approval and recover tasks."""
 
-    template_fields: Sequence[str] = ("request",)
-
-    def __init__(self, *, request: Mapping[str, Any], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.request = request
+    def __init__(self, *, approval_task_id: str = "approve_nonempty",
+                 recover_task_id: str = "recover",
+                 **kwargs: Any) -> None:
+        super().__init__(approval_task_id=approval_task_id, run_task_id=recover_task_id, **kwargs)
 
     def recovery_request(self) -> RecoveryRequest:
         with fail_without_retry():
@@ -62,22 +67,14 @@ class RecoveryPlanOperator(_RecoveryBase, BaseBranchOperator):
 
     ui_color = "#fff2cc"
 
-    def __init__(self, *, recover_task_id: str = "recover",
-                 approval_task_id: str = "approve_nonempty", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.recover_task_id = recover_task_id
-        self.approval_task_id = approval_task_id
-
     def choose_branch(self, context: Context) -> str | list[str]:
         request = self.recovery_request()
         with fail_without_retry():
             plan = self.recovery().plan(request).plan
-        self.log.info("recovery plan:\n%s", plan.text())
-        context["ti"].xcom_push(key="plan", value=plan.to_dict())
-        if request.dry_run:
-            self.log.info("dry run: nothing was touched and nothing will be")
-            return []
-        return self.approval_task_id if plan.needs_approval else self.recover_task_id
+        return branch_on_plan(self, context, plan, noun="recovery", dry_run=request.dry_run,
+                              needs_approval=plan.needs_approval,
+                              approval_task_id=self.approval_task_id,
+                              run_task_id=self.run_task_id)
 
 
 class RecoverOperator(_RecoveryBase):
@@ -93,12 +90,6 @@ class RecoverOperator(_RecoveryBase):
 
     ui_color = "#f4cccc"
 
-    def __init__(self, *, plan_task_id: str = "plan",
-                 approval_task_id: str = "approve_nonempty", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.plan_task_id = plan_task_id
-        self.approval_task_id = approval_task_id
-
     def execute(self, context: Context) -> dict[str, Any]:
         approved = self._approved_plan(context)
         request = dataclasses.replace(self.recovery_request(), allow_nonempty=True)
@@ -110,12 +101,7 @@ class RecoverOperator(_RecoveryBase):
         return finish(self, context, report)
 
     def _approved_plan(self, context: Context) -> Mapping[str, Any]:
-        plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key="plan")
-        if not isinstance(plan, Mapping) or not isinstance(plan.get("databases"), list):
-            raise AirflowFailException(
-                f"no recovery plan in the XCom of task {self.plan_task_id!r} (key plan): the "
-                "recovery carries out the plan that was checked (and approved); clear the plan "
-                "task together with this one, or run the DAG again")
+        plan = pulled_plan(context, self.plan_task_id, "recovery", "databases", list)
         if plan.get("needs_approval"):
             require_approval(self, context, self.approval_task_id,
                              f"writing to {plan.get('server')}, which already holds "

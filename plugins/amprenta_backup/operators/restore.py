@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.restore.request import REPLACE, RestoreRequest
-from amprenta_backup.operators.approval import require_approval
-from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+from amprenta_backup.operators.approval import (
+    PlanGatedOperator,
+    branch_on_plan,
+    pulled_plan,
+    require_approval,
+)
+from amprenta_backup.operators.engine import fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class _RestoreBase(EngineOperator):
-    """What both restore operators share: the request, checked when the task runs."""
+class _RestoreBase(PlanGatedOperator):
+    """What both restore operators share: the request, checked when the task runs, and the
+    ids of the plan, approval and restore tasks."""
 
-    template_fields: Sequence[str] = ("request",)
-
-    def __init__(self, *, request: Mapping[str, Any],
-                 approval_task_id: str = "approve_replace", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.request = request
-        self.approval_task_id = approval_task_id
+    def __init__(self, *, approval_task_id: str = "approve_replace",
+                 restore_task_id: str = "restore",
+                 **kwargs: Any) -> None:
+        super().__init__(approval_task_id=approval_task_id, run_task_id=restore_task_id, **kwargs)
 
     def restore_request(self) -> RestoreRequest:
         with fail_without_retry():
@@ -48,20 +50,14 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
 
     ui_color = "#fff2cc"
 
-    def __init__(self, *, restore_task_id: str = "restore", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.restore_task_id = restore_task_id
-
     def choose_branch(self, context: Context) -> str | list[str]:
         request = self.restore_request()
         with fail_without_retry():
             plan = self.engine.restorer().plan(request)
-        self.log.info("restore plan:\n%s", plan.text())
-        context["ti"].xcom_push(key="plan", value=plan.to_dict())
-        if request.dry_run:
-            self.log.info("dry run: nothing was touched and nothing will be")
-            return []
-        return self.approval_task_id if request.mode == REPLACE else self.restore_task_id
+        return branch_on_plan(self, context, plan, noun="restore", dry_run=request.dry_run,
+                              needs_approval=request.mode == REPLACE,
+                              approval_task_id=self.approval_task_id,
+                              run_task_id=self.run_task_id)
 
 
 class RestoreOperator(_RestoreBase):
@@ -83,10 +79,6 @@ class RestoreOperator(_RestoreBase):
 
     ui_color = "#f4cccc"
 
-    def __init__(self, *, plan_task_id: str = "plan", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.plan_task_id = plan_task_id
-
     def execute(self, context: Context) -> dict[str, Any]:
         request = self._planned_request(context)
         if request.mode == REPLACE and not request.dry_run:
@@ -100,12 +92,7 @@ class RestoreOperator(_RestoreBase):
         """The request, with the backup id the plan resolved (``latest`` is not looked up
         again: the approval may have waited hours)."""
         request = self.restore_request()
-        plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key="plan")
-        if not isinstance(plan, Mapping) or not isinstance(plan.get("backup_id"), str):
-            raise AirflowFailException(
-                f"no restore plan in the XCom of task {self.plan_task_id!r} (key plan): the "
-                "restore carries out the plan that was checked (and approved); clear the plan "
-                "task together with this one, or run the DAG again")
+        plan = pulled_plan(context, self.plan_task_id, "restore", "backup_id", str)
         if plan.get("request") != request.to_dict():
             raise AirflowFailException(
                 f"the plan of task {self.plan_task_id!r} was made for another request "
