@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.drill.record import upsert
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.storage.base import Storage
 
@@ -162,13 +163,7 @@ def save(catalog: Catalog, report: RecoveryReport) -> None:
            "databases": json.dumps([d.to_dict() for d in report.databases], default=str),
            "error": report.error, "report_uri": report.report_uri, "dag_id": report.dag_id,
            "run_id": report.run_id}
-    names = list(row)
-    insert = (f"INSERT INTO recovery_runs ({', '.join(names)}) VALUES "
-              f"({', '.join(f'%({n})s' for n in names)}) ON CONFLICT (id) DO UPDATE SET "
-              + ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
-              + ", updated_at = now()")
-    with catalog.cursor() as cur:
-        cur.execute(insert.encode(), row)
+    upsert(catalog, "recovery_runs", row)
 
 
 def last_rto(catalog: Catalog, kind: str = "dr_drill") -> dict[str, Any] | None:
