@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,7 @@ from amprenta_backup.core.wal.health import cluster_wal_checks
 from amprenta_backup.core.wal.retention import WalCleanupReport, clean_wal
 
 
+@dataclass(eq=False)
 class PointInTime:
     """The PITR workflows of the cluster ``BACKUP_PITR_CONN_ID``.
 
@@ -48,16 +50,13 @@ class PointInTime:
     :param heartbeat_timeout: a RUNNING base backup silent this long is abandoned
     """
 
-    def __init__(self, settings: PitrSettings, storage: Storage, catalog: Catalog, prefix: str,
-                 resolve: Resolver, fetch_env: Callable[[], dict[str, str]],
-                 heartbeat_timeout: timedelta = DEFAULT_TIMEOUT) -> None:
-        self.heartbeat_timeout = heartbeat_timeout
-        self.settings = settings
-        self.storage = storage
-        self.catalog = catalog
-        self.prefix = prefix
-        self.resolve = resolve
-        self.fetch_env = fetch_env
+    settings: PitrSettings
+    storage: Storage
+    catalog: Catalog
+    prefix: str
+    resolve: Resolver
+    fetch_env: Callable[[], dict[str, str]]
+    heartbeat_timeout: timedelta = DEFAULT_TIMEOUT
 
     @property
     def target(self) -> str:
