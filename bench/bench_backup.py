@@ -15,7 +15,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -25,6 +24,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from _bench_report import build_report, print_report  # noqa: E402
+from _bench_results import exit_on_sigterm, save_results  # noqa: E402
 
 from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL  # noqa: E402
 
@@ -298,7 +298,7 @@ def run(bench: Bench) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below
+    exit_on_sigterm()
     bench = Bench(args)
     try:
         raw = run(bench)
@@ -307,9 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     report = build_report(raw)
     print_report(report)
     output = args.output or RESULTS_DIR / f"backup-{args.size_mb}mb.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nresults written to {output}")
+    save_results(report, output)
     return 0
 
 

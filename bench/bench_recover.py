@@ -18,10 +18,8 @@ sys.dont_write_bytecode = True  # leave no __pycache__ behind in the shared tree
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -29,6 +27,8 @@ import time  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+from _bench_results import exit_on_sigterm, save_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "amprenta-bench-recover"
@@ -238,16 +238,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --drill: the scratch cluster's major (upgrade rehearsal)")
     parser.add_argument("--output", type=Path, help="JSON results file")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stops the servers on the way out
+    exit_on_sigterm()
     with contextlib.closing(Bench(args)) as bench:
         raw = run(bench)
     result = report(raw)
     stem = ("dr-drill" + (f"-pg{args.drill_major}" if args.drill_major else "")
             if args.drill else "recover")
     output = args.output or HERE / "results" / f"{stem}-{args.size_mb}mb.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nresults written to {output}")
+    save_results(result, output)
     return 0
 
 

@@ -17,10 +17,8 @@ sys.dont_write_bytecode = True  # leave no __pycache__ behind in the shared tree
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import hashlib  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -29,6 +27,8 @@ from collections.abc import Callable  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+from _bench_results import exit_on_sigterm, save_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "amprenta-bench-restore"
@@ -259,17 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--output", type=Path, help="JSON results file")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stops the servers on the way out
+    exit_on_sigterm()
     with contextlib.closing(Bench(args)) as bench:
         raw = run(bench)
-    save(report(raw), args.output or HERE / "results" / f"restore-{args.size_mb}mb.json")
+    save_results(report(raw), args.output or HERE / "results" / f"restore-{args.size_mb}mb.json")
     return 0
-
-
-def save(result: dict[str, Any], output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nresults written to {output}")
 
 
 if __name__ == "__main__":
