@@ -61,15 +61,25 @@ def _folder(manifest: Manifest) -> str:
 
 
 @pytest.fixture
+def source_runner(local_storage: Storage, catalog: Catalog,
+                  source_conn: PgConnInfo) -> Callable[..., DrillRunner]:
+    """``(assertions=None, **DrillSettings fields) -> DrillRunner`` drilling ``pg_source``."""
+    def make(assertions: list[dict[str, Any]] | None = None, **settings: Any) -> DrillRunner:
+        return _runner(local_storage, catalog, {"pg_source": source_conn}, assertions,
+                       **settings)
+    return make
+
+
+@pytest.fixture
 def backup(local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo) -> Manifest:
     return make_backup(local_storage, catalog, source_conn)
 
 
 def test_a_good_backup_passes_every_check_and_leaves_the_evidence(
-    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
-    pg_cluster: ClusterBase,
+    local_storage: Storage, catalog: Catalog, backup: Manifest,
+    pg_cluster: ClusterBase, source_runner: Callable[..., DrillRunner],
 ) -> None:
-    runner = _runner(local_storage, catalog, {"pg_source": source_conn}, [
+    runner = source_runner([
         CUSTOMERS_EXIST,
         {"name": "orders_fresh", "sql": "SELECT max(ordered_at) FROM app.orders",
          "expect": {"max_age_hours": 24 * 365 * 10}}])
@@ -110,10 +120,10 @@ def test_a_good_backup_passes_every_check_and_leaves_the_evidence(
 
 
 def test_failing_assertions_fail_the_drill_and_say_which_and_why(
-    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
-    pg_cluster: ClusterBase,
+    local_storage: Storage, catalog: Catalog, backup: Manifest,
+    pg_cluster: ClusterBase, source_runner: Callable[..., DrillRunner],
 ) -> None:
-    runner = _runner(local_storage, catalog, {"pg_source": source_conn}, [
+    runner = source_runner([
         CUSTOMERS_EXIST,
         {"name": "exactly_five", "sql": "SELECT count(*) FROM app.customers", "expect": "== 5"},
         {"name": "tries_to_write", "sql": "DELETE FROM app.events", "expect": "is null"},
@@ -148,11 +158,11 @@ def test_failing_assertions_fail_the_drill_and_say_which_and_why(
 
 
 def test_a_corrupt_backup_fails_at_the_checksum_and_nothing_is_restored(
-    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
-    pg_cluster: ClusterBase,
+    local_storage: Storage, catalog: Catalog, backup: Manifest,
+    pg_cluster: ClusterBase, source_runner: Callable[..., DrillRunner],
 ) -> None:
     rewrite(local_storage, backup.key, flip_byte)
-    runner = _runner(local_storage, catalog, {"pg_source": source_conn})
+    runner = source_runner()
 
     record = runner.run(SOURCE, _run())
 
@@ -217,9 +227,9 @@ def test_broken_keys_checks_and_a_lagging_sequence_in_the_backup_are_found(
 
 
 def test_a_restore_slower_than_the_objective_fails_the_drill(
-    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
+    catalog: Catalog, backup: Manifest, source_runner: Callable[..., DrillRunner],
 ) -> None:
-    runner = _runner(local_storage, catalog, {"pg_source": source_conn}, rto_seconds=0.01)
+    runner = source_runner(rto_seconds=0.01)
 
     record = runner.run(SOURCE, _run())
 
@@ -230,10 +240,10 @@ def test_a_restore_slower_than_the_objective_fails_the_drill(
 
 
 def test_a_database_already_under_the_scratch_name_is_never_dropped(
-    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
-    pg_cluster: ClusterBase,
+    catalog: Catalog, backup: Manifest,
+    pg_cluster: ClusterBase, source_runner: Callable[..., DrillRunner],
 ) -> None:
-    runner = _runner(local_storage, catalog, {"pg_source": source_conn})
+    runner = source_runner()
     run = _run()
     name = drill_scratch.scratch_name(drill_id_for(run, "pg_source"))
     pg_cluster.create_database(name)
@@ -252,10 +262,10 @@ def test_a_database_already_under_the_scratch_name_is_never_dropped(
 
 
 def test_a_database_made_between_setup_and_restore_is_refused_and_kept(
-    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
-    pg_cluster: ClusterBase,
+    catalog: Catalog, backup: Manifest,
+    pg_cluster: ClusterBase, source_runner: Callable[..., DrillRunner],
 ) -> None:
-    runner = _runner(local_storage, catalog, {"pg_source": source_conn})
+    runner = source_runner()
     record = runner.prepare(SOURCE, _run())
     pg_cluster.create_database(record.scratch_database)
     try:
@@ -273,10 +283,10 @@ def test_a_database_made_between_setup_and_restore_is_refused_and_kept(
 
 
 def test_a_leftover_of_an_earlier_try_of_the_same_drill_is_dropped_and_restored_again(
-    local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
-    pg_cluster: ClusterBase,
+    catalog: Catalog, source_conn: PgConnInfo, backup: Manifest,
+    pg_cluster: ClusterBase, source_runner: Callable[..., DrillRunner],
 ) -> None:
-    runner = _runner(local_storage, catalog, {"pg_source": source_conn})
+    runner = source_runner()
     record = runner.prepare(SOURCE, _run())
     pg_cluster.create_database(record.scratch_database)  # a try that died mid-restore
     assert drill_scratch.mark(source_conn, record.scratch_database, record.drill_id)
