@@ -25,3 +25,5 @@ ZSTD_JOB_SIZE = 1024 * 1024
 HEARTBEAT_HELP = ("A RUNNING backup whose heartbeat is older is abandoned (its process died): "
                   "health warns, the next run of the target and `weekly_cleanup` record it "
                   "FAILED and remove its partial objects")
+WAL_TARGET_HELP = ("the name this cluster's WAL and base backups are stored under; the same on "
+                   "the database host and on Airflow, and not a `BACKUP_TARGETS` name")

@@ -12,9 +12,10 @@ costs about 0.3 s): see :func:`amprenta_backup.core.wal.settings.quick_spool_dir
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -26,6 +27,7 @@ from amprenta_backup.core.constants import (
     DEFAULT_RETENTION_DAYS,
     HEARTBEAT_HELP,
     MIN_RETENTION_DAYS,
+    WAL_TARGET_HELP,
 )
 from amprenta_backup.core.drill.assertions import Assertion, load_assertions
 from amprenta_backup.core.errors import ConfigError
@@ -44,9 +46,8 @@ from amprenta_backup.core.settings_base import (
 from amprenta_backup.core.wal.settings import default_spool_root, spool_dir
 
 __all__ = ["AlertSettings", "BackupConfig", "BackupTarget", "DrDrillSettings", "DrillSettings",
-           "GFSSpec", "PgToolsSettings",
-           "PitrSettings", "Settings", "StorageConfig", "TaskSettings", "WalSettings",
-           "parse_targets"]
+           "GFSSpec", "PgToolsSettings", "PitrSettings", "Settings", "StorageConfig",
+           "TaskSettings", "WalSettings", "parse_targets"]
 
 STORAGE_TYPES = ("local", "s3")
 SSE_MODES = ("none", "AES256", "aws:kms")
@@ -86,8 +87,6 @@ class StorageConfig(Settings):
 
     @model_validator(mode="after")
     def _check(self) -> StorageConfig:
-        import re
-
         if self.storage_type == "s3" and not re.match(_BUCKET, self.s3_bucket):
             raise ConfigError(f"BACKUP_S3_BUCKET={self.s3_bucket!r} is not a valid bucket name; "
                               "use 3-63 lower-case letters, digits, '.' or '-'")
@@ -258,8 +257,7 @@ class PgToolsSettings(Settings):
 class DrDrillSettings(Settings):
     """How DR drills run: the whole-service recovery rehearsed into a throwaway server.
 
-    :param rto_seconds: the objective the whole-service RTO is held against
-        (BACKUP_DRILL_RTO_SECONDS, read by :meth:`from_env`)
+    :param rto_seconds: the whole-service RTO objective (``BACKUP_DRILL_RTO_SECONDS``)
     """
 
     group: ClassVar[str] = "DR drills"
@@ -279,10 +277,8 @@ class DrDrillSettings(Settings):
     rto_seconds: float = Field(DEFAULT_RTO_SECONDS, gt=0)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **values: Any) -> Self:
-        env = os.environ if environ is None else environ
-        values.setdefault("rto_seconds", DrillSettings.from_env(env).rto_seconds)
-        return super().from_env(env, **values)
+    def env_defaults(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        return {"rto_seconds": DrillSettings.from_env(env).rto_seconds}
 
     @model_validator(mode="after")
     def _check(self) -> DrDrillSettings:
@@ -293,18 +289,12 @@ class DrDrillSettings(Settings):
         return self
 
 
-def _wal_target(default: str, shown: str) -> Any:
-    return var("BACKUP_WAL_TARGET", default, "the name this cluster's WAL and base backups are "
-               "stored under; the same on the database host and on Airflow, and not a "
-               "`BACKUP_TARGETS` name", shown=shown)
-
-
 class WalSettings(Settings):
     """How ``amprenta-wal`` archives on the database host: where, how many at once, how long."""
 
     group: ClassVar[str] = "WAL archiving (database host, `amprenta-wal`)"
 
-    target: str = _wal_target("", "(required)")
+    target: str = var("BACKUP_WAL_TARGET", "", WAL_TARGET_HELP, shown="(required)")
     spool_root: Path = var(
         "BACKUP_WAL_SPOOL", lambda: default_spool_root(os.environ),
         "folder for the asynchronous archiver's markers and log",
@@ -323,11 +313,8 @@ class WalSettings(Settings):
                                    le=86400, shown="`60`")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **values: Any) -> Self:
-        env = os.environ if environ is None else environ
-        if not env.get(cls.names()["spool_root"], "").strip():
-            values.setdefault("spool_root", default_spool_root(env))  # TMPDIR of ``environ``
-        return super().from_env(env, **values)
+    def env_defaults(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        return {} if cls.is_set("spool_root", env) else {"spool_root": default_spool_root(env)}
 
     @model_validator(mode="after")
     def _check(self) -> WalSettings:
@@ -351,7 +338,8 @@ class PitrSettings(Settings):
     conn_id: str = var("BACKUP_PITR_CONN_ID", "", "Postgres connection of the archived cluster "
                        "(needs REPLICATION for `pg_basebackup`); PITR is off when unset",
                        shown="(required for PITR)")
-    wal_target: str = _wal_target("", "`<BACKUP_PITR_CONN_ID>.pitr` on Airflow")
+    wal_target: str = var("BACKUP_WAL_TARGET", "", WAL_TARGET_HELP,
+                          shown="`<BACKUP_PITR_CONN_ID>.pitr` on Airflow")
     wal_command: str | None = var(
         "BACKUP_WAL_COMMAND", None, "the `amprenta-wal` that `restore_command` runs; the "
         "restored server's OS user must be able to execute it",
@@ -386,8 +374,7 @@ class PitrSettings(Settings):
     @classmethod
     def configured(cls, environ: Mapping[str, str] | None = None) -> bool:
         """Whether point-in-time recovery is set up (``BACKUP_PITR_CONN_ID`` is set)."""
-        env = os.environ if environ is None else environ
-        return bool(env.get(cls.names()["conn_id"], "").strip())
+        return cls.is_set("conn_id", environ)
 
     def check_distinct(self, logical_targets: list[str]) -> None:
         """Refuse a WAL target that is also a logical target: their backups would mix."""

@@ -91,13 +91,26 @@ class Settings(BaseSettings):
         """Read the declared variables from ``environ`` (default ``os.environ``); ``values``
         (field names) win over the environment."""
         env = os.environ if environ is None else environ
-        for field, nested in cls.nested.items():
-            values.setdefault(field, nested.from_env(env))
+        for field, value in cls.env_defaults(env).items():
+            values.setdefault(field, value)
         token = _ENVIRON.set(env)
         try:
             return cls(**values)
         finally:
             _ENVIRON.reset(token)
+
+    @classmethod
+    def env_defaults(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        """Field values :meth:`from_env` reads from ``env`` other than through the declared
+        variables (here: the nested sections); its keyword arguments win over them."""
+        return {field: nested.from_env(env) for field, nested in cls.nested.items()}
+
+    @classmethod
+    def is_set(cls, field: str, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether the variable of ``field`` is set, not blank, in ``environ`` (default
+        ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        return bool(env.get(cls.names()[field], "").strip())
 
     @classmethod
     def names(cls) -> dict[str, str]:
