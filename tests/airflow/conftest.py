@@ -26,6 +26,24 @@ def airflow_db() -> None:
     db.initdb()
 
 
+def manual_gated_dag(dag_id: str, approval_task_id: str, run_task_id: str) -> Any:
+    """The DAG ``dag_id`` parsed from dags/, checked for what every manual DAG with an approval
+    gate is: manual runs only, one at a time, every form field described, and ``plan`` ->
+    approval -> ``run_task_id`` (``plan`` also straight to ``run_task_id``)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags[dag_id]
+    assert dag.timetable.can_be_scheduled is False and dag.max_active_runs == 1
+    assert {str(t.value) for t in dag.allowed_run_types} == {"manual"}
+    assert all(param.description for param in dag.params.values())
+    approve, run = dag.get_task(approval_task_id), dag.get_task(run_task_id)
+    assert isinstance(approve, ApprovalOperator)
+    assert approve.upstream_task_ids == {"plan"}
+    assert run.upstream_task_ids == {"plan", approval_task_id}
+    return dag
+
+
 def postgres_conn_json(cluster: ClusterBase, dbname: str, password: str | None = None) -> str:
     return json.dumps({"conn_type": "postgres", "host": cluster.host, "port": cluster.port,
                        "login": cluster.user, "password": password or cluster.password,

@@ -11,10 +11,9 @@ import pytest
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster
 from amprenta_backup.sandbox.compare import assert_databases_equal
-from tests.airflow.conftest import postgres_conn_json
+from tests.airflow.conftest import manual_gated_dag, postgres_conn_json
 from tests.airflow.test_restore_dag import _Approver
 from tests.integration.conftest import conninfo
-from tests.support.airflow_env import REPO
 from tests.support.backups import make_backup
 
 
@@ -37,17 +36,10 @@ def backed_up(backup_env: dict[str, Any], pg_cluster: ClusterBase, new_server: T
 def test_manual_only_with_a_typed_form_and_the_approval_before_the_recovery(
     airflow_db: None,
 ) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.providers.standard.operators.hitl import ApprovalOperator
-
-    dag = DagBag(dag_folder=str(REPO / "dags")).dags["disaster_recovery"]
-    assert dag.timetable.can_be_scheduled is False
-    assert {str(t.value) for t in dag.allowed_run_types} == {"manual"}
+    dag = manual_gated_dag("disaster_recovery", "approve_nonempty", "recover")
     schema = {name: param.schema for name, param in dag.params.items()}
     assert schema["parallel"]["type"] == "integer" and dag.params["parallel"] == 2
     assert schema["targets"]["type"] == "array" and schema["dry_run"]["type"] == "boolean"
-    assert all(param.description for param in dag.params.values())
-    assert isinstance(dag.get_task("approve_nonempty"), ApprovalOperator)
     assert dag.get_task("recover").upstream_task_ids == {"plan", "approve_nonempty"}
 
 

@@ -15,8 +15,8 @@ from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
+from tests.airflow.conftest import manual_gated_dag
 from tests.integration.conftest import conninfo
-from tests.support.airflow_env import REPO
 from tests.support.backups import make_backup
 
 SENTINEL = "CREATE TABLE sentinel (note text); INSERT INTO sentinel VALUES ('still here')"
@@ -62,22 +62,12 @@ def _has_sentinel(cluster: ClusterBase, database: str) -> bool:
 def test_manual_only_with_a_typed_form_and_the_approval_before_the_restore(
     airflow_db: None,
 ) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.providers.standard.operators.hitl import ApprovalOperator
-
-    dag = DagBag(dag_folder=str(REPO / "dags")).dags["restore"]
-    assert dag.timetable.can_be_scheduled is False
-    assert {str(t.value) for t in dag.allowed_run_types} == {"manual"}
+    dag = manual_gated_dag("restore", "approve_replace", "restore")
     schema = {name: param.schema for name, param in dag.params.items()}
     assert schema["mode"]["enum"] == ["new_database", "replace"]
     assert dag.params["mode"] == "new_database" and dag.params["jobs"] == 1
     assert schema["jobs"]["type"] == "integer" and schema["dry_run"]["type"] == "boolean"
     assert schema["schemas"]["type"] == "array" and schema["confirm"]["type"] == ["null", "string"]
-    assert all(param.description for param in dag.params.values())
-    approve, restore = dag.get_task("approve_replace"), dag.get_task("restore")
-    assert isinstance(approve, ApprovalOperator)
-    assert restore.upstream_task_ids == {"plan", "approve_replace"}
-    assert approve.upstream_task_ids == {"plan"}
 
 
 def test_new_database_restores_at_once_without_waiting_for_an_approval(
