@@ -66,11 +66,15 @@ def pg_cluster_of(pg_cluster: ClusterBase) -> Iterator[Callable[[int], ClusterBa
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """A started moto S3 server on 127.0.0.1, for the session."""
-    server = MotoServer().start()
-    try:
+    with MotoServer() as server:
         yield server
-    finally:
-        server.stop()
+
+
+@pytest.fixture
+def own_moto() -> Iterator[MotoServer]:
+    """A moto server of the test's own, to be killed or frozen."""
+    with MotoServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,16 +25,6 @@ from tests.faults.proxies import PARTS_500, S3FaultProxy, TcpProxy
 from tests.support.cli import CliRunner
 
 STALL = 10
-
-
-@pytest.fixture
-def own_moto() -> Iterator[MotoServer]:
-    """A moto server of the test's own, to be killed or frozen."""
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _fail_mid_upload(cli: CliRunner, client: Any, bucket: str, fault: Callable[[], None]

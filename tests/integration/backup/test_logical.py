@@ -16,7 +16,7 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import StepError, StorageError
-from amprenta_backup.core.models import Manifest, RunContext, Status
+from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pipeline import Compression
 from amprenta_backup.core.storage import S3Storage, Storage
@@ -30,6 +30,18 @@ SETTINGS = BackupSettings(prefix="database/", compression=Compression())
 
 def _backup_id(key: str) -> str:
     return layout.make_backup_id(datetime.now(UTC), key)
+
+
+def _fails_at(step: str, storage: Storage, catalog: Catalog, target: str, conn: PgConnInfo,
+              settings: BackupSettings = SETTINGS) -> tuple[StepError, BackupRecord]:
+    """Run a backup of ``target`` that must fail at ``step``: its StepError, and its catalog
+    record, FAILED and naming the step."""
+    with pytest.raises(StepError) as err:
+        BackupRunner(storage, catalog, settings).run(target, conn, RunContext(), _backup_id(step))
+    assert err.value.step == step
+    (record,) = catalog.find(target=target)
+    assert record.status == Status.FAILED and f"step '{step}'" in (record.error or "")
+    return err.value, record
 
 
 def _children_running(*argv_part: str) -> list[int]:
@@ -101,26 +113,19 @@ def test_wrong_password_fails_at_connect_and_never_leaks(
     secret = "Wr0ng-Pa55word-XYZ"
     bad = PgConnInfo(source_conn.host, source_conn.port, source_conn.user,
                      source_conn.dbname, password=secret)
-    with pytest.raises(StepError) as err:
-        BackupRunner(local_storage, catalog, SETTINGS).run(
-            "pg_source", bad, RunContext(), _backup_id("pw"))
-    assert err.value.step == "connect"
-    assert "password authentication failed" in str(err.value)
-    (record,) = catalog.find(target="pg_source")
-    assert record.status == Status.FAILED and "step 'connect'" in (record.error or "")
+    error, record = _fails_at("connect", local_storage, catalog, "pg_source", bad)
+    assert "password authentication failed" in str(error)
     assert _objects(local_storage) == []
-    assert secret not in caplog.text and secret not in str(err.value)
+    assert secret not in caplog.text and secret not in str(error)
     assert secret not in (record.error or "")
 
 
 def test_missing_database_fails_and_offers_nothing(
     local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
 ) -> None:
-    with pytest.raises(StepError, match='database "no_such_db" does not exist'):
-        BackupRunner(local_storage, catalog, SETTINGS).run(
-            "pg_missing", source_conn.with_database("no_such_db"), RunContext(), _backup_id("m"))
-    (record,) = catalog.find(target="pg_missing")
-    assert record.status == Status.FAILED and "step 'connect'" in (record.error or "")
+    error, _ = _fails_at("connect", local_storage, catalog, "pg_missing",
+                         source_conn.with_database("no_such_db"))
+    assert 'database "no_such_db" does not exist' in str(error)
     assert _objects(local_storage) == []
 
 
@@ -160,13 +165,8 @@ def test_endpoint_gone_mid_upload_aborts_and_marks_failed(
 
         client.upload_part = upload_part
         settings = BackupSettings(prefix="database/", compression=Compression(level=1))
-        with pytest.raises(StepError) as err:
-            BackupRunner(storage, catalog, settings).run(
-                "pg_big", big_source_conn, RunContext(), _backup_id("gone"))
-        assert err.value.step == "upload"
-        assert "mid-upload" in str(err.value)
-        (record,) = catalog.find(target="pg_big")
-        assert record.status == Status.FAILED and "step 'upload'" in (record.error or "")
+        error, _ = _fails_at("upload", storage, catalog, "pg_big", big_source_conn, settings)
+        assert "mid-upload" in str(error)
         server.resume()
         check = server.client()
         left = check.list_objects_v2(Bucket="mid-upload").get("Contents", [])
@@ -190,14 +190,11 @@ def test_pg_dump_killed_mid_stream_leaves_no_object(
 
     killer = threading.Thread(target=kill_pg_dump)
     killer.start()
-    with pytest.raises(StepError) as err:
-        BackupRunner(local_storage, catalog, SETTINGS).run(
-            "pg_big", big_source_conn, RunContext(), _backup_id("kill"))
-    killer.join()
-    assert err.value.step == "dump"
+    try:
+        _fails_at("dump", local_storage, catalog, "pg_big", big_source_conn)
+    finally:
+        killer.join()
     assert _objects(local_storage) == []
-    (record,) = catalog.find(target="pg_big")
-    assert record.status == Status.FAILED
 
 
 def test_catalog_is_rebuilt_from_manifests(
