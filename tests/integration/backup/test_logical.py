@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,18 @@ def _fails_at(step: str, storage: Storage, catalog: Catalog, target: str, conn: 
     (record,) = catalog.find(target=target)
     assert record.status == Status.FAILED and f"step '{step}'" in (record.error or "")
     return err.value, record
+
+
+def _retried(storage: Storage, catalog: Catalog, conn: PgConnInfo, run_key: str,
+             between: Callable[[str], None] = lambda backup_id: None,
+             ) -> tuple[str, Manifest, Manifest]:
+    """A retry of one Airflow run: ``pg_source`` backed up twice under one backup id, with
+    ``between(backup_id)`` in between; the id and both manifests."""
+    runner = BackupRunner(storage, catalog, SETTINGS)
+    backup_id = _backup_id(run_key)
+    first = runner.run("pg_source", conn, RunContext(), backup_id)
+    between(backup_id)
+    return backup_id, first, runner.run("pg_source", conn, RunContext(), backup_id)
 
 
 def _children_running(*argv_part: str) -> list[int]:
@@ -96,10 +109,8 @@ def test_round_trip_restores_rows_and_schema_exactly(
 def test_retry_of_the_same_run_leaves_one_completed_backup(
     local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
 ) -> None:
-    runner = BackupRunner(local_storage, catalog, SETTINGS)
-    backup_id = _backup_id("daily_backup/scheduled__x/pg_source")
-    first = runner.run("pg_source", source_conn, RunContext(), backup_id)
-    again = runner.run("pg_source", source_conn, RunContext(), backup_id)
+    backup_id, first, again = _retried(local_storage, catalog, source_conn,
+                                       "daily_backup/scheduled__x/pg_source")
     assert again.sha256 == first.sha256 and again.completed_at == first.completed_at
     assert [r.backup_id for r in catalog.find(target="pg_source")] == [backup_id]
     assert len(_objects(local_storage)) == 2
@@ -236,12 +247,12 @@ def test_a_retry_trusts_the_manifest_in_storage_over_a_lost_record(
     local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
 ) -> None:
     """The record of a finished backup was lost (catalog down at the final save)."""
-    runner = BackupRunner(local_storage, catalog, SETTINGS)
-    backup_id = _backup_id("daily_backup/scheduled__y/pg_source")
-    first = runner.run("pg_source", source_conn, RunContext(), backup_id)
-    with catalog.cursor() as cur:
-        cur.execute("DELETE FROM backup_records WHERE id = %s", (backup_id,))
-    again = runner.run("pg_source", source_conn, RunContext(), backup_id)
+    def lose_the_record(backup_id: str) -> None:
+        with catalog.cursor() as cur:
+            cur.execute("DELETE FROM backup_records WHERE id = %s", (backup_id,))
+
+    backup_id, first, again = _retried(local_storage, catalog, source_conn,
+                                       "daily_backup/scheduled__y/pg_source", lose_the_record)
     assert again.sha256 == first.sha256
     record = catalog.get(backup_id)
     assert record is not None and record.status == Status.COMPLETED
