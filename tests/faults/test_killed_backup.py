@@ -61,24 +61,30 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, moto_server: MotoServe
     return Setup(request.param, tmp_path, moto_server, catalog, big_source_conn)
 
 
-@pytest.mark.faults("SIGKILL of the backup process mid-upload ({setup})")
-def test_a_killed_backup_is_never_offered_for_restore(
-    setup: Setup, catalog: Catalog, row: FaultRow,
-) -> None:
+@pytest.fixture
+def killed(setup: Setup, row: FaultRow) -> Setup:
+    """``setup`` after its backup was killed mid-upload; the fault row names the setup."""
     row.fault = row.fault.format(setup=setup.kind)
     setup.kill_mid_upload()
+    return setup
+
+
+@pytest.mark.faults("SIGKILL of the backup process mid-upload ({setup})")
+def test_a_killed_backup_is_never_offered_for_restore(
+    killed: Setup, catalog: Catalog, row: FaultRow,
+) -> None:
     row.saw("pg_dump exits with its parent (no orphan)")
     (record,) = catalog.find(target="pg_big")
     assert record.status == Status.RUNNING and record.manifest is None  # until abandoned
-    keys = [o.key for o in setup.storage.list_objects() if "/pg_big/" in o.key]
+    keys = [o.key for o in killed.storage.list_objects() if "/pg_big/" in o.key]
     assert not [k for k in keys if k.endswith("manifest.json")], keys
-    assert setup.partials() or keys  # an unfinished upload, or a dump whose manifest never came
+    assert killed.partials() or keys  # an unfinished upload, or a dump whose manifest never came
     row.saw("no COMPLETED record, no manifest")
-    refused = setup.cli("restore", "latest", "--from", "pg_big", "--database", "x",
-                        "--dry-run")
+    refused = killed.cli("restore", "latest", "--from", "pg_big", "--database", "x",
+                         "--dry-run")
     assert refused.returncode == 2, refused.stderr
     row.saw("`restore latest` refuses (exit 2)")
-    done = setup.cli("backup", "pg_big")
+    done = killed.cli("backup", "pg_big")
     assert done.returncode == 0, done.stderr
     assert Status.COMPLETED in [r.status for r in catalog.find(target="pg_big")]
     row.saw("the next run COMPLETED")
@@ -86,12 +92,10 @@ def test_a_killed_backup_is_never_offered_for_restore(
 
 @pytest.mark.faults("SIGKILL mid-upload ({setup}): record abandoned and partials removed")
 def test_a_killed_backup_is_abandoned_and_its_partials_removed(
-    setup: Setup, catalog: Catalog, row: FaultRow,
+    killed: Setup, catalog: Catalog, row: FaultRow,
 ) -> None:
-    row.fault = row.fault.format(setup=setup.kind)
-    setup.kill_mid_upload()
-    report = cleanup_later(setup.storage, catalog)
-    assert setup.partials() == [], report.summary()
+    report = cleanup_later(killed.storage, catalog)
+    assert killed.partials() == [], report.summary()
     (record,) = catalog.find(target="pg_big")
     assert record.status == Status.FAILED and "abandoned" in (record.error or "")
     row.saw("cleanup two days later: FAILED (abandoned), partial upload removed")
