@@ -15,8 +15,8 @@ from psycopg import sql
 from amprenta_backup.core import catalog as catalog_module
 from amprenta_backup.core import verify
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.catalog.migrations import CURRENT, SCHEMA_LOCK, STEPS, VERSION_TABLE
 from amprenta_backup.core.drill import record as drill_record
-from amprenta_backup.core.migrations import CURRENT, SCHEMA_LOCK, STEPS, VERSION_TABLE
 from amprenta_backup.core.models import Status
 from amprenta_backup.core.notifications import list_admin_notifications
 from amprenta_backup.core.pgtools import PgConnInfo

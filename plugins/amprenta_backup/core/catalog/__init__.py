@@ -15,9 +15,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.catalog.migrations import migrate
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import CatalogError, first_line
-from amprenta_backup.core.migrations import migrate
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.records.clock import ClockReading
@@ -72,7 +72,7 @@ class Catalog:
         return (self.conn.host, self.conn.port, self.conn.dbname)
 
     def ensure(self) -> int:
-        """Bring the catalog's tables up to date (:mod:`~amprenta_backup.core.migrations`),
+        """Bring the catalog's tables up to date (:mod:`~amprenta_backup.core.catalog.migrations`),
         once per process and database; returns the schema version. Every other method calls
         it first, so callers need not."""
         key = self._key

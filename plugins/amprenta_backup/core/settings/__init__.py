@@ -1,0 +1,56 @@
+"""Every ``BACKUP_*`` variable, declared once: name, type, default, bounds and help text.
+
+Each settings class reads its variables through pydantic-settings (:meth:`Settings.from_env`);
+a bad value is a :class:`ConfigError` naming the variable, the value, what is allowed and
+the fix. The README's configuration tables are rendered from these declarations
+(``python -m amprenta_backup.core.settings``) and a unit test keeps them equal.
+
+``amprenta-wal push`` does not import this module on its per-segment fast path (pydantic
+costs about 0.3 s): see :func:`amprenta_backup.core.wal.settings.quick_spool_dir`.
+"""
+
+from __future__ import annotations
+
+from amprenta_backup.core.settings.backup import (
+    LATEST,
+    RANDOM,
+    AlertSettings,
+    BackupConfig,
+    DrDrillSettings,
+    DrillSettings,
+    PgToolsSettings,
+    StorageConfig,
+    TaskSettings,
+)
+from amprenta_backup.core.settings.base import (
+    BackupTarget,
+    GFSSpec,
+    Settings,
+)
+from amprenta_backup.core.settings.pitr import (
+    PitrSettings,
+    WalSettings,
+)
+
+__all__ = [
+    "AlertSettings",
+    "BackupConfig",
+    "BackupTarget",
+    "DrDrillSettings",
+    "DrillSettings",
+    "GFSSpec",
+    "LATEST",
+    "PgToolsSettings",
+    "PitrSettings",
+    "RANDOM",
+    "Settings",
+    "StorageConfig",
+    "TaskSettings",
+    "WalSettings",
+    "ALL",
+]
+
+
+ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, AlertSettings, TaskSettings,
+                                   DrillSettings, DrDrillSettings, PgToolsSettings,
+                                   WalSettings, PitrSettings)
