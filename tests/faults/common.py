@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -69,3 +70,10 @@ def cleanup_later(storage: Storage, catalog: Catalog, days: int = 2) -> CleanupR
     config = BackupConfig()
     return Cleanup(storage, catalog, policies_from_config(config), config.prefix).run(
         utcnow() + timedelta(days=days), deleted_by="faults")
+
+
+def stored_matches_manifest(storage: Storage, manifest: dict[str, object]) -> None:
+    """The bytes stored at the manifest's key are the ones it pins (sha256 and size)."""
+    stored = storage.get_bytes(str(manifest["key"]))
+    assert hashlib.sha256(stored).hexdigest() == manifest["sha256"]
+    assert len(stored) == manifest["stored_bytes"]

@@ -3,7 +3,6 @@ still runs), as two real ``amprenta-backup backup --backup-id`` processes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
-from tests.faults.common import local_cli
+from tests.faults.common import local_cli, stored_matches_manifest
 from tests.faults.conftest import FaultRow
 from tests.support.cli import CliRunner
 
@@ -46,12 +45,6 @@ def _children(pid: int, name: str) -> list[int]:
     return found
 
 
-def _stored_matches_manifest(storage: LocalStorage, manifest: dict[str, object]) -> None:
-    stored = storage.get_bytes(str(manifest["key"]))
-    assert hashlib.sha256(stored).hexdigest() == manifest["sha256"]
-    assert len(stored) == manifest["stored_bytes"]
-
-
 @pytest.mark.faults("same backup id run twice at once")
 def test_one_run_per_backup_id_and_a_completed_backup_is_never_rewritten(
     cli: CliRunner, catalog: Catalog, local_storage: LocalStorage, pg_cluster: ClusterBase,
@@ -67,7 +60,7 @@ def test_one_run_per_backup_id_and_a_completed_backup_is_never_rewritten(
     (record,) = [r for r in catalog.find(target="pg_big") if r.backup_id == backup_id]
     assert record.status == Status.COMPLETED
     manifest = json.loads(next(out for code, out, _ in outcomes if code == 0))
-    _stored_matches_manifest(local_storage, manifest)
+    stored_matches_manifest(local_storage, manifest)
     row.saw(f"started together: exit codes {codes}, one COMPLETED record, the stored bytes "
             "match its manifest")
 
@@ -93,7 +86,7 @@ def test_one_run_per_backup_id_and_a_completed_backup_is_never_rewritten(
     again = cli("backup", "pg_big", "--backup-id", later_id, "--json")
     assert again.returncode == 0 and json.loads(again.stdout) == json.loads(out)
     assert key.stat().st_mtime_ns == written
-    _stored_matches_manifest(local_storage, json.loads(out))
+    stored_matches_manifest(local_storage, json.loads(out))
     row.saw("run again once completed: nothing rewritten")
 
     restored = cli("restore", later_id, "--database", "faults_same_id", timeout=600)

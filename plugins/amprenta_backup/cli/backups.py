@@ -7,6 +7,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from amprenta_backup.cli.arguments import bounded_int
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core import layout
 from amprenta_backup.core.engine import BackupEngine
@@ -26,7 +27,7 @@ def register(subparsers: Any) -> None:
 
     listing = subparsers.add_parser("list", help="list backups, newest first")
     listing.add_argument("--target", help="only this target")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=bounded_int(1, 100000), default=20)
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_list)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from amprenta_backup.cli.arguments import bounded_int
 from amprenta_backup.cli.output import print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -23,7 +24,8 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=cmd_run)
     past = commands.add_parser("history", help="the drills recorded in the catalog, newest first")
     past.add_argument("--target", help="only this target (a name such as pg_main.analytics)")
-    past.add_argument("--limit", type=int, default=20, help="most drills to show (default 20)")
+    past.add_argument("--limit", type=bounded_int(1, 100000), default=20,
+                      help="most drills to show (default 20)")
     past.add_argument("--json", action="store_true", help="print JSON")
     past.set_defaults(handler=cmd_history)
 

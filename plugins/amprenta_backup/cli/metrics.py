@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from amprenta_backup.cli.arguments import bounded_int
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 
@@ -14,7 +15,8 @@ QUERIES = {"success-rate": 30, "size-duration": 7, "storage-trend": 30}
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("metrics", help="backup success rate, size, duration, trend")
     parser.add_argument("metric", choices=sorted(QUERIES), help="which metric")
-    parser.add_argument("--days", type=int, help="window in days (30, 7 and 30 by default)")
+    parser.add_argument("--days", type=bounded_int(1, 36500),
+                        help="window in days (30, 7 and 30 by default)")
     parser.add_argument("--target", help="only this target")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=cmd_metrics)
