@@ -16,6 +16,7 @@ from amprenta_backup.core.retention.cleanup import Cleanup, CleanupReport
 from amprenta_backup.core.retention.policies import policies_from_config
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage import Storage
+from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.cli import CliRunner, conn_uri
 
@@ -77,3 +78,11 @@ def stored_matches_manifest(storage: Storage, manifest: dict[str, object]) -> No
     stored = storage.get_bytes(str(manifest["key"]))
     assert hashlib.sha256(stored).hexdigest() == manifest["sha256"]
     assert len(stored) == manifest["stored_bytes"]
+
+
+def assert_counts_match(cluster: ClusterBase, dbname: str, counts: dict[str, int]) -> None:
+    """Each table of ``counts`` holds exactly that many rows in ``dbname`` (counted here)."""
+    assert counts, "the manifest holds no row counts"
+    for table, want in counts.items():
+        ((got,),) = cluster.query(f"SELECT count(*) FROM {table}", dbname)
+        assert got == want, (table, got, want)

@@ -14,16 +14,8 @@ from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase
-from tests.faults.common import local_cli, stored_matches_manifest
+from tests.faults.common import assert_counts_match, local_cli, stored_matches_manifest
 from tests.faults.conftest import FaultRow
-
-
-def assert_counts_match(cluster: ClusterBase, dbname: str, counts: dict[str, int]) -> None:
-    """Each table of ``counts`` holds exactly that many rows in ``dbname`` (counted here)."""
-    assert counts, "the manifest holds no row counts"
-    for table, want in counts.items():
-        ((got,),) = cluster.query(f"SELECT count(*) FROM {table}", dbname)
-        assert got == want, (table, got, want)
 
 
 @pytest.mark.faults("different backup ids of one target run at once")

@@ -22,6 +22,7 @@ from amprenta_backup.sandbox.compare import assert_databases_equal
 from tests.faults.common import local_cli, stored_matches_manifest
 from tests.faults.conftest import FaultRow
 from tests.support.cli import CliRunner
+from tests.support.process_group import children
 
 REFUSED = "is being written by another run right now"
 
@@ -29,20 +30,6 @@ REFUSED = "is being written by another run right now"
 @pytest.fixture
 def cli(big_source_conn: PgConnInfo, catalog: Catalog, local_storage: LocalStorage) -> CliRunner:
     return local_cli("pg_big", big_source_conn, catalog, local_storage.root)
-
-
-def _children(pid: int, name: str) -> list[int]:
-    """Pids of ``pid``'s children called ``name`` (/proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        comm, rest = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1]
-        if comm == name and int(rest.split()[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 @pytest.mark.faults("same backup id run twice at once")
@@ -70,7 +57,7 @@ def test_one_run_per_backup_id_and_a_completed_backup_is_never_rewritten(
     while not local_storage.list_incomplete_uploads() and first.poll() is None:
         assert time.monotonic() < deadline, "the first run never started its upload"
         time.sleep(0.02)
-    (dump,) = _children(first.pid, "pg_dump")
+    (dump,) = children(first.pid, "pg_dump")
     os.kill(dump, signal.SIGSTOP)  # a stalled dump keeps the first run going meanwhile
     try:
         second = cli("backup", "pg_big", "--backup-id", later_id)

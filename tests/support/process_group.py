@@ -34,6 +34,20 @@ class GroupMemory:
                 f"PSS {self.pss_bytes / 2**20:.0f} MiB")
 
 
+def children(pid: int, name: str) -> list[int]:
+    """PIDs of ``pid``'s children called ``name``."""
+    found = []
+    for stat in PROC.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, rest = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1]
+        if comm == name and int(rest.split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def members(pgid: int) -> list[int]:
     """PIDs of the live (not zombie) processes whose process group is ``pgid``."""
     found: list[int] = []
