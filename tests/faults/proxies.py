@@ -32,6 +32,8 @@ class TcpProxy:
         self.port = free_port()
         self.mode = PASS
         self.seen = 0  # connections accepted
+        self.relayed = 0  # bytes relayed, both ways
+        self._budget: int | None = None
         self._gate = threading.Event()
         self._gate.set()
         self._sockets: list[socket.socket] = []
@@ -68,6 +70,7 @@ class TcpProxy:
                 if self.mode == DOWN:
                     break
                 dst.sendall(data)
+                self._count(len(data))
         except OSError:
             pass
         finally:
@@ -76,6 +79,19 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def _count(self, size: int) -> None:
+        with self._lock:
+            self.relayed += size
+            if self._budget is not None and self.relayed >= self._budget:
+                self._budget = None
+                self.stall()
+
+    def stall_after(self, size: int) -> None:
+        """Relay ``size`` more bytes, then stall: an endpoint that freezes mid-upload, at a
+        point fixed by bytes rather than by how fast this machine happens to be."""
+        with self._lock:
+            self._budget = self.relayed + size
 
     def stall(self) -> None:
         self.mode = STALL

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,8 +15,9 @@ from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.core.storage.local import PARTIAL_SUFFIX
 from amprenta_backup.sandbox.s3server import MotoServer
-from tests.faults.common import cleanup_later, s3_cli_env, uploaded_parts, wait_for
+from tests.faults.common import cleanup_later, s3_cli_env, uploaded_parts, uploads, wait_for
 from tests.faults.conftest import FaultRow
+from tests.faults.proxies import STALL, TcpProxy
 from tests.support.cli import CliRunner, conn_uri, sigkill
 from tests.support.process_group import members
 
@@ -30,8 +33,13 @@ class Setup:
                                              .replace("_", "-"))
             self.client: Any = moto.client()
             self.storage: Storage = S3Storage(self.client, self.bucket)
-            env = s3_cli_env(moto, self.bucket, catalog, source)
+            # the CLI reaches moto through a relay that freezes after the first 8 MiB part,
+            # so the kill lands mid-upload however fast this machine finishes the dump
+            self.proxy: TcpProxy | None = TcpProxy(urlsplit(moto.endpoint_url).port or 80)
+            env = s3_cli_env(moto, self.bucket, catalog, source,
+                             endpoint_url=f"http://127.0.0.1:{self.proxy.port}")
         else:
+            self.proxy = None
             self.root = tmp_path / "backups"
             self.storage = LocalStorage(self.root)
             env = {"AIRFLOW_CONN_PG_BIG": conn_uri(source), "BACKUP_TARGETS": "pg_big",
@@ -41,24 +49,35 @@ class Setup:
 
     def partial_written(self) -> bool:
         """Some of the dump is stored, unfinished (a part, or 1 MiB of a .partial file)."""
-        if self.kind == "s3":
-            return uploaded_parts(self.client, self.bucket) > 0
+        if self.kind == "s3":  # a part stored, or the relay froze with the upload begun
+            return uploaded_parts(self.client, self.bucket) > 0 or bool(
+                self.proxy is not None and self.proxy.mode == STALL
+                and uploads(self.client, self.bucket))
         return any(p.stat().st_size > 2**20 for p in self.root.rglob(f"*{PARTIAL_SUFFIX}"))
 
     def partials(self) -> list[str]:
         return [u.key for u in self.storage.list_incomplete_uploads()]
 
     def kill_mid_upload(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stall_after(8 * 2**20 + 2**19)  # part 1 and its headers pass
         proc = self.cli.start("backup", "pg_big")
         wait_for(self.partial_written, what="part of the dump to be stored")
         sigkill(proc)
         wait_for(lambda: not members(proc.pid), timeout=30, what="pg_dump to exit")
+        if self.proxy is not None:
+            self.proxy.resume()  # the endpoint answers again for the next run
 
 
 @pytest.fixture(params=["local", "s3"])
 def setup(request: pytest.FixtureRequest, tmp_path: Path, moto_server: MotoServer,
-          catalog: Catalog, big_source_conn: PgConnInfo) -> Setup:
-    return Setup(request.param, tmp_path, moto_server, catalog, big_source_conn)
+          catalog: Catalog, big_source_conn: PgConnInfo) -> Iterator[Setup]:
+    made = Setup(request.param, tmp_path, moto_server, catalog, big_source_conn)
+    try:
+        yield made
+    finally:
+        if made.proxy is not None:
+            made.proxy.close()
 
 
 @pytest.fixture
