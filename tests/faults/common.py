@@ -57,9 +57,17 @@ def uploads(client: Any, bucket: str) -> list[dict[str, Any]]:
 
 
 def uploaded_parts(client: Any, bucket: str) -> int:
-    """Parts stored so far by the unfinished uploads of ``bucket``."""
-    return sum(len(client.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
-                   .get("Parts", [])) for u in uploads(client, bucket))
+    """Parts stored so far by the unfinished uploads of ``bucket`` (an upload that completes
+    or is aborted between the two calls counts none)."""
+    total = 0
+    for upload in uploads(client, bucket):
+        try:
+            listed = client.list_parts(Bucket=bucket, Key=upload["Key"],
+                                       UploadId=upload["UploadId"])
+        except client.exceptions.NoSuchUpload:
+            continue
+        total += len(listed.get("Parts", []))
+    return total
 
 
 def objects(client: Any, bucket: str) -> list[str]:
