@@ -176,6 +176,18 @@ class Catalog:
         beside ``backup_records``; errors become :class:`CatalogError`."""
         return self._cursor()
 
+    def upsert(self, table: str, row: dict[str, Any]) -> None:
+        """Insert ``row`` (column -> value) into ``table``, or replace the row with its ``id``
+        and stamp ``updated_at``. ``table`` and the column names are the code's own, never
+        user input."""
+        names = list(row)
+        insert = (f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                  f"({', '.join(f'%({n})s' for n in names)}) ON CONFLICT (id) DO UPDATE SET "
+                  + ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
+                  + ", updated_at = now()")
+        with self._cursor() as cur:
+            cur.execute(insert.encode(), row)
+
     def set_status(self, backup_id: str, status: Status, error: str | None = None) -> bool:
         """Set a record's status and error (``None`` clears it); False if there is no record."""
         with self._cursor() as cur:

@@ -1,10 +1,8 @@
-"""DrillRecord: one restore drill, kept as a ``drill_runs`` row of the catalog (the audit trail);
-:func:`upsert` also writes the ``recovery_runs`` rows of DR drills and recoveries."""
+"""DrillRecord: one restore drill, kept as a ``drill_runs`` row of the catalog (the audit trail)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -104,24 +102,11 @@ class DrillRecord:
 _COLUMNS = {f.name: ("id" if f.name == "drill_id" else f.name) for f in fields(DrillRecord)}
 
 
-def upsert(catalog: Catalog, table: str, row: Mapping[str, Any]) -> None:
-    """Insert ``row`` (column -> value) into ``table``, or replace the row with its ``id``
-    and stamp ``updated_at``. ``table`` and the column names are the code's own, never
-    user input."""
-    names = list(row)
-    insert = (f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-              f"({', '.join(f'%({n})s' for n in names)}) ON CONFLICT (id) DO UPDATE SET "
-              + ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
-              + ", updated_at = now()")
-    with catalog.cursor() as cur:
-        cur.execute(insert.encode(), dict(row))
-
-
 def save(catalog: Catalog, record: DrillRecord) -> None:
     """Insert or replace the row of ``record``."""
     row = {column: getattr(record, name) for name, column in _COLUMNS.items()}
     row["checks"] = json.dumps([c.to_dict() for c in record.checks])
-    upsert(catalog, "drill_runs", row)
+    catalog.upsert("drill_runs", row)
 
 
 def load(catalog: Catalog, drill_id: str) -> DrillRecord | None:

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.drill.record import upsert
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.storage.base import Storage
 
@@ -163,7 +162,7 @@ def save(catalog: Catalog, report: RecoveryReport) -> None:
            "databases": json.dumps([d.to_dict() for d in report.databases], default=str),
            "error": report.error, "report_uri": report.report_uri, "dag_id": report.dag_id,
            "run_id": report.run_id}
-    upsert(catalog, "recovery_runs", row)
+    catalog.upsert("recovery_runs", row)
 
 
 def last_rto(catalog: Catalog, kind: str = "dr_drill") -> dict[str, Any] | None:
