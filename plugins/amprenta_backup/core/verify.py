@@ -104,6 +104,17 @@ def folder_of(storage: Storage, backup: BackupRecord | Manifest) -> str:
     return backup.location[len(root):].strip("/")
 
 
+def record_mismatches(record: BackupRecord, manifest: Manifest) -> list[str]:
+    """How a stored manifest differs from the catalog record of its folder (id, target,
+    sha256, size), in words; a difference means the folder holds another backup's objects
+    (copied or moved there) or was rewritten."""
+    return [f"its {what} is {got!r}, the catalog's is {want!r}" for what, got, want in (
+        ("backup id", manifest.backup_id, record.backup_id),
+        ("target", manifest.target, record.target),
+        ("sha256", manifest.sha256, record.sha256),
+        ("stored size", manifest.stored_bytes, record.stored_bytes)) if want and got != want]
+
+
 def verify_backup(storage: Storage, catalog: Catalog, backup: BackupRecord | Manifest,
                   run: RunContext | None = None, progress: Progress | None = None
                   ) -> VerifyResult:
@@ -123,10 +134,8 @@ def verify_backup(storage: Storage, catalog: Catalog, backup: BackupRecord | Man
     manifest = _stored_manifest(storage, folder, problems)
     readback: Readback | None = None
     if manifest is not None:
-        if isinstance(backup, BackupRecord) and backup.sha256 and manifest.sha256 \
-                and backup.sha256 != manifest.sha256:
-            problems.append(f"the catalog's sha256 {backup.sha256} differs from the manifest's "
-                            f"{manifest.sha256}")
+        if isinstance(backup, BackupRecord):
+            problems += record_mismatches(backup, manifest)
         if not storage.exists(manifest.key):
             problems.append(f"object missing: {storage.uri(manifest.key)}")
         else:

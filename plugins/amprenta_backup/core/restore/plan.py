@@ -32,7 +32,7 @@ from amprenta_backup.core.restore.properties import check_target, describe_creat
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
 from amprenta_backup.core.storage.base import Storage
-from amprenta_backup.core.verify import folder_of
+from amprenta_backup.core.verify import folder_of, record_mismatches
 
 _QUALIFIED = re.compile(r'^("(?:[^"]|"")+"|[^".]+)\.("(?:[^"]|"")+"|[^".]+)$')
 
@@ -304,11 +304,7 @@ def check_manifest(record: BackupRecord, manifest: Manifest, uri: str) -> None:
     """The folder must hold the backup the catalog recorded: the same id, target, sha256 and
     size. Otherwise it holds another backup's objects (copied or moved there) or was
     rewritten, and restoring it would bring back the wrong data."""
-    problems = [f"its {what} is {got!r}, the catalog's is {want!r}" for what, got, want in (
-        ("backup id", manifest.backup_id, record.backup_id),
-        ("target", manifest.target, record.target),
-        ("sha256", manifest.sha256, record.sha256),
-        ("stored size", manifest.stored_bytes, record.stored_bytes)) if want and got != want]
+    problems = record_mismatches(record, manifest)
     if problems:
         raise ChecksumMismatch(
             f"backup {record.backup_id} of target {record.target} is CORRUPT: the manifest at "
