@@ -6,7 +6,7 @@ ENV := source scripts/env.sh &&
 ARGS ?=
 BENCH_ARGS ?= --size-mb 200 --repeat 3
 
-.PHONY: bootstrap bootstrap-demo demo demo-s3 test test-unit lint bench
+.PHONY: bootstrap bootstrap-demo demo demo-s3 test test-unit lint docs bench
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -29,6 +29,9 @@ test-unit: bootstrap
 
 lint: bootstrap
 	@$(ENV) ruff check . && mypy
+
+docs: bootstrap-demo
+	@$(ENV) mkdocs build --strict --quiet && echo "docs: site/index.html"
 
 bench: bootstrap
 	@$(ENV) python bench/bench_backup.py $(BENCH_ARGS) $(ARGS)

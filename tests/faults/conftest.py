@@ -3,7 +3,7 @@
 A test names its fault with ``@pytest.mark.faults("SIGKILL mid-upload ({storage})")`` (the
 braces are filled from the test's parameters) and records each outcome it has just asserted
 with ``row.saw("record FAILED")``. At the end of the run the rows are printed as a table;
-``AMPRENTA_FAULT_TABLE=PATH`` also writes it there as Markdown (the README's "What survives
+``AMPRENTA_FAULT_TABLE=PATH`` also writes it there as Markdown (docs/faults.md, "What survives
 what" table is made that way).
 """
 

@@ -34,7 +34,8 @@ ROWS = 200
 _names = itertools.count(1)
 # PostgreSQL 15 took CREATE on schema public away from PUBLIC and gave the schema to
 # pg_database_owner. pg_dump 14 leaves a 14 database's public schema (default then) out, so a
-# restore into 15+ gets the new server's defaults, as any dump/restore upgrade does (README).
+# restore into 15+ gets the new server's defaults, as any dump/restore upgrade does
+# (docs/postgres-versions.md).
 PUBLIC_SCHEMA = {("public", "SCHEMA"), ("SCHEMA public", "ACL")}
 
 

@@ -244,7 +244,7 @@ def _preflight(conn: PgConnInfo) -> tuple[str, int]:
         raise PreconditionError(
             f"archive_mode is off on {conn.describe()}: without archived WAL a base backup "
             "cannot be rolled forward to a point in time. Set archive_mode = on and "
-            "archive_command = 'amprenta-wal push %p %f' (README: Point-in-time recovery)")
+            "archive_command = 'amprenta-wal push %p %f' (docs/pitr.md)")
     return str(row[0]), int(str(row[2]))
 
 

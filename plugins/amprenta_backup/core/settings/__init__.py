@@ -2,7 +2,7 @@
 
 Each settings class reads its variables through pydantic-settings (:meth:`Settings.from_env`);
 a bad value is a :class:`ConfigError` naming the variable, the value, what is allowed and
-the fix. The README's configuration tables are rendered from these declarations
+the fix. The tables of docs/configuration.md are rendered from these declarations
 (``python -m amprenta_backup.core.settings``) and a unit test keeps them equal.
 
 ``amprenta-wal push`` does not import this module on its per-segment fast path (pydantic
