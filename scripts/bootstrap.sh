@@ -60,15 +60,19 @@ EOF
     fi
 fi
 
-# --- Debian's faketime, for the clock-skew fault tests (they skip, saying so, without it) --
-if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
-   && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian's faketime (clock-skew tests)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y faketime >/dev/null 2>&1 \
-        || { apt-get update >/dev/null 2>&1 && apt-get install -y faketime >/dev/null 2>&1; } \
-        || say "faketime could not be installed; tests/faults/test_clock_skew.py will skip"
-fi
+# --- Debian packages some tests need (they skip, saying so, without them) ---------------------
+optional_apt() {  # $1 command, $2 package, $3 what needs it
+    if ! command -v "$1" >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
+       && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's $2 ($3)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y "$2" >/dev/null 2>&1 \
+            || { apt-get update >/dev/null 2>&1 && apt-get install -y "$2" >/dev/null 2>&1; } \
+            || say "$2 could not be installed; $3 will skip"
+    fi
+}
+optional_apt faketime faketime "tests/faults/test_clock_skew.py"
+optional_apt redis-server redis-server "the Celery broker of tests/distributed"
 
 # --- Python virtualenv -----------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
