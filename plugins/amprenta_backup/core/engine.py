@@ -126,12 +126,15 @@ class BackupEngine:
 
     def health_checker(self) -> HealthChecker:
         """The checks of storage, catalog, configured targets and their backup records."""
-        from amprenta_backup.core.health import HealthChecker
+        from amprenta_backup.core.health import HealthChecker, RtoObjective
+        from amprenta_backup.core.settings import DrillSettings
 
-        config = self.config
+        config, drills = self.config, DrillSettings.from_env()
+        rto = RtoObjective(drills.rto_seconds, drills.forecast_days) \
+            if drills.forecast_days else None
         return HealthChecker(self.storage, self.catalog, config.targets, self.conninfo,
                              config.health_max_age_hours, prefix=config.prefix,
-                             heartbeat_timeout=self.heartbeat_timeout)
+                             heartbeat_timeout=self.heartbeat_timeout, rto=rto)
 
     @property
     def heartbeat_timeout(self) -> timedelta:

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.drill.forecast import RtoForecast, forecast
 from amprenta_backup.core.errors import BackupError, first_line
 from amprenta_backup.core.notifications import Alert
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major
@@ -88,11 +89,14 @@ class HealthChecker:
     :param targets: the configured targets (BACKUP_TARGETS)
     :param resolve: ``target -> PgConnInfo`` of the database it backs up
     :param max_age_hours: warn when the newest completed backup is older
+    :param rto: the restore objective and the forecast's horizon (None: no forecast)
     """
 
     def __init__(self, storage: Storage, catalog: Catalog, targets: Sequence[BackupTarget],
                  resolve: Callable[[BackupTarget], PgConnInfo], max_age_hours: int = 48,
-                 prefix: str = "", heartbeat_timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+                 prefix: str = "", heartbeat_timeout: timedelta = DEFAULT_TIMEOUT,
+                 rto: RtoObjective | None = None) -> None:
+        self.rto = rto
         self.heartbeat_timeout = heartbeat_timeout
         self.prefix = prefix
         self.storage = storage
@@ -113,6 +117,7 @@ class HealthChecker:
             reading = self.catalog.clock()
             results.append(check_clock(reading))
             results += self.check_records(as_of or reading.server) + self.check_abandoned()
+            results += self.check_rto_forecast(as_of or reading.server)
         for target in self.targets:
             results.append(self.check_client(target))
         return results
@@ -165,6 +170,15 @@ class HealthChecker:
                             "weekly_cleanup records it FAILED and removes its partial objects",
                             item.target)
                 for item in find_abandoned(self.catalog, self.heartbeat_timeout)]
+
+    def check_rto_forecast(self, as_of: datetime) -> list[CheckResult]:
+        """Per target with enough drill history: will the restore still meet the objective
+        ``horizon_days`` from now, at the database's current growth?"""
+        if self.rto is None:
+            return []
+        found = [forecast(self.catalog, t.name, self.rto.seconds, self.rto.horizon_days, as_of)
+                 for t in self.targets]
+        return [rto_forecast_result(f) for f in found if f is not None]
 
     def _age(self, target: str, last: datetime | None, as_of: datetime) -> CheckResult:
         hint = (f"check the daily_backup runs for {target}, and that BACKUP_TARGETS lists it; "
@@ -227,6 +241,38 @@ class HealthChecker:
         return CheckResult("pg_dump_version", Level.OK,
                            f"pg_dump {client.describe()} can dump server {server}",
                            target=target.name)
+
+
+@dataclass(frozen=True)
+class RtoObjective:
+    """The restore objective (BACKUP_DRILL_RTO_SECONDS) and how far ahead to forecast it
+    (BACKUP_RTO_FORECAST_DAYS)."""
+
+    seconds: float
+    horizon_days: int
+
+
+def rto_forecast_result(f: RtoForecast) -> CheckResult:
+    """The ``rto_forecast`` check of one forecast: a warning when the projected restore time
+    reaches the objective within the horizon."""
+    fit = (f"fit over {f.drills} drills: {f.fixed_seconds:.0f} s + {f.seconds_per_gib:.0f} s "
+           f"per GiB; {f.size_bytes / 2**30:.2f} GiB now, growing "
+           f"{f.growth_bytes_per_day / 2**20:.1f} MiB/day")
+    days = f.days_to_objective
+    if not f.crosses:
+        return CheckResult("rto_forecast", Level.OK,
+                           f"restore projected at {f.projected_seconds:.0f} s in "
+                           f"{f.horizon_days} days, within the {f.objective_seconds:.0f} s "
+                           f"objective ({fit})", target=f.target)
+    when = "already" if days == 0 else f"in about {days:.0f} days"
+    return CheckResult(
+        "rto_forecast", Level.WARNING,
+        f"restore of {f.target} is projected to reach the {f.objective_seconds:.0f} s RTO "
+        f"objective {when} (now {f.now_seconds:.0f} s, {f.projected_seconds:.0f} s in "
+        f"{f.horizon_days} days; {fit})",
+        "make restores faster before the objective is missed (restore with more jobs, a "
+        "faster drill server, PITR for the largest tables), archive old data, or revisit "
+        "BACKUP_DRILL_RTO_SECONDS with the people who own the objective", f.target)
 
 
 def check_clock(reading: ClockReading) -> CheckResult:

@@ -197,6 +197,10 @@ class DrillSettings(Settings):
     rto_seconds: float = var("BACKUP_DRILL_RTO_SECONDS", DEFAULT_RTO_SECONDS,
                              "the objective for restore plus checks", gt=0, le=7 * 86400,
                              unit="seconds", shown="`14400`")
+    forecast_days: int = var(
+        "BACKUP_RTO_FORECAST_DAYS", 90, "daily_health warns when the restore time projected "
+        "from the drills' history and the database's growth reaches BACKUP_DRILL_RTO_SECONDS "
+        "within this many days (0: no forecast)", ge=0, le=3650)
     strategy: Annotated[Literal["latest", "random"], BeforeValidator(lower)] = var(
         "BACKUP_DRILL_STRATEGY", LATEST, "`latest` of the run's interval, or `random`")
     window_days: int = var("BACKUP_DRILL_WINDOW_DAYS", 30, "how far back `random` looks",
