@@ -84,6 +84,9 @@ if [ ! -x "$VENV/bin/uv" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
 
+# an older install's metadata in plugins/ (on sys.path in every Airflow process) would list the
+# airflow.plugins entry point a second time; pyproject now puts it beside itself
+rm -rf "$ROOT/plugins/amprenta_backup.egg-info"
 want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want" != "$have" ]; then

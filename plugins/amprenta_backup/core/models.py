@@ -220,6 +220,17 @@ class BackupRecord:
             return None
         return (self.completed_at - self.started_at).total_seconds()
 
+    def to_dict(self, manifest: bool = False) -> dict[str, Any]:
+        """The record as JSON-able values (times in ISO 8601); the manifest if asked for."""
+        return {"backup_id": self.backup_id, "target": self.target, "status": str(self.status),
+                "location": self.location, "database": self.database, "kind": self.kind,
+                "started_at": _iso(self.started_at), "completed_at": _iso(self.completed_at),
+                "duration_seconds": self.duration_seconds, "stored_bytes": self.stored_bytes,
+                "raw_bytes": self.raw_bytes, "sha256": self.sha256, "error": self.error,
+                "run": self.run.to_dict(),
+                **({"manifest": self.manifest.to_dict() if self.manifest else None}
+                   if manifest else {})}
+
 
 @dataclass(frozen=True)
 class ObjectInfo:

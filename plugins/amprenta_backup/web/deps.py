@@ -1,0 +1,21 @@
+"""The engine a request reads the catalog through: built from Airflow's connections."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from amprenta_backup.core.engine import BackupEngine
+
+
+@lru_cache(maxsize=1)
+def _engine() -> BackupEngine:
+    from amprenta_backup.hooks.engine import EngineHook
+
+    return EngineHook().engine
+
+
+def get_engine() -> BackupEngine:
+    """The api-server's engine (one per process: ``BACKUP_*`` settings are read once)."""
+    return _engine()
