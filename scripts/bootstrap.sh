@@ -73,6 +73,7 @@ optional_apt() {  # $1 command, $2 package, $3 what needs it
 }
 optional_apt faketime faketime "tests/faults/test_clock_skew.py"
 optional_apt redis-server redis-server "the Celery broker of tests/distributed"
+optional_apt chromium chromium "the headless-browser dashboard test (tests/e2e/test_dashboard.py)"
 
 # --- Python virtualenv -----------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then

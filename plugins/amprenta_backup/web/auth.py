@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 # the DAG whose runs write the backup records: read access to its runs is read access to them
-BACKUP_DAG = "daily_backup"
+RECORDS_DAG = "daily_backup"
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -32,5 +32,5 @@ async def require_backup_access(
     from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 
     user = await get_user(request, None, credentials)
-    check = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=BACKUP_DAG)
+    check = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=RECORDS_DAG)
     await run_in_threadpool(check, request, user)  # 403 when not allowed (a metadata DB read)
