@@ -6,6 +6,7 @@ import hashlib
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import zstandard
 
@@ -31,9 +32,10 @@ def make_backup(storage: Storage, catalog: Catalog, conn: PgConnInfo, target: st
     return BackupRunner(storage, catalog, SETTINGS).run(target, conn, RunContext(), backup_id)
 
 
-def engine_for(storage: Storage, catalog: Catalog, conns: dict[str, PgConnInfo]
-               ) -> BackupEngine:
-    """A BackupEngine over ``storage`` and ``catalog`` whose connection ids are ``conns``."""
+def engine_for(storage: Storage, catalog: Catalog, conns: dict[str, PgConnInfo],
+               config: BackupConfig | None = None, **options: Any) -> BackupEngine:
+    """A BackupEngine over ``storage`` and ``catalog`` whose connection ids are ``conns``
+    (``options``: the engine's other keyword arguments, e.g. a copy storage)."""
 
     def resolve(conn_id: str, database: str | None) -> PgConnInfo:
         if conn_id not in conns:
@@ -41,7 +43,8 @@ def engine_for(storage: Storage, catalog: Catalog, conns: dict[str, PgConnInfo]
         conn = conns[conn_id]
         return conn.with_database(database) if database else conn
 
-    return BackupEngine(BackupConfig(), storage=storage, catalog=catalog, resolve=resolve)
+    return BackupEngine(config or BackupConfig(), storage=storage, catalog=catalog,
+                        resolve=resolve, **options)
 
 
 def rewrite(storage: Storage, key: str, change: Callable[[bytes], bytes]) -> None:

@@ -12,14 +12,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from amprenta_backup.core.connections import Resolver, postgres_conninfo, s3_client_kwargs
 from amprenta_backup.core.errors import BackupError, CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.layout import check_backup_id
 from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.settings import BackupConfig, BackupTarget, PitrSettings
+from amprenta_backup.core.settings import BackupConfig, BackupTarget, CopySettings, PitrSettings
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_environment, storage_from_config
 from amprenta_backup.core.wal.archive import WalArchive
@@ -27,6 +27,9 @@ from amprenta_backup.core.wal.archive import WalArchive
 if TYPE_CHECKING:  # imported where used: `amprenta-wal` builds its archive here per segment
     from amprenta_backup.core.backup.logical import BackupRunner
     from amprenta_backup.core.catalog import Catalog
+    from amprenta_backup.core.copy.copier import CopyOutcome
+    from amprenta_backup.core.copy.retention import CopyCleanupReport
+    from amprenta_backup.core.copy.workflow import CopyWorkflow
     from amprenta_backup.core.drill.runner import DrillRunner
     from amprenta_backup.core.health import CheckResult, HealthChecker
     from amprenta_backup.core.pitr.workflow import PointInTime
@@ -42,6 +45,7 @@ if TYPE_CHECKING:  # imported where used: `amprenta-wal` builds its archive here
     from amprenta_backup.core.wal.retention import WalCleanupReport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BackupEngine:
@@ -62,13 +66,17 @@ class BackupEngine:
     :param pitr: PITR settings; read from ``BACKUP_PITR_*`` / ``BACKUP_WAL_*`` when omitted
     :param s3_credentials: ``() -> {"AWS_ACCESS_KEY_ID": ...}`` for ``amprenta-wal fetch``;
         by default those of ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``, if set
+    :param copy: settings of the second copy; read from ``BACKUP_COPY_*`` when omitted
+    :param copy_storage: the copy's storage instead of the one ``copy`` configures
     """
 
     def __init__(self, config: BackupConfig | None = None, storage: Storage | None = None,
                  catalog: Catalog | None = None, resolve: Resolver | None = None,
                  storage_fallback: bool = False, pitr: PitrSettings | None = None,
-                 s3_credentials: Callable[[], dict[str, str]] | None = None) -> None:
+                 s3_credentials: Callable[[], dict[str, str]] | None = None,
+                 copy: CopySettings | None = None, copy_storage: Storage | None = None) -> None:
         self.config = config or BackupConfig.from_env()
+        self._copy, self._copy_storage = copy, copy_storage
         self._pitr = pitr
         self._s3_credentials = s3_credentials
         self._storage = storage
@@ -99,6 +107,42 @@ class BackupEngine:
         log.warning("%s; answering from the manifests in storage", self.catalog_unreachable)
         return StorageCatalog(self.storage, self.config.prefix, self.catalog_unreachable)
 
+    @cached_property
+    def copies(self) -> CopyWorkflow | None:
+        """The second copy (``BACKUP_COPY_*``); None when no copy storage is configured."""
+        from amprenta_backup.core.copy.workflow import CopyWorkflow
+
+        settings = self._copy or CopySettings.from_env()
+        if settings.storage is None:
+            return None
+        storage = self._copy_storage or storage_from_config(settings.storage)
+        return CopyWorkflow(settings, self.storage, storage, self.catalog, self.config.prefix)
+
+    def copy_workflow(self) -> CopyWorkflow:  # :attr:`copies`, or a ConfigError saying how
+        if self.copies is None:
+            raise ConfigError("no copy storage is configured; set BACKUP_COPY_STORAGE_TYPE "
+                              "(local or s3) and its BACKUP_COPY_* settings")
+        return self.copies
+
+    def copy_backup(self, backup_id: str, target: str | None = None,
+                    run: RunContext | None = None) -> CopyOutcome:
+        """Copy one backup (``latest``: the newest of ``target``) to the copy storage and
+        prove its sha256 there; recorded in the catalog's ``backup_copies``."""
+        return self.copy_workflow().copy(backup_id, target, run)
+
+    def copy_retention(self, deleted_by: str, dry_run: bool = False,
+                       now: datetime | None = None) -> CopyCleanupReport:
+        """Apply ``BACKUP_COPY_RETENTION_*`` to the copy storage (never to the primary)."""
+        return self.copy_workflow().retention(self.config, deleted_by, dry_run, now)
+
+    def _read(self, what: str, from_copy: bool, action: Callable[[Storage, Catalog], T]) -> T:
+        """``action`` on the primary, falling back to the copy (if any) when the primary is
+        unreachable or its backup damaged; with ``from_copy``, on the copy only."""
+        copies = self.copy_workflow() if from_copy else self.copies
+        if copies is None:
+            return action(self.storage, self.catalog)
+        return copies.read(what, from_copy, lambda: action(self.storage, self.catalog), action)
+
     def conninfo(self, target: BackupTarget) -> PgConnInfo:
         return self.resolve(target.conn_id, target.database)
 
@@ -116,13 +160,22 @@ class BackupEngine:
         return Cleanup(self.storage, self.catalog, policies_from_config(self.config),
                        self.config.prefix, self.heartbeat_timeout)
 
-    def drills(self, settings: DrillSettings | None = None) -> DrillRunner:
-        """Restore drills (``BACKUP_DRILL_*`` unless ``settings`` are given)."""
+    def drills(self, settings: DrillSettings | None = None,
+               from_copy: bool = False) -> DrillRunner:
+        """Restore drills (``BACKUP_DRILL_*`` unless ``settings`` are given); ``from_copy``
+        drills the second copy's backups."""
         from amprenta_backup.core.drill.runner import DrillRunner
         from amprenta_backup.core.settings import DrillSettings
 
-        return DrillRunner(self.storage, self.catalog, self.resolve,
-                           settings or DrillSettings.from_env())
+        storage, catalog = self._sources(from_copy)
+        return DrillRunner(storage, catalog, self.resolve, settings or DrillSettings.from_env())
+
+    def _sources(self, from_copy: bool) -> tuple[Storage, Catalog]:
+        """The storage and catalog to read backups from: the primary's, or the copy's."""
+        if not from_copy:
+            return self.storage, self.catalog
+        copies = self.copy_workflow()
+        return copies.view, copies.catalog_view()
 
     def health_checker(self) -> HealthChecker:
         """The checks of storage, catalog, configured targets and their backup records."""
@@ -143,8 +196,12 @@ class BackupEngine:
 
     def health(self, as_of: datetime | None = None) -> list[CheckResult]:
         """Every health check: backups as of ``as_of`` (default: now by the catalog server's
-        clock), then WAL archiving now (if PITR is set)."""
-        return self.health_checker().run(as_of) + self.wal_health()
+        clock), then WAL archiving now (if PITR is set), then the copy's lag (if any)."""
+        results = self.health_checker().run(as_of) + self.wal_health()
+        if self.copies is not None:
+            results += self.copies.lag([t.name for t in self.config.targets],
+                                       as_of or self.catalog.now_or_estimate())
+        return results
 
     def save_health(self, results: list[CheckResult], as_of: datetime,
                     run_id: str | None = None) -> None:
@@ -214,27 +271,32 @@ class BackupEngine:
         """The newest backup records, newest first."""
         return self.catalog.find(target=target, limit=limit)
 
-    def get_backup(self, backup_id: str) -> BackupRecord:
+    def get_backup(self, backup_id: str, catalog: Catalog | None = None) -> BackupRecord:
         """One record, or a PreconditionError that says how to find valid ids."""
-        record = self.catalog.get(backup_id)
+        catalog = catalog or self.catalog
+        record = catalog.get(backup_id)
         if record is None:
             raise PreconditionError(
-                f"no backup {backup_id!r} in {self.catalog.describe()}; `amprenta-backup list` "
+                f"no backup {backup_id!r} in {catalog.describe()}; `amprenta-backup list` "
                 "shows the ids (or `amprenta-backup rebuild-catalog` if the catalog was lost)"
             )
         return record
 
     def verify(self, backup_id: str, run: RunContext | None = None,
-               progress: Progress | None = None) -> VerifyResult:
-        """Read one backup back whole; records VERIFIED or CORRUPT and returns the details."""
+               progress: Progress | None = None, from_copy: bool = False) -> VerifyResult:
+        """Read one backup back whole; records VERIFIED or CORRUPT and returns the details
+        (``from_copy``, or the primary unreachable: of the copy, in ``backup_copies``)."""
         from amprenta_backup.core.verify import VERIFIABLE, verify_backup
 
-        record = self.get_backup(check_backup_id(backup_id))
-        if record.status not in VERIFIABLE:
-            raise PreconditionError(f"backup {backup_id} is {record.status}; only completed "
-                                    "backups can be verified")
-        self.storage.check_ready()
-        return verify_backup(self.storage, self.catalog, record, run, progress)
+        def verify(storage: Storage, catalog: Catalog) -> VerifyResult:
+            record = self.get_backup(check_backup_id(backup_id), catalog)
+            if record.status not in VERIFIABLE:
+                raise PreconditionError(f"backup {backup_id} is {record.status}; only "
+                                        "completed backups can be verified")
+            storage.check_ready()
+            return verify_backup(storage, catalog, record, run, progress)
+
+        return self._read(f"verifying backup {backup_id}", from_copy, verify)
 
     def pending_verification(self, started_after: datetime | None = None,
                              before: datetime | None = None, limit: int | None = None,
@@ -250,11 +312,12 @@ class BackupEngine:
         """True if the backup is intact (the spec's API); the outcome is recorded."""
         return self.verify(backup_id).ok
 
-    def recovery(self, kind: str = "recover",
-                 servers: Mapping[str, PgConnInfo] | None = None) -> Recovery:
+    def recovery(self, kind: str = "recover", servers: Mapping[str, PgConnInfo] | None = None,
+                 from_copy: bool = False) -> Recovery:
         """Whole-service recovery onto a new server (``dr_drill``: its rehearsal).
 
         :param servers: connection ids resolved to these servers first (a scratch cluster)
+        :param from_copy: recover from the second copy's manifests and objects
         """
         from amprenta_backup.core.catalog import Catalog
         from amprenta_backup.core.recovery.run import Recovery
@@ -270,7 +333,8 @@ class BackupEngine:
                 return known[conn_id].with_database(database or "postgres")
             return self.resolve(conn_id, database)
 
-        return Recovery(self.storage, self.config.prefix, catalog, resolve, kind)
+        storage = self.copy_workflow().view if from_copy else self.storage
+        return Recovery(storage, self.config.prefix, catalog, resolve, kind)
 
     def save_dr_drill(self, report: RecoveryReport, server_conn_id: str,
                       objective_seconds: float) -> None:
@@ -291,39 +355,49 @@ class BackupEngine:
         return restore_globals(self.storage, globals_of(manifest),
                                self.resolve(target_conn_id, None), dry_run)
 
-    def restorer(self) -> Restorer:
+    def restorer(self, from_copy: bool = False) -> Restorer:
         from amprenta_backup.core.restore.run import Restorer
 
-        return Restorer(self.storage, self.catalog, self.resolve)
+        return Restorer(*self._sources(from_copy), self.resolve)
 
-    def plan_restore(self, backup_id: str, target_database: str, **options: Any) -> RestorePlan:
+    def plan_restore(self, backup_id: str, target_database: str, from_copy: bool = False,
+                     **options: Any) -> RestorePlan:
         """What :meth:`restore_backup` would do, checked but touching nothing."""
         from amprenta_backup.core.restore.request import RestoreRequest
+        from amprenta_backup.core.restore.run import Restorer
 
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
-        return self.restorer().plan(request)
+        return self._read(f"planning the restore of {backup_id}", from_copy, lambda s, c:
+                          Restorer(s, c, self.resolve).plan(request))
 
     def restore_backup(self, backup_id: str, target_database: str,
-                       progress: ProgressFactory | None = None, **options: Any) -> RestoreResult:
+                       progress: ProgressFactory | None = None, from_copy: bool = False,
+                       **options: Any) -> RestoreResult:
         """Restore a backup (or ``"latest"`` of ``source_target``) into ``target_database``.
 
         ``options`` are the other fields of :class:`RestoreRequest`: ``target_conn_id``
         (default: the server the backup came from), ``mode`` (``new_database`` or ``replace``),
         ``confirm``, ``source_target``, ``schemas``, ``tables``, ``jobs``, ``no_owner``,
-        ``dry_run``.
+        ``dry_run``. ``from_copy`` restores from the second copy; a primary that cannot be
+        reached, or whose backup is damaged, falls back to the copy.
         """
         from amprenta_backup.core.restore.request import RestoreRequest
+        from amprenta_backup.core.restore.run import Restorer
 
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
-        return self.restorer().run(request, progress)
+        return self._read(f"restoring {backup_id}", from_copy, lambda s, c:
+                          Restorer(s, c, self.resolve).run(request, progress))
 
     def download(self, backup_id: str, path: Path, decompress: bool = True,
-                 progress: Progress | None = None) -> Readback:
+                 progress: Progress | None = None, from_copy: bool = False) -> Readback:
         """Write a backup's dump to ``path`` (decompressed ``.pgc`` or as stored), proven
-        intact before it appears; ChecksumMismatch if it is not."""
+        intact before it appears; ChecksumMismatch if it is not (then the copy is read)."""
         from amprenta_backup.core.readback import download
         from amprenta_backup.core.restore.plan import load_manifest
 
-        record = self.get_backup(check_backup_id(backup_id))
-        return download(self.storage, load_manifest(self.storage, record), path, decompress,
-                        progress)
+        def fetch(storage: Storage, catalog: Catalog) -> Readback:
+            record = self.get_backup(check_backup_id(backup_id), catalog)
+            return download(storage, load_manifest(storage, record), path, decompress,
+                            progress)
+
+        return self._read(f"downloading {backup_id}", from_copy, fetch)

@@ -95,13 +95,13 @@ def folder_of(storage: Storage, backup: BackupRecord | Manifest) -> str:
     """The storage key of a backup's folder (from the record's location, or the manifest)."""
     if isinstance(backup, Manifest):
         return layout.folder_of(backup.key)
-    root = storage.uri("").rstrip("/") + "/"
-    if not backup.location.startswith(root):
+    folder = storage.key_of(backup.location)
+    if folder is None:
         raise PreconditionError(
             f"backup {backup.backup_id} is stored at {backup.location}, outside the configured "
-            f"storage {root}; point BACKUP_STORAGE_TYPE / BACKUP_S3_BUCKET / BACKUP_LOCAL_PATH at "
-            "the storage that holds it")
-    return backup.location[len(root):].strip("/")
+            f"storage {storage.uri('')}; point BACKUP_STORAGE_TYPE / BACKUP_S3_BUCKET / "
+            "BACKUP_LOCAL_PATH at the storage that holds it")
+    return folder
 
 
 def record_mismatches(record: BackupRecord, manifest: Manifest) -> list[str]:

@@ -174,6 +174,33 @@ _HEARTBEAT = """
 ALTER TABLE backup_records ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz;
 """
 
+# the second copy (core/copy/): one row per backup per copy storage
+_COPIES = """
+CREATE TABLE IF NOT EXISTS backup_copies (
+    backup_id      text NOT NULL,
+    storage        text NOT NULL,
+    target         text NOT NULL,
+    location       text NOT NULL,
+    status         text NOT NULL
+        CHECK (status IN ('copying', 'verified', 'failed', 'corrupt', 'deleted')),
+    stored_bytes   bigint,
+    sha256         text,
+    objects        integer,
+    error          text,
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    copied_at      timestamptz,
+    verified_at    timestamptz,
+    deleted_at     timestamptz,
+    delete_reason  text,
+    seconds        double precision,
+    dag_id         text,
+    run_id         text,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (backup_id, storage)
+);
+CREATE INDEX IF NOT EXISTS backup_copies_target ON backup_copies (storage, target, status);
+"""
+
 
 @dataclass(frozen=True)
 class Step:
@@ -196,6 +223,8 @@ STEPS: tuple[Step, ...] = (
          _DELETED),
     Step(3, "backup_records: heartbeat_at (the last sign of life of a RUNNING backup, "
             "core/records/heartbeat.py)", _HEARTBEAT),
+    Step(4, "backup_copies: each backup's second copy (location, status, bytes, sha256, "
+            "copied and verified times; core/copy/)", _COPIES),
 )
 CURRENT = STEPS[-1].version
 

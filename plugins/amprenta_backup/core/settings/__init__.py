@@ -27,6 +27,7 @@ from amprenta_backup.core.settings.base import (
     GFSSpec,
     Settings,
 )
+from amprenta_backup.core.settings.copy import CopySettings, CopyStorageConfig
 from amprenta_backup.core.settings.pitr import (
     PitrSettings,
     WalSettings,
@@ -36,6 +37,8 @@ __all__ = [
     "AlertSettings",
     "BackupConfig",
     "BackupTarget",
+    "CopySettings",
+    "CopyStorageConfig",
     "DrDrillSettings",
     "DrillSettings",
     "GFSSpec",
@@ -51,6 +54,6 @@ __all__ = [
 ]
 
 
-ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, AlertSettings, TaskSettings,
-                                   DrillSettings, DrDrillSettings, PgToolsSettings,
-                                   WalSettings, PitrSettings)
+ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, CopyStorageConfig, CopySettings,
+                                   AlertSettings, TaskSettings, DrillSettings, DrDrillSettings,
+                                   PgToolsSettings, WalSettings, PitrSettings)

@@ -71,14 +71,16 @@ class StorageConfig(Settings):
 
     @model_validator(mode="after")
     def _check(self) -> StorageConfig:
+        name = type(self).names()  # the copy storage declares the same fields as BACKUP_COPY_*
         if self.storage_type == "s3" and not re.match(_BUCKET, self.s3_bucket):
-            raise ConfigError(f"BACKUP_S3_BUCKET={self.s3_bucket!r} is not a valid bucket name; "
-                              "use 3-63 lower-case letters, digits, '.' or '-'")
+            raise ConfigError(f"{name['s3_bucket']}={self.s3_bucket!r} is not a valid bucket "
+                              "name; use 3-63 lower-case letters, digits, '.' or '-'")
         if self.storage_type == "local" and not os.path.isabs(self.local_path):
-            raise ConfigError(f"BACKUP_LOCAL_PATH={self.local_path!r} must be an absolute path, "
-                              "for example /var/backups/amprenta")
+            raise ConfigError(f"{name['local_path']}={self.local_path!r} must be an absolute "
+                              "path, for example /var/backups/amprenta")
         if self.s3_sse == "aws:kms" and not self.s3_kms_key_id:
-            raise ConfigError("BACKUP_S3_SSE=aws:kms needs BACKUP_S3_KMS_KEY_ID (a KMS key id/ARN)")
+            raise ConfigError(f"{name['s3_sse']}=aws:kms needs {name['s3_kms_key_id']} (a KMS "
+                              "key id/ARN)")
         return self
 
     @property

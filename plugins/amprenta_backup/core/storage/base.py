@@ -116,6 +116,12 @@ class Storage(abc.ABC):
     def check_ready(self) -> None:
         """Raise :class:`StorageError` naming the setting to fix unless storage is usable."""
 
+    def key_of(self, uri: str) -> str | None:
+        """The key whose :meth:`uri` is ``uri`` (slashes at the ends dropped), or None if
+        ``uri`` lies outside this storage."""
+        root = self.uri("").rstrip("/") + "/"
+        return uri[len(root):].strip("/") if uri.startswith(root) else None
+
     def retention_until(self, key: str) -> datetime | None:
         """Until when a WORM lock (S3 Object Lock) forbids deleting ``key``; None if unlocked."""
         return None
