@@ -17,7 +17,7 @@ COPY = "BACKUP_COPY_"
 
 def _renamed(base: type[StorageConfig], overrides: Mapping[str, tuple[Any, str, str]]
              ) -> type[StorageConfig]:
-    """``base`` with every variable ``BACKUP_X`` declared again as ``BACKUP_COPY_X``: the same
+    """``base`` with every variable declared again with ``BACKUP_COPY_`` for ``BACKUP_``: the same
     types, bounds, checks and help; ``overrides`` give ``field -> (default, help, shown)``."""
     fields: dict[str, Any] = {}
     for name, info in base.model_fields.items():
