@@ -9,6 +9,7 @@
      +-- StorageError                    the storage backend failed (retry may help)
      |    +-- StorageNotReady (also PreconditionError)  no such bucket, unwritable folder
      |    +-- ObjectMissing                 an object is not in storage
+     |    +-- ObjectLocked                  S3 Object Lock refused a delete (retain-until ahead)
      +-- ChecksumMismatch                stored bytes differ from the manifest (never retry)
      |    +-- BackupDamaged                a backup's manifest or dump is missing or unreadable
      +-- CatalogError                    the catalog database failed
@@ -40,6 +41,18 @@ class DumpError(BackupError):
 
 class StorageError(BackupError):
     """Reading from or writing to backup storage failed."""
+
+
+class ObjectLocked(StorageError):
+    """S3 Object Lock refused to delete objects whose retain-until date is still ahead: not a
+    failure of the caller, who skips them and tries again once the date has passed.
+
+    :param keys: the keys whose delete was refused
+    """
+
+    def __init__(self, message: str, keys: list[str]) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 class ChecksumMismatch(BackupError):

@@ -13,7 +13,7 @@ from typing import Any
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import MANIFEST_NAME
-from amprenta_backup.core.errors import BackupError
+from amprenta_backup.core.errors import BackupError, ObjectLocked
 from amprenta_backup.core.models import BackupRecord, ObjectInfo, Status
 from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, find_abandoned, sweep_abandoned
 from amprenta_backup.core.retention.globals import sweep_globals
@@ -56,6 +56,7 @@ class CleanupReport:
     errors: list[str] = field(default_factory=list)
     globals_removed: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -65,7 +66,8 @@ class CleanupReport:
                 f"leftover objects and {len(self.globals_removed)} unused globals "
                 f"({self.leftover_bytes} bytes), {len(self.abandoned)} abandoned backups; "
                 f"kept {len(self.plan.kept)} "
-                f"({kept or 'none'}); {len(self.errors)} errors")
+                f"({kept or 'none'}); {len(self.locked)} skipped under S3 Object Lock; "
+                f"{len(self.errors)} errors")
 
     def to_dict(self, with_plan: bool = False) -> dict[str, Any]:
         """The figures; ``with_plan`` adds every decision (large for long retention)."""
@@ -76,7 +78,7 @@ class CleanupReport:
             "aborted_uploads": self.aborted_uploads, "leftovers_removed": self.leftovers_removed,
             "globals_removed": self.globals_removed,
             "leftover_bytes": self.leftover_bytes, "missing_manifests": self.missing_manifests,
-            "abandoned": self.abandoned, "errors": self.errors}
+            "abandoned": self.abandoned, "locked": self.locked, "errors": self.errors}
         if with_plan:
             data["plan"] = self.plan.to_dict()
         return data
@@ -133,6 +135,9 @@ class Cleanup:
         for decision in plan.to_delete:
             try:
                 self._remove(decision, now, deleted_by, report)
+            except ObjectLocked as exc:  # S3's clock says the date is still ahead: next run
+                report.locked.append(f"{decision.record.backup_id}: {exc}")
+                log.warning("kept backup %s: %s", decision.record.backup_id, exc)
             except BackupError as exc:
                 report.errors.append(f"{decision.record.backup_id}: {exc}")
                 log.error("could not remove backup %s: %s", decision.record.backup_id, exc)
@@ -140,6 +145,7 @@ class Cleanup:
         swept = sweep_globals(self.storage, self.prefix, now, STALE_AFTER, dry_run)
         report.globals_removed, report.leftover_bytes = (
             swept.removed, report.leftover_bytes + swept.bytes_freed)
+        report.locked += swept.locked
         log.info("cleanup: %s", report.summary())
         return report
 
@@ -179,6 +185,16 @@ class Cleanup:
         log.info("%s backup %s of %s (%d objects): %s", "would remove" if report.dry_run
                  else "removed", record.backup_id, record.target, len(objects), decision.reason)
 
+    def _delete_leftovers(self, objects: list[ObjectInfo], report: CleanupReport) -> bool:
+        """Delete leftover objects; False (reported) if S3 Object Lock still keeps some."""
+        try:
+            self.storage.delete([o.key for o in objects])
+        except ObjectLocked as exc:
+            report.locked.append(f"{layout.folder_of(objects[0].key)}: {exc}")
+            log.warning("leftover objects kept: %s", exc)
+            return False
+        return True
+
     def _sweep(self, now: datetime, statuses: dict[str, Status], report: CleanupReport) -> None:
         stem = self.prefix + "/" if self.prefix else ""
         for upload in self.storage.list_incomplete_uploads(stem):
@@ -205,7 +221,7 @@ class Cleanup:
                 log.warning("backup folder %s has no manifest but its record is %s; left as "
                             "it is", self.storage.uri(folder), status)
             elif max(o.last_modified for o in objects) < now - STALE_AFTER:
-                if not report.dry_run:
-                    self.storage.delete([o.key for o in objects])
+                if not report.dry_run and not self._delete_leftovers(objects, report):
+                    continue
                 report.leftovers_removed.extend(o.key for o in objects)
                 report.leftover_bytes += sum(o.size for o in objects)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from amprenta_backup.core.catalog import stored_manifests
 from amprenta_backup.core.constants import GLOBALS_INFO_NAME, GLOBALS_ROOT
+from amprenta_backup.core.errors import ObjectLocked
 from amprenta_backup.core.models import ObjectInfo
 from amprenta_backup.core.storage.base import Storage
 
@@ -21,6 +22,7 @@ class GlobalsSweep:
 
     removed: list[str] = field(default_factory=list)
     bytes_freed: int = 0
+    locked: list[str] = field(default_factory=list)
 
 
 def sweep_globals(storage: Storage, prefix: str, now: datetime, min_age: timedelta,
@@ -45,8 +47,13 @@ def sweep_globals(storage: Storage, prefix: str, now: datetime, min_age: timedel
             continue
         if not dry_run:  # the info first: a half-done delete leaves no usable globals
             info = [o.key for o in objects if o.key.endswith("/" + GLOBALS_INFO_NAME)]
-            storage.delete(info)
-            storage.delete([o.key for o in objects if o.key not in info])
+            try:
+                storage.delete(info)
+                storage.delete([o.key for o in objects if o.key not in info])
+            except ObjectLocked as exc:  # a later run deletes them, once the date has passed
+                sweep.locked.append(f"{folder}: {exc}")
+                log.warning("unused globals kept: %s", exc)
+                continue
         sweep.removed.append(folder)
         sweep.bytes_freed += sum(o.size for o in objects)
         log.info("%s globals %s: no backup names them", "would remove" if dry_run

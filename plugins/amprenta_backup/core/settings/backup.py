@@ -68,6 +68,14 @@ class StorageConfig(Settings):
         "fails (timeouts and retries are sized from it)", ge=10, le=3600, unit="seconds")
     aws_conn_id: ConnId = var("BACKUP_AWS_CONN_ID", "aws_default",
                               "Airflow `aws` connection for `s3` storage")
+    object_lock_mode: Annotated[Literal["governance", "compliance"] | None,
+                                BeforeValidator(lambda v: lower(v) or None)] = var(
+        "BACKUP_OBJECT_LOCK_MODE", None, "S3 Object Lock on every object written (dumps, "
+        "globals, manifests, WAL, base backups): `governance` or `compliance`; the bucket must "
+        "have Object Lock enabled (see Immutable backups)", shown="(off)")
+    object_lock_days: int = var(
+        "BACKUP_OBJECT_LOCK_DAYS", 30, "Days each object stays locked from when it is written "
+        "(retention deletes it only after that)", ge=1, le=36500)
 
     @model_validator(mode="after")
     def _check(self) -> StorageConfig:
@@ -78,10 +86,21 @@ class StorageConfig(Settings):
         if self.storage_type == "local" and not os.path.isabs(self.local_path):
             raise ConfigError(f"{name['local_path']}={self.local_path!r} must be an absolute "
                               "path, for example /var/backups/amprenta")
+        if self.object_lock_mode is not None:
+            self._check_lock()
         if self.s3_sse == "aws:kms" and not self.s3_kms_key_id:
             raise ConfigError(f"{name['s3_sse']}=aws:kms needs {name['s3_kms_key_id']} (a KMS "
                               "key id/ARN)")
         return self
+
+    def _check_lock(self) -> None:
+        name = type(self).names()
+        if self.storage_type != "s3":
+            raise ConfigError(
+                f"{name['object_lock_mode']}={self.object_lock_mode} needs "
+                f"{name['storage_type']}=s3: {self.storage_type} storage has no Object Lock, so "
+                "its backups could not be made immutable; use an S3 bucket with Object Lock "
+                f"enabled, or unset {name['object_lock_mode']}")
 
     @property
     def prefix(self) -> str:

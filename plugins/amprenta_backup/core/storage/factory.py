@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from amprenta_backup.core.connections import s3_client_kwargs
 from amprenta_backup.core.settings import StorageConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.local import LocalStorage
+from amprenta_backup.core.storage.objectlock import ObjectLock
 from amprenta_backup.core.storage.s3 import S3Storage, client_config
 
 
@@ -29,8 +31,11 @@ def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> 
     if config.storage_type == "local":
         return LocalStorage(config.local_path)
     client = s3_client if s3_client is not None else s3_client_from_config(config)
+    lock = (ObjectLock(config.object_lock_mode, timedelta(days=config.object_lock_days))
+            if config.object_lock_mode else None)
     return S3Storage(client, config.s3_bucket, sse=config.s3_sse,
-                     kms_key_id=config.s3_kms_key_id, stall_seconds=config.s3_stall_seconds)
+                     kms_key_id=config.s3_kms_key_id, stall_seconds=config.s3_stall_seconds,
+                     object_lock=lock)
 
 
 def storage_environment(config: StorageConfig, credentials: Mapping[str, str | None]

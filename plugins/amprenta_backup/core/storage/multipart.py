@@ -123,7 +123,7 @@ class MultipartWriter(ObjectWriter):
     def _start(self) -> str:
         if self._upload_id is None:
             resp = self._s3.call("starting the upload of", self._key, "create_multipart_upload",
-                                 Key=self._key, **self._s3.encryption_args)
+                                 Key=self._key, **self._s3.write_args())
             self._upload_id = str(resp["UploadId"])
         return self._upload_id
 

@@ -9,10 +9,20 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from amprenta_backup.core.constants import PART_SIZE, PARTS_IN_FLIGHT
-from amprenta_backup.core.errors import ObjectMissing, StorageError, StorageNotReady
+from amprenta_backup.core.errors import (
+    ObjectLocked,
+    ObjectMissing,
+    StorageError,
+    StorageNotReady,
+)
 from amprenta_backup.core.models import ObjectInfo
 from amprenta_backup.core.storage.base import IncompleteUpload, ObjectWriter, Storage
 from amprenta_backup.core.storage.multipart import GROWTH_EVERY, MultipartWriter, PartSizer
+from amprenta_backup.core.storage.objectlock import (
+    ObjectLock,
+    check_lock_enabled,
+    delete_versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +90,8 @@ class S3Storage(Storage):
     :param in_flight: parts uploaded at the same time
     :param stall_seconds: an upload with no part finished for this long fails
     :param growth_every: parts between two doublings of the part size
+    :param object_lock: write every object with this Object Lock retain-until date (the
+        bucket must have Object Lock enabled); deletes then remove every version
     """
 
     def __init__(
@@ -92,6 +104,7 @@ class S3Storage(Storage):
         in_flight: int = PARTS_IN_FLIGHT,
         stall_seconds: float = DEFAULT_STALL_SECONDS,
         growth_every: int = GROWTH_EVERY,
+        object_lock: ObjectLock | None = None,
     ) -> None:
         self.client = client
         self.bucket = bucket
@@ -99,11 +112,18 @@ class S3Storage(Storage):
         self.in_flight = in_flight
         self.stall_seconds = stall_seconds
         self.growth_every = growth_every
+        self.object_lock = object_lock
         self.encryption_args: dict[str, str] = {}
         if sse != "none":
             self.encryption_args["ServerSideEncryption"] = sse
         if sse == "aws:kms" and kms_key_id:
             self.encryption_args["SSEKMSKeyId"] = kms_key_id
+
+    def write_args(self, locked: bool = True) -> dict[str, Any]:
+        """Arguments of every PutObject and CreateMultipartUpload: server-side encryption and,
+        when configured (and ``locked``), the Object Lock mode and retain-until date."""
+        lock = self.object_lock.write_args() if self.object_lock and locked else {}
+        return {**self.encryption_args, **lock}
 
     @property
     def endpoint(self) -> str:
@@ -134,9 +154,9 @@ class S3Storage(Storage):
         sizer = PartSizer(self.part_size, self.growth_every, expected_size)
         return MultipartWriter(self, key, sizer, self.in_flight, self.stall_seconds)
 
-    def put_object(self, key: str, data: bytes) -> None:
-        """Store ``data`` with one PutObject call."""
-        self.call("writing", key, "put_object", Key=key, Body=data, **self.encryption_args)
+    def put_object(self, key: str, data: bytes, locked: bool = True) -> None:
+        """Store ``data`` with one PutObject call (``locked=False``: without Object Lock)."""
+        self.call("writing", key, "put_object", Key=key, Body=data, **self.write_args(locked))
 
     def open_reader(self, key: str) -> BinaryIO:
         try:
@@ -161,6 +181,9 @@ class S3Storage(Storage):
             raise self.error("listing", prefix, exc) from exc
 
     def delete(self, keys: list[str]) -> None:
+        if self.object_lock is not None:
+            delete_versions(self, keys)
+            return
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             try:
@@ -225,3 +248,15 @@ class S3Storage(Storage):
                     "BACKUP_S3_BUCKET"
                 ) from exc
             raise self.error("reaching bucket", "", exc) from exc
+        if self.object_lock is not None:
+            check_lock_enabled(self, self.object_lock)
+
+    def check_writable(self, prefix: str = "") -> None:
+        """Write and delete a probe object, without Object Lock (it would stay locked)."""
+        probe = "/".join(p for p in (prefix.strip("/"), ".amprenta-probe") if p)
+        self.put_object(probe, b"ok", locked=False)
+        try:
+            self.delete([probe])
+        except ObjectLocked:  # the bucket's default retention locked it: writable all the same
+            log.warning("the bucket's default Object Lock retention keeps the probe %s",
+                        self.uri(probe))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amprenta_backup.core.constants import MANIFEST_NAME
+from amprenta_backup.core.errors import ObjectLocked
 from amprenta_backup.core.layout import target_prefix
 from amprenta_backup.core.pitr.basebackup import WalRange
 from amprenta_backup.core.wal.archive import CHECKSUM_SUFFIX, SUFFIX, WalArchive, wal_prefix
@@ -33,12 +34,14 @@ class WalCleanupReport:
     removed: list[str] = field(default_factory=list)
     kept: int = 0
     bytes_freed: int = 0
+    locked: list[str] = field(default_factory=list)  # WAL files S3 Object Lock still keeps
 
     def to_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "base_backups": self.base_backups,
                 "keep_from": self.keep_from, "removed_count": len(self.removed),
                 "first_removed": self.removed[:1], "last_removed": self.removed[-1:],
-                "kept": self.kept, "bytes_freed": self.bytes_freed}
+                "kept": self.kept, "bytes_freed": self.bytes_freed,
+                "locked_count": len(self.locked)}
 
 
 def stored_base_backups(archive: WalArchive) -> dict[str, WalRange]:
@@ -89,7 +92,12 @@ def clean_wal(archive: WalArchive, dry_run: bool = False) -> WalCleanupReport:
         batch = doomed[start:start + 500]
         keys = [key for name in batch for key, _ in sorted(objects[name], reverse=True)]
         if not dry_run:
-            archive.storage.delete(keys)  # checksum before data: no half file looks complete
+            try:
+                archive.storage.delete(keys)  # checksum before data: no half file looks complete
+            except ObjectLocked as exc:  # kept until their retain-until date; the next run
+                report.locked += [n for n in batch if any(k in exc.keys for k, _ in objects[n])]
+                batch = [n for n in batch if n not in report.locked]
+                log.warning("WAL kept under S3 Object Lock: %s", exc)
         report.removed += batch
         report.bytes_freed += sum(size for name in batch for _, size in objects[name])
     log.info("%s %d WAL files of %s (%d bytes); kept %d, from %s",
