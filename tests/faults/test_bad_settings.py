@@ -50,8 +50,8 @@ def test_a_bad_command_line_number_exits_2_naming_the_option(
                      "AIRFLOW_CONN_BACKUP_CATALOG": "postgresql://u@127.0.0.1:1/c"})
     done = cli(*args)
     assert done.returncode == 2, (done.returncode, done.stderr)
-    assert f"argument {option}: " in done.stderr and "give a whole number from 1 to" in \
-        done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert f"Invalid value for '{option}': " in done.stderr, done.stderr
+    assert "give a whole number from 1 to" in done.stderr and "Traceback" not in done.stderr
     assert "catalog" not in done.stderr  # refused before any connection is tried
     row.saw("exit 2 naming the option and its range, before the catalog is tried")
 

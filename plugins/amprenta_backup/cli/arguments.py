@@ -1,25 +1,44 @@
-"""Argument types shared by the CLI commands: numbers with bounds and a fix in the message."""
+"""Argument types shared by the CLI commands: numbers with bounds and choices, with the fix
+in the message (click prefixes it with the option: ``Invalid value for '--limit': ...``)."""
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Annotated
+
+import typer
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    """An argparse ``type`` accepting whole numbers from ``low`` to ``high``; anything else
-    is a usage error (exit 2) naming the range, which argparse prefixes with the option."""
+    """A typer ``parser`` accepting whole numbers from ``low`` to ``high``; anything else is
+    a usage error (exit 2) naming the range."""
 
-    def parse(text: str) -> int:
+    def parse(text: str | int) -> int:
+        if isinstance(text, int):  # a default passes through the parser too
+            return text
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
+            raise typer.BadParameter(
                 f"{text!r} is not a whole number; give one from {low} to {high}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(
+            raise typer.BadParameter(
                 f"{value} is out of range; give a whole number from {low} to {high}")
         return value
 
-    parse.__name__ = "whole number"  # argparse names the type by it in its messages
     return parse
+
+
+def choice(values: Sequence[str]) -> Callable[[str], str]:
+    """A typer ``parser`` accepting one of ``values``."""
+
+    def parse(text: str) -> str:
+        if text not in values:
+            raise typer.BadParameter(f"{text!r} is not one of {', '.join(values)}")
+        return text
+
+    return parse
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan, touch nothing")]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from amprenta_backup.cli.arguments import bounded_int
+import typer
+
+from amprenta_backup.cli.arguments import JsonOption, bounded_int
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core import layout
 from amprenta_backup.core.engine import BackupEngine
@@ -16,29 +17,11 @@ from amprenta_backup.core.models import BackupRecord, RunContext
 from amprenta_backup.core.settings import BackupTarget
 
 
-def register(subparsers: Any) -> None:
-    backup = subparsers.add_parser("backup", help="back up one target now")
-    backup.add_argument("target", help="conn_id or conn_id:database (AIRFLOW_CONN_<ID> set)")
-    backup.add_argument("--backup-id", metavar="ID",
-                        help="id of the backup (default: a new one); running it again with a "
-                             "completed id does nothing (idempotent)")
-    backup.add_argument("--json", action="store_true", help="print JSON")
-    backup.set_defaults(handler=cmd_backup)
-
-    listing = subparsers.add_parser("list", help="list backups, newest first")
-    listing.add_argument("--target", help="only this target")
-    listing.add_argument("--limit", type=bounded_int(1, 100000), default=20)
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=cmd_list)
-
-    show = subparsers.add_parser("show", help="show one backup and its manifest")
-    show.add_argument("backup_id")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    show.set_defaults(handler=cmd_show)
-
-    rebuild = subparsers.add_parser("rebuild-catalog", help="re-create records from storage")
-    rebuild.add_argument("--json", action="store_true", help="print JSON")
-    rebuild.set_defaults(handler=cmd_rebuild)
+def register(app: typer.Typer) -> None:
+    app.command("backup", help="back up one target now")(cmd_backup)
+    app.command("list", help="list backups, newest first")(cmd_list)
+    app.command("show", help="show one backup and its manifest")(cmd_show)
+    app.command("rebuild-catalog", help="re-create records from storage")(cmd_rebuild)
 
 
 def reading_engine() -> BackupEngine:
@@ -60,19 +43,25 @@ def record_dict(record: BackupRecord) -> dict[str, Any]:
     return data
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
+def cmd_backup(
+    target_name: Annotated[str, typer.Argument(
+        metavar="TARGET", help="conn_id or conn_id:database (AIRFLOW_CONN_<ID> set)")],
+    backup_id: Annotated[str | None, typer.Option(
+        "--backup-id", metavar="ID", help="id of the backup (default: a new one); running it "
+        "again with a completed id does nothing (idempotent)")] = None,
+    as_json: JsonOption = False,
+) -> int:
     engine = BackupEngine()
-    target = BackupTarget.parse(args.target)
+    target = BackupTarget.parse(target_name)
     try:
         now = engine.catalog.now()  # the catalog server's clock, whatever this host's says
     except CatalogError as exc:
         raise CatalogUnavailable(f"backup of {target.name!r} not started, nothing was written: "
                                  f"{exc}") from exc
-    backup_id = layout.check_backup_id(args.backup_id) if args.backup_id else \
-        layout.make_backup_id(now)
+    backup_id = layout.check_backup_id(backup_id) if backup_id else layout.make_backup_id(now)
     manifest = engine.runner().run(target.name, engine.conninfo(target),
                                    RunContext(logical_date=now), backup_id)
-    if args.json:
+    if as_json:
         print_json(manifest.to_dict())
     else:
         print(f"backup {manifest.backup_id} of {manifest.target}: "
@@ -81,9 +70,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    records = reading_engine().list_backups(limit=args.limit, target=args.target)
-    if args.json:
+def cmd_list(
+    target: Annotated[str | None, typer.Option("--target", help="only this target")] = None,
+    limit: Annotated[int, typer.Option(parser=bounded_int(1, 100000), metavar="N",
+                                       help="most backups to show")] = 20,
+    as_json: JsonOption = False,
+) -> int:
+    records = reading_engine().list_backups(limit=limit, target=target)
+    if as_json:
         print_json([record_dict(r) for r in records])
         return 0
     print_table(
@@ -96,10 +90,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    record = reading_engine().get_backup(layout.check_backup_id(args.backup_id))
+def cmd_show(backup_id: Annotated[str, typer.Argument(metavar="BACKUP_ID")],
+             as_json: JsonOption = False) -> int:
+    record = reading_engine().get_backup(layout.check_backup_id(backup_id))
     data = record_dict(record)
-    if args.json:
+    if as_json:
         print_json(data)
         return 0
     for key in ("backup_id", "target", "status", "location", "started_at", "completed_at",
@@ -112,13 +107,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rebuild(args: argparse.Namespace) -> int:
+def cmd_rebuild(as_json: JsonOption = False) -> int:
     """Exit 1 when a manifest was skipped or conflicts with a record (the rest is rebuilt)."""
     engine = BackupEngine()
     created = engine.catalog.create_database()
     report = engine.catalog.rebuild_report(engine.storage, engine.config.prefix)
     where = engine.storage.uri(engine.config.prefix)
-    if args.json:
+    if as_json:
         print_json({**report.to_dict(), "storage": where, "catalog_created": created})
     else:
         made = f" into the new {engine.catalog.describe()}" if created else ""

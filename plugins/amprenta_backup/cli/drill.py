@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import Annotated
 
-from amprenta_backup.cli.arguments import bounded_int
+import typer
+
+from amprenta_backup.cli.arguments import JsonOption, bounded_int
 from amprenta_backup.cli.output import print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -13,33 +14,31 @@ from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.settings import BackupTarget
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "drill", help="restore a backup into a scratch database and check it (BACKUP_DRILL_*)")
-    commands = parser.add_subparsers(dest="drill_command", required=True, metavar="ACTION")
-    run = commands.add_parser("run", help="drill now: restore, check, drop the scratch database")
-    run.add_argument("targets", nargs="*", metavar="TARGET",
-                     help="conn_id[:database] to drill (default: every BACKUP_TARGETS entry)")
-    run.add_argument("--json", action="store_true", help="print the drill records as JSON")
-    run.set_defaults(handler=cmd_run)
-    past = commands.add_parser("history", help="the drills recorded in the catalog, newest first")
-    past.add_argument("--target", help="only this target (a name such as pg_main.analytics)")
-    past.add_argument("--limit", type=bounded_int(1, 100000), default=20,
-                      help="most drills to show (default 20)")
-    past.add_argument("--json", action="store_true", help="print JSON")
-    past.set_defaults(handler=cmd_history)
+def register(app: typer.Typer) -> None:
+    drills = typer.Typer(no_args_is_help=True, help="restore a backup into a scratch database "
+                         "and check it (BACKUP_DRILL_*)")
+    drills.command("run", help="drill now: restore, check, drop the scratch database")(cmd_run)
+    drills.command("history", help="the drills recorded in the catalog, newest first")(
+        cmd_history)
+    app.add_typer(drills, name="drill")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(
+    names: Annotated[list[str] | None, typer.Argument(
+        metavar="[TARGET]...",
+        help="conn_id[:database] to drill (default: every BACKUP_TARGETS entry)")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="print the drill records as JSON")] = False,
+) -> int:
     """Exit 0 when every drill passed, 1 otherwise."""
     engine = BackupEngine()
-    targets = [BackupTarget.parse(t) for t in args.targets] or list(engine.config.targets)
+    targets = [BackupTarget.parse(t) for t in names or ()] or list(engine.config.targets)
     if not targets:
         raise ConfigError("no target to drill: name one (amprenta-backup drill run pg_main) or "
                           "set BACKUP_TARGETS")
     runner = engine.drills()
     records = [runner.run(target, RunContext(logical_date=utcnow())) for target in targets]
-    if args.json:
+    if as_json:
         print_json([r.to_dict() for r in records])
     else:
         for record in records:
@@ -48,9 +47,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in records) else 1
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    records = BackupEngine().drills().history(args.target, max(1, args.limit))
-    if args.json:
+def cmd_history(
+    target: Annotated[str | None, typer.Option(
+        "--target", help="only this target (a name such as pg_main.analytics)")] = None,
+    limit: Annotated[int, typer.Option(parser=bounded_int(1, 100000), metavar="N",
+                                       help="most drills to show (default 20)")] = 20,
+    as_json: JsonOption = False,
+) -> int:
+    records = BackupEngine().drills().history(target, max(1, limit))
+    if as_json:
         print_json([r.to_dict() for r in records])
         return 0
     print_table(["drill", "target", "backup", "passed", "rto s", "objective s", "failed checks"],

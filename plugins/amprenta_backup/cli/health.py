@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
+import typer
+
+from amprenta_backup.cli.arguments import JsonOption
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.health import Level, render, worst
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "health", help="check backup age, failures, storage, catalog and client versions")
-    parser.add_argument("--as-of", help="judge the records as of this ISO time (default: now)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=cmd_health)
+def register(app: typer.Typer) -> None:
+    app.command("health", help="check backup age, failures, storage, catalog and client "
+                "versions")(cmd_health)
 
 
 def _as_of(text: str | None) -> datetime | None:
@@ -33,11 +32,16 @@ def _as_of(text: str | None) -> datetime | None:
     return when
 
 
-def cmd_health(args: argparse.Namespace) -> int:
+def cmd_health(
+    as_of_text: Annotated[str | None, typer.Option(
+        "--as-of", metavar="TIME",
+        help="judge the records as of this ISO time (default: now)")] = None,
+    as_json: JsonOption = False,
+) -> int:
     """Exit 0 when healthy or only warnings, 1 when a check is critical."""
-    as_of = _as_of(args.as_of)
+    as_of = _as_of(as_of_text)
     results = BackupEngine().health(as_of)  # the checks daily_health runs, WAL included
-    if args.json:
+    if as_json:
         print_json([r.to_dict() for r in results])
     else:
         print(render(results))

@@ -1,15 +1,17 @@
 """``amprenta-backup``: backups, verification and restores from a terminal (no Airflow needed).
 
-Each module in this package adds its subcommands through ``register(subparsers)``.
+Each module in this package adds its commands to the typer app through ``register(app)``.
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or settings, 3 a backup is corrupt.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Annotated
+
+import typer
 
 from amprenta_backup.cli import (
     backups,
@@ -29,29 +31,43 @@ from amprenta_backup.core.errors import (
     PreconditionError,
 )
 
+PROG = "amprenta-backup"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
 COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals, recover, drill]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="amprenta-backup",
-        description="PostgreSQL backups: settings from BACKUP_* and AIRFLOW_CONN_* variables.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _root(verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="log progress to stderr")] = False) -> None:
+    """PostgreSQL backups: settings from BACKUP_* and AIRFLOW_CONN_* variables."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(name=PROG, no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_enable=False, context_settings={
+                          "help_option_names": ["-h", "--help"]})
+    app.callback()(_root)
     for module in COMMAND_MODULES:
-        module.register(subparsers)
-    return parser
+        module.register(app)
+    return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.handler(args))
+        result = build_app()(args=args, prog_name=PROG, standalone_mode=False)
+    except typer.TyperException as exc:  # bad usage: the message names the option
+        show = getattr(exc, "show", None)
+        if show is None:
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+        else:
+            show()
+        return exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return EXIT_FAILED
     except (ChecksumMismatch, ObjectMissing) as exc:  # a backup's object damaged or gone
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CORRUPT
@@ -61,3 +77,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    return int(result or 0)

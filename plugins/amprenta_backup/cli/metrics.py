@@ -2,52 +2,56 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import Annotated
 
-from amprenta_backup.cli.arguments import bounded_int
+import typer
+
+from amprenta_backup.cli.arguments import JsonOption, bounded_int, choice
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 
 QUERIES = {"success-rate": 30, "size-duration": 7, "storage-trend": 30}
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("metrics", help="backup success rate, size, duration, trend")
-    parser.add_argument("metric", choices=sorted(QUERIES), help="which metric")
-    parser.add_argument("--days", type=bounded_int(1, 36500),
-                        help="window in days (30, 7 and 30 by default)")
-    parser.add_argument("--target", help="only this target")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=cmd_metrics)
+def register(app: typer.Typer) -> None:
+    app.command("metrics", help="backup success rate, size, duration, trend")(cmd_metrics)
 
 
-def cmd_metrics(args: argparse.Namespace) -> int:
+def cmd_metrics(
+    metric: Annotated[str, typer.Argument(
+        parser=choice(sorted(QUERIES)), metavar="METRIC",
+        help=f"which metric: {', '.join(sorted(QUERIES))}")],
+    days: Annotated[int | None, typer.Option(
+        parser=bounded_int(1, 36500), metavar="N",
+        help="window in days (30, 7 and 30 by default)")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="only this target")] = None,
+    as_json: JsonOption = False,
+) -> int:
     engine = BackupEngine()
-    days = args.days or QUERIES[args.metric]
-    if args.metric == "storage-trend":
-        rows = engine.metric("storage-trend", days, args.target)
-        if args.json:
+    days = days or QUERIES[metric]
+    if metric == "storage-trend":
+        rows = engine.metric("storage-trend", days, target)
+        if as_json:
             print_json(rows)
         else:
             print_table(["DATE (UTC)", "BACKUPS", "STORED"],
                         [[r["backup_date"], r["backups"], human_bytes(r["total_size"])]
                          for r in rows])
         return 0
-    if args.metric == "success-rate":
-        data = engine.metric("success-rate", days, args.target)
+    if metric == "success-rate":
+        data = engine.metric("success-rate", days, target)
         line = (f"success rate over {days} days: "
                 f"{'-' if data['success_rate'] is None else str(data['success_rate']) + '%'} "
                 f"({data['succeeded']} of {data['total']} finished backups; {data['failed']} "
                 "failed)")
     else:
-        data = engine.metric("size-duration", days, args.target)
+        data = engine.metric("size-duration", days, target)
         size = data["avg_size_bytes"]
         seconds = data["avg_duration_seconds"]
         line = (f"over {days} days: {data['backups']} successful backups, average size "
                 f"{human_bytes(None if size is None else int(size))}, average duration "
                 f"{'-' if seconds is None else f'{seconds:.1f} s'}")
-    if args.json:
+    if as_json:
         print_json(data)
     else:
         print(line)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
+import typer
+
+from amprenta_backup.cli.arguments import DryRunOption, JsonOption
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -16,31 +18,16 @@ from amprenta_backup.core.recovery.report import RecoveryReport
 EXIT_MISMATCH = 1
 
 
-def register(subparsers: Any) -> None:
-    recover = subparsers.add_parser(
-        "recover", help="rebuild the catalog, then every target's newest backup, on a new server",
-        description="Disaster recovery onto a new server: rebuild the catalog from the "
-                    "manifests in storage (into a new catalog database on the new server when "
-                    "the old one is gone), then restore each target's newest VERIFIED (else "
-                    "COMPLETED) backup into a database of its name, several at once, and check "
-                    "each as the restore drill does. Exits 1 on any mismatch.")
-    recover.add_argument("--server", dest="server_conn_id", required=True, metavar="CONN_ID",
-                         help="the new server (AIRFLOW_CONN_<CONN_ID>)")
-    recover.add_argument("--target", dest="targets", action="append", default=[],
-                         metavar="TARGET", help="only this backup target (repeatable)")
-    recover.add_argument("--before", metavar="TIME",
-                         help="the newest backups started before this ISO time (with zone)")
-    recover.add_argument("--parallel", type=int, default=2, metavar="N",
-                         help="databases restored at once (default 2)")
-    recover.add_argument("--catalog-database", default=DEFAULT_CATALOG_DATABASE, metavar="NAME",
-                         help="the catalog database made on the new server if the configured "
-                              f"catalog is unreachable (default {DEFAULT_CATALOG_DATABASE})")
-    recover.add_argument("--allow-nonempty", action="store_true",
-                         help="write to a server that already holds databases (never over one "
-                              "of the recovered names)")
-    recover.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
-    recover.add_argument("--json", action="store_true", help="print JSON")
-    recover.set_defaults(handler=cmd_recover)
+RECOVER_HELP = (
+    "Disaster recovery onto a new server: rebuild the catalog from the manifests in storage "
+    "(into a new catalog database on the new server when the old one is gone), then restore "
+    "each target's newest VERIFIED (else COMPLETED) backup into a database of its name, "
+    "several at once, and check each as the restore drill does. Exits 1 on any mismatch.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recover", help=RECOVER_HELP, short_help="rebuild the catalog, then every "
+                "target's newest backup, on a new server")(cmd_recover)
 
 
 def _time(text: str | None) -> datetime | None:
@@ -53,14 +40,31 @@ def _time(text: str | None) -> datetime | None:
                           "2026-12-01T03:00:00+00:00") from None
 
 
-def cmd_recover(args: argparse.Namespace) -> int:
+def cmd_recover(
+    server_conn_id: Annotated[str, typer.Option(
+        "--server", metavar="CONN_ID", help="the new server (AIRFLOW_CONN_<CONN_ID>)")],
+    targets: Annotated[list[str] | None, typer.Option(
+        "--target", metavar="TARGET", help="only this backup target (repeatable)")] = None,
+    before: Annotated[str | None, typer.Option(
+        "--before", metavar="TIME",
+        help="the newest backups started before this ISO time (with zone)")] = None,
+    parallel: Annotated[int, typer.Option(
+        "--parallel", metavar="N", help="databases restored at once (default 2)")] = 2,
+    catalog_database: Annotated[str, typer.Option(
+        "--catalog-database", metavar="NAME", help="the catalog database made on the new "
+        "server if the configured catalog is unreachable")] = DEFAULT_CATALOG_DATABASE,
+    allow_nonempty: Annotated[bool, typer.Option(
+        "--allow-nonempty", help="write to a server that already holds databases (never over "
+        "one of the recovered names)")] = False,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> int:
     request = RecoveryRequest(
-        server_conn_id=args.server_conn_id, targets=tuple(args.targets),
-        before=_time(args.before), parallel=args.parallel,
-        catalog_database=args.catalog_database, allow_nonempty=args.allow_nonempty,
-        dry_run=args.dry_run)
+        server_conn_id=server_conn_id, targets=tuple(targets or ()), before=_time(before),
+        parallel=parallel, catalog_database=catalog_database, allow_nonempty=allow_nonempty,
+        dry_run=dry_run)
     report = BackupEngine().recovery().run(request, RunContext(logical_date=utcnow()))
-    if args.json:
+    if as_json:
         print_json(report.to_dict())
     else:
         print(_text(report))

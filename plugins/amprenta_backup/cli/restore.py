@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
+import typer
+
+from amprenta_backup.cli.arguments import DryRunOption, JsonOption, choice
 from amprenta_backup.cli.backups import reading_engine
 from amprenta_backup.cli.output import human_bytes, print_json
 from amprenta_backup.cli.progress import Progress
@@ -15,62 +17,32 @@ from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.restore.request import MODES, NEW_DATABASE
 
-
-def register(subparsers: Any) -> None:
-    verify = subparsers.add_parser(
-        "verify", help="read a backup back whole and check it (exit 3 if corrupt)")
-    verify.add_argument("backup_id")
-    _common(verify)
-    verify.set_defaults(handler=cmd_verify)
-
-    restore = subparsers.add_parser(
-        "restore", help="restore a backup into a new database, or replace one",
-        description="Restore a backup. new_database (the default) refuses a database that "
-                    "exists; replace (needs --confirm with its name) restores into a temporary "
-                    "database and swaps it in only once the row counts match.")
-    restore.add_argument("backup_id", metavar="BACKUP_ID|latest")
-    restore.add_argument("--database", required=True, help="database to restore into")
-    restore.add_argument("--target-conn", dest="target_conn_id", metavar="CONN_ID",
-                         help="server to restore onto (default: the backup's own connection)")
-    restore.add_argument("--from", dest="source_target", metavar="TARGET",
-                         help="for latest: the backup target (default: --target-conn)")
-    restore.add_argument("--mode", choices=MODES, default=NEW_DATABASE)
-    restore.add_argument("--confirm", metavar="NAME", help="for replace: the database name again")
-    restore.add_argument("--schema", dest="schemas", action="append", default=[],
-                         metavar="NAME", help="restore only this schema (repeatable)")
-    restore.add_argument("--table", dest="tables", action="append", default=[],
-                         metavar="NAME", help="restore only this table (repeatable)")
-    restore.add_argument("--jobs", type=int, default=1, metavar="N",
-                         help="parallel pg_restore jobs (above 1: via a temporary file)")
-    restore.add_argument("--no-owner", action="store_true",
-                         help="skip ownership and privileges (server without the source roles)")
-    restore.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
-    _common(restore)
-    restore.set_defaults(handler=cmd_restore)
-
-    download = subparsers.add_parser(
-        "download", help="save a backup's dump to a file, checked against its sha256")
-    download.add_argument("backup_id")
-    download.add_argument("path", type=Path, help="file, or folder for <backup_id>.pgc")
-    download.add_argument("--raw", action="store_true",
-                          help="save the stored (zstd) bytes instead of the .pgc archive")
-    _common(download)
-    download.set_defaults(handler=cmd_download)
+BackupIdArgument = Annotated[str, typer.Argument(metavar="BACKUP_ID")]
+ProgressOption = Annotated[bool, typer.Option(
+    "--progress", help="show progress on stderr even when it is not a terminal")]
+RESTORE_HELP = (
+    "Restore a backup. new_database (the default) refuses a database that exists; replace "
+    "(needs --confirm with its name) restores into a temporary database and swaps it in only "
+    "once the row counts match.")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--progress", action="store_true",
-                        help="show progress on stderr even when it is not a terminal")
+def register(app: typer.Typer) -> None:
+    app.command("verify", help="read a backup back whole and check it (exit 3 if corrupt)")(
+        cmd_verify)
+    app.command("restore", short_help="restore a backup into a new database, or replace one",
+                help=RESTORE_HELP)(cmd_restore)
+    app.command("download", help="save a backup's dump to a file, checked against its sha256")(
+        cmd_download)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(backup_id: BackupIdArgument, as_json: JsonOption = False,
+               progress: ProgressOption = False) -> int:
     engine = reading_engine()
-    record = engine.get_backup(layout.check_backup_id(args.backup_id))
-    with Progress.for_terminal(args.progress) as progress:
+    record = engine.get_backup(layout.check_backup_id(backup_id))
+    with Progress.for_terminal(progress) as bars:
         result = engine.verify(record.backup_id, run=RunContext(logical_date=utcnow()),
-                               progress=progress.phase("verify", record.stored_bytes or 0))
-    if args.json:
+                               progress=bars.phase("verify", record.stored_bytes or 0))
+    if as_json:
         print_json(result.to_dict())
     elif result.ok:
         print(result.message)
@@ -78,35 +50,67 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    options = {key: getattr(args, key) for key in (
-        "target_conn_id", "source_target", "mode", "confirm", "jobs", "no_owner", "dry_run")}
-    with Progress.for_terminal(args.progress) as progress:
+def cmd_restore(
+    backup_id: Annotated[str, typer.Argument(metavar="BACKUP_ID|latest")],
+    database: Annotated[str, typer.Option("--database", help="database to restore into")],
+    target_conn_id: Annotated[str | None, typer.Option(
+        "--target-conn", metavar="CONN_ID",
+        help="server to restore onto (default: the backup's own connection)")] = None,
+    source_target: Annotated[str | None, typer.Option(
+        "--from", metavar="TARGET", help="for latest: the backup target (default: "
+        "--target-conn)")] = None,
+    mode: Annotated[str, typer.Option("--mode", parser=choice(MODES),
+                                      metavar="|".join(MODES))] = NEW_DATABASE,
+    confirm: Annotated[str | None, typer.Option(
+        "--confirm", metavar="NAME", help="for replace: the database name again")] = None,
+    schemas: Annotated[list[str] | None, typer.Option(
+        "--schema", metavar="NAME", help="restore only this schema (repeatable)")] = None,
+    tables: Annotated[list[str] | None, typer.Option(
+        "--table", metavar="NAME", help="restore only this table (repeatable)")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", metavar="N", help="parallel pg_restore jobs (above 1: via a temporary "
+        "file)")] = 1,
+    no_owner: Annotated[bool, typer.Option(
+        "--no-owner", help="skip ownership and privileges (server without the source "
+        "roles)")] = False,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+    progress: ProgressOption = False,
+) -> int:
+    with Progress.for_terminal(progress) as bars:
         result = reading_engine().restore_backup(
-            args.backup_id, args.database, progress=progress.phase,
-            schemas=tuple(args.schemas), tables=tuple(args.tables), **options)
-    if args.json:
+            backup_id, database, progress=bars.phase, schemas=tuple(schemas or ()),
+            tables=tuple(tables or ()), target_conn_id=target_conn_id,
+            source_target=source_target, mode=mode, confirm=confirm, jobs=jobs,
+            no_owner=no_owner, dry_run=dry_run)
+    if as_json:
         print_json(result.to_dict())
     else:
         print(result.message)
     return 0
 
 
-def cmd_download(args: argparse.Namespace) -> int:
-    backup_id = layout.check_backup_id(args.backup_id)
-    path: Path = args.path
+def cmd_download(
+    backup_id: BackupIdArgument,
+    path: Annotated[Path, typer.Argument(help="file, or folder for <backup_id>.pgc")],
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="save the stored (zstd) bytes instead of the .pgc archive")] = False,
+    as_json: JsonOption = False,
+    progress: ProgressOption = False,
+) -> int:
+    backup_id = layout.check_backup_id(backup_id)
     if path.is_dir():
-        path = path / f"{backup_id}.{DUMP_NAME.rsplit('.', 1)[-1]}{'.zst' if args.raw else ''}"
+        path = path / f"{backup_id}.{DUMP_NAME.rsplit('.', 1)[-1]}{'.zst' if raw else ''}"
     engine = BackupEngine()
     record = engine.get_backup(backup_id)
-    with Progress.for_terminal(args.progress) as progress:
-        result = engine.download(backup_id, path, decompress=not args.raw,
-                                 progress=progress.phase("download", record.stored_bytes or 0))
-    written = result.stored_bytes if args.raw else result.raw_bytes
-    if args.json:
+    with Progress.for_terminal(progress) as bars:
+        result = engine.download(backup_id, path, decompress=not raw,
+                                 progress=bars.phase("download", record.stored_bytes or 0))
+    written = result.stored_bytes if raw else result.raw_bytes
+    if as_json:
         print_json({"backup_id": backup_id, "path": str(path), "bytes": written,
                     "stored_bytes": result.stored_bytes, "sha256": result.sha256,
-                    "decompressed": not args.raw})
+                    "decompressed": not raw})
     else:
         print(f"{path}: {human_bytes(written)} written; sha256 {result.sha256} of the stored "
               "bytes matches the manifest")

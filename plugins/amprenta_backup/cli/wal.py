@@ -17,54 +17,85 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from amprenta_backup.core.errors import BackupError, ConfigError, WalSegmentMissing
 from amprenta_backup.core.wal.settings import CONFIG_VARIABLE, quick_spool_dir, settings_environment
 
 if TYPE_CHECKING:
-    import argparse
     import logging
+    from collections.abc import Callable
+
+    import click
 
     from amprenta_backup.core.engine import BackupEngine
     from amprenta_backup.core.wal.archive import WalArchive
 
+PROG = "amprenta-wal"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_ABORT_RECOVERY = 200  # > 125: PostgreSQL treats it as fatal and stops recovery
 
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import argparse
+def build_cli() -> click.Group:
+    """The commands; each returns its parsed arguments for :func:`main` to run (so that the
+    exit code of a failure depends on the command, ``fetch`` above all)."""
+    import click
 
-    parser = argparse.ArgumentParser(
-        prog="amprenta-wal",
-        description="Archive and fetch PostgreSQL WAL in backup storage. Settings come from "
-                    f"BACKUP_* variables, or from an env-style file (--config / {CONFIG_VARIABLE})"
-                    " which wins over the environment.")
-    parser.add_argument("--config", help=f"settings file, mode 600 (default ${CONFIG_VARIABLE})")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    push = sub.add_parser("push", help="archive_command: amprenta-wal push %%p %%f")
-    push.add_argument("path", help="the file to archive (%%p)")
-    push.add_argument("name", help="its WAL file name (%%f)")
-    fetch = sub.add_parser("fetch", help="restore_command: amprenta-wal fetch %%f %%p")
-    fetch.add_argument("name", help="the WAL file wanted (%%f)")
-    fetch.add_argument("path", help="where to write it (%%p)")
-    archiver = sub.add_parser("archiver", help="push .ready segments ahead (started by push)")
-    archiver.add_argument("--pg-wal", required=True, help="the cluster's pg_wal folder")
-    archiver.add_argument("--idle-exit", type=float, help="seconds idle before exiting, 0=never")
-    listing = sub.add_parser("list", help="list archived WAL files")
-    listing.add_argument("--timeline", help="only this timeline (8 hex digits)")
-    sub.add_parser("check", help="check the settings and that storage can be written")
-    cleanup = sub.add_parser("cleanup", help="delete WAL no stored base backup needs")
-    cleanup.add_argument("--dry-run", action="store_true", help="only report")
-    return parser
+    def parsed(command: str) -> Callable[..., SimpleNamespace]:
+        def collect(**params: object) -> SimpleNamespace:
+            return SimpleNamespace(command=command, **click.get_current_context().obj, **params)
+        return collect
+
+    @click.group(name=PROG, context_settings={"help_option_names": ["-h", "--help"]},
+                 help="Archive and fetch PostgreSQL WAL in backup storage. Settings come from "
+                      "BACKUP_* variables, or from an env-style file (--config / "
+                      f"{CONFIG_VARIABLE}) which wins over the environment.")
+    @click.option("--config", metavar="FILE", help=f"settings file, mode 600 (default "
+                                                   f"${CONFIG_VARIABLE})")
+    @click.option("-v", "--verbose", is_flag=True, help="log progress to stderr")
+    @click.pass_context
+    def cli(ctx: click.Context, config: str | None, verbose: bool) -> None:
+        ctx.obj = {"config": config, "verbose": verbose}
+
+    path, name = click.argument("path"), click.argument("name")
+    cli.command("push", short_help="archive_command: amprenta-wal push %p %f",
+                help="archive_command: amprenta-wal push %p %f (%p: the file to archive, %f: "
+                     "its WAL file name)")(path(name(parsed("push"))))
+    cli.command("fetch", short_help="restore_command: amprenta-wal fetch %f %p",
+                help="restore_command: amprenta-wal fetch %f %p (%f: the WAL file wanted, "
+                     "%p: where to write it)")(name(path(parsed("fetch"))))
+    cli.command("archiver", help="push .ready segments ahead (started by push)")(
+        click.option("--pg-wal", required=True, metavar="DIR", help="the cluster's pg_wal folder")(
+            click.option("--idle-exit", type=float, metavar="SECONDS",
+                         help="seconds idle before exiting, 0=never")(parsed("archiver"))))
+    cli.command("list", help="list archived WAL files")(click.option(
+        "--timeline", help="only this timeline (8 hex digits)")(parsed("list")))
+    cli.command("check", help="check the settings and that storage can be written")(
+        parsed("check"))
+    cli.command("cleanup", help="delete WAL no stored base backup needs")(
+        click.option("--dry-run", is_flag=True, help="only report")(parsed("cleanup")))
+    return cli
+
+
+def parse(argv: list[str]) -> SimpleNamespace | int:
+    """The parsed command, or the exit code when there is nothing to run (help, bad usage)."""
+    import click
+
+    try:
+        result = build_cli().main(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        return EXIT_FAILED
+    return result if isinstance(result, SimpleNamespace) else int(result or 0)
 
 
 def already_stored(argv: Sequence[str]) -> bool:
     """The per-segment fast path: ``[--config F] push PATH NAME`` whose segment the archiver
-    process already stored. Consumes the marker; imports neither argparse nor logging."""
+    process already stored. Consumes the marker; imports neither click nor logging."""
     args = list(argv)
     config = None
     if len(args) == 5 and args[0] == "--config":
@@ -91,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     import logging
 
-    args = build_parser().parse_args(raw)
+    args = parse(raw)
+    if isinstance(args, int):
+        return args
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="amprenta-wal: %(levelname)s %(message)s", stream=sys.stderr)
     handlers = {"push": _push, "fetch": _fetch, "archiver": _archiver, "list": _list,
@@ -130,7 +163,7 @@ def _archive(env: dict[str, str]) -> WalArchive:
     return _engine(env).wal_archive(settings.target, settings.compression_level)
 
 
-def _push(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _push(args: SimpleNamespace, env: dict[str, str]) -> int:
     from amprenta_backup.core.wal.asyncpush import await_push
     from amprenta_backup.core.wal.names import check_wal_name
     from amprenta_backup.core.wal.spool import Spool
@@ -160,13 +193,13 @@ def _push(args: argparse.Namespace, env: dict[str, str]) -> int:
     return EXIT_OK
 
 
-def _fetch(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _fetch(args: SimpleNamespace, env: dict[str, str]) -> int:
     _archive(env).fetch(args.name, args.path)
     _log().info("restored %s", args.name)
     return EXIT_OK
 
 
-def _archiver(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _archiver(args: SimpleNamespace, env: dict[str, str]) -> int:
     import logging
 
     from amprenta_backup.core.settings import WalSettings
@@ -198,13 +231,13 @@ def _archiver(args: argparse.Namespace, env: dict[str, str]) -> int:
     return EXIT_OK
 
 
-def _list(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _list(args: SimpleNamespace, env: dict[str, str]) -> int:
     for name in _archive(env).list_names(args.timeline):
         print(name)
     return EXIT_OK
 
 
-def _check(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _check(args: SimpleNamespace, env: dict[str, str]) -> int:
     from amprenta_backup.core.wal.archive import wal_prefix
 
     archive = _archive(env)
@@ -215,7 +248,7 @@ def _check(args: argparse.Namespace, env: dict[str, str]) -> int:
     return EXIT_OK
 
 
-def _retention(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _retention(args: SimpleNamespace, env: dict[str, str]) -> int:
     from amprenta_backup.core.settings import WalSettings
 
     report = _engine(env).wal_retention(WalSettings.from_env(env).target, dry_run=args.dry_run)
