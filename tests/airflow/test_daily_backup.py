@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from amprenta_backup.core.models import Manifest, Status
 from amprenta_backup.core.storage import LocalStorage, S3Storage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
+from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo
 from tests.support.airflow_env import REPO
 from tests.support.factories import restore_stored_dump
@@ -43,7 +46,8 @@ def test_backs_up_every_target_to_local_storage_and_restores(
     dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
     assert str(dag_run.state) == "success", _states(dag_run)
     assert _states(dag_run) == {"list_targets[-1]": "success", "backup[0]": "success",
-                                "backup[1]": "success"}
+                                "backup[1]": "success", "copy[0]": "skipped",
+                                "copy[1]": "skipped"}  # no BACKUP_COPY_STORAGE_TYPE
     records = backup_env["catalog"].find()
     assert sorted(r.target for r in records) == ["pg_source", "pg_source.af_second"]
     assert all(r.status == Status.COMPLETED for r in records)
@@ -104,6 +108,36 @@ def test_backs_up_to_an_s3_endpoint_through_an_aws_connection(
         folder = record.location[len(bucket_uri):]
         manifest = Manifest.from_json(storage.get_bytes(f"{folder}/manifest.json"))
         assert manifest.sha256 == record.sha256
+
+
+def test_copies_each_backup_to_a_second_storage_through_its_own_aws_connection(
+    run_dag: Any, backup_env: dict[str, Any], moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = moto_server.create_bucket(f"copy-{backup_env['catalog_db'][-8:]}".replace("_", "-"))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_COPY", json.dumps({
+        "conn_type": "aws", "login": moto_server.access_key, "password": moto_server.secret_key,
+        "extra": {"endpoint_url": moto_server.endpoint_url, "region_name": moto_server.region}}))
+    monkeypatch.setenv("BACKUP_COPY_STORAGE_TYPE", "s3")
+    monkeypatch.setenv("BACKUP_COPY_AWS_CONN_ID", "aws_copy")
+    monkeypatch.setenv("BACKUP_COPY_S3_BUCKET", bucket)
+    dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
+    assert str(dag_run.state) == "success", _states(dag_run)
+    assert {k: v for k, v in _states(dag_run).items() if k.startswith("copy")} == {
+        "copy[0]": "success", "copy[1]": "success"}
+    copy = S3Storage(moto_server.client(), bucket)
+    records = backup_env["catalog"].find()
+    with backup_env["catalog"].cursor() as cur:
+        cur.execute("SELECT * FROM backup_copies ORDER BY backup_id")
+        rows = {r["backup_id"]: r for r in cur.fetchall()}
+    assert sorted(rows) == sorted(r.backup_id for r in records)
+    for record in records:
+        row = rows[record.backup_id]
+        assert row["status"] == "verified" and row["sha256"] == record.sha256
+        assert row["run_id"] == dag_run.run_id and row["verified_at"] is not None
+        assert record.manifest is not None
+        assert hashlib.sha256(copy.get_bytes(record.manifest.key)).hexdigest() == record.sha256
+    assert len(list(copy.list_objects())) == 6  # as on the primary: 2 backups + globals
 
 
 def test_wrong_password_fails_the_task_and_never_logs_it(

@@ -42,7 +42,8 @@ def test_daily_backup_triggered_through_the_api_lands_in_storage_and_catalog(
     run_id = daily_backup_run["dag_run_id"]
     assert daily_backup_run["run_type"] == "manual"
     assert daily_backup_run["state"] == "success", daily_backup_run["tasks"]
-    assert daily_backup_run["tasks"] == {"list_targets": "success", "backup[0]": "success"}
+    assert daily_backup_run["tasks"] == {"list_targets": "success", "backup[0]": "success",
+                                         "copy[0]": "skipped"}  # no copy storage set
 
     (record,) = [r for r in e2e.catalog.find(target=TARGET) if r.run.run_id == run_id]
     assert record.status == Status.COMPLETED

@@ -67,14 +67,15 @@ class BackupEngine:
     :param s3_credentials: ``() -> {"AWS_ACCESS_KEY_ID": ...}`` for ``amprenta-wal fetch``;
         by default those of ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``, if set
     :param copy: settings of the second copy; read from ``BACKUP_COPY_*`` when omitted
-    :param copy_storage: the copy's storage instead of the one ``copy`` configures
+    :param copy_storage: the copy's storage (or a function making it) to use instead
     """
 
     def __init__(self, config: BackupConfig | None = None, storage: Storage | None = None,
                  catalog: Catalog | None = None, resolve: Resolver | None = None,
                  storage_fallback: bool = False, pitr: PitrSettings | None = None,
                  s3_credentials: Callable[[], dict[str, str]] | None = None,
-                 copy: CopySettings | None = None, copy_storage: Storage | None = None) -> None:
+                 copy: CopySettings | None = None,
+                 copy_storage: Storage | Callable[[], Storage] | None = None) -> None:
         self.config = config or BackupConfig.from_env()
         self._copy, self._copy_storage = copy, copy_storage
         self._pitr = pitr
@@ -110,19 +111,15 @@ class BackupEngine:
     @cached_property
     def copies(self) -> CopyWorkflow | None:
         """The second copy (``BACKUP_COPY_*``); None when no copy storage is configured."""
-        from amprenta_backup.core.copy.workflow import CopyWorkflow
+        from amprenta_backup.core.copy.workflow import configured
 
-        settings = self._copy or CopySettings.from_env()
-        if settings.storage is None:
-            return None
-        storage = self._copy_storage or storage_from_config(settings.storage)
-        return CopyWorkflow(settings, self.storage, storage, self.catalog, self.config.prefix)
+        return configured(self._copy or CopySettings.from_env(), self._copy_storage,
+                          self.storage, self.catalog, self.config.prefix)
 
     def copy_workflow(self) -> CopyWorkflow:  # :attr:`copies`, or a ConfigError saying how
-        if self.copies is None:
-            raise ConfigError("no copy storage is configured; set BACKUP_COPY_STORAGE_TYPE "
-                              "(local or s3) and its BACKUP_COPY_* settings")
-        return self.copies
+        from amprenta_backup.core.copy.workflow import required
+
+        return required(self.copies)
 
     def copy_backup(self, backup_id: str, target: str | None = None,
                     run: RunContext | None = None) -> CopyOutcome:

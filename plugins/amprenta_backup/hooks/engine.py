@@ -13,7 +13,7 @@ from airflow.sdk import BaseHook
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import BackupConfig, CopySettings
 from amprenta_backup.hooks.postgres import PostgresTargetHook
 from amprenta_backup.hooks.storage import BackupStorageHook
 
@@ -40,7 +40,10 @@ class EngineHook(BaseHook):
         storage_hook = BackupStorageHook(self.config)
         catalog_hook = PostgresTargetHook(self.config.catalog_conn_id,
                                           setting="BACKUP_CATALOG_CONN_ID")
+        copy = CopySettings.from_env()
+        copy_hook = BackupStorageHook(self.config, copy.storage) if copy.storage else None
         return BackupEngine(self.config, storage=storage_hook.get_storage(),
                             catalog=Catalog(catalog_hook.get_conninfo()),
                             resolve=resolve_connection,
-                            s3_credentials=storage_hook.s3_credentials)
+                            s3_credentials=storage_hook.s3_credentials, copy=copy,
+                            copy_storage=copy_hook.get_storage if copy_hook else None)

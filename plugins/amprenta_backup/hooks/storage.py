@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import BackupConfig, StorageConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_from_config
 from amprenta_backup.core.storage.s3 import client_config
@@ -22,18 +22,21 @@ class BackupStorageHook(BaseHook):
     connection's own ``config_kwargs``.
 
     :param config: backup settings; read from the environment when omitted
+    :param storage: another storage than the primary (the second copy's ``BACKUP_COPY_*``)
     """
 
     hook_name = "Backup storage"
 
-    def __init__(self, config: BackupConfig | None = None) -> None:
+    def __init__(self, config: BackupConfig | None = None,
+                 storage: StorageConfig | None = None) -> None:
         super().__init__()
         self.config = config or BackupConfig.from_env()
+        self.storage = storage or self.config.storage
 
     def _s3_client(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        storage = self.config.storage
+        storage = self.storage
         hook = S3Hook(aws_conn_id=storage.aws_conn_id, region_name=storage.s3_region)
         config = client_config(storage.s3_stall_seconds, base=hook.config)
         if not storage.s3_endpoint_url:  # the connection's own endpoint_url extra, if any
@@ -46,7 +49,7 @@ class BackupStorageHook(BaseHook):
         a process outside Airflow that reads the same bucket (``amprenta-wal fetch``)."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        storage = self.config.storage
+        storage = self.storage
         s3 = S3Hook(aws_conn_id=storage.aws_conn_id, region_name=storage.s3_region)
         credentials = s3.get_credentials()
         endpoint = s3.conn_config.get_service_endpoint_url("s3")
@@ -56,5 +59,5 @@ class BackupStorageHook(BaseHook):
         return {key: str(value) for key, value in values.items() if value}
 
     def get_storage(self) -> Storage:
-        client = self._s3_client() if self.config.storage.storage_type == "s3" else None
-        return storage_from_config(self.config.storage, s3_client=client)
+        client = self._s3_client() if self.storage.storage_type == "s3" else None
+        return storage_from_config(self.storage, s3_client=client)

@@ -22,12 +22,16 @@ from amprenta_backup.core.layout import check_backup_id
 from amprenta_backup.core.models import RESTORABLE, BackupRecord, RunContext
 from amprenta_backup.core.settings import BackupConfig, CopySettings
 from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.storage.factory import storage_from_config
 from amprenta_backup.core.storage.rebased import RebasedStorage
 
 if TYPE_CHECKING:
     from amprenta_backup.core.copy.retention import CopyCleanupReport
 
 log = logging.getLogger(__name__)
+
+NOT_CONFIGURED = ("no copy storage is configured; set BACKUP_COPY_STORAGE_TYPE (local or s3) "
+                  "and its BACKUP_COPY_* settings")
 
 T = TypeVar("T")
 LATEST = "latest"
@@ -48,8 +52,7 @@ class CopyWorkflow:
     def __init__(self, settings: CopySettings, primary: Storage, copy: Storage,
                  catalog: Catalog, prefix: str) -> None:
         if settings.storage is None:
-            raise ConfigError("no copy storage is configured; set BACKUP_COPY_STORAGE_TYPE "
-                              "(local or s3) and its BACKUP_COPY_* settings")
+            raise ConfigError(NOT_CONFIGURED)
         self.settings = settings
         self.primary = primary
         self.view = RebasedStorage(copy, prefix, settings.storage.prefix)
@@ -148,3 +151,20 @@ def _lag_result(target: str, done: list[BackupRecord], copied: set[str], as_of: 
                        f"BACKUP_COPY_MAX_LAG_HOURS={limit.total_seconds() / 3600:g})",
                        "look at the copy tasks of daily_backup, or run "
                        f"`amprenta-backup copy latest --target {target}`", target=target)
+
+
+def configured(settings: CopySettings, given: Storage | Callable[[], Storage] | None,
+               primary: Storage, catalog: Catalog, prefix: str) -> CopyWorkflow | None:
+    """The copy ``settings`` describe, or None without a copy storage; ``given`` (a storage,
+    or a function that makes one when first needed) instead of the configured one."""
+    if settings.storage is None:
+        return None
+    storage = (given() if callable(given) else given) or storage_from_config(settings.storage)
+    return CopyWorkflow(settings, primary, storage, catalog, prefix)
+
+
+def required(copies: CopyWorkflow | None) -> CopyWorkflow:
+    """``copies``, or a ConfigError that says how to configure a copy."""
+    if copies is None:
+        raise ConfigError(NOT_CONFIGURED)
+    return copies

@@ -1,0 +1,54 @@
+"""BackupCopyOperator: copy one target's backup of this run to the second storage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from amprenta_backup.core.models import RESTORABLE
+from amprenta_backup.core.settings import BackupTarget
+from amprenta_backup.hooks.context import backup_id_for, run_context
+from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class BackupCopyOperator(EngineOperator):
+    """Copy the backup this run took of ``target`` to the copy storage (``BACKUP_COPY_*``):
+    the primary is read once, the sha256 of every object is proven on the copy and the copy
+    is recorded in ``backup_copies``.
+
+    Skipped when no copy storage is configured, or when the run's backup of the target did
+    not complete (its own task failed and alerts about it). A damaged primary fails without
+    retry; storage that cannot be reached fails with retries.
+
+    :param target: ``conn_id`` or ``conn_id:database`` (templated)
+    :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
+    """
+
+    template_fields: Sequence[str] = ("target",)
+    ui_color = "#e6dcf2"
+
+    def __init__(self, *, target: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_without_retry():
+            if self.engine.copies is None:
+                raise AirflowSkipException("no copy storage is configured "
+                                           "(BACKUP_COPY_STORAGE_TYPE is unset)")
+            target = BackupTarget.parse(self.target)
+            run = run_context(context)
+            backup_id = backup_id_for(run, target.name)
+            record = self.engine.catalog.get(backup_id)
+            if record is None or record.status not in RESTORABLE:
+                state = record.status if record else "not recorded"
+                raise AirflowSkipException(f"backup {backup_id} of {target.name} is {state}; "
+                                           "nothing to copy")
+            outcome = self.engine.copy_backup(backup_id, run=run)
+        self.log.info("%s", outcome.message)
+        return outcome.record.to_dict()
