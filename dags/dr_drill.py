@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from amprenta_backup.defaults import dag_kwargs
+from amprenta_backup.defaults import optional_dag_kwargs, server_tools_args
 from amprenta_backup.operators.dr_drill import (
     DrDrillRecoverOperator,
     DrDrillServerOperator,
@@ -35,7 +35,7 @@ with DAG(
             description="Make the scratch cluster of the next PostgreSQL major. Empty: "
                         "BACKUP_DR_DRILL_NEXT_MAJOR (default off)."),
     },
-    **dag_kwargs(),
+    **optional_dag_kwargs(default_args=server_tools_args()),
 ) as dag:
     start = DrDrillServerOperator(task_id="start_server", next_major="{{ params.next_major }}",
                                   retries=0)

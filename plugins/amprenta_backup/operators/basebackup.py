@@ -31,6 +31,7 @@ class PostgresBaseBackupOperator(PitrOperator):
     ui_color = "#cde8f6"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.skip_unless_configured()
         run = run_context(context)
         target = self.pitr.target
         with fail_without_retry():
@@ -62,6 +63,7 @@ class CompleteBaseBackupOperator(PitrOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         taken: Any = context["ti"].xcom_pull(task_ids=self.backup_task_id)
         if not taken:
+            self.skip_unless_configured()
             raise AirflowFailException(f"task {self.backup_task_id} did not store a base "
                                        "backup; nothing to complete (see its log)")
         manifest = Manifest.from_json(json.dumps(taken["manifest"]))

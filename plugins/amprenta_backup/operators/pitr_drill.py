@@ -45,6 +45,7 @@ class PitrDrillMarkOperator(_DrillOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.skip_unless_configured()
         run = run_context(context)
         drill_id = backup_id_for(run, f"pitr-drill/{self.pitr.target}")
         with fail_without_retry():

@@ -203,8 +203,16 @@ class TaskSettings(Settings):
 
     retries: int = var(
         "BACKUP_TASK_RETRIES", 3, "Retries of the backup, verify and cleanup tasks, exponential "
-        "backoff from 5 minutes to 1 hour (read when DAG files are parsed; `restore`, "
-        "`list_targets` and the health check never retry)", ge=0, le=20)
+        "backoff from `BACKUP_TASK_RETRY_DELAY_SECONDS` to 1 hour (read when DAG files are "
+        "parsed; `restore`, `list_targets` and the health check never retry)", ge=0, le=20)
+    retry_delay_seconds: int = var(
+        "BACKUP_TASK_RETRY_DELAY_SECONDS", 300, "Wait before the first retry; doubled on each "
+        "further retry, up to 1 hour", ge=1, le=3600, unit="seconds")
+    server_queue: str | None = var(
+        "BACKUP_SERVER_TASKS_QUEUE", None, "Queue of the tasks that start a PostgreSQL server on "
+        "the worker (`pitr_restore`, `pitr_drill`, `dr_drill`: they need `pg_ctl`, `postgres`, "
+        "`initdb`); serve it with workers that have the server tools (CeleryExecutor: "
+        "`airflow celery worker --queues default,<queue>`)", shown="(Airflow's default queue)")
 
 
 class DrillSettings(Settings):
