@@ -211,7 +211,7 @@ class BackupEngine:
         """The WAL checks of ``BACKUP_PITR_CONN_ID`` now; none when PITR is not configured."""
         from amprenta_backup.core.health import CheckResult, Level
 
-        if not self.pitr_configured:
+        if self._pitr is None and not PitrSettings.configured():
             return []
         try:
             pitr = self.pitr
@@ -220,11 +220,6 @@ class BackupEngine:
             return [CheckResult("wal_settings", Level.CRITICAL, str(exc),
                                 "fix BACKUP_PITR_CONN_ID / BACKUP_WAL_TARGET")]
         return pitr.wal_health(utcnow(), conn)
-
-    @property
-    def pitr_configured(self) -> bool:
-        """Whether point-in-time recovery is set up (``BACKUP_PITR_CONN_ID``, or given)."""
-        return self._pitr is not None or PitrSettings.configured()
 
     @cached_property
     def pitr(self) -> PointInTime:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from amprenta_backup.core.pitr.restore import PitrRequest
+from amprenta_backup.core.settings import PitrSettings
 from amprenta_backup.core.pitr.workflow import PointInTime
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
@@ -30,7 +31,7 @@ class PitrOperator(EngineOperator):
 
     def skip_unless_configured(self) -> None:
         """Skip, not fail, a scheduled run while point-in-time recovery is not set up."""
-        if not self.engine.pitr_configured:
+        if not PitrSettings.configured():
             raise AirflowSkipException(
                 "point-in-time recovery is not set up (BACKUP_PITR_CONN_ID is unset): nothing "
                 "to do. Set BACKUP_PITR_CONN_ID and BACKUP_WAL_TARGET (docs/pitr.md), or keep "
