@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from amprenta_backup.core.pitr.restore import PitrRequest
-from amprenta_backup.core.settings import PitrSettings
 from amprenta_backup.core.pitr.workflow import PointInTime
+from amprenta_backup.core.settings import PitrSettings
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:
