@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from amprenta_backup.core.connections import Resolver, postgres_conninfo, s3_client_kwargs
 from amprenta_backup.core.errors import BackupError, CatalogError, ConfigError, PreconditionError
+from amprenta_backup.core.export.entry import ProjectExportEntry
 from amprenta_backup.core.layout import check_backup_id
 from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -48,10 +49,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class BackupEngine:
+class BackupEngine(ProjectExportEntry):
     """The one way into core: every workflow (backup, base backup, verify, restore, retention,
-    health, drill, PITR restore and drill, WAL archive) comes from here, for Python, the CLI
-    and Airflow alike.
+    health, drill, PITR restore and drill, WAL archive, project export) comes from here, for
+    Python, the CLI and Airflow alike.
 
     Outside Airflow, connection ids resolve from ``AIRFLOW_CONN_<ID>`` variables; the Airflow
     adapters pass their own storage, catalog, resolver and S3 credentials built from Airflow
@@ -78,8 +79,7 @@ class BackupEngine:
                  copy_storage: Storage | Callable[[], Storage] | None = None) -> None:
         self.config = config or BackupConfig.from_env()
         self._copy, self._copy_storage = copy, copy_storage
-        self._pitr = pitr
-        self._s3_credentials = s3_credentials
+        self._pitr, self._s3_credentials = pitr, s3_credentials
         self._storage = storage
         self._catalog = catalog
         self.resolve: Resolver = resolve or postgres_conninfo

@@ -202,6 +202,35 @@ CREATE INDEX IF NOT EXISTS backup_copies_target ON backup_copies (storage, targe
 """
 
 
+# project exports (core/export/store.py): one row per export, retention marks them deleted
+_EXPORTS = """
+CREATE TABLE IF NOT EXISTS exports (
+    id             text PRIMARY KEY,
+    status         text NOT NULL
+        CHECK (status IN ('running', 'completed', 'failed', 'deleted')),
+    source         text NOT NULL,
+    database_name  text NOT NULL,
+    project_ids    jsonb NOT NULL,
+    include_data   boolean NOT NULL,
+    include_files  boolean NOT NULL,
+    location       text NOT NULL,
+    started_at     timestamptz NOT NULL,
+    completed_at   timestamptz,
+    size_bytes     bigint,
+    sha256         text,
+    row_count      bigint,
+    table_count    integer,
+    file_count     integer,
+    error          text,
+    created_by     text,
+    dag_id         text,
+    run_id         text,
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS exports_started ON exports (started_at DESC);
+"""
+
+
 @dataclass(frozen=True)
 class Step:
     """One versioned change of the catalog schema.
@@ -225,6 +254,7 @@ STEPS: tuple[Step, ...] = (
             "core/records/heartbeat.py)", _HEARTBEAT),
     Step(4, "backup_copies: each backup's second copy (location, status, bytes, sha256, "
             "copied and verified times; core/copy/)", _COPIES),
+    Step(5, "exports: project exports (core/export/store.py)", _EXPORTS),
 )
 CURRENT = STEPS[-1].version
 

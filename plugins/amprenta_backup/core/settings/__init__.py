@@ -32,6 +32,7 @@ from amprenta_backup.core.settings.pitr import (
     PitrSettings,
     WalSettings,
 )
+from amprenta_backup.core.settings.project import ProjectSettings
 
 __all__ = [
     "AlertSettings",
@@ -45,6 +46,7 @@ __all__ = [
     "LATEST",
     "PgToolsSettings",
     "PitrSettings",
+    "ProjectSettings",
     "RANDOM",
     "Settings",
     "StorageConfig",
@@ -56,4 +58,4 @@ __all__ = [
 
 ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, CopyStorageConfig, CopySettings,
                                    AlertSettings, TaskSettings, DrillSettings, DrDrillSettings,
-                                   PgToolsSettings, WalSettings, PitrSettings)
+                                   PgToolsSettings, WalSettings, PitrSettings, ProjectSettings)

@@ -1,0 +1,225 @@
+"""Export one or more projects: walk the graph in one snapshot, stream a ZIP to storage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError, first_line
+from amprenta_backup.core.export.graph import SchemaGraph, Table, read_graph
+from amprenta_backup.core.export.manifest import (
+    DDL_MEMBER,
+    MANIFEST_MEMBER,
+    ExportedFile,
+    ExportManifest,
+    TableData,
+)
+from amprenta_backup.core.export.select import Selection
+from amprenta_backup.core.export.spec import ProjectSpec, split_column
+from amprenta_backup.core.export.zipsink import ZipStream
+from amprenta_backup.core.models import RunContext, utcnow
+from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major
+from amprenta_backup.core.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export.
+
+    :param project_ids: values of the root key (compared as text)
+    :param include_data: the rows (else only the DDL and the counts)
+    :param include_files: the files the rows' file columns name
+    """
+
+    project_ids: tuple[str, ...]
+    include_data: bool = True
+    include_files: bool = True
+    run: RunContext = field(default_factory=RunContext)
+    created_by: str | None = None
+
+
+@dataclass
+class Written:
+    """What an export wrote: the manifest and the ZIP's sha256 and size."""
+
+    manifest: ExportManifest
+    sha256: str
+    size: int
+
+
+def _member_name(index: int, table: str) -> str:
+    return f"data/{index:03d}_{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}.csv"
+
+
+class ProjectExporter:
+    """Reads a project's rows from ``conn`` and writes them as one ZIP to ``storage``.
+
+    :param files: where the paths in the file columns are read from
+    :param level: deflate level of the members (0: stored)
+    """
+
+    def __init__(self, storage: Storage, spec: ProjectSpec, conn: PgConnInfo,
+                 files: Storage | None = None, level: int = 1, files_prefix: str = "") -> None:
+        self.storage = storage
+        self.files_prefix = files_prefix.strip("/")
+        self.spec = spec
+        self.conn = conn
+        self.files = files
+        self.level = level
+
+    def write(self, export_id: str, key: str, request: ExportRequest) -> Written:
+        """Write the export ZIP under ``key``; nothing is visible there unless it finished."""
+        started = utcnow()
+        with psycopg.connect(**self.conn.connect_kwargs()) as db:
+            db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with db.cursor(row_factory=tuple_row) as cur:
+                row = cur.execute("SELECT clock_timestamp(), current_setting('server_version')"
+                                  ).fetchone()
+                assert row is not None
+                graph = self._graph(db)
+                selection = Selection(cur, graph)
+                selection.create()
+                selection.seed(graph.tables[self.spec.root], self.spec.column,
+                               request.project_ids)
+                selection.walk(self.spec.root)
+                ddl = self._ddl(cur, graph, server_major(db))
+                with self.storage.open_writer(key) as writer:
+                    stream = ZipStream(writer, self.level)
+                    members = self._members(stream, cur, selection, ddl, request)
+                    manifest = ExportManifest(
+                        export_id=export_id, project_ids=list(request.project_ids),
+                        root=f"{self.spec.root}.{self.spec.column}",
+                        source=self._source(str(row[1])), snapshot_time=row[0],
+                        started_at=started, include_data=request.include_data,
+                        include_files=request.include_files, graph=graph.to_dict(),
+                        run=_run(request), **members)
+                    stream.add(MANIFEST_MEMBER, [manifest.model_dump_json(indent=1).encode()])
+                    sha256, size = stream.close()
+        log.info("export %s: %d rows of %d tables, %d files, %d bytes", export_id,
+                 manifest.total_rows, len(manifest.tables), len(manifest.files), size)
+        return Written(manifest, sha256, size)
+
+    def _source(self, server_version: str) -> dict[str, str]:
+        return {"server": f"{self.conn.host}:{self.conn.port}", "database": self.conn.dbname,
+                "server_version": server_version, "connection": self.spec.source.conn_id}
+
+    def _graph(self, db: psycopg.Connection[Any]) -> SchemaGraph:
+        graph = read_graph(db)
+        if self.spec.root not in graph.tables:
+            raise PreconditionError(
+                f"the project root table {self.spec.root} is not in {self.conn.describe()}; "
+                "fix BACKUP_PROJECT_ROOT (schema.table.column)")
+        root = graph.tables[self.spec.root]
+        if root.column(self.spec.column) is None:
+            raise PreconditionError(
+                f"{self.spec.root} has no column {self.spec.column!r} (columns: "
+                f"{', '.join(root.column_names)}); fix BACKUP_PROJECT_ROOT")
+        return graph.involved(self.spec.root)
+
+    def _ddl(self, cur: psycopg.Cursor[Any], graph: SchemaGraph, major: int) -> bytes:
+        """``pg_dump --schema-only`` of the involved schemas, in the export's snapshot."""
+        row = cur.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        schemas = sorted({t.schema for t in graph.tables.values()})
+        argv = [for_server("pg_dump", major).path("pg_dump"), "--schema-only", "--no-owner",
+                "--no-privileges", f"--snapshot={row[0]}",
+                *(f"--schema={s}" for s in schemas)]
+        done = subprocess.run(argv, env=self.conn.env(), capture_output=True, check=False)
+        if done.returncode != 0:
+            detail = self.conn.redact(first_line(done.stderr.decode(errors="replace")))
+            raise DumpError(f"pg_dump --schema-only of {self.conn.describe()} failed: {detail}")
+        return done.stdout
+
+    def _members(self, stream: ZipStream, cur: psycopg.Cursor[Any], selection: Selection,
+                 ddl: bytes, request: ExportRequest) -> dict[str, Any]:
+        counts = selection.counts()
+        tables = []
+        for index, (name, table) in enumerate(selection.graph.tables.items()):
+            columns = table.column_names
+            member = None
+            if request.include_data:
+                query = selection.rows_of(name, sql.SQL(", ").join(
+                    sql.Identifier("t", c) for c in columns))
+                member = stream.add(_member_name(index, name), _copy(cur, query))
+            tables.append(TableData(table=name, columns=list(columns), rows=counts[name],
+                                    file=member))
+        files, missing = ((self._files(stream, cur, selection)) if request.include_files
+                          else ([], []))
+        return {"tables": tables, "ddl": stream.add(DDL_MEMBER, [ddl]), "files": files,
+                "missing_files": missing}
+
+    def _files(self, stream: ZipStream, cur: psycopg.Cursor[Any], selection: Selection
+               ) -> tuple[list[ExportedFile], list[dict[str, str]]]:
+        """Copy in every file a selected row's file column names."""
+        files: list[ExportedFile] = []
+        missing: list[dict[str, str]] = []
+        seen: set[str] = set()
+        for qualified in self.spec.file_columns:
+            name, column = split_column(qualified, "BACKUP_PROJECT_FILE_COLUMNS")
+            table = selection.graph.tables.get(name)
+            if table is None or table.column(column) is None:
+                continue  # not part of this project's tables
+            for value in _values(cur, selection, table, column):
+                key = value.strip().lstrip("/")
+                if key in seen:
+                    continue
+                seen.add(key)
+                try:
+                    reader = self._file_source.open_reader(
+                        f"{self.files_prefix}/{key}" if self.files_prefix else key)
+                    with reader:
+                        member = stream.add(f"files/{key}", _chunks(reader))
+                except (StorageError, ValueError) as exc:
+                    log.warning("export: file %r of %s is missing: %s", value, qualified, exc)
+                    missing.append({"column": qualified, "value": value, "error": str(exc)})
+                    continue
+                files.append(ExportedFile(column=qualified, value=value, file=member))
+        return files, missing
+
+    @property
+    def _file_source(self) -> Storage:
+        if self.files is None:
+            raise StorageError("include_files needs BACKUP_PROJECT_FILES_ROOT")
+        return self.files
+
+
+def _values(cur: psycopg.Cursor[Any], selection: Selection, table: Table,
+            column: str) -> list[str]:
+    query = selection.rows_of(table.qualified, sql.SQL("DISTINCT {}::text AS v").format(
+        sql.Identifier("t", column)))
+    rows = cur.execute(sql.SQL("SELECT v FROM ({}) x WHERE v <> '' ORDER BY v").format(query))
+    return [str(v) for (v,) in rows.fetchall()]
+
+
+def _run(request: ExportRequest) -> dict[str, str | None]:
+    run = {k: None if v is None else str(v) for k, v in request.run.to_dict().items()}
+    return {**run, "created_by": request.created_by}
+
+
+def _chunks(reader: Any) -> Iterator[bytes]:
+    while chunk := reader.read(1 << 20):
+        yield chunk
+
+
+def _copy(cur: psycopg.Cursor[Any], query: sql.Composable) -> Iterator[bytes]:
+    with cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(query)) as copy:
+        for data in copy:
+            yield bytes(data)
+
+
+def info_json(written: Written) -> bytes:
+    """``export.json``: the manifest with the ZIP's sha256 and size."""
+    return json.dumps({"sha256": written.sha256, "bytes": written.size,
+                       "manifest": json.loads(written.manifest.model_dump_json())},
+                      indent=1).encode()
