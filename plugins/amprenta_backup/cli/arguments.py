@@ -42,3 +42,8 @@ def choice(values: Sequence[str]) -> Callable[[str], str]:
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan, touch nothing")]
+
+
+FromCopyOption = Annotated[bool, typer.Option(
+    "--from-copy", help="read the second copy (BACKUP_COPY_*) instead of the primary storage; "
+    "without it, a primary that cannot be read falls back to the copy")]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import JsonOption, bounded_int
+from amprenta_backup.cli.arguments import FromCopyOption, JsonOption, bounded_int
 from amprenta_backup.cli.output import print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -29,6 +29,7 @@ def cmd_run(
         help="conn_id[:database] to drill (default: every BACKUP_TARGETS entry)")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="print the drill records as JSON")] = False,
+    from_copy: FromCopyOption = False,
 ) -> int:
     """Exit 0 when every drill passed, 1 otherwise."""
     engine = BackupEngine()
@@ -36,7 +37,7 @@ def cmd_run(
     if not targets:
         raise ConfigError("no target to drill: name one (amprenta-backup drill run pg_main) or "
                           "set BACKUP_TARGETS")
-    runner = engine.drills()
+    runner = engine.drills(from_copy=from_copy)
     records = [runner.run(target, RunContext(logical_date=utcnow())) for target in targets]
     if as_json:
         print_json([r.to_dict() for r in records])

@@ -15,6 +15,7 @@ import typer
 
 from amprenta_backup.cli import (
     backups,
+    copy,
     drill,
     health,
     metrics,
@@ -33,7 +34,8 @@ from amprenta_backup.core.errors import (
 
 PROG = "amprenta-backup"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
-COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals, recover, drill]
+COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals, recover, drill,
+                   copy]
 
 
 def _root(verbose: Annotated[bool, typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import DryRunOption, JsonOption
+from amprenta_backup.cli.arguments import DryRunOption, FromCopyOption, JsonOption
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -58,12 +58,14 @@ def cmd_recover(
         "one of the recovered names)")] = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
+    from_copy: FromCopyOption = False,
 ) -> int:
     request = RecoveryRequest(
         server_conn_id=server_conn_id, targets=tuple(targets or ()), before=_time(before),
         parallel=parallel, catalog_database=catalog_database, allow_nonempty=allow_nonempty,
         dry_run=dry_run)
-    report = BackupEngine().recovery().run(request, RunContext(logical_date=utcnow()))
+    recovery = BackupEngine().recovery(from_copy=from_copy)
+    report = recovery.run(request, RunContext(logical_date=utcnow()))
     if as_json:
         print_json(report.to_dict())
     else:

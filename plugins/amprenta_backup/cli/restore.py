@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import DryRunOption, JsonOption, choice
+from amprenta_backup.cli.arguments import DryRunOption, FromCopyOption, JsonOption, choice
 from amprenta_backup.cli.backups import reading_engine
 from amprenta_backup.cli.output import human_bytes, print_json
 from amprenta_backup.cli.progress import Progress
@@ -36,12 +36,13 @@ def register(app: typer.Typer) -> None:
 
 
 def cmd_verify(backup_id: BackupIdArgument, as_json: JsonOption = False,
-               progress: ProgressOption = False) -> int:
+               progress: ProgressOption = False, from_copy: FromCopyOption = False) -> int:
     engine = reading_engine()
     record = engine.get_backup(layout.check_backup_id(backup_id))
     with Progress.for_terminal(progress) as bars:
         result = engine.verify(record.backup_id, run=RunContext(logical_date=utcnow()),
-                               progress=bars.phase("verify", record.stored_bytes or 0))
+                               progress=bars.phase("verify", record.stored_bytes or 0),
+                               from_copy=from_copy)
     if as_json:
         print_json(result.to_dict())
     elif result.ok:
@@ -76,13 +77,14 @@ def cmd_restore(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
     progress: ProgressOption = False,
+    from_copy: FromCopyOption = False,
 ) -> int:
     with Progress.for_terminal(progress) as bars:
         result = reading_engine().restore_backup(
             backup_id, database, progress=bars.phase, schemas=tuple(schemas or ()),
             tables=tuple(tables or ()), target_conn_id=target_conn_id,
             source_target=source_target, mode=mode, confirm=confirm, jobs=jobs,
-            no_owner=no_owner, dry_run=dry_run)
+            no_owner=no_owner, dry_run=dry_run, from_copy=from_copy)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -97,6 +99,7 @@ def cmd_download(
         "--raw", help="save the stored (zstd) bytes instead of the .pgc archive")] = False,
     as_json: JsonOption = False,
     progress: ProgressOption = False,
+    from_copy: FromCopyOption = False,
 ) -> int:
     backup_id = layout.check_backup_id(backup_id)
     if path.is_dir():
@@ -105,7 +108,8 @@ def cmd_download(
     record = engine.get_backup(backup_id)
     with Progress.for_terminal(progress) as bars:
         result = engine.download(backup_id, path, decompress=not raw,
-                                 progress=bars.phase("download", record.stored_bytes or 0))
+                                 progress=bars.phase("download", record.stored_bytes or 0),
+                                 from_copy=from_copy)
     written = result.stored_bytes if raw else result.raw_bytes
     if as_json:
         print_json({"backup_id": backup_id, "path": str(path), "bytes": written,

@@ -35,6 +35,13 @@ class CopyCleanupReport:
     bytes_freed: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        kept = ", ".join(f"{n} {why}" for why, n in sorted(self.plan.kept_reasons().items()))
+        return (f"copy {self.storage}: {verb} {len(self.removed)} backups ({self.bytes_freed} "
+                f"bytes); kept {len(self.plan.kept)} ({kept or 'none'}); {len(self.errors)} "
+                "errors")
+
     def to_dict(self) -> dict[str, Any]:
         return {"storage": self.storage, "dry_run": self.dry_run, "removed": self.removed,
                 "removed_count": len(self.removed), "bytes_freed": self.bytes_freed,

@@ -25,7 +25,7 @@ from amprenta_backup.core.errors import (
     PreconditionError,
 )
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES
-from amprenta_backup.core.models import RESTORABLE, BackupRecord, Manifest
+from amprenta_backup.core.models import RESTORABLE, BackupRecord, Manifest, Status
 from amprenta_backup.core.pgtools import PgConnInfo, for_dump, server_major
 from amprenta_backup.core.readback import check_free_space
 from amprenta_backup.core.restore.properties import check_target, describe_create
@@ -278,8 +278,11 @@ def _find_backup(catalog: Catalog, request: RestoreRequest) -> BackupRecord:
             "ids (or `amprenta-backup rebuild-catalog` if the catalog was lost)")
     if record.status not in RESTORABLE:
         why = f" ({record.error})" if record.error else ""
-        raise PreconditionError(f"backup {record.backup_id} is {record.status}{why} and cannot "
-                                "be restored; choose another backup")
+        refusal = f"backup {record.backup_id} is {record.status}{why} and cannot be restored"
+        if record.status == Status.CORRUPT:  # damaged here: a second copy may still be good
+            raise BackupDamaged(f"{refusal}; restore it from the second copy (--from-copy) if "
+                                "there is one, or choose another backup", record.backup_id)
+        raise PreconditionError(f"{refusal}; choose another backup")
     return record
 
 

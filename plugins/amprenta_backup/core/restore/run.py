@@ -88,7 +88,8 @@ class RestoreResult:
         if not self.performed:
             return f"dry run: nothing was touched\n{plan.text()}"
         rows = sum(got or 0 for got, _ in self.row_counts.values())
-        return (f"restored backup {plan.backup_id} of {plan.source_target} into database "
+        return (f"restored backup {plan.backup_id} of {plan.source_target} from "
+                f"{plan.location} into database "
                 f"{plan.database!r} on {plan.target_server} in {self.seconds:.1f} s (RTO; "
                 f"checksum {self.verify_seconds:.1f} s, restore {self.restore_seconds:.1f} s): "
                 f"{len(self.row_counts)} tables, {rows} rows, "

@@ -1,0 +1,36 @@
+"""CLI command ``copy``: copy a backup to the second storage (``BACKUP_COPY_*``) now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from amprenta_backup.cli.arguments import JsonOption
+from amprenta_backup.cli.output import human_bytes, print_json
+from amprenta_backup.core.engine import BackupEngine
+from amprenta_backup.core.models import RunContext, utcnow
+
+
+def register(app: typer.Typer) -> None:
+    app.command("copy", help="copy a backup to the second storage and check its sha256 there")(
+        cmd_copy)
+
+
+def cmd_copy(
+    backup_id: Annotated[str, typer.Argument(metavar="BACKUP_ID|latest")] = "latest",
+    target: Annotated[str | None, typer.Option(
+        "--target", help="for latest: only this target (a name such as pg_main.analytics)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Exit 3 when the primary's backup is damaged (nothing is copied then)."""
+    outcome = BackupEngine().copy_backup(backup_id, target, RunContext(logical_date=utcnow()))
+    record = outcome.record
+    if as_json:
+        print_json({**record.to_dict(), "copied": outcome.copied, "present": outcome.present})
+    else:
+        print(f"backup {record.backup_id} of {record.target} copied to {record.location}: "
+              f"{len(outcome.copied)} objects, {human_bytes(record.stored_bytes or 0)}, sha256 "
+              f"{record.sha256} checked on the copy")
+    return 0
