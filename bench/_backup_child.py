@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="S3 parts uploaded at once (default: the engine's)")
     parser.add_argument("--pg-dump-rss", metavar="FILE",
                         help="record pg_dump's own peak RSS (JSON lines) in FILE")
+    parser.add_argument("--copy-root", metavar="DIR",
+                        help="after the backup, copy it to a local second storage here (as "
+                        "daily_backup's copy task does) and time that apart")
     return parser.parse_args(argv)
 
 
@@ -97,6 +100,20 @@ def _storage(args: argparse.Namespace) -> Any:
     return S3Storage(client, args.bucket, **tuning)
 
 
+def _copy(args: argparse.Namespace, primary: Any, catalog: Any, backup_id: str
+          ) -> dict[str, Any]:
+    """Copy the backup just taken to a LocalStorage (the copy task's work), timed."""
+    from amprenta_backup.core.copy.copier import Copier
+    from amprenta_backup.core.storage.local import LocalStorage
+    from amprenta_backup.core.storage.rebased import RebasedStorage
+
+    copy = RebasedStorage(LocalStorage(args.copy_root), args.prefix, args.prefix)
+    started = time.monotonic()
+    outcome = Copier(primary, copy, catalog).run(catalog.get(backup_id))
+    return {"copy_s": round(time.monotonic() - started, 4),
+            "copy_bytes": outcome.record.stored_bytes, "copy_objects": len(outcome.copied)}
+
+
 def _vm_hwm_kib() -> int | None:
     """VmHWM of this process (its own address space since exec), in KiB."""
     try:
@@ -132,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         manifest = runner.run(args.target, conn, RunContext(task_id="bench"), backup_id)
         run_s = time.monotonic() - started
+        copy = _copy(args, runner.storage, catalog, backup_id) if args.copy_root else {}
     finally:
         if wrapper_dir is not None:
             shutil.rmtree(wrapper_dir, ignore_errors=True)
@@ -146,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "self_maxrss_kib": own.ru_maxrss, "self_vmhwm_kib": _vm_hwm_kib(),
         "self_user_s": round(own.ru_utime, 3), "self_sys_s": round(own.ru_stime, 3),
         "children_user_s": round(kids.ru_utime, 3), "children_sys_s": round(kids.ru_stime, 3),
+        **copy,
     }), flush=True)
     return 0
 

@@ -7,12 +7,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 MB = 1_000_000
-TARGETS = {"d/a": 0.35, "stored d/a": 1.0, "peak_rss_mb": 150.0, "double_rss_pct": 10.0}
+TARGETS = {"d/a": 0.35, "stored d/a": 1.0, "peak_rss_mb": 150.0, "double_rss_pct": 10.0,
+           "copy e/d": 1.05}
 LABELS = {
     "a": "(a) pg_dump -Fc (zlib) -> file",
     "b": "(b) pg_dump -Fc -Z0 > /dev/null",
     "c": "(c) ours -> LocalStorage",
     "d": "(d) ours -> moto S3",
+    "e": "(e) (d), second copy on",
 }
 CPU_KEYS = ("py_s", "pg_dump_s", "server_s", "moto_s", "machine_busy_s")
 
@@ -51,6 +53,7 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                              if r["stored_bytes"] is not None else None),
             "raw_mb": col(rows, lambda r: r["raw_bytes"] / MB if r.get("raw_bytes") else None),
             "run_s": col(rows, lambda r: r.get("run_s")),
+            "copy_s": col(rows, lambda r: r.get("copy_s")),
             "cpu": {k: col(rows, lambda r, k=k: r["cpu"].get(k)) for k in CPU_KEYS},
         }
     return summary
@@ -87,6 +90,14 @@ def ratios(summary: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[
     wall_ratio("c", "a", None)
     wall_ratio("d", "a", TARGETS["d/a"])
     wall_ratio("d", "b", None)
+    if "e" in summary and "d" in summary:  # the primary's backup alone, copy on vs off
+        value = summary["e"]["run_s"]["median"] / summary["d"]["run_s"]["median"]
+        copy_s = summary["e"]["copy_s"]["median"]
+        out.append({"name": "primary backup, copy on/off e/d", "value": value,
+                    "target": TARGETS["copy e/d"], "unit": "", "verdict":
+                    _verdict(value, TARGETS["copy e/d"]), "detail": f"the copy after it: "
+                    f"{copy_s:.2f} s, {summary['e']['stored_mb']['median'] / copy_s:.0f} MB/s",
+                    "per_round": _per_round(samples, "e", "d", lambda s: s["run_s"])})
     if "d" in summary and "a" in summary:
         value = summary["d"]["stored_mb"]["median"] / summary["a"]["stored_mb"]["median"]
         rounds = _per_round(samples, "d", "a", lambda s: s["stored_bytes"] or 0)
@@ -159,10 +170,10 @@ def print_report(report: dict[str, Any]) -> None:
     print(head)
     print("-" * len(head))
     summary = report["summary"]
-    order = [k for k in ("a", "b", "c", "d", "c@bench2x", "d@bench2x") if k in summary]
+    order = [k for k in ("a", "b", "c", "d", "e", "c@bench2x", "d@bench2x") if k in summary]
     for key in order:
         row = summary[key]
-        ours = key[0] in "cd"
+        ours = key[0] in "cde"
         process = ("py " if ours else "pg_dump ") + _fmt(row["rss_mb"], 1)
         pg_dump = _fmt(row["pg_dump_rss_mb"], 1) if ours else "(same)"
         print(f"{_label(key):<38} {_fmt(row['wall_s']):<21} {process:<23} {pg_dump:<19} "

@@ -37,7 +37,7 @@ PREFIX = "bench"
 CATALOG_DB = "catalog"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-VARIANTS = ("a", "b", "c", "d")
+VARIANTS = ("a", "b", "c", "d", "e")
 START = time.monotonic()
 
 
@@ -193,6 +193,8 @@ class Bench:
         if variant == "c":
             argv += ["--storage", "local", "--local-root", str(root)]
         else:
+            if variant == "e":  # (d) with the second copy on: then copied to a local folder
+                argv += ["--copy-root", str(root)]
             argv += ["--storage", "s3", "--endpoint-url", self.moto.endpoint_url,
                      "--bucket", BUCKET, "--region", self.moto.region]
             for flag, value in (("--part-size-mib", self.args.part_size_mib),
@@ -209,14 +211,16 @@ class Bench:
             "stored_bytes": child["stored_bytes"], "raw_bytes": child["raw_bytes"],
             "run_s": child["run_s"], "manifest_duration_s": child["duration_seconds"],
             "pg_dump_wall_s": dump["wall_s"], "rows": child["rows"],
+            "copy_s": child.get("copy_s"), "copy_bytes": child.get("copy_bytes"),
             "cpu": {"py_s": round(child["self_user_s"] + child["self_sys_s"], 3),
                     "pg_dump_s": round(dump["user_s"] + dump["sys_s"], 3)},
         }
 
     def _drop_stored(self, variant: str, root: Path) -> None:
         """Delete what a run stored, so disk and moto's memory do not grow across rounds."""
-        if variant == "c":
+        if variant in ("c", "e"):
             shutil.rmtree(root, ignore_errors=True)
+        if variant == "c":
             return
         client = self.moto.client()
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX)

@@ -99,3 +99,27 @@ def test_keyword_arguments_never_read_the_environment(monkeypatch: pytest.Monkey
     assert BackupConfig().retention_days == 365
     assert BackupConfig.from_env().retention_days == 30
     assert BackupConfig.from_env({}).retention_days == 365
+
+
+def test_the_copy_storage_declares_the_primary_variables_under_its_own_names() -> None:
+    from amprenta_backup.core.settings import CopySettings, CopyStorageConfig, StorageConfig
+
+    assert CopySettings.from_env({}).storage is None  # no copy unless its type is set
+    copy = CopySettings.from_env({"BACKUP_COPY_STORAGE_TYPE": "S3",
+                                  "BACKUP_COPY_S3_BUCKET": "acme-dr",
+                                  "BACKUP_COPY_AWS_CONN_ID": "aws_dr",
+                                  "BACKUP_S3_BUCKET": "acme-primary",
+                                  "BACKUP_COPY_RETENTION_DAYS": "365"})
+    assert copy.storage is not None and copy.storage.storage_type == "s3"
+    assert (copy.storage.s3_bucket, copy.storage.aws_conn_id) == ("acme-dr", "aws_dr")
+    assert copy.retention_days == 365
+    assert set(CopyStorageConfig.names().values()) == {
+        name.replace("BACKUP_", "BACKUP_COPY_", 1) for name in StorageConfig.names().values()}
+    with pytest.raises(ConfigError, match="BACKUP_COPY_S3_BUCKET='A B' is not a valid bucket"):
+        CopySettings.from_env({"BACKUP_COPY_STORAGE_TYPE": "s3",
+                               "BACKUP_COPY_S3_BUCKET": "A B"})
+    with pytest.raises(ConfigError, match="BACKUP_COPY_LOCAL_PATH='rel' must be an absolute"):
+        CopySettings.from_env({"BACKUP_COPY_STORAGE_TYPE": "local",
+                               "BACKUP_COPY_LOCAL_PATH": "rel"})
+    with pytest.raises(ConfigError, match="BACKUP_COPY_RETENTION_DAYS=3 is under the 7-day"):
+        CopySettings.from_env({"BACKUP_COPY_RETENTION_DAYS": "3"})

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 class BackupRetentionOperator(EngineOperator):
     """Delete the backups no retention policy keeps (never the newest good one of a target,
-    nothing younger than 7 days, locked or running), abort stale uploads, sweep leftovers.
+    nothing younger than 7 days, locked or running), abort stale uploads, sweep leftovers;
+    with a second copy, then apply ``BACKUP_COPY_RETENTION_*`` to the copy by the same rules.
 
     Returns the figures: backups removed, bytes freed, how many were kept and why.
 
@@ -38,6 +39,11 @@ class BackupRetentionOperator(EngineOperator):
                              dry_run=dry_run)
         self.log.info("%s", report.summary())
         figures = report.to_dict()
+        if self.engine.copies is not None:  # the copy's own retention, on the copy only
+            copies = self.engine.copy_retention(f"airflow:{run.dag_id}/{run.run_id}", dry_run)
+            self.log.info("%s", copies.summary())
+            figures["copy"] = copies.to_dict()
+            report.errors += [f"copy: {e}" for e in copies.errors]
         if report.errors:
             context["ti"].xcom_push(key="return_value", value=figures)
             raise AirflowException(f"cleanup finished with {len(report.errors)} errors: "

@@ -144,14 +144,30 @@ class Copier:
         outcome.record.sha256 = manifest.sha256
 
     def _one(self, item: Item, outcome: CopyOutcome) -> None:
+        self._put(item)
+        outcome.copied.append(item.key)
+        outcome.record.stored_bytes = (outcome.record.stored_bytes or 0) + item.size
+
+    def _put(self, item: Item) -> None:
+        """Copy one object and read it back from the copy: its sha256 must be the one read."""
         read = _stream(self.primary, self.copy, item)
         back = sha256_of(self.copy, item.key)
         if back != read:
             self.copy.delete([item.key])
             raise ChecksumMismatch(f"{self.copy.uri(item.key)} read back with sha256 {back}, "
                                    f"{read} was written; the copy storage damaged it")
-        outcome.copied.append(item.key)
-        outcome.record.stored_bytes = (outcome.record.stored_bytes or 0) + item.size
+
+    def sync(self, prefix: str) -> list[str]:
+        """Copy every object under ``prefix`` that the copy lacks or holds with another size
+        (archived WAL), each read back; in key order, so a WAL segment lands before its
+        sha256 sidecar (which makes it count as archived). Returns the keys copied."""
+        have = {o.key: o.size for o in self.copy.list_objects(prefix)}
+        copied: list[str] = []
+        for obj in sorted(self.primary.list_objects(prefix), key=lambda o: o.key):
+            if have.get(obj.key) != obj.size:
+                self._put(Item(obj.key, obj.size))
+                copied.append(obj.key)
+        return copied
 
     def _objects(self, folder: str, manifest: Manifest) -> list[Item]:
         """Every object of the backup's folder but the manifest; the dump must be there."""

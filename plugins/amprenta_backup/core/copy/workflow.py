@@ -107,6 +107,15 @@ class CopyWorkflow:
             log.info("%s from the copy in %s", what, self.storage)
         return action(self.view, self.catalog_view())
 
+    def copy_wal(self, target: str) -> list[str]:
+        """Copy the archived WAL of ``target`` (PITR) that the copy lacks; the keys copied."""
+        from amprenta_backup.core.wal.archive import wal_prefix
+
+        copied = Copier(self.primary, self.view, self.catalog).sync(
+            wal_prefix(self.view.seen, target))
+        log.info("%d WAL files of %s copied to %s", len(copied), target, self.storage)
+        return copied
+
     def retention(self, config: BackupConfig, deleted_by: str, dry_run: bool = False,
                   now: datetime | None = None) -> CopyCleanupReport:
         """Apply ``BACKUP_COPY_RETENTION_*`` to the copy storage (never to the primary)."""
