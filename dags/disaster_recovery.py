@@ -1,16 +1,26 @@
 """disaster_recovery: the whole service onto a new, empty server, from storage alone.
 
-Manual runs only; fill in the trigger form with the Airflow connection of the new server.
-``plan`` reads the manifests in storage and the new server and logs what will be restored
-where (``dry_run`` stops there). ``recover`` rebuilds the catalog from the manifests (into a
-new catalog database on the new server when the configured one is unreachable), then
-restores each target's newest VERIFIED (else COMPLETED) backup, or the newest before the
-given time, into a database of its own name, several at once, and checks each as the restore
-drill does (rows against the manifest, foreign keys, CHECK constraints, sequences). A server
-that already holds databases is written to only after a person's explicit Approve
-(``approve_nonempty``); a database that exists is never overwritten. The report (per
-database: backup, rows, seconds; the whole RTO) is written beside the backups and into the
-catalog's ``recovery_runs``; the run fails on any mismatch.
+### How to run it
+Manual runs only: fill in the trigger form with the Airflow connection of the new server.
+`plan` reads the manifests in storage and the new server and logs what will be restored
+where (`dry_run` stops there).
+
+### What it does
+`recover` rebuilds the catalog from the manifests (into a new catalog database on the new
+server when the configured one is unreachable), then restores each target's newest VERIFIED
+(else COMPLETED) backup, or the newest before the given time, into a database of its own
+name, several at once, and checks each as the restore drill does (rows against the manifest,
+foreign keys, CHECK constraints, sequences). The report (per database: backup, rows,
+seconds; the whole RTO) is written beside the backups and into the catalog's
+`recovery_runs`.
+
+### Approval
+A server that already holds databases is written to only after an explicit Approve of
+`approve_nonempty` (by the users in `BACKUP_APPROVERS` when set); the alert channels are told
+when it starts waiting. A database that exists is never overwritten.
+
+### When it fails
+Any mismatch fails the run with one alert; databases already restored stay for inspection.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ with DAG(
     description="Recover every target onto a new server from storage (manual runs; a "
                 "server that holds databases waits for an approval)",
     doc_md=__doc__,
-    **manual_dag_kwargs(),
+    **manual_dag_kwargs("restore"),
     params={
         "server_conn_id": Param(  # a default keeps DAG-level failure callbacks working
             None, type=["null", "string"], pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$",

@@ -1,15 +1,24 @@
-"""dr_drill: rehearse the whole-service disaster recovery every month.
+"""dr_drill: rehearse the whole-service disaster recovery every month (05:00 UTC on the 3rd).
 
-``start_server`` makes a throwaway empty cluster on the worker (a new data directory, the
-source's PostgreSQL major, or the next major with ``next_major``: an upgrade rehearsal that
-proves the data also survives the upgrade being planned), or uses the server of
-``BACKUP_DR_DRILL_CONN_ID``. ``recover`` does what ``disaster_recovery`` does onto it:
-rebuilds the catalog from the manifests (into a catalog database of its own there; the
-catalog in use is only read), restores each target's newest verified (else completed) backup
-and checks each database as the restore drill does. The measured whole-service RTO goes to
-the catalog's ``drill_runs`` and ``recovery_runs`` and a report beside the backups.
-``remove_server`` removes the scratch cluster (or drops what the drill created) whatever
-happened. Keep the three tasks on one worker (one ``queue``) when workers are spread out.
+### What it does
+`start_server` makes a throwaway empty cluster on the worker (a new data directory, the
+source's PostgreSQL major, or the next major with *Upgrade rehearsal*: proof that the data
+also survives the upgrade being planned), or uses the server of `BACKUP_DR_DRILL_CONN_ID`.
+`recover` does what `disaster_recovery` does onto it: rebuilds the catalog from the manifests
+(into a catalog database of its own there; the catalog in use is only read), restores each
+target's newest verified (else completed) backup, or the backups given in the trigger form,
+and checks each database as the restore drill does. `remove_server` removes the scratch
+cluster (or drops what the drill created) whatever happened.
+
+### Evidence
+The measured whole-service RTO goes to the catalog's `drill_runs` and `recovery_runs` and a
+report beside the backups.
+
+### When it fails
+A database that does not match its manifest fails `recover`, with one alert naming it. The
+tasks run on `BACKUP_SERVER_TASKS_QUEUE` when it is set; keep them on one worker when workers
+are spread out. Paused when Airflow first sees it: unpause it once the worker can start a
+server.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ with DAG(
             description="Make the scratch cluster of the next PostgreSQL major. Empty: "
                         "BACKUP_DR_DRILL_NEXT_MAJOR (default off)."),
     },
-    **optional_dag_kwargs(default_args=server_tools_args()),
+    **optional_dag_kwargs("drill", "restore", default_args=server_tools_args()),
 ) as dag:
     start = DrDrillServerOperator(task_id="start_server", next_major="{{ params.next_major }}",
                                   retries=0)

@@ -1,8 +1,20 @@
-"""pitr_drill: prove the RPO monthly. T is marked on the source between two rows, the cluster
-is restored to T in a scratch cluster on the worker, the row before T must be there and the
-row after T must not, and the achieved RPO and RTO go to the catalog's ``pitr_drills``. The
-scratch cluster is always removed (a teardown task). Keep the three tasks on one worker
-(one ``queue``) when workers are spread over several hosts.
+"""pitr_drill: prove the recovery point objective every month (04:00 UTC on the 2nd).
+
+### What it does
+`mark_source` marks a time T on `BACKUP_WAL_TARGET` between two rows; `restore_to_t`
+restores the cluster to T into a scratch cluster on the worker: the row before T must be
+there and the row after T must not. The achieved RPO and RTO go to the catalog's
+`pitr_drills`. `remove_scratch` (a teardown task) always removes the scratch cluster.
+
+### Settings
+`BACKUP_WAL_TARGET`, `BACKUP_PITR_CONN_ID`, `BACKUP_PITR_SCRATCH_DIR`, `BACKUP_WAL_RPO_SECONDS`.
+The tasks run on `BACKUP_SERVER_TASKS_QUEUE` when it is set (workers with `pg_ctl`);
+keep them on one worker when workers are spread over several hosts. Paused when Airflow
+first sees it: unpause it once point-in-time recovery is set up.
+
+### When it fails
+A drill that misses T, or a base backup or WAL segment that cannot be read, fails
+`restore_to_t` and sends one alert; the scratch cluster is removed anyway.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ with DAG(
                 "RPO and RTO",
     schedule="0 4 2 * *",
     doc_md=__doc__,
-    **optional_dag_kwargs(default_args=server_tools_args()),
+    **optional_dag_kwargs("pitr", "drill", default_args=server_tools_args()),
 ):
     mark = PitrDrillMarkOperator(task_id="mark_source", retries=0)
     restore = PitrDrillRestoreOperator(task_id="restore_to_t", retries=0)

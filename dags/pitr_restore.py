@@ -1,11 +1,19 @@
 """pitr_restore: restore the archived cluster to a point in time on the worker host (manual).
 
-Give a target time (ISO 8601 with a zone, e.g. ``2026-11-24T05:10:23+00:00``) or ``latest``,
-and a new or empty data directory and a port on the worker. The newest base backup that
-ended before the target is fetched and checked (sha256, pg_verifybackup), archived WAL is
-replayed up to the target, and the server is started (127.0.0.1 only, ``archive_mode = off``)
-and promoted. The restore task's XCom holds the last replayed commit, the achieved RPO and the
-RTO. Nothing existing is overwritten, so no approval step is needed.
+### How to run it
+Give a target time (ISO 8601 with a zone, e.g. `2026-11-24T05:10:23+00:00`) or `latest`,
+and a new or empty data directory and a port on the worker.
+
+### What it does
+`plan` picks the newest base backup that ended before the target (or the one given);
+`restore` fetches and checks it (sha256, pg_verifybackup), replays archived WAL up to the
+target, and starts the server (127.0.0.1 only, `archive_mode = off`) and promotes it. Its
+XCom holds the last replayed commit, the achieved RPO and the RTO. Nothing existing is
+overwritten, so no approval step is needed.
+
+### When it fails
+A missing WAL segment or a damaged base backup fails the task, naming it, with one alert; the
+data directory is left for inspection.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ with DAG(
         "backup_id": Param(None, type=["null", "string"],
                            description="a base backup id; empty picks the newest suitable one"),
     },
-    **dag_kwargs(default_args=server_tools_args()),
+    **dag_kwargs("pitr", "restore", default_args=server_tools_args()),
 ):
     arguments = {"target_time": "{{ params.target_time }}",
                  "data_directory": "{{ params.data_directory }}", "port": "{{ params.port }}"}

@@ -1,13 +1,24 @@
 """restore: restore a backup into a new database, or replace a database after an approval.
 
-Manual runs only; fill in the trigger form. ``plan`` checks everything and logs what would
-be restored where (``dry_run`` stops there); ``restore`` carries out that plan, so ``latest``
-is resolved once, before the approval. ``new_database`` restores at once and refuses a
-database that exists; ``replace`` needs the database name typed again in ``confirm`` and a
-person's explicit Approve (``approve_replace``), then restores into a temporary database and
-swaps it in only once its row counts match. The dump's sha256 is checked before the restore
-starts; the run reports its duration (the achieved RTO) and the restored row counts against
-the backup's manifest.
+### How to run it
+Manual runs only: fill in the trigger form (the target database is required). `plan` checks
+everything and logs what would be restored where (`dry_run` stops there); `restore` carries
+out that plan, so `latest` is resolved once, before the approval.
+
+### What it does
+`new_database` restores at once and refuses a database that exists. `replace` needs the
+database name typed again in *Confirm* and an explicit Approve of `approve_replace` (by the
+users in `BACKUP_APPROVERS` when set; the alert channels are told when it starts waiting,
+naming the backup, the target and the link), then restores into a temporary database and
+swaps it in only once its row counts match.
+
+### What you get
+The dump's sha256 is checked before the restore starts; the `restore` task logs its
+duration (the achieved RTO) once and the restored row counts against the backup's manifest.
+
+### When it fails
+Nothing is overwritten: a failed `replace` leaves the database as it was. One alert names the
+run and the error.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ with DAG(
     dag_id="restore",
     description="Restore a backup (manual runs; replace waits for an approval)",
     doc_md=__doc__,
-    **manual_dag_kwargs(),
+    **manual_dag_kwargs("restore"),
     params={
         "backup_id": Param(
             "latest", type="string", title="Backup id",

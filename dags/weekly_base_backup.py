@@ -1,8 +1,16 @@
 """weekly_base_backup: a pg_basebackup of the archived cluster for point-in-time recovery.
 
-Sundays 00:30 UTC. The backup counts (manifest written, record COMPLETED) only once the WAL
-segment holding its stop LSN is archived; the sensor waits for it in the triggerer. Then WAL
-older than the oldest stored base backup is removed.
+### What it does
+Sundays 00:30 UTC, `base_backup` takes `pg_basebackup -Z server-zstd` of
+`BACKUP_PITR_CONN_ID`. The backup counts (manifest written, record COMPLETED) only once the
+WAL segment holding its stop LSN is archived: `wait_for_wal` waits for it in the triggerer,
+then `complete` writes the manifest. `cleanup_wal` removes WAL older than the oldest stored
+base backup.
+
+### When it fails
+A base backup whose WAL never arrives stays incomplete (never offered to `pitr_restore`) and
+sends one alert; check the server's `archive_command`. Paused when Airflow first sees it:
+unpause it once WAL archiving is set up.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ with DAG(
                 "WAL is archived",
     schedule="30 0 * * 0",
     doc_md=__doc__,
-    **optional_dag_kwargs(),
+    **optional_dag_kwargs("backup", "pitr"),
 ):
     base_backup = PostgresBaseBackupOperator(task_id="base_backup")
     wait_for_wal = WalSegmentSensor(

@@ -1,4 +1,17 @@
-"""weekly_cleanup: retention on Sundays at 04:00 UTC; trigger with dry_run=true to see the plan."""
+"""weekly_cleanup: retention on Sundays at 04:00 UTC.
+
+### What it does
+`cleanup` applies the retention policies to every target's backups: keep everything younger
+than `BACKUP_RETENTION_DAYS`, the newest `BACKUP_KEEP_LAST`, and the daily/weekly/monthly
+backups of `BACKUP_GFS`. Never the last good backup of a target. Deleted backups are removed
+from storage and marked DELETED in the catalog.
+
+### Trigger form
+`dry_run`: only log the plan (what would be kept and deleted, and why); delete nothing.
+
+### When it fails
+A backup that cannot be deleted is kept and named in the one alert; the rest still go.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +27,6 @@ with DAG(
     params={"dry_run": Param(False, type="boolean",
                              description="only log the plan; delete nothing")},
     doc_md=__doc__,
-    **dag_kwargs(),
+    **dag_kwargs("cleanup"),
 ):
     BackupRetentionOperator(task_id="cleanup")

@@ -10,6 +10,8 @@ from amprenta_backup.notifiers.alerts import failure_callbacks
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["amprenta-backup"]
+FUNCTIONS = ("backup", "verify", "restore", "pitr", "drill", "health", "cleanup")
+"""The tags by function a DAG may carry besides ``amprenta-backup`` (the UI's tag filter)."""
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
@@ -29,15 +31,24 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     return args
 
 
-def dag_kwargs(**overrides: Any) -> dict[str, Any]:
+def function_tags(functions: tuple[str, ...]) -> list[str]:
+    """``amprenta-backup`` and the DAG's functions (each one of :data:`FUNCTIONS`)."""
+    unknown = sorted(set(functions) - set(FUNCTIONS))
+    if unknown or not functions:
+        raise ValueError(f"DAG functions {unknown or 'missing'}: give one or more of "
+                         f"{', '.join(FUNCTIONS)}")
+    return [*TAGS, *functions]
+
+
+def dag_kwargs(*functions: str, **overrides: Any) -> dict[str, Any]:
     """``DAG(...)`` keyword arguments every DAG shares: start date, no catchup, one run at a
-    time, tags, task defaults and a DAG-level failure alert; ``overrides`` win
-    (``deadline=...``)."""
+    time, tags (``amprenta-backup`` and the DAG's ``functions``), task defaults and a
+    DAG-level failure alert; ``overrides`` win (``deadline=...``)."""
     kwargs: dict[str, Any] = {
         "start_date": START_DATE,
         "catchup": False,
         "max_active_runs": 1,
-        "tags": TAGS,
+        "tags": function_tags(functions),
         "default_args": default_args(),
         "on_failure_callback": failure_callbacks() or None,
     }
@@ -52,17 +63,17 @@ def server_tools_args(**overrides: Any) -> dict[str, Any]:
     return default_args(**({"queue": queue} if queue else {}), **overrides)
 
 
-def optional_dag_kwargs(**overrides: Any) -> dict[str, Any]:
+def optional_dag_kwargs(*functions: str, **overrides: Any) -> dict[str, Any]:
     """:func:`dag_kwargs` for a scheduled DAG that needs setup beyond ``BACKUP_TARGETS``
     (point-in-time recovery, a scratch server on the worker): paused when Airflow first sees
     it, so a new deployment does not go red before that setup exists; unpause it then."""
-    return dag_kwargs(**{"is_paused_upon_creation": True, **overrides})
+    return dag_kwargs(*functions, **{"is_paused_upon_creation": True, **overrides})
 
 
-def manual_dag_kwargs(**overrides: Any) -> dict[str, Any]:
+def manual_dag_kwargs(*functions: str, **overrides: Any) -> dict[str, Any]:
     """:func:`dag_kwargs` for a DAG a person triggers and watches (restore, disaster
     recovery): no schedule, manual runs only, no task retries."""
-    kwargs = dag_kwargs(schedule=None, allowed_run_types=["manual"],
+    kwargs = dag_kwargs(*functions, schedule=None, allowed_run_types=["manual"],
                         default_args=default_args(retries=0))
     kwargs.update(overrides)
     return kwargs

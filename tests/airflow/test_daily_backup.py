@@ -48,6 +48,8 @@ def test_backs_up_every_target_to_local_storage_and_restores(
     assert _states(dag_run) == {"list_targets[-1]": "success", "backup[0]": "success",
                                 "backup[1]": "success", "copy[0]": "skipped",
                                 "copy[1]": "skipped"}  # no BACKUP_COPY_STORAGE_TYPE
+    assert sorted(ti.rendered_map_index for ti in dag_run.get_task_instances()
+                  if ti.task_id == "backup") == ["pg_source", "pg_source:af_second"]
     records = backup_env["catalog"].find()
     assert sorted(r.target for r in records) == ["pg_source", "pg_source.af_second"]
     assert all(r.status == Status.COMPLETED for r in records)

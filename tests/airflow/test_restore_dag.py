@@ -49,6 +49,13 @@ def occupied(pg_cluster: ClusterBase, database: str) -> str:
     return database
 
 
+def _logged(capfd: pytest.CaptureFixture[str]) -> str:
+    """What the run printed and wrote to its task logs."""
+    out, err = capfd.readouterr()
+    return out + err + "".join(path.read_text(errors="replace")
+                               for path in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log"))
+
+
 def _conf(backup: Manifest, database: str, **extra: Any) -> dict[str, Any]:
     return {"backup_id": backup.backup_id, "target_conn_id": "pg_source",
             "target_database": database, **extra}
@@ -72,6 +79,7 @@ def test_manual_only_with_a_typed_form_and_the_approval_before_the_restore(
 
 def test_new_database_restores_at_once_without_waiting_for_an_approval(
     run_dag: Callable[..., Any], backup: Manifest, database: str, pg_cluster: ClusterBase,
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:
     dag_run = run_dag("restore", run_conf=_conf(backup, database))
 
@@ -80,6 +88,11 @@ def test_new_database_restores_at_once_without_waiting_for_an_approval(
     assert_databases_equal(pg_cluster, "af_source", pg_cluster, database)
     result = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
     assert result["row_counts_match"] is True and result["seconds"] > 0
+    rto_line = f"restored backup {backup.backup_id} of pg_source into database '{database}'"
+    # the task's own log (stdout under dag.test) and the package's loggers (caplog) together
+    logged = _logged(capfd).splitlines() + [r.getMessage() for r in caplog.records]
+    (rto,) = [line for line in logged if rto_line in line]
+    assert "(RTO; checksum" in rto
 
 
 def test_latest_as_a_dry_run_only_plans(
@@ -105,13 +118,6 @@ def test_replace_without_confirmation_fails_the_plan_and_touches_nothing(
     assert _states(dag_run)["plan"] == "failed"
     assert _states(dag_run)["restore"] in ("upstream_failed", "skipped")
     assert _has_sentinel(pg_cluster, occupied)
-
-
-def _logged(capfd: pytest.CaptureFixture[str]) -> str:
-    """What the run printed and wrote to its task logs."""
-    out, err = capfd.readouterr()
-    return out + err + "".join(path.read_text(errors="replace")
-                               for path in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log"))
 
 
 def test_an_approval_marked_success_without_an_answer_does_not_replace(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
 
+from amprenta_backup.core.settings import TaskSettings
 from amprenta_backup.operators.engine import EngineOperator
 
 if TYPE_CHECKING:
@@ -47,15 +48,23 @@ def require_approval(task: BaseOperator, context: Context, approval_task_id: str
 APPROVAL_TIMEOUT = timedelta(hours=4)
 
 
+def assigned_users() -> list[Any]:
+    """The users of ``BACKUP_APPROVERS`` as the approval operator's ``assigned_users``: Airflow
+    lets only them answer (HTTP 403 for anyone else)."""
+    return [{"id": user, "name": user} for user in TaskSettings.from_env().approvers]
+
+
 def approval_gate(plan: BaseOperator, run: BaseOperator, *, task_id: str, subject: str,
                   body: str) -> BaseOperator:
     """Wire ``plan >> [approval, run]`` and ``approval >> run``: the plan task branches to
     one of them, and ``run`` goes on when what ran before it succeeded (a rejected approval
-    skips it). Returns the ``ApprovalOperator`` (answer within 4 hours)."""
+    skips it). Returns the ``ApprovalOperator`` (answer within 4 hours, by the users of
+    ``BACKUP_APPROVERS`` when set)."""
     from airflow.providers.standard.operators.hitl import ApprovalOperator
 
     approve = ApprovalOperator(task_id=task_id, subject=subject, body=body,
-                               response_timeout=APPROVAL_TIMEOUT)
+                               response_timeout=APPROVAL_TIMEOUT,
+                               assigned_users=assigned_users() or None)
     run.trigger_rule = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     plan >> [approve, run]
     approve >> run

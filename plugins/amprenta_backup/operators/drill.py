@@ -21,6 +21,7 @@ from amprenta_backup.core.drill.runner import DrillRunner, drill_id_for
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+from amprenta_backup.operators.targets import BY_TARGET
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,6 +49,7 @@ class _DrillOperator(EngineOperator):
     template_fields: Sequence[str] = ("target",)
 
     def __init__(self, *, target: str, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", BY_TARGET)  # mapped: the grid names the target
         super().__init__(**kwargs)
         self.target = target
         self.backup_id: str | None = None  # named in failure alerts once known
@@ -124,7 +126,7 @@ class DrillChecksOperator(_DrillOperator):
             self.log.info("%-8s %-24s %s", check.status.upper(), check.name, check.detail)
         if not record.passed:
             raise AirflowFailException(f"{record.summary}; report: {record.report_uri}")
-        self.log.info("%s; report: %s", record.summary, record.report_uri)
+        self.log.info("report: %s", record.report_uri)  # the runner logged the summary
         return self.result(record)
 
 

@@ -30,7 +30,7 @@ def finish(task: BaseOperator, context: Context, report: RecoveryReport) -> dict
     """Push the report (key ``report``); fail the task unless every database passed."""
     data = report.to_dict()
     context["ti"].xcom_push(key="report", value=data)
-    task.log.info("%s; report %s", report.summary, report.report_uri)
+    task.log.info("report: %s", report.report_uri)  # the summary was logged by the recovery
     if not report.passed:
         raise AirflowException(report.summary)
     return data

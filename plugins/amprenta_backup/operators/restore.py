@@ -84,8 +84,7 @@ class RestoreOperator(_RestoreBase):
         if request.mode == REPLACE and not request.dry_run:
             self._check_approval(context, request)
         with fail_without_retry():
-            result = self.engine.restorer().run(request)
-        self.log.info("%s", result.message)
+            result = self.engine.restorer().run(request)  # logs the outcome and RTO, once
         return result.to_dict()
 
     def _planned_request(self, context: Context) -> RestoreRequest:

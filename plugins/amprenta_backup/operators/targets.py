@@ -13,6 +13,11 @@ from amprenta_backup.core.settings import BackupConfig
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+BY_TARGET = "{{ task.target }}"
+"""``map_index_template`` of a task mapped over the targets: the grid shows the target."""
+BY_BACKUP = "{{ task.backup_id }}"
+"""``map_index_template`` of a task mapped over backup ids: the grid shows the backup."""
+
 
 class ListBackupTargetsOperator(BaseOperator):
     """Return ``BACKUP_TARGETS`` as a list of ``conn_id[:database]`` strings.

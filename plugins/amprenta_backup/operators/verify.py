@@ -70,6 +70,5 @@ class BackupVerifyOperator(EngineOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_without_retry():
             result = self.engine.verify(self.backup_id, run=run_context(context))
-            result.raise_if_corrupt()
-        self.log.info("%s", result.message)
+            result.raise_if_corrupt()  # the outcome was logged by the verification, once
         return result.to_dict()

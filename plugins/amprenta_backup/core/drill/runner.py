@@ -167,8 +167,7 @@ class DrillRunner:
         record.restore_seconds = result.seconds
         for check in _restore_checks(result, record.target):
             record.set_check(check)
-        drill_record.save(self.catalog, record)
-        log.info("drill %s: %s", drill_id, result.message)
+        drill_record.save(self.catalog, record)  # the restorer logged its outcome and time
         return record
 
     def check(self, drill_id: str) -> DrillRecord:

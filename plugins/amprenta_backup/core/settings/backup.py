@@ -213,6 +213,10 @@ class TaskSettings(Settings):
         "the worker (`pitr_restore`, `pitr_drill`, `dr_drill`: they need `pg_ctl`, `postgres`, "
         "`initdb`); serve it with workers that have the server tools (CeleryExecutor: "
         "`airflow celery worker --queues default,<queue>`)", shown="(Airflow's default queue)")
+    approvers: Items = var(
+        "BACKUP_APPROVERS", (), "Airflow user ids (comma-separated) who alone may answer the "
+        "approvals of `restore` and `disaster_recovery` (read when DAG files are parsed); "
+        "empty: any user allowed to run the DAG", shown="(any)")
 
 
 class DrillSettings(Settings):

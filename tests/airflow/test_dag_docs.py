@@ -1,0 +1,61 @@
+"""What the Airflow UI shows of every DAG: its doc, its tags by function, mapped task names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from amprenta_backup.defaults import FUNCTIONS, function_tags
+from tests.support.airflow_env import REPO
+
+TAGS = {
+    "daily_backup": ["backup"], "daily_health": ["health"], "disaster_recovery": ["restore"],
+    "dr_drill": ["drill", "restore"], "monthly_restore_drill": ["drill", "verify"],
+    "pitr_drill": ["pitr", "drill"], "pitr_restore": ["pitr", "restore"],
+    "restore": ["restore"], "weekly_base_backup": ["backup", "pitr"],
+    "weekly_cleanup": ["cleanup"], "weekly_verify": ["verify"],
+}
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db: None) -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return dict(bag.dags)
+
+
+def test_every_dag_is_tagged_by_what_it_does(dags: dict[str, Any]) -> None:
+    assert {dag_id: sorted(set(dag.tags) - {"amprenta-backup"}) for dag_id, dag in dags.items()
+            } == {dag_id: sorted(tags) for dag_id, tags in TAGS.items()}
+    assert all("amprenta-backup" in dag.tags for dag in dags.values())
+    assert set().union(*TAGS.values()) == set(FUNCTIONS)
+
+
+def test_a_tag_that_is_not_a_function_is_refused() -> None:
+    with pytest.raises(ValueError, match="DAG functions \\['backups'\\]: give one or more of "
+                                         "backup, verify, restore"):
+        function_tags(("backups",))
+
+
+def test_every_dag_doc_says_what_it_does_and_what_happens_when_it_fails(
+    dags: dict[str, Any],
+) -> None:
+    for dag_id, dag in dags.items():
+        doc = dag.doc_md or ""
+        assert doc.startswith(f"{dag_id}: "), dag_id
+        assert "### What it does" in doc and "### When it fails" in doc, dag_id
+        assert "``" not in doc, f"{dag_id}: reStructuredText literals in Markdown"
+        assert dag.description, dag_id
+
+
+def test_mapped_tasks_are_named_by_their_target_or_backup(dags: dict[str, Any]) -> None:
+    assert dags["daily_backup"].get_task("backup").map_index_template == \
+        "{{ task.target }}"
+    assert dags["weekly_verify"].get_task("verify").map_index_template == \
+        "{{ task.backup_id }}"
+    for task_id in ("setup", "restore", "checks", "teardown"):
+        task = dags["monthly_restore_drill"].get_task(f"drill.{task_id}")
+        assert task.map_index_template == "{{ task.target }}", task_id
