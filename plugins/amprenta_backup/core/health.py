@@ -282,7 +282,7 @@ def check_clock(reading: ClockReading) -> CheckResult:
         return CheckResult("worker_clock", Level.WARNING, reading.describe(), reading.hint())
     return CheckResult("worker_clock", Level.OK,
                        f"within {SKEW_LIMIT.total_seconds() / 60:.0f} minutes of the catalog "
-                       f"server's clock ({reading.skew.total_seconds():+.1f} s)")
+                       f"server's clock ({round(reading.skew.total_seconds(), 1) + 0.0:+.1f} s)")
 
 
 def worst(results: Sequence[CheckResult]) -> Level:
