@@ -13,6 +13,7 @@ TAGS = {
     "daily_backup": ["backup"], "daily_health": ["health"], "disaster_recovery": ["restore"],
     "dr_drill": ["drill", "restore"], "monthly_restore_drill": ["drill", "verify"],
     "pitr_drill": ["pitr", "drill"], "pitr_restore": ["pitr", "restore"],
+    "project_export": ["backup"], "project_import": ["restore"],
     "restore": ["restore"], "weekly_base_backup": ["backup", "pitr"],
     "weekly_cleanup": ["cleanup"], "weekly_verify": ["verify"],
 }

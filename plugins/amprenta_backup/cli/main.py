@@ -17,6 +17,7 @@ from amprenta_backup.cli import (
     backups,
     copy,
     drill,
+    export,
     health,
     metrics,
     recover,
@@ -35,7 +36,7 @@ from amprenta_backup.core.errors import (
 PROG = "amprenta-backup"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
 COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals, recover, drill,
-                   copy]
+                   copy, export]
 
 
 def _root(verbose: Annotated[bool, typer.Option(

@@ -70,6 +70,18 @@ class ImportReport:
     def loaded(self) -> int:
         return sum(t.loaded for t in self.tables)
 
+    def text(self) -> str:
+        """What was (or would be) loaded, a line per table."""
+        head = (f"export {self.export_id} into {self.database} (policy {self.policy}"
+                f"{', schema created' if self.created_schema else ''}"
+                f"{', dry run: rolled back' if self.dry_run else ''})")
+        lines = [f"  {t.table}: {t.loaded} rows" + "".join(
+            f", {n} {what}" for what, n in (("already there", t.present),
+                                           ("conflicting", t.conflicts),
+                                           ("skipped", t.skipped), ("remapped", t.remapped))
+            if n) for t in self.tables]
+        return "\n".join([head, *lines])
+
     def to_dict(self) -> dict[str, Any]:
         return {"export_id": self.export_id, "database": self.database, "policy": self.policy,
                 "dry_run": self.dry_run, "created_schema": self.created_schema,
