@@ -111,10 +111,13 @@ class BackupEngine(ProjectExportEntry):
     @cached_property
     def copies(self) -> CopyWorkflow | None:
         """The second copy (``BACKUP_COPY_*``); None when no copy storage is configured."""
+        settings = self._copy or CopySettings.from_env()
+        if settings.storage is None:  # no copy: its modules are not even imported
+            return None
         from amprenta_backup.core.copy.workflow import configured
 
-        return configured(self._copy or CopySettings.from_env(), self._copy_storage,
-                          self.storage, self.catalog, self.config.prefix)
+        return configured(settings, self._copy_storage, self.storage, self.catalog,
+                          self.config.prefix)
 
     def copy_workflow(self) -> CopyWorkflow:  # :attr:`copies`, or a ConfigError saying how
         from amprenta_backup.core.copy.workflow import required
@@ -169,10 +172,7 @@ class BackupEngine(ProjectExportEntry):
 
     def _sources(self, from_copy: bool) -> tuple[Storage, Catalog]:
         """The storage and catalog to read backups from: the primary's, or the copy's."""
-        if not from_copy:
-            return self.storage, self.catalog
-        copies = self.copy_workflow()
-        return copies.view, copies.catalog_view()
+        return self.copy_workflow().sources() if from_copy else (self.storage, self.catalog)
 
     def health_checker(self) -> HealthChecker:
         """The checks of storage, catalog, configured targets and their backup records."""

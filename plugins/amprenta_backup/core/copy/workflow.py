@@ -89,6 +89,10 @@ class CopyWorkflow:
                                     "`amprenta-backup list` shows the ids")
         return record
 
+    def sources(self) -> tuple[Storage, Catalog]:
+        """The storage and catalog to read backups from the copy with."""
+        return self.view, self.catalog_view()
+
     def catalog_view(self) -> CopyCatalog:
         """The catalog as the copy sees it (each record with its copy's status and place)."""
         return CopyCatalog(self.catalog, self.records)
@@ -105,7 +109,7 @@ class CopyWorkflow:
                             "copy in %s", what, self.primary.uri(""), exc, self.storage)
         else:
             log.info("%s from the copy in %s", what, self.storage)
-        return action(self.view, self.catalog_view())
+        return action(*self.sources())
 
     def copy_wal(self, target: str) -> list[str]:
         """Copy the archived WAL of ``target`` (PITR) that the copy lacks; the keys copied."""
