@@ -361,9 +361,9 @@ class BackupEngine(ProjectExportEntry):
                      **options: Any) -> RestorePlan:
         """What :meth:`restore_backup` would do, checked but touching nothing."""
         from amprenta_backup.core.restore.request import RestoreRequest
-        from amprenta_backup.core.restore.run import Restorer
 
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
+        from amprenta_backup.core.restore.run import Restorer  # after the request is checked
         return self._read(f"planning the restore of {backup_id}", from_copy, lambda s, c:
                           Restorer(s, c, self.resolve).plan(request))
 
@@ -379,9 +379,9 @@ class BackupEngine(ProjectExportEntry):
         reached, or whose backup is damaged, falls back to the copy.
         """
         from amprenta_backup.core.restore.request import RestoreRequest
-        from amprenta_backup.core.restore.run import Restorer
 
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
+        from amprenta_backup.core.restore.run import Restorer  # after the request is checked
         return self._read(f"restoring {backup_id}", from_copy, lambda s, c:
                           Restorer(s, c, self.resolve).run(request, progress))
 
