@@ -109,6 +109,33 @@ def test_every_object_of_a_backup_is_locked_and_cleanup_deletes_it_only_after_th
     assert catalog.get(newer.backup_id).status == Status.COMPLETED  # type: ignore[union-attr]
 
 
+def test_an_abandoned_backup_s_locked_objects_are_swept_once_the_date_has_passed(
+    moto_server: MotoServer, catalog: Catalog,
+) -> None:
+    client, name = _bucket(moto_server, lock_enabled=True)
+    storage = S3Storage(client, name, object_lock=LOCK)
+    dead = stored_backup(storage, catalog, "pg_dead", datetime.now(UTC) - timedelta(days=3),
+                         Status.RUNNING)
+    written = datetime.now(UTC)
+    with catalog.cursor() as cur:  # its process died three days ago
+        cur.execute("UPDATE backup_records SET heartbeat_at = started_at WHERE id = %s",
+                    (dead.backup_id,))
+    folder = layout.backup_folder("database", "pg_dead", dead.backup_id)
+    cleanup = Cleanup(storage, catalog, [AgePolicy(7)], "database")
+    now = datetime.now(UTC) + timedelta(days=2)  # the partial dump is a leftover by then
+
+    early = cleanup.run(now, deleted_by="test:worm")  # does not fail on the locked dump
+    assert early.abandoned == [dead.backup_id] and early.errors == []
+    assert [entry.split(":")[0] for entry in early.locked] == [folder]
+    assert catalog.get(dead.backup_id).status == Status.FAILED  # type: ignore[union-attr]
+    assert _versions(storage, folder + "/") != []
+
+    time.sleep(max(0.0, (written + PERIOD - datetime.now(UTC)).total_seconds()) + 1.1)
+    late = cleanup.run(now, deleted_by="test:worm")
+    assert late.locked == [] and late.leftovers_removed == [layout.dump_key(folder, True)]
+    assert _versions(storage, folder + "/") == []
+
+
 def test_multipart_uploads_ask_for_the_lock_too(moto_server: MotoServer) -> None:
     client, name = _bucket(moto_server, lock_enabled=True)
     sent: dict[str, dict[str, Any]] = {}

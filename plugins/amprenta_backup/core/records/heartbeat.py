@@ -29,6 +29,7 @@ from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import (
     BackupError,
     CatalogUnavailable,
+    ObjectLocked,
     PreconditionError,
     first_line,
 )
@@ -223,4 +224,7 @@ def _select(cur: psycopg.Cursor[dict[str, Any]], timeout: timedelta, target: str
 def _remove_partial(storage: Storage, folder: str) -> None:
     for upload in storage.list_incomplete_uploads(folder + "/"):
         storage.abort_upload(upload)
-    storage.delete([o.key for o in storage.list_objects(folder + "/")])
+    try:
+        storage.delete([o.key for o in storage.list_objects(folder + "/")])
+    except ObjectLocked as exc:  # FAILED now: the leftover sweep removes them after the date
+        log.warning("partial objects of %s kept for now: %s", storage.uri(folder), exc)

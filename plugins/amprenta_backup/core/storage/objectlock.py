@@ -108,6 +108,7 @@ def delete_versions(storage: S3Storage, keys: list[str]) -> None:
         raise StorageError(f"could not delete {len(other)} object versions: {other[:5]}")
     if locked:
         names = sorted(set(locked))
-        raise ObjectLocked(f"S3 Object Lock keeps {len(names)} objects until their retain-until "
-                           f"date: {', '.join(storage.uri(k) for k in names[:3])}"
+        plural = "s" if len(names) != 1 else ""
+        raise ObjectLocked(f"S3 Object Lock keeps {len(names)} object{plural} until their "
+                           f"retain-until date: {', '.join(storage.uri(k) for k in names[:3])}"
                            f"{' ...' if len(names) > 3 else ''}", names)
