@@ -96,6 +96,14 @@ def daily_backup_run(deployment: AirflowDeployment) -> dict[str, Any]:
     return deployment.run_dag("daily_backup", conf={}, timeout=150)
 
 
+@pytest.fixture(scope="package")
+def dashboard_catalog(e2e: E2ESetup, daily_backup_run: dict[str, Any]) -> WebCatalog:
+    """The catalog the dashboard tests read: the DAG run's backup, and real ones made here
+    (a verified backup, a drill, a failed backup of a broken target, health results)."""
+    assert daily_backup_run["state"] == "success", daily_backup_run["tasks"]
+    return fill_web_catalog(e2e)
+
+
 def _report(request: pytest.FixtureRequest, airflow: AirflowDeployment,
             idle: dict[str, GroupMemory], busy: dict[str, GroupMemory], wall: float) -> None:
     """Keep the deployment's timings and memory for the terminal summary."""
@@ -132,3 +140,6 @@ def _log_tails_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.stash.get(_CALL_FAILED, False) and "deployment" in request.fixturenames:
         airflow: AirflowDeployment = request.getfixturevalue("deployment")
         print(airflow.log_tails(60))
+
+
+from tests.e2e.web_catalog import WebCatalog, fill_web_catalog  # noqa: E402  (needs E2ESetup)

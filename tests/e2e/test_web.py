@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from amprenta_backup.web.app import URL_PREFIX
 from tests.e2e.conftest import TARGET, E2ESetup
+from tests.e2e.web_catalog import BROKEN, WebCatalog
 from tests.support.airflow_deployment import AirflowDeployment
 
 
@@ -50,3 +52,76 @@ def test_callers_without_a_valid_airflow_token_get_nothing(
     assert forged.status_code == 403
     for answer in (anonymous, forged):
         assert "backups" not in answer.text and TARGET not in answer.text
+
+
+def _catalog_rows(e2e: E2ESetup, sql: str, *params: Any) -> list[dict[str, Any]]:
+    with e2e.catalog.cursor() as cur:
+        cur.execute(sql.encode(), params)
+        return list(cur.fetchall())
+
+
+def test_overview_figures_match_the_catalog(
+    deployment: AirflowDeployment, e2e: E2ESetup, dashboard_catalog: WebCatalog,
+) -> None:
+    answer = deployment.api("GET", f"{URL_PREFIX}/overview", params={"days": 30})
+    targets = {t["target"]: t for t in answer["targets"]}
+    assert set(targets) >= {TARGET, BROKEN}
+    records = e2e.catalog.find(target=TARGET)
+    good = [r for r in records if str(r.status) in ("completed", "verified")]
+    source = targets[TARGET]
+    assert source["last_backup"]["backup_id"] == records[0].backup_id
+    assert source["last_success"]["backup_id"] == good[0].backup_id
+    assert source["stored_bytes"] == sum(r.stored_bytes or 0 for r in good)
+    assert source["failures_total"] == 0
+    assert source["last_verify"]["backup_id"] == dashboard_catalog.verified.backup_id
+    assert source["last_verify"]["ok"] is True
+    drill = dashboard_catalog.drill
+    assert source["last_drill"]["drill_id"] == drill.drill_id
+    assert source["last_drill"]["rto_seconds"] == pytest.approx(drill.rto_seconds)
+    assert source["last_drill"]["rto_objective_seconds"] == 600
+    broken = targets[BROKEN]
+    assert broken["last_backup"]["status"] == "failed" and broken["failures_total"] == 1
+
+    first = answer["problems"][0]
+    assert (first["kind"], first["target"], first["backup_id"]) == (
+        "backup_failed", BROKEN, dashboard_catalog.failed_backup_id)
+    assert first["run_id"] == dashboard_catalog.failed_run.run_id
+
+    finished = _catalog_rows(e2e, "SELECT status FROM backup_records WHERE status <> 'running' "
+                                  "AND created_at >= now() - interval '30 days'")
+    rate = answer["success_rate"]
+    assert rate["total"] == len(finished)
+    assert rate["succeeded"] == sum(r["status"] in ("completed", "verified") for r in finished)
+    assert answer["storage"]["total"][-1] == sum(
+        r["size"] for r in _catalog_rows(e2e, "SELECT file_size_bytes AS size FROM "
+                                              "backup_records WHERE status IN "
+                                              "('completed', 'verified', 'corrupt')"))
+    assert [p["backup_id"] for p in answer["trend"]] == [
+        r["id"] for r in _catalog_rows(e2e, "SELECT id FROM backup_records WHERE status IN "
+                                            "('completed', 'verified') ORDER BY started_at")]
+
+
+def test_verifications_drills_health_and_metrics_json(
+    deployment: AirflowDeployment, e2e: E2ESetup, dashboard_catalog: WebCatalog,
+) -> None:
+    verifications = deployment.api("GET", f"{URL_PREFIX}/verifications")["verifications"]
+    assert verifications[0]["backup_id"] == dashboard_catalog.verified.backup_id
+    assert verifications[0]["ok"] is True and verifications[0]["run_id"] == "manual__web_verify"
+    drills = deployment.api("GET", f"{URL_PREFIX}/drills", params={"target": TARGET})["drills"]
+    assert drills[0]["id"] == dashboard_catalog.drill.drill_id
+    assert drills[0]["passed"] is dashboard_catalog.drill.passed
+    health = deployment.api("GET", f"{URL_PREFIX}/health")
+    saved = _catalog_rows(e2e, "SELECT name, status FROM health_checks WHERE run_id = %s",
+                          "manual__web_health")
+    assert sorted((c["name"], c["status"]) for c in health["checks"]) == sorted(
+        (r["name"], r["status"]) for r in saved)
+    rate = deployment.api("GET", f"{URL_PREFIX}/metrics/success-rate",
+                          params={"target": BROKEN})
+    assert (rate["total"], rate["failed"], rate["success_rate"]) == (1, 1, 0.0)
+    trend = deployment.api("GET", f"{URL_PREFIX}/metrics/storage-trend")
+    assert sum(d["total_size"] for d in trend) == sum(
+        r["size"] for r in _catalog_rows(e2e, "SELECT file_size_bytes AS size FROM "
+                                              "backup_records WHERE status IN "
+                                              "('completed', 'verified')"))
+    missing = deployment.client.get(f"{URL_PREFIX}/backups/20000101T000000Z-nothere")
+    assert missing.status_code in (404, 422)

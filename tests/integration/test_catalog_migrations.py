@@ -67,7 +67,8 @@ def execute(conn: PgConnInfo, statements: str) -> None:
         db.execute(statements.encode())
 
 
-LATER_COLUMNS = ["heartbeat_at"]  # added by steps after the frozen schema: null in old rows
+# added by steps after the frozen schema: null in old rows
+LATER_COLUMNS = ["heartbeat_at", "value"]
 
 
 def rows(conn: PgConnInfo) -> dict[str, list[str]]:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported where used: `amprenta-wal` builds its archive here
     from amprenta_backup.core.copy.copier import CopyOutcome
     from amprenta_backup.core.copy.retention import CopyCleanupReport
     from amprenta_backup.core.copy.workflow import CopyWorkflow
+    from amprenta_backup.core.dashboard import Dashboard
     from amprenta_backup.core.drill.runner import DrillRunner
     from amprenta_backup.core.health import CheckResult, HealthChecker
     from amprenta_backup.core.pitr.workflow import PointInTime
@@ -242,14 +243,13 @@ class BackupEngine(ProjectExportEntry):
         return clean_wal(self.wal_archive(target), dry_run=dry_run)
 
     def metric(self, name: str, days: int, target: str | None = None) -> Any:
-        """One of the spec's catalog metrics: ``success-rate``, ``size-duration`` (one dict)
-        or ``storage-trend`` (a row per day)."""
-        from amprenta_backup.core import metrics
+        """One of the spec's metrics: ``success-rate``, ``size-duration``, ``storage-trend``."""
+        return self.dashboard().metric(name, days, target)
 
-        queries: dict[str, Callable[..., Any]] = {
-            "success-rate": metrics.success_rate, "size-duration": metrics.size_duration,
-            "storage-trend": metrics.storage_trend}
-        return queries[name](self.catalog, days, target=target)
+    def dashboard(self) -> Dashboard:
+        """The dashboard's figures over the catalog (the page, the JSON API and metrics)."""
+        from amprenta_backup.core.dashboard import Dashboard
+        return Dashboard.configured(self.catalog, self.config)
 
     def fetch_env(self) -> dict[str, str]:
         """Storage settings and credentials ``amprenta-wal fetch`` needs, for a private file."""

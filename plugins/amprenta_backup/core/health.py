@@ -43,6 +43,7 @@ class CheckResult:
     :param detail: what was found
     :param hint: what to do about it (empty when ok)
     :param target: the backup target, or None for checks of the whole system
+    :param value: the figure measured, where the check has one (``wal_rpo``: seconds)
     """
 
     name: str
@@ -50,6 +51,7 @@ class CheckResult:
     detail: str
     hint: str = ""
     target: str | None = None
+    value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,8 +78,8 @@ FROM backup_records WHERE target = ANY(%(targets)s) GROUP BY target
 )
 
 _INSERT = """
-INSERT INTO health_checks (as_of, run_id, target, name, status, detail, hint)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO health_checks (as_of, run_id, target, name, status, detail, hint, value)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 
@@ -296,7 +298,7 @@ def save_results(catalog: Catalog, results: Sequence[CheckResult], as_of: dateti
     """Store the results in ``health_checks`` for dashboards."""
     with catalog.cursor() as cur:
         cur.executemany(_INSERT, [(as_of, run_id, r.target, r.name, str(r.status), r.detail,
-                                   r.hint) for r in results])
+                                   r.hint, r.value) for r in results])
 
 
 def render(results: Sequence[CheckResult]) -> str:

@@ -201,6 +201,15 @@ CREATE TABLE IF NOT EXISTS backup_copies (
 CREATE INDEX IF NOT EXISTS backup_copies_target ON backup_copies (storage, target, status);
 """
 
+# the dashboard: a check's measured figure, and indexes for its per-target and per-day queries
+_DASHBOARD = """
+ALTER TABLE health_checks ADD COLUMN IF NOT EXISTS value double precision;
+CREATE INDEX IF NOT EXISTS health_checks_target_name ON health_checks (target, name, as_of DESC);
+CREATE INDEX IF NOT EXISTS backup_verifications_target
+    ON backup_verifications (target, verified_at DESC);
+CREATE INDEX IF NOT EXISTS backup_records_created ON backup_records (created_at);
+"""
+
 
 # project exports (core/export/store.py): one row per export, retention marks them deleted
 _EXPORTS = """
@@ -255,6 +264,8 @@ STEPS: tuple[Step, ...] = (
     Step(4, "backup_copies: each backup's second copy (location, status, bytes, sha256, "
             "copied and verified times; core/copy/)", _COPIES),
     Step(5, "exports: project exports (core/export/store.py)", _EXPORTS),
+    Step(6, "health_checks.value (a check's figure, e.g. wal_rpo seconds); indexes for the "
+            "dashboard (core/dashboard)", _DASHBOARD),
 )
 CURRENT = STEPS[-1].version
 

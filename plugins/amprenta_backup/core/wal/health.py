@@ -146,7 +146,7 @@ def _rpo(state: ArchiverState, target: str, now: datetime, rpo_seconds: float) -
     timeout = state.archive_timeout_seconds
     if not state.pending:
         return CheckResult("wal_rpo", Level.OK, "no WAL waits to be archived (RPO 0 s)",
-                           target=target)
+                           target=target, value=0.0)
     if state.last_archived_time is None:
         return CheckResult("wal_rpo", Level.CRITICAL, "WAL is written but none was ever archived",
                            "check archive_command (server log)", target)
@@ -155,16 +155,18 @@ def _rpo(state: ArchiverState, target: str, now: datetime, rpo_seconds: float) -
     if age > rpo_seconds:
         return CheckResult("wal_rpo", Level.CRITICAL, f"{detail}; target {rpo_seconds:.0f} s",
                            "archiving stalls: check archive_command and pg_stat_archiver",
-                           target)
+                           target, age)
     if not timeout:
         return CheckResult("wal_rpo", Level.WARNING, f"{detail}; archive_timeout is 0, so a "
                            "quiet database keeps WAL unarchived until a segment fills",
-                           "set archive_timeout = 60 (seconds) for an RPO near a minute", target)
+                           "set archive_timeout = 60 (seconds) for an RPO near a minute", target,
+                           age)
     if age > 2 * timeout + 30:
         return CheckResult("wal_rpo", Level.WARNING, f"{detail}; archive_timeout is "
-                           f"{timeout:.0f} s", "archiving lags behind archive_timeout", target)
+                           f"{timeout:.0f} s", "archiving lags behind archive_timeout", target,
+                           age)
     return CheckResult("wal_rpo", Level.OK, f"{detail}; archive_timeout {timeout:.0f} s",
-                       target=target)
+                       target=target, value=age)
 
 
 def _in_archive(name: str, archive: WalArchive, target: str) -> CheckResult:

@@ -1,0 +1,147 @@
+"""The dashboard's SQL over the catalog: one statement per panel, each a few index reads.
+
+Targets come from a skip scan of ``backup_records_target_started`` (one index probe per
+target, not a scan of every record), unioned with the configured ones.
+"""
+
+from __future__ import annotations
+
+from amprenta_backup.core.metrics import SUCCEEDED
+
+GOOD = "status IN ('completed', 'verified')"  # restorable now
+STORED = "status IN ('completed', 'verified', 'corrupt')"  # bytes still in storage
+
+TARGETS = """
+WITH RECURSIVE seen(target) AS (
+    (SELECT target FROM backup_records ORDER BY target LIMIT 1)
+    UNION ALL
+    SELECT (SELECT b.target FROM backup_records b WHERE b.target > s.target
+            ORDER BY b.target LIMIT 1)
+    FROM seen s WHERE s.target IS NOT NULL
+)
+SELECT target FROM seen WHERE target IS NOT NULL
+UNION SELECT unnest(%(targets)s::text[])
+"""
+
+STATUS = f"""
+WITH t AS ({TARGETS})
+SELECT t.target,
+    last.id AS last_id, last.status AS last_status, last.kind AS last_kind,
+    last.started_at AS last_started_at, last.completed_at AS last_completed_at,
+    last.file_size_bytes AS last_bytes, last.error AS last_error,
+    last.dag_id AS last_dag_id, last.run_id AS last_run_id,
+    good.id AS good_id, good.completed_at AS good_completed_at,
+    good.file_size_bytes AS good_bytes,
+    agg.stored_bytes, agg.failures_total, agg.backups, agg.corrupt,
+    ver.backup_id AS verify_backup_id, ver.verified_at, ver.ok AS verify_ok,
+    ver.detail AS verify_detail, ver.dag_id AS verify_dag_id, ver.run_id AS verify_run_id,
+    drill.id AS drill_id, drill.started_at AS drill_started_at, drill.passed AS drill_passed,
+    drill.rto_seconds AS drill_rto_seconds,
+    drill.rto_objective_seconds AS drill_rto_objective_seconds, drill.error AS drill_error,
+    drill.dag_id AS drill_dag_id, drill.run_id AS drill_run_id,
+    base.oldest_base_at, rpo.value AS wal_rpo_seconds, rpo.status AS wal_rpo_status,
+    rpo.as_of AS wal_rpo_as_of
+FROM t
+LEFT JOIN LATERAL (SELECT * FROM backup_records b WHERE b.target = t.target
+                   ORDER BY b.started_at DESC LIMIT 1) last ON true
+LEFT JOIN LATERAL (SELECT id, completed_at, file_size_bytes FROM backup_records b
+                   WHERE b.target = t.target AND {GOOD}
+                   ORDER BY b.started_at DESC LIMIT 1) good ON true
+LEFT JOIN LATERAL (SELECT coalesce(sum(file_size_bytes) FILTER (WHERE {STORED}), 0)
+                              AS stored_bytes,
+                          count(*) FILTER (WHERE status = 'failed') AS failures_total,
+                          count(*) FILTER (WHERE status = 'corrupt') AS corrupt,
+                          count(*) AS backups
+                   FROM backup_records b WHERE b.target = t.target) agg ON true
+LEFT JOIN LATERAL (SELECT * FROM backup_verifications v WHERE v.target = t.target
+                   ORDER BY v.verified_at DESC LIMIT 1) ver ON true
+LEFT JOIN LATERAL (SELECT * FROM drill_runs d WHERE d.target = t.target
+                   ORDER BY d.started_at DESC LIMIT 1) drill ON true
+LEFT JOIN LATERAL (SELECT min(started_at) AS oldest_base_at FROM backup_records b
+                   WHERE b.target = t.target AND b.kind = 'physical' AND {GOOD}) base ON true
+LEFT JOIN LATERAL (SELECT value, status, as_of FROM health_checks h
+                   WHERE h.target = t.target AND h.name = 'wal_rpo'
+                   ORDER BY h.as_of DESC LIMIT 1) rpo ON true
+ORDER BY t.target
+"""
+
+SUCCESS_BY_TARGET = f"""
+SELECT target, count(*) AS total, count(*) FILTER (WHERE {SUCCEEDED}) AS succeeded
+FROM backup_records
+WHERE created_at >= %(since)s AND created_at <= %(now)s AND status <> 'running'
+GROUP BY target ORDER BY target
+"""
+
+# bytes in storage at the end of each UTC day: + at completion, - at deletion, summed up
+STORAGE = f"""
+WITH ev AS (
+    SELECT target, (completed_at AT TIME ZONE 'UTC')::date AS day, file_size_bytes AS delta
+    FROM backup_records
+    WHERE completed_at IS NOT NULL AND file_size_bytes IS NOT NULL
+      AND ({STORED} OR (status = 'deleted' AND error IS NULL))
+    UNION ALL
+    SELECT target, (deleted_at AT TIME ZONE 'UTC')::date, -file_size_bytes
+    FROM backup_records
+    WHERE status = 'deleted' AND error IS NULL AND deleted_at IS NOT NULL
+      AND completed_at IS NOT NULL AND file_size_bytes IS NOT NULL
+), daily AS (
+    SELECT target, day, sum(delta) AS delta FROM ev WHERE day <= %(day)s GROUP BY 1, 2
+), running AS (
+    SELECT target, day, sum(delta) OVER (PARTITION BY target ORDER BY day)::bigint AS stored
+    FROM daily
+)
+SELECT target, day, stored, false AS opening FROM running WHERE day >= %(since_day)s
+UNION ALL  -- what each target held before the window opened
+(SELECT DISTINCT ON (target) target, day, stored, true FROM running
+ WHERE day < %(since_day)s ORDER BY target, day DESC)
+"""
+
+TREND = f"""
+SELECT target, id, started_at, file_size_bytes AS stored_bytes,
+       EXTRACT(EPOCH FROM (completed_at - started_at))::float8 AS duration_seconds
+FROM backup_records
+WHERE {SUCCEEDED} AND started_at >= %(since)s AND started_at <= %(now)s
+  AND completed_at IS NOT NULL {{target}}
+ORDER BY started_at
+"""
+
+RTO = """
+SELECT target, id, started_at, rto_seconds, rto_objective_seconds, passed, dag_id, run_id
+FROM drill_runs
+WHERE started_at >= %(since)s AND started_at <= %(now)s AND rto_seconds IS NOT NULL {target}
+ORDER BY started_at
+"""
+
+ALERTS = """
+SELECT (as_of AT TIME ZONE 'UTC')::date AS day, status AS severity, count(*) AS alerts
+FROM health_checks
+WHERE status <> 'ok' AND as_of >= %(since)s AND as_of <= %(now)s {target}
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+LATEST_HEALTH = """
+SELECT as_of, run_id, target, name, status, detail, hint, value
+FROM health_checks
+WHERE as_of = (SELECT max(as_of) FROM health_checks)
+ORDER BY CASE status WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, target, name
+"""
+
+CORRUPT = """
+SELECT id, target, started_at, error, dag_id, run_id FROM backup_records
+WHERE status = 'corrupt' ORDER BY started_at DESC LIMIT 100
+"""
+
+VERIFICATIONS = """
+SELECT id, backup_id, target, verified_at, ok, detail, expected_sha256, actual_sha256,
+       stored_bytes, raw_bytes, seconds, dag_id, run_id
+FROM backup_verifications WHERE TRUE {target}
+ORDER BY verified_at DESC LIMIT %(limit)s
+"""
+
+DRILLS = """
+SELECT id, target, backup_id, strategy, started_at, finished_at, restore_seconds,
+       checks_seconds, rto_seconds, rto_objective_seconds, passed, error, report_uri,
+       dag_id, run_id
+FROM drill_runs WHERE TRUE {target}
+ORDER BY started_at DESC LIMIT %(limit)s
+"""
