@@ -125,3 +125,36 @@ def test_verifications_drills_health_and_metrics_json(
                                               "('completed', 'verified')"))
     missing = deployment.client.get(f"{URL_PREFIX}/backups/20000101T000000Z-nothere")
     assert missing.status_code in (404, 422)
+
+
+def test_prometheus_endpoint_parses_and_matches_the_catalog(
+    deployment: AirflowDeployment, e2e: E2ESetup, dashboard_catalog: WebCatalog,
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = deployment.client.get(f"{URL_PREFIX}/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith(
+        "text/plain")
+    samples = {(s.name, s.labels.get("target")): s.value
+               for family in text_string_to_metric_families(answer.text)
+               for s in family.samples}
+    now = e2e.catalog.now()
+    good = [r for r in e2e.catalog.find(target=TARGET)
+            if str(r.status) in ("completed", "verified")]
+    age = samples[("amprenta_backup_last_success_age_seconds", TARGET)]
+    assert good[0].completed_at is not None
+    expected_age = (now - good[0].completed_at).total_seconds()
+    assert expected_age - 5 <= age <= expected_age + 60  # measured a moment before `now`
+    assert samples[("amprenta_backup_stored_bytes", TARGET)] == sum(
+        r.stored_bytes or 0 for r in good)
+    assert samples[("amprenta_backup_last_drill_rto_seconds", TARGET)] == pytest.approx(
+        dashboard_catalog.drill.rto_seconds)
+    verified_at = _catalog_rows(e2e, "SELECT max(verified_at) AS at FROM backup_verifications "
+                                     "WHERE target = %s", TARGET)[0]["at"]
+    verify_age = samples[("amprenta_backup_last_verify_age_seconds", TARGET)]
+    assert (now - verified_at).total_seconds() - 5 <= verify_age
+    assert samples[("amprenta_backup_failures_total", BROKEN)] == 1
+    assert samples[("amprenta_backup_failures_total", TARGET)] == 0
+    assert ("amprenta_backup_last_success_age_seconds", BROKEN) not in samples
+    anonymous = httpx.get(f"{deployment.base_url}{URL_PREFIX}/metrics", timeout=10)
+    assert anonymous.status_code == 401 and "amprenta_backup_" not in anonymous.text

@@ -3,17 +3,13 @@ overview, read from the catalog through the engine (``engine.dashboard()``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 
-from amprenta_backup.web.deps import get_engine
-
-if TYPE_CHECKING:
-    from amprenta_backup.core.engine import BackupEngine
+from amprenta_backup.web.deps import EngineDep
 
 router = APIRouter(tags=["backups"])
-EngineDep = Annotated["BackupEngine", Depends(get_engine)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many, newest first")]
 Days = Annotated[int, Query(ge=1, le=3650, description="window in days, ending now")]
 Target = Annotated[str | None, Query(max_length=200, description="only this target")]

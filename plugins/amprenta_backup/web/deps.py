@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends
 
 if TYPE_CHECKING:
     from amprenta_backup.core.engine import BackupEngine
@@ -19,3 +21,8 @@ def _engine() -> BackupEngine:
 def get_engine() -> BackupEngine:
     """The api-server's engine (one per process: ``BACKUP_*`` settings are read once)."""
     return _engine()
+
+
+# a route's ``engine: EngineDep`` parameter (the name stays a string: the engine's modules
+# are imported on the first request, not when Airflow loads the plugin)
+EngineDep = Annotated["BackupEngine", Depends(get_engine)]
