@@ -1,7 +1,8 @@
 """Verified TLS to PostgreSQL: a throwaway CA, a server with ``ssl=on`` that takes only
 ``hostssl`` connections with a client certificate, and every workflow over
 ``sslmode=verify-full`` with ``sslrootcert``/``sslcert``/``sslkey`` from the connection's
-extras (``AIRFLOW_CONN_PG_TLS``, JSON, as the CLI and ``archive_command`` read it).
+extras (``AIRFLOW_CONN_PG_TLS``, JSON), read both by the core parser (CLI, ``amprenta-wal``)
+and by Airflow's connection (the operators' ``PostgresTargetHook``).
 
 The server demands a client certificate signed by the CA (``clientcert=verify-ca``), so a
 tool that did not get ``sslcert``/``sslkey`` (psycopg's keywords, pg_dump's and
@@ -34,6 +35,7 @@ from amprenta_backup.core.models import RunContext, Status
 from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
 from amprenta_backup.core.settings import DrillSettings
 from amprenta_backup.core.settings.base import BackupTarget
+from amprenta_backup.hooks.postgres import PostgresTargetHook
 from amprenta_backup.sandbox.dataset import load_sample
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.backups import engine_for
@@ -127,8 +129,10 @@ def test_verify_full_serves_backup_restore_drill_and_base_backup_with_no_secret_
 ) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("AIRFLOW_CONN_PG_TLS", tls.connection())
-    conn = postgres_conninfo("pg_tls")
+    conn = postgres_conninfo("pg_tls")  # the CLI's and archive_command's parser
     assert conn.options["sslmode"] == "verify-full"
+    hooked = PostgresTargetHook("pg_tls").get_conninfo("postgres")  # Airflow's (operators)
+    assert hooked == conn.with_database("postgres")
     child = conn.env()  # the tools get the files as PGSSL* variables, never on a command line
     assert child["PGSSLROOTCERT"] == str(tls.ca) and child["PGSSLKEY"] == str(tls.client.key)
     storage = tls.wal.archive.storage
@@ -150,7 +154,7 @@ def test_verify_full_serves_backup_restore_drill_and_base_backup_with_no_secret_
     assert drill.passed is True, drill.summary
 
     base = BaseBackupRunner(storage, catalog, PREFIX)
-    taken = base.take(TARGET, conn.with_database("postgres"), RunContext(),
+    taken = base.take(TARGET, hooked, RunContext(),
                       layout.make_backup_id(datetime.now(UTC), "tls-base"))
     _switch_and_wait(tls)
     base.complete(taken, tls.wal.archive)
