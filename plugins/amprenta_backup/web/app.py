@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from amprenta_backup.web import api, prometheus
+from amprenta_backup.web import api, exports, prometheus
 from amprenta_backup.web.auth import require_backup_access
 
 URL_PREFIX = "/api/v1/backup"
-ROUTERS: tuple[APIRouter, ...] = (api.router, prometheus.router)
+ROUTERS: tuple[APIRouter, ...] = (api.router, prometheus.router, exports.router)
 
 
 def create_app() -> FastAPI:

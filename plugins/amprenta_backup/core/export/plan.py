@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 import psycopg
 from psycopg.rows import tuple_row
 
@@ -35,6 +34,8 @@ class LoadOrder:
 
 def load_order(graph: SchemaGraph) -> LoadOrder:
     """Parents before children; inside a cycle, tables with fewer parents in it first."""
+    import networkx as nx  # about 1 s to import: only when an import is planned
+
     g = nx.DiGraph()
     g.add_nodes_from(graph.tables)
     g.add_edges_from((fk.parent, fk.child) for fk in graph.foreign_keys

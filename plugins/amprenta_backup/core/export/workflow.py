@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import psycopg
 
@@ -21,7 +21,6 @@ from amprenta_backup.core.errors import (
     PreconditionError,
 )
 from amprenta_backup.core.export.archive import ExportArchive
-from amprenta_backup.core.export.load import ImportReport, Loader
 from amprenta_backup.core.export.spec import ProjectSpec, project_spec
 from amprenta_backup.core.export.store import (
     COMPLETED,
@@ -39,6 +38,9 @@ from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.settings import BackupConfig, StorageConfig
 from amprenta_backup.core.settings.project import ProjectSettings
 from amprenta_backup.core.storage.base import Storage
+
+if TYPE_CHECKING:
+    from amprenta_backup.core.export.load import ImportReport
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -195,6 +197,8 @@ def import_export(source: Path, conn: PgConnInfo, policy: str = "fail",
     Every checksum is verified before the database is touched; the rows go in in one
     transaction, committed only when every table loaded (rolled back for ``dry_run``).
     """
+    from amprenta_backup.core.export.load import ImportReport, Loader
+
     archive = ExportArchive(source)
     try:
         report = ImportReport(archive.manifest.export_id, conn.dbname, policy, dry_run)

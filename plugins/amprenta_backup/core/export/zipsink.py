@@ -53,7 +53,7 @@ class ZipStream:
         self._zip = zipfile.ZipFile(self._sink, "w", compression=method,
                                     compresslevel=level or None, allowZip64=True)
 
-    def add(self, path: str, chunks: Iterable[bytes]) -> Member:
+    def add(self, path: str, chunks: Iterable[bytes | memoryview]) -> Member:
         """Write one member from ``chunks``; returns its sha256 and size (uncompressed)."""
         digest, size = hashlib.sha256(), 0
         buffer = bytearray()
