@@ -72,6 +72,9 @@ def _install_pg_dump_wrapper(result_file: str) -> Path:
     script.write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(c) for c in command)
                       + ' "$@"\n', encoding="utf-8")
     script.chmod(0o755)
+    for sibling in ("pg_dumpall", "pg_restore"):  # the globals step needs pg_dumpall too
+        if (Path(real).parent / sibling).exists():
+            (folder / sibling).symlink_to(Path(real).parent / sibling)
     os.environ["AMPRENTA_PG_BINDIR"] = str(folder)
     return folder
 

@@ -22,6 +22,7 @@ from amprenta_backup.operators.basebackup import (
     CompleteBaseBackupOperator,
     PostgresBaseBackupOperator,
 )
+from amprenta_backup.operators.copy import PitrCopyOperator
 from amprenta_backup.operators.wal_retention import WalRetentionOperator
 from amprenta_backup.sensors.wal import WalSegmentSensor
 
@@ -39,5 +40,7 @@ with DAG(
         segment="{{ ti.xcom_pull(task_ids='base_backup')['stop_segment'] }}")
     complete = CompleteBaseBackupOperator(task_id="complete", backup_task_id="base_backup",
                                           trigger_rule="all_done", retries=0)
-    cleanup_wal = WalRetentionOperator(task_id="cleanup_wal")
-    base_backup >> wait_for_wal >> complete >> cleanup_wal
+    copy = PitrCopyOperator(task_id="copy", backup_task_id="complete")
+    # the copy first, so it gets the WAL retention removes; a skipped copy does not stop it
+    cleanup_wal = WalRetentionOperator(task_id="cleanup_wal", trigger_rule="none_failed")
+    base_backup >> wait_for_wal >> complete >> copy >> cleanup_wal

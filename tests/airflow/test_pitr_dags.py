@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -16,6 +17,7 @@ import pytest
 from amprenta_backup.core import layout
 from amprenta_backup.core.models import Status
 from amprenta_backup.core.pitr.localserver import LocalServer, free_port, server_user
+from amprenta_backup.core.storage import S3Storage
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.airflow.conftest import postgres_conn_json
 from tests.support.airflow_env import REPO
@@ -63,9 +65,16 @@ def test_pitr_dags_parse_with_their_schedules(airflow_db: None) -> None:
 
 
 def test_weekly_base_backup_completes_once_the_wal_is_archived(
-        run_dag: Any, pitr_env: dict[str, Any]) -> None:
+        run_dag: Any, pitr_env: dict[str, Any], moto_server: MotoServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    copy_bucket = moto_server.create_bucket("af-pitr-copy")  # the second copy, same endpoint
+    monkeypatch.setenv("BACKUP_COPY_STORAGE_TYPE", "s3")
+    monkeypatch.setenv("BACKUP_COPY_AWS_CONN_ID", "aws_backups")
+    monkeypatch.setenv("BACKUP_COPY_S3_BUCKET", copy_bucket)
+    monkeypatch.setenv("BACKUP_COPY_S3_PREFIX", PREFIX)
     dag_run = run_dag("weekly_base_backup", logical_date=WHEN, run_after=WHEN)
     assert str(dag_run.state) == "success", states(dag_run)
+    _copied_base_backup_and_wal(dag_run, pitr_env, S3Storage(moto_server.client(), copy_bucket))
     records = pitr_env["catalog"].find(target=TARGET)
     assert len(records) == 1 and records[0].status == Status.COMPLETED
     assert records[0].kind == "physical" and records[0].run.dag_id == "weekly_base_backup"
@@ -78,6 +87,24 @@ def test_weekly_base_backup_completes_once_the_wal_is_archived(
     assert pitr_env["wal"].archive.has(manifest["wal"]["start_segment"])  # still needed
 
 
+def _copied_base_backup_and_wal(dag_run: Any, pitr_env: dict[str, Any], copy: S3Storage
+                                ) -> None:
+    """The copy holds the base backup (sha256 as recorded) and every archived WAL file."""
+    done = dag_run.get_task_instance("copy").xcom_pull(task_ids="copy")
+    (record,) = pitr_env["catalog"].find(target=TARGET)
+    assert done["base_backup"]["backup_id"] == record.backup_id
+    assert done["base_backup"]["status"] == "verified" and done["wal_copied"] > 0
+    assert record.manifest is not None
+    stored = copy.get_bytes(record.manifest.key)
+    assert hashlib.sha256(stored).hexdigest() == record.sha256
+    archive = pitr_env["wal"].archive
+    needed = [archive.key(record.manifest.wal[end]) for end in ("start_segment", "stop_segment")]
+    copied = {o.key: o.size for o in copy.list_objects(f"{PREFIX}/{TARGET}/wal/")}
+    assert all(key in copied and key + ".sha256" in copied for key in needed), needed
+    for key in needed:  # the same bytes as archived, checksum sidecar included
+        assert copy.get_bytes(key) == archive.storage.get_bytes(key)
+
+
 def test_a_base_backup_whose_wal_never_arrives_fails_and_is_recorded(
         run_dag: Any, pitr_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """The WAL target names an archive the cluster does not write to: the wait runs out."""
@@ -86,7 +113,8 @@ def test_a_base_backup_whose_wal_never_arrives_fails_and_is_recorded(
     dag_run = run_dag("weekly_base_backup", logical_date=WHEN, run_after=WHEN)
     assert str(dag_run.state) == "failed"
     assert states(dag_run) == {"base_backup": "success", "wait_for_wal": "failed",
-                               "complete": "failed", "cleanup_wal": "upstream_failed"}
+                               "complete": "failed", "copy": "upstream_failed",
+                               "cleanup_wal": "upstream_failed"}
     [record] = pitr_env["catalog"].find(target="not.archived")
     assert record.status == Status.FAILED and "never reached the archive" in (record.error or "")
 

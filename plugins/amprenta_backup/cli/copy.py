@@ -22,10 +22,20 @@ def cmd_copy(
     target: Annotated[str | None, typer.Option(
         "--target", help="for latest: only this target (a name such as pg_main.analytics)")
     ] = None,
+    wal: Annotated[bool, typer.Option(
+        "--wal", help="instead, copy the archived WAL (BACKUP_WAL_TARGET) the copy lacks")
+    ] = False,
     as_json: JsonOption = False,
 ) -> int:
     """Exit 3 when the primary's backup is damaged (nothing is copied then)."""
-    outcome = BackupEngine().copy_backup(backup_id, target, RunContext(logical_date=utcnow()))
+    engine = BackupEngine()
+    if wal:
+        target = engine.pitr.target
+        copied = engine.copy_workflow().copy_wal(target)
+        print_json({"target": target, "wal_copied": copied}) if as_json else print(
+            f"{len(copied)} WAL files of {target} copied to {engine.copy_workflow().storage}")
+        return 0
+    outcome = engine.copy_backup(backup_id, target, RunContext(logical_date=utcnow()))
     record = outcome.record
     if as_json:
         print_json({**record.to_dict(), "copied": outcome.copied, "present": outcome.present})

@@ -1,4 +1,5 @@
-"""BackupCopyOperator: copy one target's backup of this run to the second storage."""
+"""Copy operators: one target's backup of this run (daily_backup), and a base backup with the
+archived WAL (weekly_base_backup), to the second storage."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from amprenta_backup.core.models import RESTORABLE
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+from amprenta_backup.operators.pitr import PitrOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -52,3 +54,38 @@ class BackupCopyOperator(EngineOperator):
             outcome = self.engine.copy_backup(backup_id, run=run)
         self.log.info("%s", outcome.message)
         return outcome.record.to_dict()
+
+
+class PitrCopyOperator(PitrOperator):
+    """Copy this run's base backup and every archived WAL file the copy lacks (of
+    ``BACKUP_WAL_TARGET``) to the copy storage, each object's sha256 proven on the copy.
+
+    Skipped when point-in-time recovery or a copy storage is not configured.
+
+    :param backup_task_id: task id of the base backup's ``complete`` task, whose backup this
+        copies (None: only the WAL)
+    :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
+    """
+
+    ui_color = "#e6dcf2"
+
+    def __init__(self, *, backup_task_id: str | None = "complete", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backup_task_id = backup_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self.skip_unless_configured()
+        with fail_without_retry():
+            if self.engine.copies is None:
+                raise AirflowSkipException("no copy storage is configured "
+                                           "(BACKUP_COPY_STORAGE_TYPE is unset)")
+            target = self.pitr.target
+            done: Any = context["ti"].xcom_pull(task_ids=self.backup_task_id) \
+                if self.backup_task_id else None
+            base = self.engine.copy_backup(done["backup_id"], run=run_context(context)) \
+                if done else None
+        wal = self.engine.copies.copy_wal(target)
+        if base is not None:
+            self.log.info("%s", base.message)
+        self.log.info("%d WAL files of %s copied", len(wal), target)
+        return {"base_backup": base.record.to_dict() if base else None, "wal_copied": len(wal)}

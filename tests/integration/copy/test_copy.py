@@ -204,3 +204,22 @@ def test_health_warns_when_the_copy_lags_behind(
     backups.copy_backup(new.backup_id)
     (done,) = backups.copy_workflow().lag(["pg_source"], later)
     assert str(done.status) == "ok"
+
+
+def test_archived_wal_is_copied_once_segment_before_sidecar(
+    s3_storage: S3Storage, local_storage: LocalStorage, catalog: Catalog,
+    source_conn: PgConnInfo,
+) -> None:
+    wal = "database/pg_pitr/wal/00000001/"
+    names = [f"{wal}00000001000000000000000{n}.zst" for n in (1, 2)]
+    for name in names:
+        s3_storage.put_bytes(name, name.encode() * 100)
+        s3_storage.put_bytes(name + ".sha256", b"abc  " + name.encode())
+    copies = engine(s3_storage, local_storage, catalog, source_conn).copy_workflow()
+    copied = copies.copy_wal("pg_pitr")
+    assert copied == [names[0], names[0] + ".sha256", names[1], names[1] + ".sha256"]
+    for key in copied:
+        assert local_storage.get_bytes(copied_key(key)) == s3_storage.get_bytes(key)
+    assert copies.copy_wal("pg_pitr") == []  # nothing new
+    s3_storage.put_bytes(names[1], b"rewritten after a timeline switch")
+    assert copies.copy_wal("pg_pitr") == [names[1]]
