@@ -97,7 +97,7 @@ def ratios(summary: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[
                     "target": TARGETS["copy e/d"], "unit": "", "verdict":
                     _verdict(value, TARGETS["copy e/d"]), "detail": f"the copy after it: "
                     f"{copy_s:.2f} s, {summary['e']['stored_mb']['median'] / copy_s:.0f} MB/s",
-                    "per_round": _per_round(samples, "e", "d", lambda s: s["run_s"])})
+                    "per_round": _per_round(samples, "e", "d", lambda s: s.get("run_s") or 0.0)})
     if "d" in summary and "a" in summary:
         value = summary["d"]["stored_mb"]["median"] / summary["a"]["stored_mb"]["median"]
         rounds = _per_round(samples, "d", "a", lambda s: s["stored_bytes"] or 0)
