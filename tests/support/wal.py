@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 from amprenta_backup.core.storage import S3Storage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.settings import write_config_file
-from amprenta_backup.sandbox.cluster import ThrowawayCluster, server_os_user
+from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster, server_os_user
 from amprenta_backup.sandbox.s3server import MotoServer
 from amprenta_backup.sandbox.serverenv import wal_command
 
@@ -117,6 +118,13 @@ def wait_archived(cluster: ThrowawayCluster, name: str, timeout: float = 60.0) -
             return
         time.sleep(0.1)
     raise AssertionError(f"{name} not archived within {timeout} s: {archiver_stats(cluster)}")
+
+
+def a_wal_segment(cluster: ClusterBase) -> Path:
+    """A real, completed WAL segment file of a sandbox cluster (after a WAL switch)."""
+    cluster.query("SELECT pg_switch_wal()")
+    folder = Path(cluster.data_dir) / "pg_wal"  # type: ignore[attr-defined]
+    return sorted(p for p in folder.iterdir() if re.fullmatch(r"[0-9A-F]{24}", p.name))[0]
 
 
 def scratch_parent() -> Path:

@@ -10,7 +10,6 @@ of deleting (versions, and plain keys) and the KMS permissions are exercised.
 from __future__ import annotations
 
 import os
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.backups import engine_for
 from tests.support.iam import CallLog, actions_of, allowed, published_policy
+from tests.support.wal import a_wal_segment
 
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-amprenta-test"
 PRIMARY, COPY = "amprenta-backups", "amprenta-backups-copy"  # the names the policy shows
@@ -53,12 +53,6 @@ def _client(moto: MotoServer, log: CallLog) -> object:
         "s3", endpoint_url=moto.endpoint_url, region_name=moto.region,
         aws_access_key_id=moto.access_key, aws_secret_access_key=moto.secret_key,
         config=client_config(120, base=Config(s3={"addressing_style": "path"}))))
-
-
-def _a_wal_segment(pg_cluster: ClusterBase) -> Path:
-    pg_cluster.query("SELECT pg_switch_wal()")
-    folder = Path(pg_cluster.data_dir) / "pg_wal"  # type: ignore[attr-defined]
-    return sorted(p for p in folder.iterdir() if re.fullmatch(r"[0-9A-F]{24}", p.name))[0]
 
 
 def test_every_s3_call_is_in_the_published_policy_and_every_granted_action_is_used(
@@ -100,7 +94,7 @@ def test_every_s3_call_is_in_the_published_policy_and_every_granted_action_is_us
     with engine.storage.open_writer("database/pg_source/aborted", 20 * MIB) as writer:
         writer.write(os.urandom(9 * MIB))  # one part in flight, then the upload is given up
         writer.abort()
-    segment = _a_wal_segment(pg_cluster)
+    segment = a_wal_segment(pg_cluster)
     archive = engine.wal_archive(WAL_TARGET)
     archive.push(segment, segment.name)
     archive.fetch(segment.name, tmp_path / segment.name)

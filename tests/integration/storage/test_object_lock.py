@@ -9,8 +9,10 @@ client sends there is checked on the request itself (a botocore event hook).
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +29,12 @@ from amprenta_backup.core.retention.policies import AgePolicy
 from amprenta_backup.core.storage import S3Storage
 from amprenta_backup.core.storage.multipart import MIB
 from amprenta_backup.core.storage.objectlock import ObjectLock
+from amprenta_backup.core.wal.settings import write_config_file
+from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
+from amprenta_backup.sandbox.serverenv import wal_command
 from tests.support.stored_backups import stored_backup
+from tests.support.wal import a_wal_segment, wal_settings
 
 PERIOD = timedelta(seconds=4)
 LOCK = ObjectLock("governance", PERIOD)
@@ -134,6 +140,27 @@ def test_an_abandoned_backup_s_locked_objects_are_swept_once_the_date_has_passed
     late = cleanup.run(now, deleted_by="test:worm")
     assert late.locked == [] and late.leftovers_removed == [layout.dump_key(folder, True)]
     assert _versions(storage, folder + "/") == []
+
+
+def test_wal_pushed_by_amprenta_wal_is_locked_by_its_settings_file(
+    moto_server: MotoServer, pg_cluster: ClusterBase, tmp_path: Path,
+) -> None:
+    client, name = _bucket(moto_server, lock_enabled=True)
+    values = {**wal_settings(moto_server, name, "pg_lock.wal", tmp_path / "spool"),
+              "BACKUP_OBJECT_LOCK_MODE": "governance", "BACKUP_OBJECT_LOCK_DAYS": "2",
+              "BACKUP_WAL_ASYNC": "false"}
+    config = write_config_file(tmp_path / "wal.env", values)
+    segment = a_wal_segment(pg_cluster)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
+    done = subprocess.run([wal_command(None), "--config", str(config), "push", str(segment),
+                           segment.name], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=name)["Contents"]]
+    assert len(keys) == 2  # the segment and its checksum sidecar
+    for key in keys:
+        head = client.head_object(Bucket=name, Key=key)
+        assert head["ObjectLockMode"] == "GOVERNANCE", key
+        assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC) + timedelta(days=1.9)
 
 
 def test_multipart_uploads_ask_for_the_lock_too(moto_server: MotoServer) -> None:
