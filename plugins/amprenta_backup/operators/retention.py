@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
 
+from amprenta_backup.core.errors import BackupError
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
@@ -44,6 +45,15 @@ class BackupRetentionOperator(EngineOperator):
             self.log.info("%s", copies.summary())
             figures["copy"] = copies.to_dict()
             report.errors += [f"copy: {e}" for e in copies.errors]
+        try:  # the project exports' retention: the same days and keep-last
+            exports = self.engine.project_exports().expire(self.engine.config,
+                                                           self.engine.catalog.now(), dry_run)
+        except BackupError as exc:
+            report.errors.append(f"exports: {exc}")
+        else:
+            self.log.info("%s", exports.summary())
+            figures["exports"] = exports.to_dict()
+            report.errors += [f"exports: {e}" for e in exports.errors]
         if report.errors:
             context["ti"].xcom_push(key="return_value", value=figures)
             raise AirflowException(f"cleanup finished with {len(report.errors)} errors: "

@@ -1,10 +1,10 @@
 """Which rows belong to the chosen projects, computed in SQL inside the export's snapshot.
 
 Each involved table gets temporary tables of row keys (its primary key, or ``tableoid, ctid``
-when it has none; ``ctid`` is stable inside one snapshot): ``all`` (selected so far), ``new``
-(found in the last round) and ``cand`` (found in this round). The walk is semi-naive: each
-round follows the foreign keys out of the rows found in the round before, so self-references
-and cycles end when a round finds nothing new.
+when it has none; ``ctid`` is stable inside one snapshot): ``all`` (selected so far) and two
+``new`` tables used in turn (found in the last round, found in this one). The walk is
+semi-naive: each round follows the foreign keys out of the rows found in the round before, so
+self-references and cycles end when a round finds nothing new.
 
 1. down: the root rows, then every row that references a selected row (children,
    grandchildren, many-to-many link rows), repeatedly;
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 DOWN, UP = "down", "up"
 _SYSTEM_KEY = (("tableoid", "oid"), ("ctid", "tid"))
+_ANALYZE_AFTER = 1000  # rows found in a round
+# the export session's key sets and joins in memory (temp_buffers: before any temp table)
+SESSION = ("SET temp_buffers = '256MB'", "SET work_mem = '128MB'")
 
 
 class Selection:
@@ -42,7 +45,10 @@ class Selection:
         self.cur = cur
         self.graph = graph
         self._index = {name: i for i, name in enumerate(graph.tables)}
-        self._found_by: dict[str, set[str]] = {name: set() for name in graph.tables}
+        self._followed: dict[str, set[str]] = {name: set() for name in graph.tables}
+        self._sizes = dict.fromkeys(graph.tables, 0)
+        self._parity = 0
+        self._new_is_all = dict.fromkeys(graph.tables, False)
 
     def key_columns(self, table: Table) -> list[tuple[str, str]]:
         """``(column, type)`` of the row key: the primary key, else ``tableoid, ctid``."""
@@ -64,11 +70,13 @@ class Selection:
 
     def create(self) -> None:
         """The temporary tables (dropped with the session)."""
+        for setting in SESSION:
+            self.cur.execute(setting)
         for name, table in self.graph.tables.items():
             cols = sql.SQL(", ").join(
                 sql.SQL("{} {}").format(sql.Identifier(f"k{i}"), sql.SQL(type_))
                 for i, (_, type_) in enumerate(self.key_columns(table)))
-            for kind in ("all", "new", "cand"):
+            for kind in ("all", "new0", "new1"):
                 self.cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} ({})").format(
                     self._temp(kind, name), cols))
 
@@ -79,10 +87,10 @@ class Selection:
         assert col is not None
         value = sql.SQL("{}::text").format(sql.Identifier("r", column))
         self.cur.execute(sql.SQL(
-            "INSERT INTO {new} SELECT {keys} FROM {root} r WHERE {value} = ANY(%s) "
-            ).format(
-            new=self._temp("new", root.qualified), keys=self._keys(root.qualified, "r"),
+            "INSERT INTO {all} SELECT {keys} FROM {root} r WHERE {value} = ANY(%s)").format(
+            all=self._temp("all", root.qualified), keys=self._keys(root.qualified, "r"),
             root=root.ident, value=value), (list(project_ids),))
+        inserted = self.cur.rowcount
         found = {str(v) for (v,) in self.cur.execute(sql.SQL(
             "SELECT DISTINCT {value} FROM {root} r WHERE {value} = ANY(%s)").format(
             value=value, root=root.ident), (list(project_ids),))}
@@ -91,9 +99,9 @@ class Selection:
             raise PreconditionError(
                 f"no project {', '.join(repr(m) for m in missing)} in {root.qualified}."
                 f"{column}; check the ids (SELECT {column} FROM {root.qualified})")
-        self.cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
-            self._temp("all", root.qualified), self._temp("new", root.qualified)))
-        self._found_by[root.qualified].add("seed")
+        self._sizes[root.qualified] = inserted
+        self._new_is_all[root.qualified] = True
+        self._followed[root.qualified].add("seed")
 
     def walk(self, root: str) -> None:
         """Down from the seeded root rows, then up from everything selected."""
@@ -101,49 +109,63 @@ class Selection:
         while active:
             active = self._round([(fk, DOWN) for t in sorted(active)
                                   for fk in self.graph.children_of(t)])
-        active = set()
-        for name in self.graph.tables:
-            self.cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
-                self._temp("new", name), self._temp("all", name)))
-            if self.cur.rowcount:
-                active.add(name)
+        active = {t for t, n in self._sizes.items() if n}
         first = True
-        while active:
+        while active:  # the first round reads every table's ``all``: all of it is new there
             active = self._round([(fk, UP) for t in sorted(active)
                                   for fk in self.graph.parents_of(t)
-                                  if not (first and self._found_by[t] == {fk.name})])
+                                  if not (first and self._followed[t] == {fk.name})],
+                                 source="all" if first else None)
             first = False
 
-    def _round(self, moves: list[tuple[ForeignKey, str]]) -> set[str]:
-        touched: set[str] = set()
+    def _round(self, moves: list[tuple[ForeignKey, str]], source: str | None = None
+               ) -> set[str]:
+        """Follow ``moves`` out of the rows found last round (or ``source``); the rows found
+        go to the other ``new`` table of each destination (two per table, used in turn)."""
+        src = source or f"new{self._parity}"
+        dst_kind = f"new{1 - self._parity}"
+        queries: dict[str, list[sql.Composable]] = {}
         for fk, way in moves:
             dst = fk.child if way == DOWN else fk.parent
-            query = self._down(fk) if way == DOWN else self._up(fk)
-            self.cur.execute(sql.SQL("INSERT INTO {} ").format(self._temp("cand", dst)) + query)
-            touched.add(dst)
-            if way == DOWN and self.cur.rowcount:
-                self._found_by[dst].add(fk.name)
-        sources = {fk.child if way == UP else fk.parent for fk, way in moves}
-        found: set[str] = set()
-        for name in sorted(touched | sources):
-            if self._advance(name, name in touched):
-                found.add(name)
+            queries.setdefault(dst, []).append(
+                self._down(fk, src) if way == DOWN else self._up(fk, src))
+            if way == DOWN:
+                self._followed[dst].add(fk.name)
+        found = {dst for dst, parts in sorted(queries.items())
+                 if self._advance(dst, dst_kind, parts)}
+        self._parity = 1 - self._parity
         return found
 
-    def _advance(self, name: str, touched: bool) -> bool:
-        """``new`` := ``cand`` minus ``all``; ``all`` += ``new``; True if anything was new."""
-        new, cand, all_ = (self._temp(k, name) for k in ("new", "cand", "all"))
-        self.cur.execute(sql.SQL("TRUNCATE {}").format(new))
-        if not touched:
-            return False
-        self.cur.execute(sql.SQL("INSERT INTO {new} SELECT * FROM {cand} EXCEPT "
-                                 "SELECT * FROM {all}").format(new=new, cand=cand, all=all_))
-        count = self.cur.rowcount
-        self.cur.execute(sql.SQL("TRUNCATE {}").format(cand))
-        if count:
-            self.cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(all_, new))
-            self.cur.execute(sql.SQL("ANALYZE {}, {}").format(all_, new))
+    def _advance(self, name: str, kind: str, queries: list[sql.Composable]) -> bool:
+        """``new`` := the rows of ``queries`` not in ``all`` yet; ``all`` += ``new``.
+
+        The first rows found of a table go straight into ``all`` (one query yields no
+        duplicates: a foreign key matches one row of its unique key; several are a UNION),
+        and ``all`` is read as its ``new`` next round: one write per row, not two."""
+        new, all_ = self._temp(kind, name), self._temp("all", name)
+        union = sql.SQL(" UNION ").join(sql.SQL("({})").format(q) for q in queries)
+        if not self._sizes[name]:
+            self.cur.execute(sql.SQL("INSERT INTO {} {}").format(all_, union))
+            count = self._sizes[name] = self.cur.rowcount
+            self._new_is_all[name] = True
+            analyze: tuple[sql.Identifier, ...] = (all_,)
+        else:
+            self.cur.execute(sql.SQL("TRUNCATE {}").format(new))
+            self.cur.execute(sql.SQL("INSERT INTO {new} {union} EXCEPT SELECT * FROM {all}"
+                                     ).format(new=new, union=union, all=all_))
+            count = self.cur.rowcount
+            self._new_is_all[name] = False
+            if count:
+                self.cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(all_, new))
+                self._sizes[name] += count
+            analyze = (all_, new)
+        if count > _ANALYZE_AFTER:  # the planner's estimates of the next joins
+            self.cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(analyze)))
         return count > 0
+
+    def _source(self, table: str, kind: str) -> sql.Identifier:
+        """The rows of ``table`` found last round: ``all`` when those were its first."""
+        return self._temp("all" if self._new_is_all[table] else kind, table)
 
     def _match(self, table: str, alias: str, temp: str) -> sql.Composed:
         """``alias``'s row key equals temp table row ``d``'s."""
@@ -159,17 +181,17 @@ class Selection:
                                            sql.Identifier(parent), sql.Identifier(p))
             for c, p in zip(fk.child_columns, fk.parent_columns, strict=True))
 
-    def _down(self, fk: ForeignKey) -> sql.Composed:
+    def _down(self, fk: ForeignKey, source: str) -> sql.Composed:
         """Row keys of ``fk.child`` rows that reference a ``new`` row of ``fk.parent``."""
         child, parent = self.graph.tables[fk.child], self.graph.tables[fk.parent]
         return sql.SQL(
             "SELECT {ckeys} FROM {child} c JOIN {parent} p ON {pairs} "
             "JOIN {new} d ON {match}").format(
             ckeys=self._keys(fk.child, "c"), child=child.ident, parent=parent.ident,
-            pairs=self._pairs(fk, "c", "p"), new=self._temp("new", fk.parent),
+            pairs=self._pairs(fk, "c", "p"), new=self._source(fk.parent, source),
             match=self._match(fk.parent, "p", "d"))
 
-    def _up(self, fk: ForeignKey) -> sql.Composed:
+    def _up(self, fk: ForeignKey, source: str) -> sql.Composed:
         """Row keys of ``fk.parent`` rows that a ``new`` row of ``fk.child`` references."""
         child, parent = self.graph.tables[fk.child], self.graph.tables[fk.parent]
         refs = sql.SQL(", ").join(sql.Identifier("c", c) for c in fk.child_columns)
@@ -177,7 +199,7 @@ class Selection:
             "SELECT {pkeys} FROM {parent} p JOIN (SELECT DISTINCT {refs} FROM {child} c "
             "JOIN {new} d ON {match}) c ON {pairs}").format(
             pkeys=self._keys(fk.parent, "p"), parent=parent.ident, refs=refs,
-            child=child.ident, new=self._temp("new", fk.child),
+            child=child.ident, new=self._source(fk.child, source),
             match=self._match(fk.child, "c", "d"), pairs=self._pairs(fk, "c", "p"))
 
     def rows_of(self, table: str, columns: sql.Composable) -> sql.Composed:

@@ -40,7 +40,10 @@ from amprenta_backup.core.settings.project import ProjectSettings
 from amprenta_backup.core.storage.base import Storage
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from amprenta_backup.core.export.load import ImportReport
+    from amprenta_backup.core.export.retention import ExportCleanupReport
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -148,6 +151,14 @@ class ProjectExports:
         self.records.save(record)
         return ExportResult(export_id, record.location, written.sha256, written.size,
                             {t.table: t.rows for t in manifest.tables}, len(manifest.files))
+
+    def expire(self, config: BackupConfig, now: datetime, dry_run: bool = False
+               ) -> ExportCleanupReport:
+        """Retention of the exports: ``BACKUP_RETENTION_DAYS`` and ``BACKUP_KEEP_LAST``."""
+        from amprenta_backup.core.export.retention import expire_exports
+
+        return expire_exports(self.records, self.storage, self.prefix, now,
+                              config.retention_days, config.keep_last, dry_run)
 
     def list(self, limit: int = 20) -> list[ExportRecord]:
         return self.records.find(limit=limit)
