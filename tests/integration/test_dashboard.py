@@ -88,13 +88,13 @@ def test_success_rate_storage_and_trend_match_the_records(
 
 def test_problems_list_the_failed_backup_first(history: History, dashboard: Dashboard) -> None:
     problems = dashboard.problems(now=NOW)
-    assert problems[0]["kind"] in ("backup_failed", "no_backup")
+    assert problems[0]["kind"] == "backup_failed"
     failed = [p for p in problems if p["kind"] == "backup_failed"]
     assert [p["target"] for p in failed] == ["db001"]
     assert failed[0]["run_id"] and failed[0]["dag_id"] == "daily_backup"
     severities = [p["severity"] for p in problems]
     assert severities == sorted(severities, key=["critical", "warning"].index)
-    assert {p["kind"] for p in problems} >= {"backup_failed", "no_backup"}
+    assert {p["kind"] for p in problems} >= {"backup_failed", "stale"}
 
 
 def test_rto_and_alerts_per_day(history: History, dashboard: Dashboard) -> None:

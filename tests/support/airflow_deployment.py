@@ -93,6 +93,11 @@ class AirflowDeployment(AirflowRestClient):
             **(env or {}),
         }
 
+    @property
+    def admin_password(self) -> str:
+        """The generated password of the ``admin`` user (for a browser's login form)."""
+        return self._password
+
     @staticmethod
     def postgres_url(host: str, port: int, user: str, password: str, dbname: str) -> str:
         """A ``postgresql+psycopg://`` SQLAlchemy URL with the user and password quoted."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from amprenta_backup.web import api, exports, prometheus
+from amprenta_backup.web import api, exports, page, prometheus
 from amprenta_backup.web.auth import require_backup_access
+from amprenta_backup.web.deps import URL_PREFIX
 
-URL_PREFIX = "/api/v1/backup"
-ROUTERS: tuple[APIRouter, ...] = (api.router, prometheus.router, exports.router)
+__all__ = ["ROUTERS", "URL_PREFIX", "create_app"]
+ROUTERS: tuple[APIRouter, ...] = (api.router, prometheus.router, page.router, exports.router)
 
 
 def create_app() -> FastAPI:

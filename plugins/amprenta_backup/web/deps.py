@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 
+URL_PREFIX = "/api/v1/backup"  # where Airflow's api-server mounts the app
+
 if TYPE_CHECKING:
     from amprenta_backup.core.engine import BackupEngine
 

@@ -35,7 +35,8 @@ def _of_target(t: dict[str, Any], settings: DashboardSettings) -> Iterable[dict[
                        last["started_at"], backup_id=last["backup_id"], dag_id=last["dag_id"],
                        run_id=last["run_id"], task_id="backup")
     if good is None:
-        yield _problem("critical", "no_backup", name, f"{name} has no restorable backup")
+        if not (last and last["status"] == "failed"):  # said above already
+            yield _problem("critical", "no_backup", name, f"{name} has no restorable backup")
     elif t["stale"]:
         hours = good["age_seconds"] / 3600
         yield _problem("warning", "stale", name,
