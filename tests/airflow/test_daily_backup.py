@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +95,23 @@ def test_records_an_asset_event_per_target(run_dag: Any, backup_env: dict[str, A
     assert all(Path(x["location"][len("file://"):]).is_dir() for x in extras)
 
 
-def test_backs_up_to_an_s3_endpoint_through_an_aws_connection(
-    run_dag: Any, s3_env: dict[str, Any],
+def test_backs_up_to_an_s3_endpoint_through_an_aws_connection_with_object_lock(
+    run_dag: Any, s3_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    bucket = s3_env["bucket"] = f"{s3_env['bucket']}-worm"  # every object locked for a day
+    s3_env["client"].create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    monkeypatch.setenv("BACKUP_S3_BUCKET", bucket)
+    monkeypatch.setenv("BACKUP_OBJECT_LOCK_MODE", "governance")
+    monkeypatch.setenv("BACKUP_OBJECT_LOCK_DAYS", "1")
     dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
     assert str(dag_run.state) == "success", _states(dag_run)
     storage = S3Storage(s3_env["client"], s3_env["bucket"])
     keys = sorted(o.key for o in storage.list_objects("database/"))
     assert len(keys) == 6  # 2 backups + the server's globals (sql + info), taken once
+    for key in keys:  # written through the Airflow aws connection's client (S3Hook)
+        head = s3_env["client"].head_object(Bucket=bucket, Key=key)
+        assert head["ObjectLockMode"] == "GOVERNANCE", key
+        assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC) + timedelta(hours=23)
     for record in s3_env["catalog"].find():
         assert record.status == Status.COMPLETED
         bucket_uri = f"s3://{s3_env['bucket']}/"
