@@ -59,11 +59,12 @@ class ExportResult:
     size_bytes: int
     rows: dict[str, int]
     files: int
+    seconds: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
         return {"export_id": self.export_id, "location": self.location, "sha256": self.sha256,
                 "size_bytes": self.size_bytes, "row_count": sum(self.rows.values()),
-                "rows": self.rows, "files": self.files}
+                "rows": self.rows, "files": self.files, "seconds": self.seconds}
 
 
 class ProjectExports:
@@ -150,7 +151,8 @@ class ProjectExports:
         record.file_count = len(manifest.files)
         self.records.save(record)
         return ExportResult(export_id, record.location, written.sha256, written.size,
-                            {t.table: t.rows for t in manifest.tables}, len(manifest.files))
+                            {t.table: t.rows for t in manifest.tables}, len(manifest.files),
+                            written.seconds)
 
     def expire(self, config: BackupConfig, now: datetime, dry_run: bool = False
                ) -> ExportCleanupReport:
