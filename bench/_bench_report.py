@@ -93,11 +93,12 @@ def ratios(summary: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[
     if "e" in summary and "d" in summary:  # the primary's backup alone, copy on vs off
         value = summary["e"]["run_s"]["median"] / summary["d"]["run_s"]["median"]
         copy_s = summary["e"]["copy_s"]["median"]
+        rounds = _per_round(samples, "e", "d", lambda s: s.get("run_s") or 0.0)
         out.append({"name": "primary backup, copy on/off e/d", "value": value,
                     "target": TARGETS["copy e/d"], "unit": "", "verdict":
-                    _verdict(value, TARGETS["copy e/d"]), "detail": f"the copy after it: "
-                    f"{copy_s:.2f} s, {summary['e']['stored_mb']['median'] / copy_s:.0f} MB/s",
-                    "per_round": _per_round(samples, "e", "d", lambda s: s.get("run_s") or 0.0)})
+                    _verdict(value, TARGETS["copy e/d"]), "per_round": rounds, "detail":
+                    f"per round {min(rounds):.3f}-{max(rounds):.3f}; the copy after it: "
+                    f"{copy_s:.2f} s, {summary['e']['stored_mb']['median'] / copy_s:.0f} MB/s"})
     if "d" in summary and "a" in summary:
         value = summary["d"]["stored_mb"]["median"] / summary["a"]["stored_mb"]["median"]
         rounds = _per_round(samples, "d", "a", lambda s: s["stored_bytes"] or 0)

@@ -4,6 +4,7 @@ backups of a real cluster and a real catalog: copied, checked there, read from, 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,9 +16,15 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.copy.records import CopyRecords, CopyStatus
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ChecksumMismatch
-from amprenta_backup.core.models import Status
+from amprenta_backup.core.models import RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.settings import BackupConfig, CopySettings, CopyStorageConfig
+from amprenta_backup.core.settings import (
+    BackupConfig,
+    BackupTarget,
+    CopySettings,
+    CopyStorageConfig,
+    DrillSettings,
+)
 from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
@@ -223,3 +230,43 @@ def test_archived_wal_is_copied_once_segment_before_sidecar(
     assert copies.copy_wal("pg_pitr") == []  # nothing new
     s3_storage.put_bytes(names[1], b"rewritten after a timeline switch")
     assert copies.copy_wal("pg_pitr") == [names[1]]
+
+
+def test_a_restore_drill_from_the_copy_passes_and_names_the_copy(
+    local_storage: LocalStorage, s3_storage: S3Storage, catalog: Catalog,
+    source_conn: PgConnInfo, pg_cluster: ClusterBase,
+) -> None:
+    manifest = make_backup(local_storage, catalog, source_conn)
+    backups = engine(local_storage, s3_storage, catalog, source_conn)
+    backups.copy_backup(manifest.backup_id)
+    rewrite(local_storage, manifest.key, flip_byte)  # the primary's bytes are of no use now
+
+    record = backups.drills(DrillSettings(), from_copy=True).run(
+        BackupTarget("pg_source"), RunContext(dag_id="monthly_restore_drill", run_id="copy_1",
+                                              logical_date=catalog.now()))
+    assert record.passed is True, record.summary
+    assert record.backup_id == manifest.backup_id
+    assert (record.backup_location or "").startswith(s3_storage.uri(COPY_PREFIX))
+    assert not pg_cluster.database_exists(record.scratch_database)
+
+
+def test_recover_from_the_copy_onto_a_new_server_when_the_primary_is_lost(
+    local_storage: LocalStorage, s3_storage: S3Storage, catalog: Catalog,
+    source_conn: PgConnInfo, pg_cluster: ClusterBase, new_server: ClusterBase,
+) -> None:
+    from amprenta_backup.core.recovery.plan import RecoveryRequest
+    from tests.integration.conftest import conninfo
+
+    manifest = make_backup(local_storage, catalog, source_conn)
+    backups = engine_for(local_storage, catalog, {"pg_source": source_conn,
+                                                  "pg_new": conninfo(new_server, "postgres")},
+                         copy=copy_settings(), copy_storage=s3_storage)
+    backups.copy_backup(manifest.backup_id)
+    for obj in list(local_storage.list_objects()):  # the primary storage is lost
+        local_storage.delete([obj.key])
+
+    report = backups.recovery(from_copy=True).run(RecoveryRequest(server_conn_id="pg_new"),
+                                                   RunContext())
+    assert report.passed, report.to_dict()
+    assert s3_storage.uri(COPY_PREFIX) in json.dumps(report.to_dict(), default=str)
+    assert_databases_equal(pg_cluster, "amprenta", new_server, "amprenta")
