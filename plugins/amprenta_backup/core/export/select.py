@@ -181,26 +181,49 @@ class Selection:
                                            sql.Identifier(parent), sql.Identifier(p))
             for c, p in zip(fk.child_columns, fk.parent_columns, strict=True))
 
+    def _by_key(self, fk: ForeignKey) -> list[tuple[str, int]] | None:
+        """``(child column, index in the parent's row key)`` when ``fk`` references exactly
+        the parent's primary key (most do): the key sets then join without the parent."""
+        key = list(self.graph.tables[fk.parent].key)
+        if sorted(fk.parent_columns) != sorted(key):
+            return None
+        return [(c, key.index(p)) for c, p in zip(fk.child_columns, fk.parent_columns,
+                                                  strict=True)]
+
     def _down(self, fk: ForeignKey, source: str) -> sql.Composed:
         """Row keys of ``fk.child`` rows that reference a ``new`` row of ``fk.parent``."""
         child, parent = self.graph.tables[fk.child], self.graph.tables[fk.parent]
+        new, ckeys = self._source(fk.parent, source), self._keys(fk.child, "c")
+        direct = self._by_key(fk)
+        if direct is not None:
+            on = sql.SQL(" AND ").join(sql.SQL("c.{} = d.{}").format(
+                sql.Identifier(c), sql.Identifier(f"k{i}")) for c, i in direct)
+            return sql.SQL("SELECT {} FROM {} c JOIN {} d ON {}").format(
+                ckeys, child.ident, new, on)
         return sql.SQL(
             "SELECT {ckeys} FROM {child} c JOIN {parent} p ON {pairs} "
             "JOIN {new} d ON {match}").format(
-            ckeys=self._keys(fk.child, "c"), child=child.ident, parent=parent.ident,
-            pairs=self._pairs(fk, "c", "p"), new=self._source(fk.parent, source),
-            match=self._match(fk.parent, "p", "d"))
+            ckeys=ckeys, child=child.ident, parent=parent.ident,
+            pairs=self._pairs(fk, "c", "p"), new=new, match=self._match(fk.parent, "p", "d"))
 
     def _up(self, fk: ForeignKey, source: str) -> sql.Composed:
         """Row keys of ``fk.parent`` rows that a ``new`` row of ``fk.child`` references."""
         child, parent = self.graph.tables[fk.child], self.graph.tables[fk.parent]
         refs = sql.SQL(", ").join(sql.Identifier("c", c) for c in fk.child_columns)
-        return sql.SQL(
-            "SELECT {pkeys} FROM {parent} p JOIN (SELECT DISTINCT {refs} FROM {child} c "
-            "JOIN {new} d ON {match}) c ON {pairs}").format(
-            pkeys=self._keys(fk.parent, "p"), parent=parent.ident, refs=refs,
-            child=child.ident, new=self._source(fk.child, source),
-            match=self._match(fk.child, "c", "d"), pairs=self._pairs(fk, "c", "p"))
+        referenced = sql.SQL("SELECT DISTINCT {refs} FROM {child} c JOIN {new} d ON {match}"
+                             ).format(refs=refs, child=child.ident,
+                                      new=self._source(fk.child, source),
+                                      match=self._match(fk.child, "c", "d"))
+        direct = self._by_key(fk)
+        if direct is not None:  # the values are the parent's key (the constraint holds)
+            order = sorted(direct, key=lambda pair: pair[1])
+            return sql.SQL("SELECT {} FROM ({}) c WHERE {}").format(
+                sql.SQL(", ").join(sql.Identifier("c", col) for col, _ in order), referenced,
+                sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(col))
+                                      for col, _ in order))
+        return sql.SQL("SELECT {pkeys} FROM {parent} p JOIN ({referenced}) c ON {pairs}"
+                       ).format(pkeys=self._keys(fk.parent, "p"), parent=parent.ident,
+                                referenced=referenced, pairs=self._pairs(fk, "c", "p"))
 
     def rows_of(self, table: str, columns: sql.Composable) -> sql.Composed:
         """``SELECT columns FROM table t`` restricted to the selected rows."""
