@@ -27,6 +27,10 @@ test: bootstrap
 test-unit: bootstrap
 	@$(ENV) python -m pytest -q -p no:cacheprovider tests/unit $(ARGS)
 
+# the CeleryExecutor run alone (Redis, two Celery workers; docs/deployment.md)
+test-distributed: bootstrap
+	@$(ENV) python -m pytest -q -p no:cacheprovider tests/distributed $(ARGS)
+
 lint: bootstrap
 	@$(ENV) ruff check . && mypy
 

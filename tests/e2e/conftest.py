@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,41 +45,55 @@ class E2ESetup:
     env: dict[str, str]
 
 
+def deployment_setup(cluster: ClusterBase, moto: MotoServer, sources: Mapping[str, str],
+                     catalog_db: str, metadata_db: str, bucket: str) -> E2ESetup:
+    """Fresh catalog and metadata databases and a bucket, and the env naming them: one
+    ``AIRFLOW_CONN_<ID>`` per source (``{conn_id: database}``), the ``BACKUP_TARGETS``,
+    S3 storage through the ``aws_backups`` connection, no task retries."""
+    for name in (catalog_db, metadata_db):
+        cluster.drop_database(name)
+        cluster.create_database(name)
+    moto.create_bucket(bucket)
+    env = {f"AIRFLOW_CONN_{conn_id.upper()}": postgres_conn_json(cluster, dbname)
+           for conn_id, dbname in sources.items()}
+    env.update({
+        "AIRFLOW_CONN_BACKUP_CATALOG": postgres_conn_json(cluster, catalog_db),
+        "AIRFLOW_CONN_AWS_BACKUPS": json.dumps({
+            "conn_type": "aws", "login": moto.access_key, "password": moto.secret_key,
+            "extra": {"endpoint_url": moto.endpoint_url, "region_name": moto.region},
+        }),
+        "BACKUP_TARGETS": ",".join(sources),
+        "BACKUP_STORAGE_TYPE": "s3",
+        "BACKUP_AWS_CONN_ID": "aws_backups",
+        "BACKUP_S3_BUCKET": bucket,
+        "BACKUP_TASK_RETRIES": "0",
+    })
+    return E2ESetup(cluster=cluster, storage=S3Storage(moto.client(), bucket),
+                    catalog=Catalog(conninfo(cluster, catalog_db)), env=env)
+
+
+def metadata_url(cluster: ClusterBase, dbname: str) -> str:
+    """SQLAlchemy URL of a metadata database on the cluster."""
+    info = cluster.conninfo(dbname)
+    return AirflowDeployment.postgres_url(info["host"], info["port"], info["user"],
+                                          info["password"], dbname)
+
+
 @pytest.fixture(scope="package")
 def e2e(pg_cluster: ClusterBase, moto_server: MotoServer) -> E2ESetup:
     """A sample source database, an empty catalog and bucket, and the env that names them."""
     load_sample(pg_cluster, SOURCE_DB)
-    for name in (CATALOG_DB, METADATA_DB):
-        pg_cluster.drop_database(name)
-        pg_cluster.create_database(name)
-    moto_server.create_bucket(BUCKET)
-    env = {
-        "AIRFLOW_CONN_PG_SOURCE": postgres_conn_json(pg_cluster, SOURCE_DB),
-        "AIRFLOW_CONN_BACKUP_CATALOG": postgres_conn_json(pg_cluster, CATALOG_DB),
-        "AIRFLOW_CONN_AWS_BACKUPS": json.dumps({
-            "conn_type": "aws", "login": moto_server.access_key,
-            "password": moto_server.secret_key,
-            "extra": {"endpoint_url": moto_server.endpoint_url, "region_name": moto_server.region},
-        }),
-        "BACKUP_TARGETS": TARGET,
-        "BACKUP_STORAGE_TYPE": "s3",
-        "BACKUP_AWS_CONN_ID": "aws_backups",
-        "BACKUP_S3_BUCKET": BUCKET,
-        "BACKUP_TASK_RETRIES": "0",
-    }
-    return E2ESetup(cluster=pg_cluster, storage=S3Storage(moto_server.client(), BUCKET),
-                    catalog=Catalog(conninfo(pg_cluster, CATALOG_DB)), env=env)
+    return deployment_setup(pg_cluster, moto_server, {TARGET: SOURCE_DB}, CATALOG_DB,
+                            METADATA_DB, BUCKET)
 
 
 @pytest.fixture(scope="package")
 def deployment(e2e: E2ESetup, tmp_path_factory: pytest.TempPathFactory,
                request: pytest.FixtureRequest) -> Iterator[AirflowDeployment]:
     """scheduler, dag-processor, triggerer and api-server, started once for the package."""
-    info = e2e.cluster.conninfo(METADATA_DB)
-    url = AirflowDeployment.postgres_url(info["host"], info["port"], info["user"],
-                                         info["password"], METADATA_DB)
     began = time.monotonic()
-    airflow = AirflowDeployment(tmp_path_factory.mktemp("airflow-e2e"), url, env=e2e.env)
+    airflow = AirflowDeployment(tmp_path_factory.mktemp("airflow-e2e"),
+                                metadata_url(e2e.cluster, METADATA_DB), env=e2e.env)
     airflow.start()
     idle = airflow.memory()
     try:

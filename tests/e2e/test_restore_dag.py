@@ -65,14 +65,8 @@ def test_new_database_restores_the_latest_backup(
 def test_replace_drops_nothing_until_approved_through_the_api(
     deployment: AirflowDeployment, e2e: E2ESetup, latest_backup: BackupRecord, target_db: str,
 ) -> None:
-    """The approval is given through the REST API, as a person (or a runbook script) would.
-
-    It is given only once the scheduler has handled the worker's exit after the task paused:
-    an answer that comes earlier (within about a second) makes Airflow 3.3.2 fail the approval
-    task with "state mismatch" (the race of apache/airflow#71502 and #71172, here on the
-    ``awaiting_input`` path); the restore is then skipped as upstream_failed and nothing is
-    dropped, but the run fails.
-    """
+    """The approval is given through the REST API, as a person (or a runbook script) would
+    (:meth:`AirflowDeployment.approve` says when it may be given)."""
     e2e.cluster.create_database(target_db)
     e2e.cluster.execute("CREATE TABLE stale AS SELECT generate_series(1, 3) AS n", target_db)
     run_id = deployment.trigger("restore", _request(target_db, mode="replace",
@@ -82,9 +76,7 @@ def test_replace_drops_nothing_until_approved_through_the_api(
     assert deployment.states("restore", run_id)["restore"] is None
     assert e2e.cluster.query("SELECT count(*) FROM stale", target_db) == [(3,)]
 
-    deployment.wait_for_log("scheduler", "TaskInstance Finished: dag_id=restore, "
-                                         f"task_id=approve_replace, run_id={run_id}")
-    deployment.respond("restore", run_id, "approve_replace", ["Approve"])
+    deployment.approve("restore", run_id, "approve_replace")
     run = deployment.wait("restore", run_id, timeout=150)
     assert run["state"] == "success", deployment.states("restore", run_id)
     assert deployment.xcom("restore", run_id, "restore")["plan"]["backup_id"] == \

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -37,7 +38,23 @@ def _inherited_env() -> dict[str, str]:
             if not k.startswith(("AIRFLOW", "BACKUP_", "_AIRFLOW"))}
 
 
-__all__ = ["AirflowDeployment", "DeploymentError"]
+__all__ = ["AirflowDeployment", "Component", "DeploymentError"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One more ``airflow`` process beside the four standard ones, e.g. a Celery worker.
+
+    :param name: its log is ``<home>/<name>.log``
+    :param args: the ``airflow`` arguments (``("celery", "worker", "--queues", "default")``)
+    :param env: variables of this process only (on top of the deployment's)
+    :param ready: text its log shows once it serves; the deployment waits for it at start
+    """
+
+    name: str
+    args: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready: str | None = None
 
 
 class AirflowDeployment(AirflowRestClient):
@@ -52,18 +69,22 @@ class AirflowDeployment(AirflowRestClient):
     :param metadata_url: SQLAlchemy URL of the metadata DB; it holds a password, so it is
         passed through the environment only, never on a command line
     :param env: more variables for every component (``AIRFLOW_CONN_*``, ``BACKUP_*`` ...)
-    :param components: which ``airflow`` commands to start
+    :param components: which ``airflow`` commands to start: names of the standard ones, or
+        :class:`Component` for anything else (Celery workers)
     :param parallelism: ``[core] parallelism``: LocalExecutor's worker processes
+    :param executor: ``[core] executor`` (``CeleryExecutor`` needs its broker in ``env``)
     :param start_timeout: seconds to wait for a healthy deployment
     """
 
     def __init__(self, home: Path, metadata_url: str, env: Mapping[str, str] | None = None,
-                 components: Sequence[str] = COMPONENTS, parallelism: int = 4,
-                 start_timeout: float = 180.0) -> None:
+                 components: Sequence[str | Component] = COMPONENTS, parallelism: int = 4,
+                 start_timeout: float = 180.0, executor: str = "LocalExecutor") -> None:
         self.port = free_port()
         super().__init__(f"http://{LOCALHOST}:{self.port}")
         self.home = Path(home)
-        self.components = tuple(components)
+        self.specs = tuple(c if isinstance(c, Component) else Component(c, (c,))
+                           for c in components)
+        self.components = tuple(c.name for c in self.specs)
         self.start_timeout = start_timeout
         self.timings: dict[str, float] = {}
         self._password = secrets.token_urlsafe(16)
@@ -74,7 +95,7 @@ class AirflowDeployment(AirflowRestClient):
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             # paused: only the DAG a test triggers runs (no scheduled weekly_verify or
@@ -116,8 +137,8 @@ class AirflowDeployment(AirflowRestClient):
             self._write_password_file()
             self._migrate()
             self.timings["migrate_s"] = time.monotonic() - began
-            for name in self.components:
-                self._spawn(name)
+            for spec in self.specs:
+                self._spawn(spec)
             self._wait_healthy(began + self.start_timeout)
             self.timings["healthy_s"] = time.monotonic() - began
         except DeploymentError:
@@ -172,11 +193,24 @@ class AirflowDeployment(AirflowRestClient):
             raise DeploymentError(f"`airflow db migrate` failed (rc={done.returncode})\n"
                                   f"{self._tail(log_path)}")
 
-    def _spawn(self, name: str) -> None:
-        with open(self.home / f"{name}.log", "wb") as log:
-            self._procs[name] = subprocess.Popen(
-                [self._airflow(), name], env=self.env, cwd=self.home, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    def _spawn(self, spec: Component) -> None:
+        with open(self.home / f"{spec.name}.log", "wb") as log:
+            self._procs[spec.name] = subprocess.Popen(
+                [self._airflow(), *spec.args], env={**self.env, **spec.env}, cwd=self.home,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL a component and every process below it (task processes have process groups
+        of their own), as if its host died; it is not restarted. Returns the pids below it."""
+        proc = self._procs.pop(name)
+        below = process_group.kill_tree(proc.pid)
+        proc.wait(timeout=10)
+        return below
+
+    def pid(self, name: str) -> int:
+        """The pid (and process group) of a running component."""
+        return self._procs[name].pid
 
     def _wait_healthy(self, deadline: float) -> None:
         wanted = [HEALTH_KEYS[n] for n in self.components if n in HEALTH_KEYS]
@@ -189,6 +223,9 @@ class AirflowDeployment(AirflowRestClient):
                 time.sleep(0.5)
                 continue
             if all((health.get(key) or {}).get("status") == "healthy" for key in wanted):
+                for spec in self.specs:
+                    if spec.ready is not None:
+                        self.wait_for_log(spec.name, spec.ready, deadline - time.monotonic())
                 self.login(ADMIN, self._password)
                 return
             time.sleep(0.5)
@@ -232,6 +269,19 @@ class AirflowDeployment(AirflowRestClient):
         path = self.home / f"{component}.log"
         self._poll(lambda: True if needle in path.read_text(errors="replace") else None,
                    timeout, 0.25, lambda: f"{needle!r} not in {path.name}")
+
+    def approve(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Answer Approve to an approval task through the REST API, once it waits for input.
+
+        The answer is given only once the scheduler has handled the worker's exit after the
+        task paused: an answer that comes earlier (within about a second) makes Airflow 3.3.2
+        fail the approval task with "state mismatch" (the race of apache/airflow#71502 and
+        #71172, here on the ``awaiting_input`` path).
+        """
+        self.wait_task(dag_id, run_id, task_id, "awaiting_input")
+        self.wait_for_log("scheduler", f"TaskInstance Finished: dag_id={dag_id}, "
+                                       f"task_id={task_id}, run_id={run_id}")
+        self.respond(dag_id, run_id, task_id, ["Approve"])
 
     def log_files(self) -> list[Path]:
         """Every file the deployment wrote under its home (component and task logs)."""

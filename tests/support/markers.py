@@ -12,6 +12,7 @@ FOLDER_MARKS: dict[str, tuple[str, ...]] = {
     "airflow": ("airflow", "integration"),
     "e2e": ("e2e", "airflow", "integration"),
     "faults": ("faults", "integration"),
+    "distributed": ("distributed", "e2e", "airflow", "integration"),
 }
 
 

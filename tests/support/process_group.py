@@ -48,6 +48,39 @@ def children(pid: int, name: str) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """PIDs of every live process below ``pid`` (children, their children ...), whatever
+    their process group."""
+    parents: dict[int, int] = {}
+    for stat in PROC.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(below)
+        frontier = below
+    return found
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and everything below it, as a host that dies would; returns the pids
+    that were below it."""
+    below = descendants(pid)
+    for victim in (pid, *below, *descendants(pid)):
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return below
+
+
 def members(pgid: int) -> list[int]:
     """PIDs of the live (not zombie) processes whose process group is ``pgid``."""
     found: list[int] = []

@@ -16,6 +16,7 @@ import typer
 from amprenta_backup.cli import (
     backups,
     copy,
+    dags,
     drill,
     export,
     health,
@@ -36,7 +37,7 @@ from amprenta_backup.core.errors import (
 PROG = "amprenta-backup"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT = 0, 1, 2, 3
 COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals, recover, drill,
-                   copy, export]
+                   copy, export, dags]
 
 
 def _root(verbose: Annotated[bool, typer.Option(
