@@ -34,6 +34,8 @@ https://apt.postgresql.org/pub/repos/apt ${VERSION_CODENAME}-pgdg main" \
 USER airflow
 COPY --chown=airflow:0 pyproject.toml README.md requirements.txt /opt/amprenta/src/
 COPY --chown=airflow:0 plugins /opt/amprenta/src/plugins
+# plugins/amprenta_backup/dags links to ../../dags: the wheel's DAG files
+COPY --chown=airflow:0 dags /opt/amprenta/src/dags
 RUN set -eux; \
     rm -rf /opt/amprenta/src/plugins/*.egg-info; \
     pip install --no-cache-dir -c /opt/amprenta/src/requirements.txt \

@@ -157,3 +157,6 @@ def test_the_source_archives_its_wal_through_amprenta_wal_under_the_pitr_target(
     assert f'ARG PG_MAJORS="{" ".join(SUPPORTED_MAJORS)}"' in dockerfile
     assert "postgresql-${major}" in dockerfile  # the server package: client + server tools
     assert "install-dags /opt/airflow/dags" in dockerfile
+    # the package's DAG files are a link to dags/: the image must have both folders
+    assert (REPO / "plugins" / "amprenta_backup" / "dags").resolve() == REPO / "dags"
+    assert "COPY --chown=airflow:0 dags /opt/amprenta/src/dags" in dockerfile
