@@ -25,6 +25,7 @@ class WalRetentionOperator(PitrOperator):
         self.report_only = report_only
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.skip_unless_configured()
         report = self.pitr.wal_retention(dry_run=self.report_only)
         self.log.info("%s %d WAL files (%d bytes) of %s; kept %d from %s",
                       "would remove" if self.report_only else "removed", len(report.removed),
