@@ -45,10 +45,12 @@ class Selection:
         self.cur = cur
         self.graph = graph
         self._index = {name: i for i, name in enumerate(graph.tables)}
-        self._followed: dict[str, set[str]] = {name: set() for name in graph.tables}
+        self._followed: dict[str, set[ForeignKey | None]] = {name: set() for name in graph.tables}
         self._sizes = dict.fromkeys(graph.tables, 0)
         self._parity = 0
         self._new_is_all = dict.fromkeys(graph.tables, False)
+        self._down_sizes: dict[str, int] = {}
+        self._growing: set[str] = set()
 
     def key_columns(self, table: Table) -> list[tuple[str, str]]:
         """``(column, type)`` of the row key: the primary key, else ``tableoid, ctid``."""
@@ -101,7 +103,7 @@ class Selection:
                 f"{column}; check the ids (SELECT {column} FROM {root.qualified})")
         self._sizes[root.qualified] = inserted
         self._new_is_all[root.qualified] = True
-        self._followed[root.qualified].add("seed")
+        self._followed[root.qualified].add(None)  # seeded
 
     def walk(self, root: str) -> None:
         """Down from the seeded root rows, then up from everything selected."""
@@ -109,12 +111,13 @@ class Selection:
         while active:
             active = self._round([(fk, DOWN) for t in sorted(active)
                                   for fk in self.graph.children_of(t)])
+        self._down_sizes = dict(self._sizes)
         active = {t for t, n in self._sizes.items() if n}
         first = True
         while active:  # the first round reads every table's ``all``: all of it is new there
             active = self._round([(fk, UP) for t in sorted(active)
                                   for fk in self.graph.parents_of(t)
-                                  if not (first and self._followed[t] == {fk.name})],
+                                  if not (first and self._followed[t] == {fk})],
                                  source="all" if first else None)
             first = False
 
@@ -125,12 +128,13 @@ class Selection:
         src = source or f"new{self._parity}"
         dst_kind = f"new{1 - self._parity}"
         queries: dict[str, list[sql.Composable]] = {}
+        self._growing = {fk.child if way == DOWN else fk.parent for fk, way in moves}
         for fk, way in moves:
             dst = fk.child if way == DOWN else fk.parent
             queries.setdefault(dst, []).append(
-                self._down(fk, src) if way == DOWN else self._up(fk, src))
+                self._down(fk, src) if way == DOWN else self._up(fk, src, source == "all"))
             if way == DOWN:
-                self._followed[dst].add(fk.name)
+                self._followed[dst].add(fk)
         found = {dst for dst, parts in sorted(queries.items())
                  if self._advance(dst, dst_kind, parts)}
         self._parity = 1 - self._parity
@@ -206,14 +210,31 @@ class Selection:
             ckeys=ckeys, child=child.ident, parent=parent.ident,
             pairs=self._pairs(fk, "c", "p"), new=new, match=self._match(fk.parent, "p", "d"))
 
-    def _up(self, fk: ForeignKey, source: str) -> sql.Composed:
+    def _selected(self, table: str, source: str, everything: bool) -> sql.Composed:
+        """``JOIN ... ON ...``: ``c``'s rows among those selected. Reading everything of a
+        table whose rows all came down one foreign key to a primary key, that key's (smaller)
+        set of parents stands for them: no join with the table's own key set."""
+        came = self._followed[table]
+        via = next(iter(came)) if everything and len(came) == 1 else None
+        if via is not None and (via.parent in self._growing
+                                or self._sizes[via.parent] != self._down_sizes[via.parent]):
+            via = None  # the parents gained rows on the way up: they stand for no more
+        direct = self._by_key(via) if via is not None else None
+        if via is not None and direct is not None:
+            return sql.SQL("JOIN {} d ON {}").format(
+                self._temp("all", via.parent), sql.SQL(" AND ").join(
+                    sql.SQL("c.{} = d.{}").format(sql.Identifier(c), sql.Identifier(f"k{i}"))
+                    for c, i in direct))
+        return sql.SQL("JOIN {} d ON {}").format(self._source(table, source),
+                                                 self._match(table, "c", "d"))
+
+    def _up(self, fk: ForeignKey, source: str, everything: bool = False) -> sql.Composed:
         """Row keys of ``fk.parent`` rows that a ``new`` row of ``fk.child`` references."""
         child, parent = self.graph.tables[fk.child], self.graph.tables[fk.parent]
         refs = sql.SQL(", ").join(sql.Identifier("c", c) for c in fk.child_columns)
-        referenced = sql.SQL("SELECT DISTINCT {refs} FROM {child} c JOIN {new} d ON {match}"
-                             ).format(refs=refs, child=child.ident,
-                                      new=self._source(fk.child, source),
-                                      match=self._match(fk.child, "c", "d"))
+        referenced = sql.SQL("SELECT DISTINCT {refs} FROM {child} c {selected}").format(
+            refs=refs, child=child.ident,
+            selected=self._selected(fk.child, source, everything))
         direct = self._by_key(fk)
         if direct is not None:  # the values are the parent's key (the constraint holds)
             order = sorted(direct, key=lambda pair: pair[1])
