@@ -24,6 +24,7 @@ from amprenta_backup.core.errors import (
     first_line,
 )
 from amprenta_backup.core.models import BackupRecord, Manifest, Status, utcnow
+from amprenta_backup.core.tracing import Phases
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,19 @@ class Lifecycle:
 
     def __init__(self, record: BackupRecord, step: str) -> None:
         self.record = record
+        self.spans = Phases("backup", target=record.target, backup_id=record.backup_id,
+                            kind=record.kind)
         self.step = step
+
+    @property
+    def step(self) -> str:
+        return self._step
+
+    @step.setter
+    def step(self, name: str) -> None:
+        """Entering a step starts its span (``backup.<step>``, see core/tracing.py)."""
+        self._step = name
+        self.spans.enter(name)
 
     def stored(self, manifest: Manifest) -> None:
         """Copy what was stored (bytes, checksum, manifest) into the record."""
@@ -83,7 +96,20 @@ def recorded(catalog: Catalog, record: BackupRecord, *, step: str = "connect",
         _save_start(catalog, record)
     life = Lifecycle(record, step)
     try:
-        yield life
+        with _outcome(catalog, record, life, redact, wrap):
+            yield life
+    except BaseException as exc:
+        life.spans.close(exc)
+        raise
+    life.spans.close()
+
+
+@contextmanager
+def _outcome(catalog: Catalog, record: BackupRecord, life: Lifecycle,
+             redact: Callable[[str], str], wrap: bool) -> Iterator[None]:
+    """The record's outcome from how the block ended, saved in ``finally``."""
+    try:
+        yield
     except EXPECTED as exc:
         detail = redact(first_line(exc) if isinstance(exc, psycopg.Error)
                         else str(exc).strip() or type(exc).__name__)

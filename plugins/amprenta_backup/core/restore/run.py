@@ -48,6 +48,7 @@ from amprenta_backup.core.restore.properties import (
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
 from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ class Restorer:
         started = time.monotonic()
         chosen: list[str] = []
         try:
-            return self._run(request, progress, workdir, started, chosen)
+            with span("restore", backup_id=request.backup_id, database=request.database,
+                      mode=request.mode, jobs=request.jobs):
+                return self._run(request, progress, workdir, started, chosen)
         except (ChecksumMismatch, ObjectMissing) as exc:
             backup_id = getattr(exc, "backup_id", None) or (chosen[0] if chosen else None)
             if backup_id is None:
@@ -156,7 +159,8 @@ class Restorer:
 
     def _run(self, request: RestoreRequest, progress: ProgressFactory | None,
              workdir: str | None, started: float, chosen: list[str]) -> RestoreResult:
-        plan = self.plan(request, workdir)
+        with span("restore.plan"):
+            plan = self.plan(request, workdir)
         chosen.append(plan.backup_id)
         log.info("restore plan:\n%s", plan.text())
         if request.dry_run:
@@ -214,16 +218,21 @@ class Restorer:
         if plan.request.jobs > 1:
             with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
                 path = Path(tmp) / DUMP_NAME
-                download(self.storage, plan.manifest, path, True,
-                         _phase(progress, "download", plan), durable=False)
+                with span("restore.download", backup_id=plan.backup_id):
+                    download(self.storage, plan.manifest, path, True,
+                             _phase(progress, "download", plan), durable=False)
                 verified = time.monotonic()
-                props = self._into(server, plan, lambda: _restore_file(plan, path))
+                with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
+                    props = self._into(server, plan, lambda: _restore_file(plan, path))
         else:
-            self._check_checksum(plan, progress)
+            with span("restore.checksum", backup_id=plan.backup_id):
+                self._check_checksum(plan, progress)
             verified = time.monotonic()
-            props = self._into(server, plan, lambda: self._restore_stream(plan, progress))
+            with span("restore.pg_restore", database=plan.database):
+                props = self._into(server, plan, lambda: self._restore_stream(plan, progress))
         restored = time.monotonic()
-        counts = _count(plan)
+        with span("restore.count_rows"):
+            counts = _count(plan)
         expected = selected(plan.request, plan.manifest.table_counts)
         return RestoreResult(
             plan, performed=True, seconds=_since(started),
