@@ -75,6 +75,11 @@ with DAG(
             False, type="boolean", title="Skip ownership and privileges",
             description="For a server without the source's roles (--no-owner "
                         "--no-privileges)."),
+        "from_copy": Param(
+            False, type="boolean", title="From the second copy",
+            description="Read the backup from the second copy (BACKUP_COPY_*) instead of the "
+                        "primary storage. Off, a primary that cannot be read, or whose backup "
+                        "is damaged, falls back to the copy by itself (the log says so)."),
         "dry_run": dry_run_param("what would be restored where, sizes"),
     },
 ) as dag:
@@ -86,8 +91,10 @@ with DAG(
         "jobs": dag.param("jobs"), "no_owner": dag.param("no_owner"),
         "dry_run": dag.param("dry_run"),
     }
-    plan = RestorePlanOperator(task_id="plan", request=request)
-    restore = RestoreOperator(task_id="restore", request=request)
+    plan = RestorePlanOperator(task_id="plan", request=request,
+                               from_copy=dag.param("from_copy"))
+    restore = RestoreOperator(task_id="restore", request=request,
+                              from_copy=dag.param("from_copy"))
     approval_gate(
         plan, restore, task_id="approve_replace",
         subject="Replace database {{ params.target_database }} with backup "

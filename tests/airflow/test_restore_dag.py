@@ -245,3 +245,28 @@ def test_latest_is_the_backup_planned_and_approved_not_a_newer_one(
     (latest,) = backup_env["catalog"].find(target="pg_source", limit=1)
     assert newer and latest.backup_id == newer[0].backup_id != backup.backup_id
     assert_databases_equal(pg_cluster, "af_source", pg_cluster, occupied)
+
+
+def test_a_damaged_primary_is_restored_from_the_second_copy(
+    run_dag: Callable[..., Any], backup: Manifest, database: str, pg_cluster: ClusterBase,
+    backup_env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from amprenta_backup.core.engine import BackupEngine
+    from amprenta_backup.core.settings import BackupConfig, CopySettings
+    from tests.support.backups import flip_byte, rewrite
+
+    monkeypatch.setenv("BACKUP_COPY_STORAGE_TYPE", "local")
+    monkeypatch.setenv("BACKUP_COPY_LOCAL_PATH", str(tmp_path / "copy"))
+    primary = LocalStorage(backup_env["root"])
+    BackupEngine(BackupConfig.from_env(), storage=primary, catalog=backup_env["catalog"],
+                 copy=CopySettings.from_env()).copy_backup(backup.backup_id)
+    rewrite(primary, backup.key, flip_byte)
+
+    dag_run = run_dag("restore", run_conf=_conf(backup, database))
+    assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
+                                "restore": "success"}
+    result = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
+    assert result["plan"]["location"].startswith((tmp_path / "copy").as_uri())
+    assert result["row_counts_match"] is True
+    assert_databases_equal(pg_cluster, "af_source", pg_cluster, database)
+    assert str(backup_env["catalog"].get(backup.backup_id).status) == "corrupt"

@@ -353,9 +353,14 @@ class BackupEngine(ProjectExportEntry):
                                self.resolve(target_conn_id, None), dry_run)
 
     def restorer(self, from_copy: bool = False) -> Restorer:
+        """Restores from the primary, falling back to a copy; ``from_copy``: the copy only."""
         from amprenta_backup.core.restore.run import Restorer
 
-        return Restorer(*self._sources(from_copy), self.resolve)
+        if from_copy or self.copies is None:
+            return Restorer(*self._sources(from_copy), self.resolve)
+        from amprenta_backup.core.copy.fallback import FallbackRestorer
+
+        return FallbackRestorer(Restorer(self.storage, self.catalog, self.resolve), self.copies)
 
     def plan_restore(self, backup_id: str, target_database: str, from_copy: bool = False,
                      **options: Any) -> RestorePlan:
@@ -363,9 +368,7 @@ class BackupEngine(ProjectExportEntry):
         from amprenta_backup.core.restore.request import RestoreRequest
 
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
-        from amprenta_backup.core.restore.run import Restorer  # after the request is checked
-        return self._read(f"planning the restore of {backup_id}", from_copy, lambda s, c:
-                          Restorer(s, c, self.resolve).plan(request))
+        return self.restorer(from_copy).plan(request)
 
     def restore_backup(self, backup_id: str, target_database: str,
                        progress: ProgressFactory | None = None, from_copy: bool = False,
@@ -375,15 +378,12 @@ class BackupEngine(ProjectExportEntry):
         ``options`` are the other fields of :class:`RestoreRequest`: ``target_conn_id``
         (default: the server the backup came from), ``mode`` (``new_database`` or ``replace``),
         ``confirm``, ``source_target``, ``schemas``, ``tables``, ``jobs``, ``no_owner``,
-        ``dry_run``. ``from_copy`` restores from the second copy; a primary that cannot be
-        reached, or whose backup is damaged, falls back to the copy.
+        ``dry_run``. ``from_copy``: see :meth:`restorer`.
         """
         from amprenta_backup.core.restore.request import RestoreRequest
 
         request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
-        from amprenta_backup.core.restore.run import Restorer  # after the request is checked
-        return self._read(f"restoring {backup_id}", from_copy, lambda s, c:
-                          Restorer(s, c, self.resolve).run(request, progress))
+        return self.restorer(from_copy).run(request, progress)
 
     def download(self, backup_id: str, path: Path, decompress: bool = True,
                  progress: Progress | None = None, from_copy: bool = False) -> Readback:

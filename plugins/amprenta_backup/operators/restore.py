@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
@@ -20,15 +21,26 @@ from amprenta_backup.operators.engine import fail_without_retry
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from amprenta_backup.core.restore.run import Restorer
+
 
 class _RestoreBase(PlanGatedOperator):
-    """What both restore operators share: the request, checked when the task runs, and the
-    ids of the plan, approval and restore tasks."""
+    """What both restore operators share: the request, checked when the task runs, where to
+    read from (``from_copy``: the second copy only; otherwise the primary, falling back to the
+    copy when it cannot be read or the backup is damaged there), and the ids of the plan,
+    approval and restore tasks."""
+
+    template_fields: Sequence[str] = ("request", "from_copy")
 
     def __init__(self, *, approval_task_id: str = "approve_replace",
-                 restore_task_id: str = "restore",
+                 restore_task_id: str = "restore", from_copy: bool | str = False,
                  **kwargs: Any) -> None:
         super().__init__(approval_task_id=approval_task_id, run_task_id=restore_task_id, **kwargs)
+        self.from_copy = from_copy
+
+    def restorer(self) -> Restorer:
+        with fail_without_retry():
+            return self.engine.restorer(from_copy=self.from_copy in (True, "True", "true"))
 
     def restore_request(self) -> RestoreRequest:
         with fail_without_retry():
@@ -53,7 +65,7 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
     def choose_branch(self, context: Context) -> str | list[str]:
         request = self.restore_request()
         with fail_without_retry():
-            plan = self.engine.restorer().plan(request)
+            plan = self.restorer().plan(request)
         return branch_on_plan(self, context, plan, noun="restore", dry_run=request.dry_run,
                               needs_approval=request.mode == REPLACE,
                               approval_task_id=self.approval_task_id,
@@ -84,7 +96,7 @@ class RestoreOperator(_RestoreBase):
         if request.mode == REPLACE and not request.dry_run:
             self._check_approval(context, request)
         with fail_without_retry():
-            result = self.engine.restorer().run(request)  # logs the outcome and RTO, once
+            result = self.restorer().run(request)  # logs the outcome and RTO, once
         return result.to_dict()
 
     def _planned_request(self, context: Context) -> RestoreRequest:

@@ -89,14 +89,13 @@ class RestoreResult:
         if not self.performed:
             return f"dry run: nothing was touched\n{plan.text()}"
         rows = sum(got or 0 for got, _ in self.row_counts.values())
-        return (f"restored backup {plan.backup_id} of {plan.source_target} from "
-                f"{plan.location} into database "
+        return (f"restored backup {plan.backup_id} of {plan.source_target} into database "
                 f"{plan.database!r} on {plan.target_server} in {self.seconds:.1f} s (RTO; "
                 f"checksum {self.verify_seconds:.1f} s, restore {self.restore_seconds:.1f} s): "
                 f"{len(self.row_counts)} tables, {rows} rows, "
                 + ("row counts match the manifest" if not self.mismatches
                    else f"ROW COUNTS DIFFER: {'; '.join(self.mismatches)}")
-                + _properties_text(self.properties))
+                + f"; read from {plan.location}" + _properties_text(self.properties))
 
     def to_dict(self) -> dict[str, Any]:
         return {"plan": self.plan.to_dict(), "performed": self.performed,
