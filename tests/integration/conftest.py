@@ -55,6 +55,20 @@ def fresh_db(pg_cluster: ClusterBase) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture
+def new_name(pg_cluster: ClusterBase) -> Iterator[Callable[[str], str]]:
+    """Names of databases that do not exist yet; whatever gets created is dropped afterwards."""
+    names: list[str] = []
+
+    def make(stem: str) -> str:
+        names.append(f"{stem}_{next(_names)}")
+        return names[-1]
+
+    yield make
+    for name in names:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
 def fresh_catalog(pg_cluster: ClusterBase, fresh_db: Callable[[str], str]
                   ) -> Callable[[], Catalog]:
     def make() -> Catalog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import zstandard
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import Manifest, RunContext
@@ -26,10 +28,11 @@ _ids = itertools.count(1)
 
 
 def make_backup(storage: Storage, catalog: Catalog, conn: PgConnInfo, target: str = "pg_source",
-                when: datetime | None = None) -> Manifest:
-    """One real backup of ``conn``'s database, recorded COMPLETED."""
+                when: datetime | None = None, keys: KeyService | None = None) -> Manifest:
+    """One real backup of ``conn``'s database, recorded COMPLETED (encrypted with ``keys``)."""
     backup_id = layout.make_backup_id(when or datetime.now(UTC), f"test/{next(_ids)}/{target}")
-    return BackupRunner(storage, catalog, SETTINGS).run(target, conn, RunContext(), backup_id)
+    settings = dataclasses.replace(SETTINGS, keys=keys)
+    return BackupRunner(storage, catalog, settings).run(target, conn, RunContext(), backup_id)
 
 
 def engine_for(storage: Storage, catalog: Catalog, conns: dict[str, PgConnInfo],

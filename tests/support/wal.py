@@ -82,11 +82,13 @@ def write_owned_config(folder: Path, values: dict[str, str], os_user: str | None
 
 
 def start_archiving_cluster(moto: MotoServer, bucket: str, target: str,
-                            extra: dict[str, str] | None = None) -> WalSetup:
-    """Start a cluster with ``archive_command = 'amprenta-wal --config F push %p %f'``."""
+                            extra: dict[str, str] | None = None,
+                            wal_extra: dict[str, str] | None = None) -> WalSetup:
+    """Start a cluster with ``archive_command = 'amprenta-wal --config F push %p %f'``
+    (``extra``: server settings; ``wal_extra``: more ``amprenta-wal`` settings)."""
     os_user = server_os_user()
     folder = private_folder(os_user)
-    settings = wal_settings(moto, bucket, target, folder / "spool")
+    settings = {**wal_settings(moto, bucket, target, folder / "spool"), **(wal_extra or {})}
     config = write_owned_config(folder, settings, os_user)
     command = wal_command(os_user)
     cluster = ThrowawayCluster(settings={

@@ -16,7 +16,7 @@ DUMP_NAME = "dump.pgc"
 GLOBALS_ROOT = "_globals"
 GLOBALS_NAME = "globals.sql"
 GLOBALS_INFO_NAME = "globals.json"
-MANIFEST_VERSION = 2  # 2: globals and database properties
+MANIFEST_VERSION = 3  # 2: globals and database properties; 3: client-side encryption
 
 PART_SIZE = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 2

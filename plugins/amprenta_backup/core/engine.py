@@ -14,7 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from amprenta_backup.core.connections import Resolver, postgres_conninfo, s3_client_kwargs
+from amprenta_backup.core.connections import Resolver, postgres_conninfo
+from amprenta_backup.core.encryption import KeyService  # cryptography loads only when used
+from amprenta_backup.core.encryption.setup import key_service
 from amprenta_backup.core.errors import BackupError, CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.export.entry import ProjectExportEntry
 from amprenta_backup.core.layout import check_backup_id
@@ -70,6 +72,7 @@ class BackupEngine(ProjectExportEntry):
         by default those of ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``, if set
     :param copy: settings of the second copy; read from ``BACKUP_COPY_*`` when omitted
     :param copy_storage: the copy's storage (or a function making it) to use instead
+    :param keys: encryption keys; by default those ``BACKUP_ENCRYPTION*`` names
     """
 
     def __init__(self, config: BackupConfig | None = None, storage: Storage | None = None,
@@ -77,9 +80,11 @@ class BackupEngine(ProjectExportEntry):
                  storage_fallback: bool = False, pitr: PitrSettings | None = None,
                  s3_credentials: Callable[[], dict[str, str]] | None = None,
                  copy: CopySettings | None = None,
-                 copy_storage: Storage | Callable[[], Storage] | None = None) -> None:
+                 copy_storage: Storage | Callable[[], Storage] | None = None,
+                 keys: KeyService | None = None) -> None:
         self.config = config or BackupConfig.from_env()
         self._copy, self._copy_storage = copy, copy_storage
+        self.keys = keys or key_service(self.config.encryption, self.config.storage)
         self._pitr, self._s3_credentials = pitr, s3_credentials
         self._storage = storage
         self._catalog = catalog
@@ -151,7 +156,8 @@ class BackupEngine(ProjectExportEntry):
         """Logical backups (pg_dump) of the configured targets."""
         from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 
-        return BackupRunner(self.storage, self.catalog, BackupSettings.from_config(self.config))
+        return BackupRunner(self.storage, self.catalog,
+                            BackupSettings.from_config(self.config, self.keys))
 
     def retention(self) -> Cleanup:
         """Retention: the policies of ``BACKUP_RETENTION_*`` applied to storage and catalog."""
@@ -168,8 +174,8 @@ class BackupEngine(ProjectExportEntry):
         from amprenta_backup.core.drill.runner import DrillRunner
         from amprenta_backup.core.settings import DrillSettings
 
-        storage, catalog = self._sources(from_copy)
-        return DrillRunner(storage, catalog, self.resolve, settings or DrillSettings.from_env())
+        return DrillRunner(*self._sources(from_copy), self.resolve,
+                           settings or DrillSettings.from_env(), self.keys)
 
     def _sources(self, from_copy: bool) -> tuple[Storage, Catalog]:
         """The storage and catalog to read backups from: the primary's, or the copy's."""
@@ -230,11 +236,11 @@ class BackupEngine(ProjectExportEntry):
         settings = self._pitr or PitrSettings.from_env()
         settings.check_distinct([t.name for t in self.config.targets])
         return PointInTime(settings, self.storage, self.catalog, self.config.prefix,
-                           self.resolve, self.fetch_env, self.heartbeat_timeout)
+                           self.resolve, self.fetch_env, self.heartbeat_timeout, self.keys)
 
     def wal_archive(self, target: str, level: int = 1) -> WalArchive:
         """The WAL archive of ``target`` in the configured storage."""
-        return WalArchive(self.storage, self.config.prefix, target, level)
+        return WalArchive(self.storage, self.config.prefix, target, level, self.keys)
 
     def wal_retention(self, target: str, dry_run: bool = False) -> WalCleanupReport:
         """Remove archived WAL of ``target`` that no stored base backup needs."""
@@ -252,17 +258,10 @@ class BackupEngine(ProjectExportEntry):
         return Dashboard.configured(self.catalog, self.config)
 
     def fetch_env(self) -> dict[str, str]:
-        """Storage settings and credentials ``amprenta-wal fetch`` needs, for a private file."""
-        if self.config.storage.storage_type != "s3":
-            credentials: dict[str, str] = {}
-        elif self._s3_credentials is not None:
-            credentials = self._s3_credentials()
-        else:
-            given = s3_client_kwargs(self.config.storage.aws_conn_id)
-            credentials = {"AWS_ACCESS_KEY_ID": given.get("aws_access_key_id", ""),
-                           "AWS_SECRET_ACCESS_KEY": given.get("aws_secret_access_key", ""),
-                           "BACKUP_S3_ENDPOINT_URL": given.get("endpoint_url", "")}
-        return storage_environment(self.config.storage, credentials)
+        """Storage, encryption (keyring included) and S3 settings for ``amprenta-wal fetch``."""
+        given = self._s3_credentials if self.config.storage.storage_type == "s3" else None
+        env = storage_environment(self.config.storage, given() if given else None)
+        return {**env, **self.config.encryption.to_env(), **self.keys.connection_env()}
 
     def list_backups(self, limit: int = 10, target: str | None = None) -> list[BackupRecord]:
         """The newest backup records, newest first."""
@@ -291,7 +290,7 @@ class BackupEngine(ProjectExportEntry):
                 raise PreconditionError(f"backup {backup_id} is {record.status}; only "
                                         "completed backups can be verified")
             storage.check_ready()
-            return verify_backup(storage, catalog, record, run, progress)
+            return verify_backup(storage, catalog, record, run, progress, self.keys)
 
         return self._read(f"verifying backup {backup_id}", from_copy, verify)
 
@@ -331,7 +330,7 @@ class BackupEngine(ProjectExportEntry):
             return self.resolve(conn_id, database)
 
         storage = self.copy_workflow().view if from_copy else self.storage
-        return Recovery(storage, self.config.prefix, catalog, resolve, kind)
+        return Recovery(storage, self.config.prefix, catalog, resolve, kind, self.keys)
 
     def save_dr_drill(self, report: RecoveryReport, server_conn_id: str,
                       objective_seconds: float) -> None:
@@ -350,17 +349,18 @@ class BackupEngine(ProjectExportEntry):
         record = self.get_backup(check_backup_id(backup_id))
         manifest = load_manifest(self.storage, record)
         return restore_globals(self.storage, globals_of(manifest),
-                               self.resolve(target_conn_id, None), dry_run)
+                               self.resolve(target_conn_id, None), dry_run, self.keys)
 
     def restorer(self, from_copy: bool = False) -> Restorer:
         """Restores from the primary, falling back to a copy; ``from_copy``: the copy only."""
         from amprenta_backup.core.restore.run import Restorer
 
         if from_copy or self.copies is None:
-            return Restorer(*self._sources(from_copy), self.resolve)
+            return Restorer(*self._sources(from_copy), self.resolve, self.keys)
         from amprenta_backup.core.copy.fallback import FallbackRestorer
 
-        return FallbackRestorer(Restorer(self.storage, self.catalog, self.resolve), self.copies)
+        return FallbackRestorer(Restorer(self.storage, self.catalog, self.resolve, self.keys),
+                                self.copies)
 
     def plan_restore(self, backup_id: str, target_database: str, from_copy: bool = False,
                      **options: Any) -> RestorePlan:
@@ -395,6 +395,6 @@ class BackupEngine(ProjectExportEntry):
         def fetch(storage: Storage, catalog: Catalog) -> Readback:
             record = self.get_backup(check_backup_id(backup_id), catalog)
             return download(storage, load_manifest(storage, record), path, decompress,
-                            progress)
+                            progress, keys=self.keys)
 
         return self._read(f"downloading {backup_id}", from_copy, fetch)

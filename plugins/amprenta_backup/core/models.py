@@ -98,6 +98,7 @@ class Manifest:
     wal: dict[str, Any] | None = None  # base backups: WAL range (core/basebackup.py WalRange)
     globals: dict[str, Any] | None = None  # the server's roles and tablespaces: GlobalsRef
     properties: dict[str, Any] | None = None  # the database's own: core/dbprops.py
+    encryption: dict[str, Any] | None = None  # the dump's envelope: core/encryption (v3)
 
     def globals_ref(self) -> GlobalsRef | None:
         """The globals object of this backup's server and run (None in older backups)."""
@@ -160,6 +161,7 @@ class GlobalsRef:
     pg_dumpall_version: str
     roles: tuple[str, ...] = ()
     tablespaces: tuple[str, ...] = ()
+    encryption: dict[str, Any] | None = None  # the SQL's envelope: core/encryption
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

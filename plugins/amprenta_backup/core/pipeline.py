@@ -13,6 +13,8 @@ from typing import IO
 import zstandard
 
 from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL, READ_CHUNK, ZSTD_JOB_SIZE
+from amprenta_backup.core.encryption import ObjectSeal
+from amprenta_backup.core.encryption.stream import EncryptingWriter
 from amprenta_backup.core.errors import DumpError
 from amprenta_backup.core.storage.base import ObjectWriter
 
@@ -28,7 +30,7 @@ class StreamResult:
     sha256: str | None
 
 
-class _HashingWriter:
+class HashingWriter:
     """Counts and hashes bytes on their way to an :class:`ObjectWriter`."""
 
     def __init__(self, target: ObjectWriter, checksum: bool) -> None:
@@ -95,9 +97,11 @@ def stream_command(
     writer: ObjectWriter,
     compression: Compression,
     checksum: bool = True,
+    seal: ObjectSeal | None = None,
 ) -> StreamResult:
     """Run ``argv`` and stream its stdout into ``writer``; the caller commits or aborts.
 
+    With ``seal`` the compressed bytes are encrypted before they are hashed and stored.
     Raises :class:`DumpError` with the tool's stderr if it exits non-zero.
     """
     proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL,
@@ -105,15 +109,18 @@ def stream_command(
     assert proc.stdout is not None and proc.stderr is not None
     tail = StderrTail(proc.stderr)
     tail.start()
-    sink = _HashingWriter(writer, checksum)
+    sink = HashingWriter(writer, checksum)
+    out: HashingWriter | EncryptingWriter = sink if seal is None else seal.writer(sink)
     try:
         if compression.enabled:
             cctx = zstandard.ZstdCompressor(compression_params=compression.parameters())
             raw, _ = cctx.copy_stream(
-                proc.stdout, sink, read_size=READ_CHUNK, write_size=READ_CHUNK  # type: ignore[arg-type]
+                proc.stdout, out, read_size=READ_CHUNK, write_size=READ_CHUNK  # type: ignore[arg-type]
             )
         else:
-            raw = _copy_counting(proc.stdout, sink)
+            raw = _copy_counting(proc.stdout, out)
+        if isinstance(out, EncryptingWriter):
+            out.close()
     except BaseException:
         proc.kill()
         proc.wait()
@@ -127,7 +134,7 @@ def stream_command(
     return StreamResult(raw_bytes=raw, stored_bytes=sink.count, sha256=sink.hexdigest)
 
 
-def _copy_counting(source: IO[bytes], sink: _HashingWriter) -> int:
+def _copy_counting(source: IO[bytes], sink: HashingWriter | EncryptingWriter) -> int:
     total = 0
     while chunk := source.read(READ_CHUNK):
         sink.write(chunk)

@@ -20,6 +20,15 @@ from typing import BinaryIO
 import zstandard
 
 from amprenta_backup.core.constants import READ_CHUNK
+from amprenta_backup.core.encryption import (
+    DecryptingReader,
+    KeyService,
+    TamperedObject,
+    backup_identity,
+    decrypting,
+    envelope_of,
+    open_key,
+)
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError, StorageError
 from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.pipeline import StderrTail  # the pipeline's stderr drain, reused
@@ -56,7 +65,7 @@ class Readback:
             problems.append(f"{self.stored_bytes} bytes are stored, the manifest says "
                             f"{manifest.stored_bytes}")
         if self.error:
-            problems.append(f"decompression failed: {self.error}")
+            problems.append(f"decryption or decompression failed: {self.error}")
         elif self.raw_bytes is not None and self.raw_bytes != manifest.raw_bytes:
             problems.append(f"the dump decompresses to {self.raw_bytes} bytes, the manifest "
                             f"says {manifest.raw_bytes}")
@@ -132,15 +141,28 @@ class _HashingReader(threading.Thread):
         return self._sha.hexdigest()
 
 
+def data_key(keys: KeyService | None, manifest: Manifest) -> bytes | None:
+    """The data key of an encrypted backup's dump (None: not encrypted); KeyUnavailable,
+    naming the key id and the fix, when it cannot be opened."""
+    envelope = envelope_of(manifest.encryption)
+    if envelope is None:
+        return None
+    return open_key(keys, envelope, backup_identity(manifest.backup_id, manifest.key),
+                    f"backup {manifest.backup_id} of target {manifest.target}")
+
+
 def read_back(storage: Storage, manifest: Manifest, sink: Sink | None = None,
-              decompress: bool = True, progress: Progress | None = None) -> Readback:
+              decompress: bool = True, progress: Progress | None = None,
+              keys: KeyService | None = None) -> Readback:
     """Read ``manifest.key`` once, hashing every stored byte, and hand its content to ``sink``.
 
     With ``decompress`` the sink gets the decompressed dump through a bounded zstd reader
-    (1 MiB reads, memory independent of the compression ratio); otherwise the stored bytes.
-    Damaged data is reported in the result, never raised; a storage failure raises
-    :class:`StorageError`.
+    (1 MiB reads, memory independent of the compression ratio), decrypted first (every
+    chunk's tag checked) if the backup is encrypted; otherwise the stored bytes. Damaged data
+    is reported in the result, never raised; a storage failure raises :class:`StorageError`,
+    a key that cannot be had :class:`KeyUnavailable` (before anything is read).
     """
+    key = data_key(keys, manifest) if decompress else None
     with storage.open_reader(manifest.key) as raw:
         reader = _HashingReader(raw, progress)
         reader.start()
@@ -150,11 +172,12 @@ def read_back(storage: Storage, manifest: Manifest, sink: Sink | None = None,
             if decompress:
                 raw_count = 0
                 try:
-                    for chunk in _content(reader, compressed=manifest.compression != "none"):
+                    for chunk in _content(_plain(reader, manifest, key, storage),
+                                          compressed=manifest.compression != "none"):
                         raw_count += len(chunk)
                         if sink is not None:
                             sink(chunk)
-                except zstandard.ZstdError as exc:
+                except (zstandard.ZstdError, TamperedObject) as exc:
                     error = str(exc)
             else:
                 while chunk := reader.read(READ_CHUNK):
@@ -166,7 +189,16 @@ def read_back(storage: Storage, manifest: Manifest, sink: Sink | None = None,
     return Readback(reader.count, reader.hexdigest(), raw_count, error)
 
 
-def _content(reader: _HashingReader, compressed: bool) -> Iterator[bytes]:
+def _plain(reader: _HashingReader, manifest: Manifest, key: bytes | None,
+           storage: Storage) -> _HashingReader | DecryptingReader:
+    envelope = envelope_of(manifest.encryption)
+    if envelope is None or key is None:
+        return reader
+    return decrypting(reader, key, envelope, backup_identity(manifest.backup_id, manifest.key),
+                      storage.uri(manifest.key))
+
+
+def _content(reader: _HashingReader | DecryptingReader, compressed: bool) -> Iterator[bytes]:
     if not compressed:
         while chunk := reader.read(READ_CHUNK):
             yield chunk
@@ -249,7 +281,8 @@ def check_free_space(folder: Path, needed: int, hint: str) -> None:
 
 
 def download(storage: Storage, manifest: Manifest, path: Path, decompress: bool = True,
-             progress: Progress | None = None, durable: bool = True) -> Readback:
+             progress: Progress | None = None, durable: bool = True,
+             keys: KeyService | None = None) -> Readback:
     """Write the dump (decompressed, or as stored) to ``path``, proven intact before it appears.
 
     The bytes go to a ``.partial`` file beside ``path``; only if the sha256 and sizes match
@@ -261,11 +294,13 @@ def download(storage: Storage, manifest: Manifest, path: Path, decompress: bool 
     if not path.parent.is_dir():
         raise PreconditionError(f"folder {path.parent} does not exist; create it first")
     needed = manifest.raw_bytes if decompress else manifest.stored_bytes
+    if decompress:
+        data_key(keys, manifest)  # a missing key fails before a byte is written
     check_free_space(path.parent, needed, "free some space or choose another folder")
     partial = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         with open(partial, "xb") as out:
-            result = read_back(storage, manifest, out.write, decompress, progress)
+            result = read_back(storage, manifest, out.write, decompress, progress, keys)
             out.flush()
             if durable:  # a temporary file for pg_restore need not survive a power cut
                 os.fsync(out.fileno())

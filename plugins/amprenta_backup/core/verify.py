@@ -12,6 +12,7 @@ from typing import Any
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.childenv import minimal_env
+from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import for_dump, pg_restore_argv
@@ -116,8 +117,8 @@ def record_mismatches(record: BackupRecord, manifest: Manifest) -> list[str]:
 
 
 def verify_backup(storage: Storage, catalog: Catalog, backup: BackupRecord | Manifest,
-                  run: RunContext | None = None, progress: Progress | None = None
-                  ) -> VerifyResult:
+                  run: RunContext | None = None, progress: Progress | None = None,
+                  keys: KeyService | None = None) -> VerifyResult:
     """Read one backup back whole, record VERIFIED or CORRUPT in the catalog, return the result.
 
     The manifest is read from storage (the source of truth). The dump is streamed once:
@@ -125,7 +126,8 @@ def verify_backup(storage: Storage, catalog: Catalog, backup: BackupRecord | Man
     ``pg_restore -f /dev/null`` so every byte of the archive is parsed (``pg_restore --list``
     reads only the table of contents and misses damage in the data). A missing manifest or
     dump object is reported as such. Storage that cannot be reached raises StorageError and
-    marks nothing.
+    marks nothing. An encrypted dump is decrypted on the way (every chunk's authentication tag
+    checked); a key that cannot be had raises KeyUnavailable and marks nothing.
     """
     started = time.monotonic()
     folder = folder_of(storage, backup)
@@ -139,7 +141,7 @@ def verify_backup(storage: Storage, catalog: Catalog, backup: BackupRecord | Man
         if not storage.exists(manifest.key):
             problems.append(f"object missing: {storage.uri(manifest.key)}")
         else:
-            readback = _read_whole(storage, manifest, problems, checked, progress)
+            readback = _read_whole(storage, manifest, problems, checked, progress, keys)
     result = VerifyResult(
         backup_id=backup.backup_id, target=backup.target, location=storage.uri(folder),
         problems=tuple(problems), checked=tuple(checked),
@@ -170,16 +172,19 @@ def _stored_manifest(storage: Storage, folder: str, problems: list[str]) -> Mani
 
 
 def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], checked: list[str],
-                progress: Progress | None) -> Readback:
+                progress: Progress | None, keys: KeyService | None) -> Readback:
     checked += (["sha256"] if manifest.sha256 else []) + ["size"]
+    checked += ["authentication tags"] if manifest.encryption else []
     if manifest.format != ARCHIVE_FORMAT:
-        readback = read_back(storage, manifest, None, decompress=True, progress=progress)
+        readback = read_back(storage, manifest, None, decompress=True, progress=progress,
+                             keys=keys)
         problems += readback.mismatches(manifest)
         return readback
     checked.append("archive")
     pg_restore = for_dump(manifest.pg_dump_version).path("pg_restore")
     with ToolInput(pg_restore_argv(binary=pg_restore), env=minimal_env()) as tool:
-        readback = read_back(storage, manifest, tool, decompress=True, progress=progress)
+        readback = read_back(storage, manifest, tool, decompress=True, progress=progress,
+                             keys=keys)
         code, stderr = tool.finish()
     problems += readback.mismatches(manifest)
     if code != 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -35,20 +35,6 @@ from tests.support.backups import engine_for, flip_byte, make_backup, rewrite
 
 _names = itertools.count(1)
 SENTINEL = "CREATE TABLE sentinel (note text); INSERT INTO sentinel VALUES ('still here')"
-
-
-@pytest.fixture
-def new_name(pg_cluster: ClusterBase) -> Iterator[Callable[[str], str]]:
-    """Names of databases that do not exist yet; whatever gets created is dropped afterwards."""
-    names: list[str] = []
-
-    def make(stem: str) -> str:
-        names.append(f"{stem}_{next(_names)}")
-        return names[-1]
-
-    yield make
-    for name in names:
-        pg_cluster.drop_database(name)
 
 
 @pytest.fixture

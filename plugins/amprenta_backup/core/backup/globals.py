@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.encryption import globals_identity, seal_for
 from amprenta_backup.core.models import GlobalsRef, RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major, tool
 from amprenta_backup.core.pipeline import stream_command
@@ -107,16 +108,17 @@ class GlobalsCapture:
         tablespaces = tuple(str(r[0]) for r in db.execute(_TABLESPACES).fetchall())
         compression = self.settings.compression
         key = layout.globals_key(folder, compression.enabled)
+        seal = seal_for(self.settings.keys, globals_identity(globals_id, key))
         with self.storage.open_writer(key) as writer:
             argv = pg_dumpall_argv(conn.dbname, passwords, pg_dumpall.path("pg_dumpall"))
             result = stream_command(argv, conn.env(), writer, compression,
-                                    self.settings.checksum)
+                                    self.settings.checksum, seal)
         ref = GlobalsRef(
             globals_id=globals_id, server=server, key=key, sha256=result.sha256,
             stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
             compression=compression.name, role_passwords=passwords, taken_at=started,
             server_version=version, pg_dumpall_version=pg_dumpall.version,
-            roles=roles, tablespaces=tablespaces)
+            roles=roles, tablespaces=tablespaces, encryption=seal.record() if seal else None)
         self.storage.put_bytes(layout.globals_info_key(folder), ref.to_json())
         log.info("stored the globals of %s (%d roles, %d tablespaces) at %s: %d bytes", server,
                  len(roles), len(tablespaces), self.storage.uri(key), result.stored_bytes)

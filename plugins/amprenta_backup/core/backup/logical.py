@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 
@@ -14,6 +15,7 @@ from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.backup.rowcount import RowCounter
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
 from amprenta_backup.core.dbprops import read_properties
+from amprenta_backup.core.encryption import KeyService, backup_identity, seal_for
 from amprenta_backup.core.errors import DumpError, StorageError
 from amprenta_backup.core.models import (
     RESTORABLE,
@@ -44,21 +46,25 @@ class BackupSettings:
     :param compression: zstd settings
     :param checksum: compute sha256 over the stored bytes
     :param heartbeat_timeout: a RUNNING backup silent this long is abandoned
+    :param keys: encrypts dumps and globals when encryption is on
     """
 
     prefix: str
     compression: Compression
     checksum: bool = True
     heartbeat_timeout: timedelta = DEFAULT_TIMEOUT
+    keys: KeyService | None = None
 
     @classmethod
-    def from_config(cls, config: BackupConfig) -> BackupSettings:
+    def from_config(cls, config: BackupConfig, keys: KeyService | None = None
+                    ) -> BackupSettings:
         compression = Compression(enabled=config.compression_enabled,
                                   level=config.compression_level,
                                   threads=config.compression_threads)
         return cls(prefix=config.prefix, compression=compression,
                    checksum=config.checksum_enabled,
-                   heartbeat_timeout=timedelta(seconds=config.heartbeat_timeout_seconds))
+                   heartbeat_timeout=timedelta(seconds=config.heartbeat_timeout_seconds),
+                   keys=keys)
 
 
 class BackupRunner:
@@ -133,7 +139,8 @@ class BackupRunner:
             counter.start()
             life.step = "dump"
             try:
-                result = self._stream_dump(conn, snapshot, folder, size, pg_dump)
+                result, envelope = self._stream_dump(conn, snapshot, backup_id, folder, size,
+                                                    pg_dump)
             except StorageError:
                 life.step = "upload"  # the dump streamed, storage did not take it
                 raise
@@ -153,23 +160,27 @@ class BackupRunner:
             completed_at=self.catalog.now_or_estimate(),
             server_version=server_version, pg_dump_version=pg_dump.version,
             table_counts=counter.counts, run=run, globals=globals_ref.to_dict(),
-            properties=properties.to_dict(),
+            properties=properties.to_dict(), encryption=envelope,
         )
         self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
         return manifest
 
-    def _stream_dump(self, conn: PgConnInfo, snapshot: str, folder: str,
-                     database_size: int, pg_dump: PgInstall) -> StreamResult:
-        """pg_dump into the dump object; the database's size sizes the upload's parts."""
+    def _stream_dump(self, conn: PgConnInfo, snapshot: str, backup_id: str, folder: str,
+                     database_size: int, pg_dump: PgInstall
+                     ) -> tuple[StreamResult, dict[str, Any] | None]:
+        """pg_dump into the dump object (encrypted when encryption is on); the database's size
+        sizes the upload's parts. Returns the result and the envelope for the manifest."""
         key = layout.dump_key(folder, self.settings.compression.enabled)
+        seal = seal_for(self.settings.keys, backup_identity(backup_id, key))
         argv = pg_dump_argv(snapshot=snapshot, binary=pg_dump.path("pg_dump"))
         log.info("pg_dump %s for server %s", pg_dump.describe(), conn.describe())
         with self.storage.open_writer(key, expected_size=database_size) as writer:
             result = stream_command(argv, conn.env(), writer,
-                                    self.settings.compression, self.settings.checksum)
-        log.info("stored %s: %d raw bytes -> %d stored bytes", self.storage.uri(key),
-                 result.raw_bytes, result.stored_bytes)
-        return result
+                                    self.settings.compression, self.settings.checksum, seal)
+        log.info("stored %s: %d raw bytes -> %d stored bytes%s", self.storage.uri(key),
+                 result.raw_bytes, result.stored_bytes,
+                 f", encrypted with key {seal.envelope.key_id}" if seal else "")
+        return result, seal.record() if seal else None
 
 
 def _scalar(db: psycopg.Connection[tuple[object, ...]], query: str) -> object:

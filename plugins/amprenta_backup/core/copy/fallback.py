@@ -23,11 +23,11 @@ class FallbackRestorer(Restorer):
     """
 
     def __init__(self, primary: Restorer, copies: CopyWorkflow) -> None:
-        super().__init__(primary.storage, primary.catalog, primary.resolve)
+        super().__init__(primary.storage, primary.catalog, primary.resolve, primary.keys)
         self.copies = copies
 
     def _copy(self) -> Restorer:
-        return Restorer(*self.copies.sources(), self.resolve)
+        return Restorer(*self.copies.sources(), self.resolve, self.keys)
 
     def plan(self, request: RestoreRequest, workdir: str | None = None) -> RestorePlan:
         return self.copies.read(

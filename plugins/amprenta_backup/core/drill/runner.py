@@ -25,6 +25,7 @@ from amprenta_backup.core.drill import scratch as drill_scratch
 from amprenta_backup.core.drill.checks import run_checks
 from amprenta_backup.core.drill.record import DrillRecord
 from amprenta_backup.core.drill.report import publish
+from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import (
     BackupError,
     ChecksumMismatch,
@@ -93,13 +94,15 @@ class DrillRunner:
     :param catalog: where the backup records and ``drill_runs`` are
     :param resolve: ``(conn_id, database) -> PgConnInfo``
     :param settings: drill settings; read from ``BACKUP_DRILL_*`` when omitted
+    :param keys: opens encrypted backups
     """
 
     def __init__(self, storage: Storage, catalog: Catalog, resolve: Resolver,
-                 settings: DrillSettings | None = None) -> None:
+                 settings: DrillSettings | None = None, keys: KeyService | None = None) -> None:
         self.storage = storage
         self.catalog = catalog
         self.resolve = resolve
+        self.keys = keys
         self.settings = settings or DrillSettings.from_env()
 
     def prepare(self, target: BackupTarget, run: RunContext,
@@ -150,7 +153,7 @@ class DrillRunner:
                                      target_conn_id=record.drill_conn_id, mode=NEW_DATABASE,
                                      no_owner=self.settings.no_owner)
             drill_scratch.claim(conn, record.scratch_database, drill_id)
-            result = Restorer(self.storage, self.catalog, self.resolve).run(
+            result = Restorer(self.storage, self.catalog, self.resolve, self.keys).run(
                 request, progress=self._marker(conn, record))
         except ChecksumMismatch as exc:
             self.catalog.set_status(record.backup_id, Status.CORRUPT,

@@ -14,7 +14,6 @@ compressed backup.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -34,6 +33,8 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.backup.lifecycle import recorded
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.constants import READ_CHUNK
+from amprenta_backup.core.encryption import KeyService, ObjectSeal, backup_identity, seal_for
+from amprenta_backup.core.encryption.stream import EncryptingWriter
 from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
 from amprenta_backup.core.models import (
     RESTORABLE,
@@ -43,6 +44,7 @@ from amprenta_backup.core.models import (
     Status,
 )
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, major, tool
+from amprenta_backup.core.pipeline import HashingWriter
 from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.archive import WalArchive
@@ -120,11 +122,14 @@ class BaseBackupRunner:
     :param prefix: key prefix of everything stored
     :param temp_dir: parent of the temp folder pg_basebackup writes into
     :param heartbeat_timeout: a RUNNING backup silent this long is abandoned
+    :param keys: encrypts the base backup when encryption is on
     """
 
     def __init__(self, storage: Storage, catalog: Catalog, prefix: str,
                  temp_dir: str | None = None,
-                 heartbeat_timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+                 heartbeat_timeout: timedelta = DEFAULT_TIMEOUT,
+                 keys: KeyService | None = None) -> None:
+        self.keys = keys
         self.storage = storage
         self.catalog = catalog
         self.prefix = prefix
@@ -194,6 +199,7 @@ class BaseBackupRunner:
         try:
             out = work / "bb"
             key = f"{folder}/{BASE_NAME}"
+            seal = seal_for(self.keys, backup_identity(backup_id, key))
             client = for_server("pg_basebackup", major(server_version))
             argv = pg_basebackup_argv(out, f"amprenta {backup_id}",
                                       binary=client.path("pg_basebackup"))
@@ -202,7 +208,8 @@ class BaseBackupRunner:
                                         env=conn.env(), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=errors)
                 try:
-                    stored, raw, sha = _upload_growing(out / BASE_NAME, proc, self.storage, key)
+                    stored, raw, sha = _upload_growing(out / BASE_NAME, proc, self.storage, key,
+                                                    seal)
                 except _ToolFailed:
                     tail = (work / "stderr").read_text(errors="replace").strip().splitlines()
                     raise DumpError(f"pg_basebackup exited with code {proc.returncode}: "
@@ -226,7 +233,7 @@ class BaseBackupRunner:
             format=FORMAT, compression="server-zstd:3", stored_bytes=stored, raw_bytes=raw,
             sha256=sha, started_at=started_at, completed_at=wal.stop_time,
             server_version=server_version, pg_dump_version=client.version,
-            run=run, wal=wal.to_dict())
+            run=run, wal=wal.to_dict(), encryption=seal.record() if seal else None)
 
 
 def _preflight(conn: PgConnInfo) -> tuple[str, int]:
@@ -281,26 +288,30 @@ class _Counter:
 
 
 def _upload_growing(path: Path, proc: subprocess.Popen[bytes], storage: Storage,
-                    key: str) -> tuple[int, int, str]:
-    """Upload ``path`` while ``proc`` writes it: stored bytes, raw (decompressed) bytes, sha256.
+                    key: str, seal: ObjectSeal | None) -> tuple[int, int, str]:
+    """Upload ``path`` while ``proc`` writes it (encrypted with ``seal``, if given): stored
+    bytes, raw (decompressed) bytes, sha256 of the stored bytes.
 
     Decompressing on the way checks the server's zstd stream and gives the size that
     verification compares against.
     """
-    sha = hashlib.sha256()
-    stored = 0
     raw = _Counter()
     with storage.open_writer(key) as writer:
+        sink = HashingWriter(writer, checksum=True)
+        out: HashingWriter | EncryptingWriter = sink if seal is None else seal.writer(sink)
         inflate = zstandard.ZstdDecompressor().stream_writer(
             raw, write_size=READ_CHUNK)  # type: ignore[arg-type]
+        written = 0
         for chunk in _follow(path, proc):
-            sha.update(chunk)
-            writer.write(chunk)
+            out.write(chunk)
             inflate.write(chunk)
-            stored += len(chunk)
+            written += len(chunk)
         if proc.wait() != 0:
             raise _ToolFailed  # aborts the upload; the caller reports pg_basebackup's stderr
         inflate.flush()  # type: ignore[no-untyped-call]
-        if not stored:
+        if not written:
             raise StorageError(f"pg_basebackup wrote no {path.name}")
-    return stored, raw.count, sha.hexdigest()
+        if isinstance(out, EncryptingWriter):
+            out.close()
+    assert sink.hexdigest is not None
+    return sink.count, raw.count, sink.hexdigest

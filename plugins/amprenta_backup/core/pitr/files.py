@@ -11,8 +11,12 @@ from typing import BinaryIO
 import zstandard
 
 from amprenta_backup.core.constants import READ_CHUNK
+from amprenta_backup.core.encryption import backup_identity, decrypting, envelope_of
+from amprenta_backup.core.encryption.keys import KeyService
+from amprenta_backup.core.encryption.stream import Source
 from amprenta_backup.core.errors import ChecksumMismatch, RestoreError
 from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.readback import data_key
 from amprenta_backup.core.storage.base import Storage
 
 MARK = "# amprenta-backup point-in-time restore"
@@ -38,16 +42,27 @@ class _Hashing:
         return data
 
 
-def extract_base_backup(storage: Storage, manifest: Manifest, data_dir: Path) -> None:
-    """Stream ``base.tar.zst`` into ``data_dir``: zstd, tar, and the sha256 of the stored bytes
-    in one pass; a mismatch raises ChecksumMismatch (the caller removes ``data_dir``)."""
+def extract_base_backup(storage: Storage, manifest: Manifest, data_dir: Path,
+                        keys: KeyService | None = None) -> None:
+    """Stream ``base.tar.zst`` into ``data_dir``: decryption (if encrypted), zstd, tar, and the
+    sha256 of the stored bytes in one pass; a mismatch or a failed authentication tag raises
+    ChecksumMismatch (the caller removes ``data_dir``). A missing key raises KeyUnavailable
+    before anything is read."""
+    envelope, key = envelope_of(manifest.encryption), data_key(keys, manifest)
     with storage.open_reader(manifest.key) as raw:
         hashing = _Hashing(raw)
-        reader = zstandard.ZstdDecompressor().stream_reader(hashing)  # type: ignore[arg-type]
+        plain: Source = hashing
+        if envelope is not None and key is not None:
+            plain = decrypting(hashing, key, envelope,
+                               backup_identity(manifest.backup_id, manifest.key),
+                               storage.uri(manifest.key))
+        reader = zstandard.ZstdDecompressor().stream_reader(plain)  # type: ignore[arg-type]
         try:
             with tarfile.open(fileobj=reader, mode="r|") as tar:
                 tar.extractall(data_dir, filter="data")
             while reader.read(READ_CHUNK):  # tar padding after the end-of-archive blocks
+                pass
+            while plain.read(READ_CHUNK):  # the last chunk's tag, and bytes zstd did not need
                 pass
             while hashing.read(READ_CHUNK):  # bytes zstd did not need
                 pass

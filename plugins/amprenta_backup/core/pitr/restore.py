@@ -29,6 +29,7 @@ import psycopg
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.childenv import minimal_env
+from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import ConfigError, PreconditionError, RestoreError
 from amprenta_backup.core.models import RESTORABLE, Manifest, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, major
@@ -42,6 +43,7 @@ from amprenta_backup.core.pitr.localserver import (
     port_in_use,
     run_as,
 )
+from amprenta_backup.core.readback import data_key
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.names import parse_lsn, segment_name, segment_number, segment_of
@@ -170,11 +172,14 @@ class PitrRestore:
     :param wal_env: storage settings and credentials for ``restore_command`` (written to a
         private file, never to argv)
     :param os_user: OS user the server runs as when we are root
+    :param keys: opens an encrypted base backup
     """
 
     def __init__(self, storage: Storage, archive: WalArchive, wal_command: str,
-                 wal_env: Mapping[str, str], os_user: str | None) -> None:
+                 wal_env: Mapping[str, str], os_user: str | None,
+                 keys: KeyService | None = None) -> None:
         self.storage = storage
+        self.keys = keys
         self.archive = archive
         self.wal_command = wal_command
         self.wal_env = dict(wal_env)
@@ -191,6 +196,7 @@ class PitrRestore:
         started, requested_at = time.monotonic(), utcnow()
         _check_destination(request)
         self._check_wal_command()
+        data_key(self.keys, manifest)  # a missing or wrong key: refused before anything exists
         wal = WalRange.of(manifest)
         log_file = request.data_dir.with_name(request.data_dir.name + ".pitr.log")
         work = Path(tempfile.mkdtemp(prefix="amprenta-pitr-"))
@@ -200,7 +206,7 @@ class PitrRestore:
         try:
             mark = time.monotonic()
             request.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            extract_base_backup(self.storage, manifest, request.data_dir)
+            extract_base_backup(self.storage, manifest, request.data_dir, self.keys)
             steps["fetch_and_extract"] = round(time.monotonic() - mark, 3)
             mark = time.monotonic()
             self._verify(manifest, request.data_dir, work)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
+from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.health import CheckResult
 from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -48,6 +49,7 @@ class PointInTime:
     :param resolve: ``(conn_id, database) -> PgConnInfo``
     :param fetch_env: storage settings and credentials for ``amprenta-wal fetch``
     :param heartbeat_timeout: a RUNNING base backup silent this long is abandoned
+    :param keys: encrypts base backups (and opens them) when encryption is on
     """
 
     settings: PitrSettings
@@ -57,6 +59,7 @@ class PointInTime:
     resolve: Resolver
     fetch_env: Callable[[], dict[str, str]]
     heartbeat_timeout: timedelta = DEFAULT_TIMEOUT
+    keys: KeyService | None = None
 
     @property
     def target(self) -> str:
@@ -65,7 +68,7 @@ class PointInTime:
 
     @cached_property
     def archive(self) -> WalArchive:
-        return WalArchive(self.storage, self.prefix, self.target)
+        return WalArchive(self.storage, self.prefix, self.target, keys=self.keys)
 
     def cluster_conninfo(self) -> PgConnInfo:
         """The archived cluster (``BACKUP_PITR_CONN_ID``)."""
@@ -84,7 +87,7 @@ class PointInTime:
 
     def base_backups(self) -> BaseBackupRunner:
         return BaseBackupRunner(self.storage, self.catalog, self.prefix,
-                                heartbeat_timeout=self.heartbeat_timeout)
+                                heartbeat_timeout=self.heartbeat_timeout, keys=self.keys)
 
     def choose(self, target_time: datetime | None, backup_id: str | None = None) -> Manifest:
         """The base backup a restore to ``target_time`` starts from."""
@@ -93,7 +96,7 @@ class PointInTime:
 
     def restorer(self) -> PitrRestore:
         return PitrRestore(self.storage, self.archive, self.wal_command(), self.fetch_env(),
-                           self.os_user())
+                           self.os_user(), self.keys)
 
     def restore(self, request: PitrRequest, wait_seconds: float = 3600) -> PitrReport:
         """Restore the chosen base backup and replay WAL up to ``request.target_time``."""

@@ -61,6 +61,19 @@ class RunModel(BaseModel):
     try_number: Annotated[int, Field(strict=True, ge=0, le=10_000)] | None = None
 
 
+class EnvelopeModel(BaseModel):
+    """A client-side encryption envelope (core/encryption/envelope.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["AES-256-GCM"]
+    chunk_bytes: Annotated[int, Field(strict=True, ge=1024, le=64 * 2**20)]
+    key_id: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    provider: Literal["key", "kms"]
+    wrapped_key: Annotated[str, StringConstraints(min_length=1, max_length=4096,
+                                                  pattern=r"^[A-Za-z0-9+/=]+$")]
+
+
 class ManifestModel(BaseModel):
     """The fields a record is made of, with the bounds the catalog and retention rely on."""
 
@@ -84,6 +97,7 @@ class ManifestModel(BaseModel):
                             Field(max_length=1_000_000)] = {}
     run: RunModel = RunModel()
     version: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1
+    encryption: EnvelopeModel | None = None
 
 
 def parse_manifest(raw: bytes, folder: str, not_after: datetime | None = None) -> Manifest:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.drill.checks import run_checks
+from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import (
     BackupError,
     CatalogError,
@@ -67,11 +68,14 @@ class Recovery:
     :param catalog: the configured catalog (None when no catalog connection is defined)
     :param resolve: ``(conn_id, database) -> PgConnInfo``
     :param kind: ``recover``, or ``dr_drill`` for a rehearsal into a scratch server
+    :param keys: opens encrypted backups and globals
     """
 
     def __init__(self, storage: Storage, prefix: str, catalog: Catalog | None,
-                 resolve: Resolver, kind: str = RECOVER) -> None:
+                 resolve: Resolver, kind: str = RECOVER, keys: KeyService | None = None
+                 ) -> None:
         self.storage = storage
+        self.keys = keys
         self.prefix = prefix
         self.configured = catalog
         self.resolve = resolve
@@ -166,14 +170,15 @@ class Recovery:
         """Create the roles and tablespaces the new server lacks (existing ones are left)."""
         lines = []
         for ref in plan.globals:
-            result = restore_globals(self.storage, ref, plan.conn, dry_run=dry_run)
+            result = restore_globals(self.storage, ref, plan.conn, dry_run=dry_run,
+                                     keys=self.keys)
             lines.append(result.message)
         return lines
 
     def _restore_all(self, plan: RecoveryPlan, catalog: Catalog) -> list[DatabaseOutcome]:
         """Plan every restore first (a missing extension, locale or role refuses them all
         before any database is created), then restore ``plan.parallel`` at once."""
-        restorer = Restorer(self.storage, catalog, self.resolve)
+        restorer = Restorer(self.storage, catalog, self.resolve, self.keys)
         requests = {step.database: RestoreRequest(
             backup_id=step.backup_id, database=step.database,
             target_conn_id=plan.request.server_conn_id) for step in plan.databases}

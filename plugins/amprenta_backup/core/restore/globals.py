@@ -23,6 +23,13 @@ import zstandard
 from pglast import ast
 from pglast.enums import ObjectType
 
+from amprenta_backup.core.encryption import (
+    KeyService,
+    decrypting,
+    envelope_of,
+    globals_identity,
+    open_key,
+)
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import GlobalsRef, Manifest
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -97,8 +104,9 @@ class _Statement:
     node: ast.Node
 
 
-def read_globals_sql(storage: Storage, ref: GlobalsRef) -> str:
-    """The globals SQL, proven intact (sha256 and size against the manifest)."""
+def read_globals_sql(storage: Storage, ref: GlobalsRef, keys: KeyService | None = None) -> str:
+    """The globals SQL, proven intact (sha256 and size against the manifest, every chunk's tag
+    when encrypted)."""
     data = storage.get_bytes(ref.key)
     problems = []
     if ref.sha256 and hashlib.sha256(data).hexdigest() != ref.sha256:
@@ -108,6 +116,12 @@ def read_globals_sql(storage: Storage, ref: GlobalsRef) -> str:
     if problems:
         raise ChecksumMismatch(f"the globals {storage.uri(ref.key)} are corrupt: "
                                f"{'; '.join(problems)}; nothing was restored")
+    envelope = envelope_of(ref.encryption)
+    if envelope is not None:
+        identity = globals_identity(ref.globals_id, ref.key)
+        key = open_key(keys, envelope, identity, f"the globals {ref.globals_id}")
+        data = decrypting(io.BytesIO(data), key, envelope, identity,
+                          storage.uri(ref.key)).read_all()
     if ref.compression != "none":
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
         data = reader.read(MAX_GLOBALS_BYTES)
@@ -132,16 +146,18 @@ def parse_globals(text: str) -> list[_Statement]:
 
 
 def restore_globals(storage: Storage, ref: GlobalsRef, conn: PgConnInfo,
-                    dry_run: bool = False) -> GlobalsRestoreResult:
+                    dry_run: bool = False, keys: KeyService | None = None
+                    ) -> GlobalsRestoreResult:
     """Create the roles and tablespaces of ``ref`` that ``conn``'s server lacks.
 
     :param storage: where the globals are
     :param ref: which globals (``manifest.globals_ref()``)
     :param conn: the target server (its ``dbname`` is not used)
     :param dry_run: report what would be done; change nothing
+    :param keys: opens encrypted globals
     """
     started = time.monotonic()
-    statements = parse_globals(read_globals_sql(storage, ref))
+    statements = parse_globals(read_globals_sql(storage, ref, keys))
     with TargetServer(conn) as server:
         result = GlobalsRestoreResult(globals_id=ref.globals_id, source=storage.uri(ref.key),
                                       target_server=server.describe(), dry_run=dry_run,

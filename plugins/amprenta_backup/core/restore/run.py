@@ -20,6 +20,7 @@ from amprenta_backup.core.backup.rowcount import count_rows
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.constants import DUMP_NAME
+from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import (
     BackupDamaged,
     BackupError,
@@ -32,7 +33,7 @@ from amprenta_backup.core.errors import (
 from amprenta_backup.core.identifiers import conninfo_dbname
 from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
-from amprenta_backup.core.readback import Progress, ToolInput, download, read_back
+from amprenta_backup.core.readback import Progress, ToolInput, data_key, download, read_back
 from amprenta_backup.core.restore.plan import (
     RestorePlan,
     make_plan,
@@ -113,12 +114,15 @@ class Restorer:
     :param storage: where the backups are
     :param catalog: where their records are
     :param resolve: ``(conn_id, database) -> PgConnInfo``
+    :param keys: opens encrypted backups
     """
 
-    def __init__(self, storage: Storage, catalog: Catalog, resolve: Resolver) -> None:
+    def __init__(self, storage: Storage, catalog: Catalog, resolve: Resolver,
+                 keys: KeyService | None = None) -> None:
         self.storage = storage
         self.catalog = catalog
         self.resolve = resolve
+        self.keys = keys
 
     def plan(self, request: RestoreRequest, workdir: str | None = None) -> RestorePlan:
         """What would be restored where; PreconditionError if the request must be refused."""
@@ -161,6 +165,7 @@ class Restorer:
         with span("restore.plan"):
             plan = self.plan(request, workdir)
         chosen.append(plan.backup_id)
+        data_key(self.keys, plan.manifest)  # a missing or wrong key: refused, nothing created
         log.info("restore plan:\n%s", plan.text())
         if request.dry_run:
             return RestoreResult(plan, performed=False, seconds=_since(started))
@@ -219,7 +224,8 @@ class Restorer:
                 path = Path(tmp) / DUMP_NAME
                 with span("restore.download", backup_id=plan.backup_id):
                     download(self.storage, plan.manifest, path, True,
-                             _phase(progress, "download", plan), durable=False)
+                             _phase(progress, "download", plan), durable=False,
+                             keys=self.keys)
                 verified = time.monotonic()
                 with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
                     props = self._into(server, plan, lambda: _restore_file(plan, path))
@@ -284,7 +290,7 @@ class Restorer:
         """Stream storage -> zstd -> pg_restore stdin, hashing again on the way."""
         with ToolInput(_restore_argv(plan), plan.target_env()) as tool:
             readback = read_back(self.storage, plan.manifest, tool, decompress=True,
-                                 progress=_phase(progress, "restore", plan))
+                                 progress=_phase(progress, "restore", plan), keys=self.keys)
             code, stderr = tool.finish()
         problems = readback.mismatches(plan.manifest)
         if problems:

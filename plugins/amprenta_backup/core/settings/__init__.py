@@ -28,6 +28,7 @@ from amprenta_backup.core.settings.base import (
     Settings,
 )
 from amprenta_backup.core.settings.copy import CopySettings, CopyStorageConfig
+from amprenta_backup.core.settings.encryption import EncryptionSettings
 from amprenta_backup.core.settings.pitr import (
     PitrSettings,
     WalSettings,
@@ -42,6 +43,7 @@ __all__ = [
     "CopyStorageConfig",
     "DrDrillSettings",
     "DrillSettings",
+    "EncryptionSettings",
     "GFSSpec",
     "LATEST",
     "PgToolsSettings",
@@ -56,6 +58,7 @@ __all__ = [
 ]
 
 
-ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, CopyStorageConfig, CopySettings,
-                                   AlertSettings, TaskSettings, DrillSettings, DrDrillSettings,
-                                   PgToolsSettings, WalSettings, PitrSettings, ProjectSettings)
+ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, EncryptionSettings,
+                                   CopyStorageConfig, CopySettings, AlertSettings, TaskSettings,
+                                   DrillSettings, DrDrillSettings, PgToolsSettings, WalSettings,
+                                   PitrSettings, ProjectSettings)

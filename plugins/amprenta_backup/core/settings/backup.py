@@ -32,6 +32,7 @@ from amprenta_backup.core.settings.base import (
     parse_targets,
     var,
 )
+from amprenta_backup.core.settings.encryption import EncryptionSettings
 
 STORAGE_TYPES = ("local", "s3")
 SSE_MODES = ("none", "AES256", "aws:kms")
@@ -107,21 +108,18 @@ class StorageConfig(Settings):
         """The key prefix without leading or trailing slashes."""
         return self.s3_prefix.strip("/")
 
-    def to_env(self) -> dict[str, str]:
-        """These settings as ``BACKUP_*`` variables (for ``amprenta-wal``'s settings file)."""
-        return {name: str(getattr(self, field)) for field, name in self.names().items()
-                if getattr(self, field) is not None}
-
 
 class BackupConfig(Settings):
     """What to back up and how: targets, catalog, retention, compression, health.
 
     :param storage: where backups are stored (the ``BACKUP_STORAGE_TYPE``/``BACKUP_S3_*``
         variables, read with the rest by :meth:`from_env`)
+    :param encryption: client-side encryption (``BACKUP_ENCRYPTION*``)
     """
 
     group: ClassVar[str] = "Backups"
-    nested: ClassVar[dict[str, type[Settings]]] = {"storage": StorageConfig}
+    nested: ClassVar[dict[str, type[Settings]]] = {"storage": StorageConfig,
+                                                    "encryption": EncryptionSettings}
 
     targets: Annotated[tuple[BackupTarget, ...], BeforeValidator(parse_targets)] = var(
         "BACKUP_TARGETS", (), "Comma-separated Airflow Postgres connection ids, each optionally "
@@ -129,6 +127,7 @@ class BackupConfig(Settings):
     catalog_conn_id: ConnId = var("BACKUP_CATALOG_CONN_ID", "backup_catalog",
                                   "Airflow Postgres connection of the catalog database")
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     retention_days: int = var(
         "BACKUP_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, "Days to keep backups; at least `7`",
         ge=MIN_RETENTION_DAYS, le=36500,

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         env = os.environ if environ is None else environ
         return bool(env.get(cls.names()[field], "").strip())
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``BACKUP_*`` variables (for ``amprenta-wal``'s settings file)."""
+        return {name: str(getattr(self, field)) for field, name in self.names().items()
+                if getattr(self, field) is not None}
+
     @classmethod
     def names(cls) -> dict[str, str]:
         """Field name -> variable name, for the declared variables of this class."""

@@ -38,17 +38,27 @@ def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> 
                      object_lock=lock)
 
 
-def storage_environment(config: StorageConfig, credentials: Mapping[str, str | None]
-                        ) -> dict[str, str]:
+def connection_credentials(config: StorageConfig) -> dict[str, str]:
+    """``AWS_*`` variables (and the endpoint) of ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``."""
+    given = s3_client_kwargs(config.aws_conn_id)
+    return {"AWS_ACCESS_KEY_ID": given.get("aws_access_key_id", ""),
+            "AWS_SECRET_ACCESS_KEY": given.get("aws_secret_access_key", ""),
+            "BACKUP_S3_ENDPOINT_URL": given.get("endpoint_url", "")}
+
+
+def storage_environment(config: StorageConfig,
+                        credentials: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """The ``BACKUP_*`` storage settings (and S3 ``credentials``) as environment variables, for
     a process that reaches the same storage (``amprenta-wal fetch`` in ``restore_command``).
 
     :param credentials: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, optionally
-        ``AWS_SESSION_TOKEN`` and ``BACKUP_S3_ENDPOINT_URL``; empty ones are left out
+        ``AWS_SESSION_TOKEN`` and ``BACKUP_S3_ENDPOINT_URL``; empty ones are left out; by
+        default those of :func:`connection_credentials`
     """
     env = config.to_env()
     if config.storage_type != "s3":
         return env
+    credentials = connection_credentials(config) if credentials is None else credentials
     env.update({"AWS_ACCESS_KEY_ID": credentials.get("AWS_ACCESS_KEY_ID") or "",
                 "AWS_SECRET_ACCESS_KEY": credentials.get("AWS_SECRET_ACCESS_KEY") or ""})
     optional = {"AWS_SESSION_TOKEN": credentials.get("AWS_SESSION_TOKEN"),

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amprenta_backup.core.constants import READ_CHUNK
 from amprenta_backup.core.errors import (
@@ -26,6 +27,9 @@ from amprenta_backup.core.errors import (
 from amprenta_backup.core.layout import target_prefix
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.names import WAL_FILE, check_wal_name
+
+if TYPE_CHECKING:  # imported where used, like zstandard: `amprenta-wal push` stays quick
+    from amprenta_backup.core.encryption import KeyService
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +72,16 @@ class WalArchive:
     :param prefix: key prefix of everything stored (``BACKUP_S3_PREFIX``)
     :param target: name the WAL is stored under (``BACKUP_WAL_TARGET``)
     :param level: zstd level for pushed segments
+    :param keys: encrypts pushed segments when encryption is on, opens encrypted ones
     """
 
-    def __init__(self, storage: Storage, prefix: str, target: str, level: int = 1) -> None:
+    def __init__(self, storage: Storage, prefix: str, target: str, level: int = 1,
+                 keys: KeyService | None = None) -> None:
         self.storage = storage
         self.prefix = prefix
         self.target = target
         self.level = level
+        self.keys = keys
 
     def key(self, name: str) -> str:
         return wal_key(self.prefix, self.target, name)
@@ -110,6 +117,8 @@ class WalArchive:
         """
         import zstandard
 
+        from amprenta_backup.core.encryption import seal_for, wal_identity
+
         check_wal_name(name)
         try:
             data = Path(path).read_bytes()
@@ -129,6 +138,9 @@ class WalArchive:
                 "own, or move the old archive away after checking which cluster it belongs to"
             )
         stored = zstandard.ZstdCompressor(level=self.level, write_checksum=True).compress(data)
+        seal = seal_for(self.keys, wal_identity(self.target, name))
+        if seal is not None:  # a data key of its own per segment
+            stored = seal.seal(stored)
         self.storage.put_bytes(key, stored)
         self.storage.put_bytes(checksum_key(key), f"{digest}  {name}\n".encode())
         log.info("archived %s: %d -> %d bytes", name, len(data), len(stored))
@@ -141,6 +153,8 @@ class WalArchive:
         if the stored bytes are damaged (``dest`` is then not created).
         """
         import zstandard
+
+        from amprenta_backup.core.encryption import open_if_sealed, wal_identity
 
         key = self.key(name)
         expected = self.stored_checksum(name)
@@ -155,7 +169,9 @@ class WalArchive:
         sha = hashlib.sha256()
         try:
             with self.storage.open_reader(key) as raw, open(partial, "wb") as out:
-                reader = zstandard.ZstdDecompressor().stream_reader(raw)
+                plain = open_if_sealed(raw, self.keys, wal_identity(self.target, name),
+                                       self.storage.uri(key))
+                reader = zstandard.ZstdDecompressor().stream_reader(plain)  # type: ignore[arg-type]
                 while chunk := reader.read(READ_CHUNK):
                     sha.update(chunk)
                     out.write(chunk)
