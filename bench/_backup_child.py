@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="S3 multipart part size (default: the engine's)")
     parser.add_argument("--in-flight", type=int,
                         help="S3 parts uploaded at once (default: the engine's)")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="client-side encryption on (a random master key of this run)")
     parser.add_argument("--pg-dump-rss", metavar="FILE",
                         help="record pg_dump's own peak RSS (JSON lines) in FILE")
     parser.add_argument("--copy-root", metavar="DIR",
@@ -62,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _install_pg_dump_wrapper(result_file: str) -> Path:
-    """A bin folder whose ``pg_dump`` runs the real one under the RSS trampoline."""
+    """A bin folder whose ``pg_dump`` runs the real one under the RSS trampoline (the other
+    tools linked as they are)."""
     from amprenta_backup.core import pgtools
 
     real = pgtools.tool("pg_dump")
@@ -117,6 +120,17 @@ def _copy(args: argparse.Namespace, primary: Any, catalog: Any, backup_id: str
             "copy_bytes": outcome.record.stored_bytes, "copy_objects": len(outcome.copied)}
 
 
+def _keys() -> Any:
+    """Encryption as ``BACKUP_ENCRYPTION=key`` does it, with a random master key."""
+    import base64
+
+    from amprenta_backup.core.encryption import KeyConfig, KeyService
+
+    master = base64.b64encode(os.urandom(32)).decode()
+    return KeyService(KeyConfig(mode="key", key_conn="bench", key_id="bench"),
+                      lookup=lambda conn_id: {"password": master, "extra": {}})
+
+
 def _vm_hwm_kib() -> int | None:
     """VmHWM of this process (its own address space since exec), in KiB."""
     try:
@@ -146,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         catalog = Catalog(conn.with_database(args.catalog_dbname))
         settings = BackupSettings(prefix=args.prefix, checksum=True,
                                   compression=Compression(enabled=True, level=args.level,
-                                                          threads=args.threads))
+                                                          threads=args.threads),
+                                  keys=_keys() if args.encrypt else None)
         runner = BackupRunner(_storage(args), catalog, settings)
         backup_id = make_backup_id(datetime.now(UTC))
         started = time.monotonic()

@@ -8,13 +8,14 @@ from typing import Any
 
 MB = 1_000_000
 TARGETS = {"d/a": 0.35, "stored d/a": 1.0, "peak_rss_mb": 150.0, "double_rss_pct": 10.0,
-           "copy e/d": 1.05}
+           "copy e/d": 1.05, "f/c": 1.1}
 LABELS = {
     "a": "(a) pg_dump -Fc (zlib) -> file",
     "b": "(b) pg_dump -Fc -Z0 > /dev/null",
     "c": "(c) ours -> LocalStorage",
     "d": "(d) ours -> moto S3",
     "e": "(e) (d), second copy on",
+    "f": "(f) (c), client-side encryption on",
 }
 CPU_KEYS = ("py_s", "pg_dump_s", "server_s", "moto_s", "machine_busy_s")
 
@@ -99,6 +100,7 @@ def ratios(summary: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[
                     _verdict(value, TARGETS["copy e/d"]), "per_round": rounds, "detail":
                     f"per round {min(rounds):.3f}-{max(rounds):.3f}; the copy after it: "
                     f"{copy_s:.2f} s, {summary['e']['stored_mb']['median'] / copy_s:.0f} MB/s"})
+    wall_ratio("f", "c", TARGETS["f/c"])  # client-side encryption on vs off, same run
     if "d" in summary and "a" in summary:
         value = summary["d"]["stored_mb"]["median"] / summary["a"]["stored_mb"]["median"]
         rounds = _per_round(samples, "d", "a", lambda s: s["stored_bytes"] or 0)
@@ -171,10 +173,10 @@ def print_report(report: dict[str, Any]) -> None:
     print(head)
     print("-" * len(head))
     summary = report["summary"]
-    order = [k for k in ("a", "b", "c", "d", "e", "c@bench2x", "d@bench2x") if k in summary]
+    order = [k for k in ("a", "b", "c", "d", "e", "f", "c@bench2x", "d@bench2x") if k in summary]
     for key in order:
         row = summary[key]
-        ours = key[0] in "cde"
+        ours = key[0] in "cdef"
         process = ("py " if ours else "pg_dump ") + _fmt(row["rss_mb"], 1)
         pg_dump = _fmt(row["pg_dump_rss_mb"], 1) if ours else "(same)"
         print(f"{_label(key):<38} {_fmt(row['wall_s']):<21} {process:<23} {pg_dump:<19} "

@@ -37,7 +37,7 @@ PREFIX = "bench"
 CATALOG_DB = "catalog"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-VARIANTS = ("a", "b", "c", "d", "e")
+VARIANTS = ("a", "b", "c", "d", "e", "f")
 START = time.monotonic()
 
 
@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="S3 part size of ours, for diagnosis (default: the engine's)")
     parser.add_argument("--in-flight", type=int,
                         help="S3 parts in flight of ours, for diagnosis (default: the engine's)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma list of the variants to run (default all: a-f), "
+                        "e.g. c,f for encryption on vs off alone")
     parser.add_argument("--output", type=Path,
                         help="JSON results file (default bench/results/backup-<size>mb.json)")
     args = parser.parse_args(argv)
@@ -190,8 +193,9 @@ class Bench:
                 "--target", dbname, "--prefix", PREFIX, "--level", str(self.args.level),
                 "--threads", str(self.args.threads), "--pg-dump-rss", str(rss_file)]
         root = self.workdir / "local-storage"
-        if variant == "c":
+        if variant in ("c", "f"):
             argv += ["--storage", "local", "--local-root", str(root)]
+            argv += ["--encrypt"] if variant == "f" else []
         else:
             if variant == "e":  # (d) with the second copy on: then copied to a local folder
                 argv += ["--copy-root", str(root)]
@@ -218,9 +222,9 @@ class Bench:
 
     def _drop_stored(self, variant: str, root: Path) -> None:
         """Delete what a run stored, so disk and moto's memory do not grow across rounds."""
-        if variant in ("c", "e"):
+        if variant in ("c", "e", "f"):
             shutil.rmtree(root, ignore_errors=True)
-        if variant == "c":
+        if variant in ("c", "f"):
             return
         client = self.moto.client()
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX)
@@ -279,7 +283,12 @@ def run(bench: Bench) -> dict[str, Any]:
     floor = bench.spawn_floor_kib()
     note(f"spawn floor (ru_maxrss of `true` through the trampoline): {floor} KiB")
     bench.build("bench", args.size_mb)
-    plan = [(v, "bench") for v in VARIANTS]
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"--variants: unknown {', '.join(unknown)}; use some of "
+                         f"{','.join(VARIANTS)}")
+    plan = [(v, "bench") for v in VARIANTS if v in chosen]
     if args.double:
         bench.build("bench2x", 2 * args.size_mb)
         plan += [("c", "bench2x"), ("d", "bench2x")]
@@ -294,6 +303,7 @@ def run(bench: Bench) -> dict[str, Any]:
                  f"stored {sample['stored_bytes']}, cpu {sample['cpu']}")
     return {"started_at": started_at, "args": {
                 "size_mb": args.size_mb, "repeat": args.repeat, "double": args.double,
+                "variants": args.variants,
                 "level": args.level, "threads": args.threads,
                 "part_size_mib": args.part_size_mib, "in_flight": args.in_flight},
             "environment": environment(bench), "spawn_floor_kib": floor,

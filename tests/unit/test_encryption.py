@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
+from datetime import UTC, datetime
 
 import pytest
 
+from amprenta_backup.core import layout
 from amprenta_backup.core.encryption import (
     KeyConfig,
     KeyService,
@@ -22,6 +25,8 @@ from amprenta_backup.core.encryption import (
 )
 from amprenta_backup.core.encryption.stream import MAGIC, TAG_BYTES, header_bytes
 from amprenta_backup.core.errors import ChecksumMismatch
+from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.records.manifests import ManifestError, parse_manifest
 
 CHUNK = 1024
 KEY_A, KEY_B = os.urandom(32), os.urandom(32)
@@ -177,3 +182,31 @@ def test_hex_keys_are_accepted_and_off_means_no_seal() -> None:
         == b"hex"
     assert seal_for(KeyService(KeyConfig()), "backup:b:dump") is None
     assert seal_for(None, "backup:b:dump") is None
+
+
+def _stored_manifest(**changes: object) -> tuple[bytes, str]:
+    """A manifest as a version-2 writer stored it (no ``encryption``), with ``changes``."""
+    when = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+    backup_id = layout.make_backup_id(when, "old")
+    folder = layout.backup_folder("database", "pg_main", backup_id)
+    data = Manifest(backup_id=backup_id, target="pg_main", database="app", kind="logical",
+                    key=f"{folder}/dump.pgc.zst", format="pg_dump-custom", compression="zstd:1",
+                    stored_bytes=10, raw_bytes=20, sha256="0" * 64, started_at=when,
+                    completed_at=when, server_version="15.1", pg_dump_version="15.1",
+                    version=2).to_dict()
+    del data["encryption"]
+    data.update(changes)
+    return json.dumps(data).encode(), folder
+
+
+def test_version_2_manifests_still_load_and_envelopes_are_checked() -> None:
+    raw, folder = _stored_manifest()
+    old = parse_manifest(raw, folder)
+    assert old.version == 2 and old.encryption is None
+    seal = _seal(_keys())
+    raw, folder = _stored_manifest(version=3, encryption=seal.record())
+    assert parse_manifest(raw, folder).encryption == seal.record()
+    bad = {**seal.record(), "provider": "rot13"}
+    raw, folder = _stored_manifest(version=3, encryption=bad)
+    with pytest.raises(ManifestError, match="encryption.provider"):
+        parse_manifest(raw, folder)
