@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -47,12 +49,24 @@ def test_export_of_one_project_imports_exactly_its_rows(
                                                                   [A])
     assert record.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     expected = expected_rows(project_db, A)
+    assert record.completed_at is not None
     assert record.row_count == sum(len(v) for v in expected.values())
     with zipfile.ZipFile(path) as archive:  # the documents' files, byte for byte
         for n in range(3):
             assert archive.read(f"files/A/exp{n}.txt") == (project_files / f"A/exp{n}.txt"
                                                            ).read_bytes()
         assert not [n for n in archive.namelist() if n.startswith("files/B")]
+        manifest = json.loads(archive.read("manifest.json"))
+        for table in manifest["tables"]:  # every data file's sha256 and row count
+            member = table["file"]
+            assert hashlib.sha256(archive.read(member["path"])).hexdigest() == member["sha256"]
+            assert table["rows"] == len(expected[table["table"]])
+    assert manifest["project_ids"] == [A] and manifest["source"]["database"] == project_db.dbname
+    snapshot = datetime.fromisoformat(manifest["snapshot_time"].replace("Z", "+00:00"))
+    assert record.started_at <= snapshot <= record.completed_at
+    assert {(fk["child"], tuple(fk["child_columns"])) for fk in manifest["graph"]["foreign_keys"]
+            } >= {("app.experiments", ("parent_id",)), ("app.experiments", ("lead_sample_id",)),
+                  ("app.annotations", ("sample_id", "seq", "taken_on"))}
     target = _target(pg_cluster, fresh_db)
     report = engine.import_project(path, target.dbname)
     assert report.created_schema and report.loaded == record.row_count
