@@ -29,6 +29,9 @@ class BackupCopyOperator(EngineOperator):
 
     :param target: ``conn_id`` or ``conn_id:database`` (templated)
     :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
+
+    Then the target's newest completed backups still without a verified copy (up to 5, left
+    by a failed copy or a copy storage that was down) are copied too.
     """
 
     template_fields: Sequence[str] = ("target",)
@@ -52,8 +55,10 @@ class BackupCopyOperator(EngineOperator):
                 raise AirflowSkipException(f"backup {backup_id} of {target.name} is {state}; "
                                            "nothing to copy")
             outcome = self.engine.copy_backup(backup_id, run=run)
-        self.log.info("%s", outcome.message)
-        return outcome.record.to_dict()
+            earlier = self.engine.copies.catch_up(target.name, run=run)  # left by failed runs
+        for done in (outcome, *earlier):
+            self.log.info("%s", done.message)
+        return {**outcome.record.to_dict(), "caught_up": [o.record.backup_id for o in earlier]}
 
 
 class PitrCopyOperator(PitrOperator):

@@ -270,3 +270,19 @@ def test_recover_from_the_copy_onto_a_new_server_when_the_primary_is_lost(
     assert report.passed, report.to_dict()
     assert s3_storage.uri(COPY_PREFIX) in json.dumps(report.to_dict(), default=str)
     assert_databases_equal(pg_cluster, "amprenta", new_server, "amprenta")
+
+
+def test_catch_up_copies_the_backups_a_failed_copy_left_behind(
+    local_storage: LocalStorage, s3_storage: S3Storage, catalog: Catalog,
+    source_conn: PgConnInfo,
+) -> None:
+    now = catalog.now()
+    old, missed, new = (stored_backup(local_storage, catalog, "pg_source",
+                                      now - timedelta(days=d)) for d in (3, 2, 1))
+    copies = engine(local_storage, s3_storage, catalog, source_conn).copy_workflow()
+    copies.copy(old.backup_id)
+    copies.copy(new.backup_id)
+    caught = copies.catch_up("pg_source")
+    assert [o.record.backup_id for o in caught] == [missed.backup_id]
+    assert copies.records.get(missed.backup_id).status == CopyStatus.VERIFIED  # type: ignore[union-attr]
+    assert copies.catch_up("pg_source") == []

@@ -73,6 +73,16 @@ class CopyWorkflow:
         return Copier(self.primary, self.view, self.catalog).run(
             self.backup(backup_id, target), run)
 
+    def catch_up(self, target: str, limit: int = 5, run: RunContext | None = None
+                 ) -> list[CopyOutcome]:
+        """Copy the newest ``limit`` completed backups of ``target`` that have no verified
+        copy (a copy task that failed, a copy storage that was down): the lag heals itself."""
+        done = self.catalog.find(target=target, statuses=RESTORABLE, limit=limit)
+        copied = {c.backup_id for c in self.records.find(
+            [r.backup_id for r in done], statuses=[CopyStatus.VERIFIED, CopyStatus.COPYING])}
+        copier = Copier(self.primary, self.view, self.catalog)
+        return [copier.run(r, run) for r in done if r.backup_id not in copied]
+
     def backup(self, backup_id: str, target: str | None = None) -> BackupRecord:
         """The primary's record of ``backup_id`` (or the latest of ``target``)."""
         if backup_id != LATEST:
