@@ -53,7 +53,8 @@ def test_planted_manifests_are_skipped(tmp_path: Path) -> None:
     _store(storage, real)
     other = _manifest("pg_main", datetime(2026, 11, 2, tzinfo=UTC))
     _store(storage, other, layout.backup_folder("database", "pg_main", real.backup_id)
-           .replace(real.backup_id, real.backup_id[:-1] + "f"))  # in a folder not its own
+           .replace(real.backup_id, real.backup_id[:-1] + ("0" if real.backup_id.endswith("f")
+                                                           else "f")))  # a folder not its own
     hostile = _manifest("../../etc", datetime(2026, 11, 3, tzinfo=UTC))
     _store(storage, hostile, "database/x/2026/11/03/" + hostile.backup_id)
     future = _manifest("pg_main", datetime.now(UTC) + timedelta(days=400))
