@@ -286,3 +286,23 @@ def test_catch_up_copies_the_backups_a_failed_copy_left_behind(
     assert [o.record.backup_id for o in caught] == [missed.backup_id]
     assert copies.records.get(missed.backup_id).status == CopyStatus.VERIFIED  # type: ignore[union-attr]
     assert copies.catch_up("pg_source") == []
+
+
+def test_an_encrypted_backup_is_copied_as_stored_and_restores_from_the_copy(
+    local_storage: LocalStorage, s3_storage: S3Storage, catalog: Catalog,
+    source_conn: PgConnInfo, pg_cluster: ClusterBase, fresh_db: Callable[[str], str],
+) -> None:
+    from tests.integration.backup.test_encryption import KEY_A, conn_keys, keyring_env
+
+    keys = conn_keys("k1", keyring_env(KEY_A))
+    manifest = make_backup(local_storage, catalog, source_conn, keys=keys)
+    backups = engine_for(local_storage, catalog, {"pg_source": source_conn}, keys=keys,
+                         copy=copy_settings(), copy_storage=s3_storage)
+    backups.copy_backup(manifest.backup_id)
+    assert s3_storage.get_bytes(copied_key(manifest.key)) == local_storage.get_bytes(manifest.key)
+    rewrite(local_storage, manifest.key, flip_byte)
+    name = fresh_db("enc_from_copy")
+    pg_cluster.drop_database(name)
+    result = backups.restore_backup(manifest.backup_id, name)
+    assert result.plan.location == s3_storage.uri(copied_key(manifest.key))
+    assert_databases_equal(pg_cluster, "amprenta", pg_cluster, name)
