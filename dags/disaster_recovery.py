@@ -71,6 +71,10 @@ with DAG(
     approval_gate(
         plan, recover, task_id="approve_nonempty",
         subject="Recover onto {{ params.server_conn_id }}, which already holds databases?",
+        backup_id="{{ ti.xcom_pull(task_ids='plan', key='plan')['databases'] "
+                  "| map(attribute='backup_id') | join(', ') }}",
+        target="{{ ti.xcom_pull(task_ids='plan', key='plan')['server'] }} (connection "
+               "{{ params.server_conn_id }})",
         body="{% set p = ti.xcom_pull(task_ids='plan', key='plan') %}{% if p %}"
              "The server {{ p.server }} already holds **{{ p.existing_databases | join(', ') }}**"
              " (they are not touched). Approving creates these databases on it:\n\n"

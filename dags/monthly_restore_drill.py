@@ -26,7 +26,7 @@ CORRUPT), naming each failed check, with one alert.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable, Param
 from dateutil.relativedelta import relativedelta
 
 from amprenta_backup.defaults import dag_kwargs
@@ -38,6 +38,14 @@ with DAG(
     description="restore a backup into a scratch database, check its data, measure the RTO",
     schedule=CronTriggerTimetable("0 3 1 * *", timezone="UTC", interval=relativedelta(months=1)),
     doc_md=__doc__,
+    params={
+        "backup_id": Param(
+            None, type=["null", "string"], pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$",
+            title="Backup id",
+            description="Drill this backup (an id from `amprenta-backup list`); the other "
+                        "targets are skipped. Empty: the latest of the run's month, or "
+                        "BACKUP_DRILL_STRATEGY."),
+    },
     **dag_kwargs("drill", "verify"),
 ):
     targets = ListBackupTargetsOperator(task_id="list_targets", retries=0)

@@ -29,14 +29,20 @@ with DAG(
     schedule=None,
     doc_md=__doc__,
     params={
-        "target_time": Param("latest", type="string", minLength=1,
-                             description="ISO 8601 with a zone, or latest"),
-        "data_directory": Param(  # a default keeps DAG-level failure callbacks working
-            None, type=["null", "string"], pattern="^/",
-            description="Required: a new or empty directory on the worker host"),
-        "port": Param(5433, type="integer", minimum=1024, maximum=65535),
-        "backup_id": Param(None, type=["null", "string"],
-                           description="a base backup id; empty picks the newest suitable one"),
+        "target_time": Param(
+            "latest", type="string", minLength=1, title="Restore to",
+            description="ISO 8601 time with a zone (e.g. 2026-11-24T05:10:23+00:00), or "
+                        "latest for the end of the archived WAL."),
+        "data_directory": Param(  # required: no null in its type, so the form asks for it
+            None, type="string", pattern="^/", title="Data directory",
+            description="A new or empty directory on the worker host (an absolute path); "
+                        "nothing in it is overwritten."),
+        "port": Param(5433, type="integer", minimum=1024, maximum=65535, title="Port",
+                      description="Port of the restored server on the worker (127.0.0.1 "
+                                  "only)."),
+        "backup_id": Param(None, type=["null", "string"], title="Base backup id",
+                           description="A base backup id; empty picks the newest one that "
+                                       "ended before the target time."),
     },
     **dag_kwargs("pitr", "restore", default_args=server_tools_args()),
 ):

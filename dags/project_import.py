@@ -59,6 +59,8 @@ with DAG(
     approval_gate(
         plan, load, task_id="approve_import",
         subject="Import export {{ params.export_id }} into {{ params.target_database }}?",
+        backup_id="export {{ params.export_id }}",
+        target="database '{{ params.target_database }}'",
         body="{% set p = ti.xcom_pull(task_ids='plan', key='plan') %}{% if p %}"
              "Export {{ p.export_id }} into {{ p.database }} (policy {{ p.policy }}): "
              "{{ p.rows_loaded }} rows.\n\n{% for t in p.tables %}- {{ t.table }}: "

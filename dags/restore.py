@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from amprenta_backup.defaults import dry_run_param, manual_dag_kwargs
+from amprenta_backup.defaults import DATABASE_NAME, dry_run_param, manual_dag_kwargs
 from amprenta_backup.operators.approval import approval_gate
 from amprenta_backup.operators.restore import RestoreOperator, RestorePlanOperator
 
@@ -48,9 +48,11 @@ with DAG(
             None, type=["null", "string"], title="Target connection",
             description="Airflow Postgres connection of the server to restore onto. Default: "
                         "the connection the backup was taken through."),
-        "target_database": Param(  # a default keeps DAG-level failure callbacks working
-            None, type=["null", "string"], minLength=1, maxLength=63, title="Target database",
-            description="Required: the database to restore into."),
+        "target_database": Param(  # required: no null in its type, so the form asks for it
+            None, type="string", minLength=1, maxLength=63, pattern=DATABASE_NAME,
+            title="Target database",
+            description="The database to restore into (1-63 characters, no leading or "
+                        "trailing space, no control characters)."),
         "mode": Param(
             "new_database", type="string", enum=["new_database", "replace"], title="Mode",
             values_display={"new_database": "new_database: create it, refuse if it exists",
@@ -62,10 +64,10 @@ with DAG(
             None, type=["null", "string"], title="Confirm (replace only)",
             description="For replace: type the target database name again."),
         "schemas": Param(
-            [], type="array", items={"type": "string"}, title="Only these schemas",
+            None, type=["null", "array"], items={"type": "string"}, title="Only these schemas",
             description="Restore only these schemas (one per line); empty restores all."),
         "tables": Param(
-            [], type="array", items={"type": "string"}, title="Only these tables",
+            None, type=["null", "array"], items={"type": "string"}, title="Only these tables",
             description="Restore only these tables, names without schema (one per line)."),
         "jobs": Param(
             1, type="integer", minimum=1, maximum=32, title="Parallel jobs",
@@ -98,7 +100,10 @@ with DAG(
     approval_gate(
         plan, restore, task_id="approve_replace",
         subject="Replace database {{ params.target_database }} with backup "
-                "{{ params.backup_id }}?",
+                "{{ ti.xcom_pull(task_ids='plan', key='plan')['backup_id'] }}?",
+        backup_id="{{ ti.xcom_pull(task_ids='plan', key='plan')['backup_id'] }}",
+        target="database '{{ params.target_database }}' on "
+               "{{ ti.xcom_pull(task_ids='plan', key='plan')['target_server'] }}",
         body="Approving **drops database {{ params.target_database }}** (its current data is "
              "lost) and restores the backup into it.\n\n"
              "{% set p = ti.xcom_pull(task_ids='plan', key='plan') %}{% if p %}"

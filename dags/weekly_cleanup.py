@@ -24,8 +24,9 @@ with DAG(
     dag_id="weekly_cleanup",
     description="delete backups no retention policy keeps; never the last good one",
     schedule="0 4 * * 0",
-    params={"dry_run": Param(False, type="boolean",
-                             description="only log the plan; delete nothing")},
+    params={"dry_run": Param(False, type="boolean", title="Dry run",
+                             description="Only log the plan (what is kept and deleted, and "
+                                         "why); delete nothing.")},
     doc_md=__doc__,
     **dag_kwargs("cleanup"),
 ):

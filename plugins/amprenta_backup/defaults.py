@@ -6,12 +6,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amprenta_backup.core.settings import TaskSettings
-from amprenta_backup.notifiers.alerts import failure_callbacks
+from amprenta_backup.notifiers.alerts import failure_callbacks, success_callbacks
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 TAGS = ["amprenta-backup"]
 FUNCTIONS = ("backup", "verify", "restore", "pitr", "drill", "health", "cleanup")
 """The tags by function a DAG may carry besides ``amprenta-backup`` (the UI's tag filter)."""
+DATABASE_NAME = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+"""Trigger-form ``pattern`` of a database name: no control characters, no leading or trailing
+space (the plan checks the same, and the 63-byte limit, again)."""
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
@@ -42,8 +45,8 @@ def function_tags(functions: tuple[str, ...]) -> list[str]:
 
 def dag_kwargs(*functions: str, **overrides: Any) -> dict[str, Any]:
     """``DAG(...)`` keyword arguments every DAG shares: start date, no catchup, one run at a
-    time, tags (``amprenta-backup`` and the DAG's ``functions``), task defaults and a
-    DAG-level failure alert; ``overrides`` win (``deadline=...``)."""
+    time, tags (``amprenta-backup`` and the DAG's ``functions``), task defaults, a DAG-level
+    failure alert and a "resolved" message after one; ``overrides`` win (``deadline=...``)."""
     kwargs: dict[str, Any] = {
         "start_date": START_DATE,
         "catchup": False,
@@ -51,6 +54,7 @@ def dag_kwargs(*functions: str, **overrides: Any) -> dict[str, Any]:
         "tags": function_tags(functions),
         "default_args": default_args(),
         "on_failure_callback": failure_callbacks() or None,
+        "on_success_callback": success_callbacks() or None,
     }
     kwargs.update(overrides)
     return kwargs

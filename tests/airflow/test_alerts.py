@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,8 @@ from urllib.parse import quote
 import pytest
 
 from amprenta_backup.core.notifications import Alert, list_admin_notifications
-from tests.airflow.conftest import WRONG_PASSWORD
+from amprenta_backup.sandbox.cluster import ClusterBase
+from tests.airflow.conftest import WRONG_PASSWORD, postgres_conn_json
 from tests.support.airflow_env import REPO
 from tests.support.receivers import WEBHOOK_TOKEN, SlackReceiver, SmtpReceiver, alert_receivers
 
@@ -32,8 +34,9 @@ def _dagbag() -> Any:
     return bag
 
 
-def test_a_failing_daily_backup_alerts_on_slack_email_and_the_admin_table(
-    run_with_wrong_password: Any, backup_env: dict[str, Any],
+def test_one_failure_sends_one_alert_per_channel_and_the_next_good_run_resolves_it(
+    run_with_wrong_password: Any, run_dag: Any, backup_env: dict[str, Any],
+    pg_cluster: ClusterBase, monkeypatch: pytest.MonkeyPatch,
     receivers: tuple[SlackReceiver, SmtpReceiver],
 ) -> None:
     slack, smtp = receivers
@@ -41,39 +44,47 @@ def test_a_failing_daily_backup_alerts_on_slack_email_and_the_admin_table(
     dag_run = run_with_wrong_password(WHEN)
     assert str(dag_run.state) == "failed"
     (record,) = backup_env["catalog"].find()
-    task_lines = ["DAG: daily_backup", "Task: backup[0]", "Target: pg_source",
-                  f"Backup id: {record.backup_id}", "password authentication failed",
-                  f"/dags/daily_backup/runs/{quote(dag_run.run_id)}/tasks/backup/mapped/0"]
+    title = "daily_backup: task backup[0] failed for pg_source"
+    task_lines = [f"[CRITICAL] {title}", "DAG: daily_backup", "Task: backup[0]",
+                  f"Run: {dag_run.run_id}", "Target: pg_source", f"Backup id: {record.backup_id}",
+                  "Outcome: the run fails: task backup[0] failed on try 1 of 1",
+                  "Next: a 'resolved' message when a run of daily_backup succeeds"]
+    link = f"/dags/daily_backup/runs/{quote(dag_run.run_id)}/tasks/backup/mapped/0"
 
-    # Slack: one message from the failed task, one from the failed DAG run
-    assert len(slack.posts) == 2 and {p for p, _ in slack.posts} == {"/" + WEBHOOK_TOKEN}
-    (task_text,) = [t for t in slack.texts if "Task: backup[0]" in t and "task_failure" not in t]
-    assert all(line in task_text for line in task_lines), task_text
-    assert "Error: StepError: backup of 'pg_source' failed at step 'connect'" in task_text
-    assert any("daily_backup: run failed (task_failure)" in t for t in slack.texts)
+    # Slack: exactly one message (the task's; the DAG-level callback of the same failure is
+    # silent), naming the target, the backup, the error and the run's outcome
+    assert [p for p, _ in slack.posts] == ["/" + WEBHOOK_TOKEN]
+    (text,) = slack.texts
+    lines = text.splitlines()
+    assert [line for line in lines if not line.startswith(("Error: ", "Log: "))] == task_lines
+    assert "Error: StepError: backup of 'pg_source' failed at step 'connect'" in text
+    assert "password authentication failed" in text and link in text
 
-    # email: the same two, to the configured address
-    messages = smtp.wait_for(2)
-    subjects = sorted(str(m["Subject"]) for m in messages)
-    assert subjects == ["[amprenta-backup critical] daily_backup: run failed (task_failure)",
-                        "[amprenta-backup critical] daily_backup: task backup[0] failed for "
-                        "pg_source"]
-    assert smtp.recipients == [["ops@example.com"], ["ops@example.com"]]
-    body = next(smtp.body(m) for m in messages if "task backup[0]" in str(m["Subject"]))
-    assert all(line in body for line in task_lines), body
-
-    # the admin table: two critical notifications
-    rows = list_admin_notifications(backup_env["catalog"])
-    assert sorted(r["title"] for r in rows) == ["daily_backup: run failed (task_failure)",
-                                                "daily_backup: task backup[0] failed for "
-                                                "pg_source"]
-    assert {r["notification_type"] for r in rows} == {"critical"}
-    assert all(line in next(r["message"] for r in rows if "task backup" in r["title"])
-               for line in task_lines)
-
-    everything = "".join(slack.texts) + "".join(smtp.body(m) + str(m) for m in messages) + \
-        "".join(r["title"] + r["message"] for r in rows)
+    # email: the same one, to the configured address; the admin table: one critical row
+    (message,) = smtp.wait_for(1)
+    assert str(message["Subject"]) == f"[amprenta-backup critical] {title}"
+    assert smtp.recipients == [["ops@example.com"]]
+    assert all(line in html.unescape(smtp.body(message)) for line in task_lines)
+    (row,) = list_admin_notifications(backup_env["catalog"])
+    assert (row["title"], row["notification_type"]) == (title, "critical")
+    everything = text + smtp.body(message) + str(message) + row["title"] + row["message"]
     assert secret not in everything and WEBHOOK_TOKEN not in everything
+
+    # the next run succeeds: one "resolved" message per channel; the one after: nothing
+    monkeypatch.setenv("AIRFLOW_CONN_PG_SOURCE", postgres_conn_json(pg_cluster, "af_source"))
+    good = run_dag("daily_backup", logical_date=WHEN + timedelta(days=1),
+                   run_after=WHEN + timedelta(days=1))
+    assert str(good.state) == "success"
+    resolved = f"daily_backup: resolved: run {good.run_id} succeeded"
+    assert slack.texts[1].splitlines()[:3] == [f"[INFO] {resolved}", "DAG: daily_backup",
+                                               f"Run: {good.run_id}"]
+    assert f"Failed before: run {dag_run.run_id} ({title}), failing since " in slack.texts[1]
+    assert str(smtp.wait_for(2)[1]["Subject"]) == f"[amprenta-backup info] {resolved}"
+    assert list_admin_notifications(backup_env["catalog"])[0]["title"] == resolved
+    again = run_dag("daily_backup", logical_date=WHEN + timedelta(days=2),
+                    run_after=WHEN + timedelta(days=2))
+    assert str(again.state) == "success" and len(slack.texts) == 2
+    assert len(list_admin_notifications(backup_env["catalog"])) == 2
 
 
 def test_with_notifications_off_a_failure_sends_nothing(
@@ -126,7 +137,7 @@ def test_a_missed_deadline_alerts_through_the_triggerer_callback(
     (text,) = slack.texts
     assert "daily_backup: run not finished 3 h after it was queued" in text
     assert f"Run: {dag_run.run_id}" in text and "/dags/daily_backup/runs/" in text
-    assert len(list_admin_notifications(backup_env["catalog"])) == 3  # 2 failures + deadline
+    assert len(list_admin_notifications(backup_env["catalog"])) == 2  # 1 failure + deadline
 
 
 def test_one_broken_channel_does_not_silence_the_others(
@@ -148,20 +159,28 @@ def test_one_broken_channel_does_not_silence_the_others(
     assert row["notification_type"] == "warning" and "no drill in 35 days" in row["message"]
 
 
-def test_every_dag_alerts_on_task_and_run_failure(
+def test_every_dag_alerts_on_task_and_run_failure_and_on_recovery(
     airflow_db: None, receivers: tuple[SlackReceiver, SmtpReceiver],
 ) -> None:
     from amprenta_backup.notifiers.admin_table import AdminTableNotifier
     from amprenta_backup.notifiers.email_alert import EmailAlertNotifier
+    from amprenta_backup.notifiers.run import RunFailureNotifier, RunResolvedNotifier
     from amprenta_backup.notifiers.slack_alert import SlackAlertNotifier
 
     expected = [SlackAlertNotifier, EmailAlertNotifier, AdminTableNotifier]
+
+    def channels(callbacks: Any, kind: type) -> list[type]:
+        (callback,) = callbacks
+        assert isinstance(callback, kind)
+        return [type(c) for c in callback.channels]
+
     bag = _dagbag()
     assert {"daily_backup", "weekly_cleanup", "daily_health"} <= set(bag.dags)
     for dag_id, dag in bag.dags.items():
-        assert [type(c) for c in dag.on_failure_callback or []] == expected, dag_id
+        assert channels(dag.on_failure_callback, RunFailureNotifier) == expected, dag_id
+        assert channels(dag.on_success_callback, RunResolvedNotifier) == expected, dag_id
         for task in dag.tasks:
             callbacks = getattr(task, "partial_kwargs", {}).get("on_failure_callback") \
                 if not hasattr(task, "on_failure_callback") else task.on_failure_callback
-            assert [type(c) for c in callbacks or []] == expected, f"{dag_id}.{task.task_id}"
+            assert channels(callbacks, RunFailureNotifier) == expected, f"{dag_id}.{task.task_id}"
     assert bag.dags["daily_backup"].deadline is not None

@@ -60,3 +60,12 @@ def test_mapped_tasks_are_named_by_their_target_or_backup(dags: dict[str, Any]) 
     for task_id in ("setup", "restore", "checks", "teardown"):
         task = dags["monthly_restore_drill"].get_task(f"drill.{task_id}")
         assert task.map_index_template == "{{ task.target }}", task_id
+
+
+def test_every_form_field_has_a_title_and_a_description(dags: dict[str, Any]) -> None:
+    untitled = [f"{dag_id}.{name}" for dag_id, dag in dags.items()
+                for name, param in dag.params.items()
+                if not param.schema.get("title") or not param.description]
+    assert untitled == []
+    data_directory = dags["pitr_restore"].params.get_param("data_directory").schema
+    assert data_directory["type"] == "string"  # required: the form marks it

@@ -93,6 +93,26 @@ def test_good_backups_pass_and_leave_rows_reports_and_no_scratch_database(
     assert list_admin_notifications(backup_env["catalog"]) == []
 
 
+def test_the_form_names_the_backup_to_drill_and_only_its_target_is_drilled(
+    run_dag: Any, backup_env: dict[str, Any], pg_cluster: ClusterBase,
+) -> None:
+    older = _backups(backup_env, pg_cluster, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    _backups(backup_env, pg_cluster)  # newer ones, which the drill would pick by itself
+    chosen = older["pg_source.af_second"]
+
+    dag_run = run_dag("monthly_restore_drill", run_conf={"backup_id": chosen.backup_id})
+
+    assert str(dag_run.state) == "success", _states(dag_run)
+    setups = {ti.rendered_map_index: str(ti.state) for ti in dag_run.get_task_instances()
+              if ti.task_id == "drill.setup"}
+    assert setups == {"pg_source": "skipped", "pg_source:af_second": "success"}
+    (record,) = _drills(backup_env["catalog"]).values()
+    assert (record.target, record.backup_id, record.strategy, record.passed) == (
+        "pg_source.af_second", chosen.backup_id, "given", True)
+    assert backup_env["catalog"].get(chosen.backup_id).status == Status.VERIFIED
+    assert backup_env["catalog"].get(older["pg_source"].backup_id).status == Status.COMPLETED
+
+
 def test_a_failed_assertion_and_a_corrupt_backup_fail_alert_and_still_tear_down(
     run_dag: Any, backup_env: dict[str, Any], pg_cluster: ClusterBase,
     monkeypatch: pytest.MonkeyPatch,

@@ -30,15 +30,21 @@ def cmd_run(
     as_json: Annotated[bool, typer.Option(
         "--json", help="print the drill records as JSON")] = False,
     from_copy: FromCopyOption = False,
+    backup: Annotated[str | None, typer.Option(
+        "--backup", metavar="ID", help="drill this backup (an id from `amprenta-backup list`) "
+        "instead of the latest of its target")] = None,
 ) -> int:
     """Exit 0 when every drill passed, 1 otherwise."""
     engine = BackupEngine()
-    targets = [BackupTarget.parse(t) for t in names or ()] or list(engine.config.targets)
+    runner = engine.drills(from_copy=from_copy)
+    targets = [BackupTarget.parse(t) for t in names or ()] or (
+        [_target_of(engine, runner.target_of(backup))] if backup else
+        list(engine.config.targets))
     if not targets:
         raise ConfigError("no target to drill: name one (amprenta-backup drill run pg_main) or "
                           "set BACKUP_TARGETS")
-    runner = engine.drills(from_copy=from_copy)
-    records = [runner.run(target, RunContext(logical_date=utcnow())) for target in targets]
+    records = [runner.run(target, RunContext(logical_date=utcnow()), backup_id=backup)
+               for target in targets]
     if as_json:
         print_json([r.to_dict() for r in records])
     else:
@@ -46,6 +52,15 @@ def cmd_run(
             print(record.summary)
             print(f"  report: {record.report_uri or 'not stored'}")
     return 0 if all(r.passed for r in records) else 1
+
+
+def _target_of(engine: BackupEngine, name: str) -> BackupTarget:
+    """The configured target whose backups are filed under ``name``, else ``name`` read as a
+    target (``conn_id``)."""
+    for target in engine.config.targets:
+        if target.name == name:
+            return target
+    return BackupTarget.parse(name)
 
 
 def cmd_history(

@@ -36,7 +36,8 @@ class Alert:
 
     :param title: one line, e.g. ``daily_backup: backup failed``
     :param notification_type: ``info``, ``warning`` or ``critical``
-    :param error: what went wrong (redacted again before it is sent)
+    :param error: what went wrong (redacted again before it is sent); empty for news that is
+        not a failure (an approval waiting, a failure resolved)
     :param dag_id: Airflow DAG, if any
     :param task_id: Airflow task (with ``[map_index]`` for mapped tasks), if any
     :param run_id: Airflow run, if any
@@ -74,12 +75,13 @@ class FormattedAlert:
 
 
 def format_alert(alert: Alert) -> FormattedAlert:
-    """Subject and text naming the DAG, task, target, backup id, error and log URL; redacted."""
+    """Subject and text naming the DAG, task, target, backup id, error and log URL (the ones
+    the alert has); redacted."""
     rows = [("DAG", alert.dag_id), ("Task", alert.task_id), ("Run", alert.run_id),
             ("Target", alert.target), ("Backup id", alert.backup_id),
             ("Error", alert.error), ("Log", alert.log_url)]
     lines = [f"[{alert.notification_type.upper()}] {alert.title}"]
-    lines += [f"{name}: {value if value else '-'}" for name, value in rows]
+    lines += [f"{name}: {value}" for name, value in rows if value]
     lines += list(alert.details)
     subject = f"[amprenta-backup {alert.notification_type}] {alert.title}"
     return FormattedAlert(subject=redact(subject)[:200], text=redact("\n".join(lines)))
@@ -113,3 +115,18 @@ def list_admin_notifications(catalog: Catalog, limit: int = 50) -> list[dict[str
     with catalog.cursor() as cur:
         cur.execute("SELECT * FROM admin_notifications ORDER BY id DESC LIMIT %s", (limit,))
         return list(cur.fetchall())
+
+
+def remember_failure(catalog: Catalog, dag_id: str, run_id: str | None, title: str) -> None:
+    """Note that ``dag_id``'s last alert was a failure (its next good run resolves it)."""
+    catalog.upsert("alert_state", {"id": dag_id, "run_id": run_id,
+                                   "title": redact(title)[:500]})
+
+
+def forget_failure(catalog: Catalog, dag_id: str) -> dict[str, Any] | None:
+    """The failure of ``dag_id`` a good run resolves (and forget it); None if there was none."""
+    with catalog.cursor() as cur:
+        cur.execute("DELETE FROM alert_state WHERE id = %s RETURNING run_id, title, failed_at",
+                    (dag_id,))
+        row = cur.fetchone()
+    return dict(row) if row else None

@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.sdk import (  # type: ignore[attr-defined]  # missing from the sdk's stub
     AsyncCallback,
+    BaseNotifier,
     DeadlineAlert,
     DeadlineReference,
 )
@@ -19,16 +20,14 @@ from amprenta_backup.core.settings import AlertSettings
 from amprenta_backup.notifiers.admin_table import AdminTableNotifier
 from amprenta_backup.notifiers.base import BackupAlertNotifier, run_url
 from amprenta_backup.notifiers.email_alert import EmailAlertNotifier
+from amprenta_backup.notifiers.run import RunFailureNotifier, RunResolvedNotifier
 from amprenta_backup.notifiers.slack_alert import SlackAlertNotifier
 
 log = logging.getLogger(__name__)
 
 
-def failure_callbacks(settings: AlertSettings | None = None) -> list[BackupAlertNotifier]:
-    """One notifier per channel in ``BACKUP_ALERT_CHANNELS``; none when notifications are off.
-
-    Each is usable as a task or DAG ``on_failure_callback``.
-    """
+def alert_channels(settings: AlertSettings | None = None) -> list[BackupAlertNotifier]:
+    """One notifier per channel in ``BACKUP_ALERT_CHANNELS``; none when notifications are off."""
     settings = settings or AlertSettings.from_env()
     if not settings.enabled:
         return []
@@ -45,13 +44,26 @@ def failure_callbacks(settings: AlertSettings | None = None) -> list[BackupAlert
     return notifiers
 
 
+def failure_callbacks(settings: AlertSettings | None = None) -> list[BaseNotifier]:
+    """The ``on_failure_callback`` of every task and DAG: one alert per failure through every
+    channel; empty when notifications are off."""
+    channels = alert_channels(settings)
+    return [RunFailureNotifier(channels)] if channels else []
+
+
+def success_callbacks(settings: AlertSettings | None = None) -> list[BaseNotifier]:
+    """The DAG ``on_success_callback``: "resolved" when the run follows a failure alert."""
+    channels = alert_channels(settings)
+    return [RunResolvedNotifier(channels)] if channels else []
+
+
 def send_alert(alert: Alert, channels: Sequence[BackupAlertNotifier] | None = None) -> list[str]:
     """Send ``alert`` through every channel; a channel that fails does not stop the others.
 
     Returns one line per channel that failed.
     """
     failed: list[str] = []
-    for channel in failure_callbacks() if channels is None else channels:
+    for channel in alert_channels() if channels is None else channels:
         try:
             channel.send_alert(alert)
         except Exception as exc:  # one broken channel must not silence the rest

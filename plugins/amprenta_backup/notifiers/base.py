@@ -32,16 +32,20 @@ def _target_and_backup(task: Any, context: Context) -> tuple[str | None, str | N
     return name, backup_id if isinstance(backup_id, str) else None
 
 
+def ui_base() -> str:
+    """The Airflow UI's address (``[api] base_url``), without a trailing slash."""
+    from airflow.configuration import conf
+
+    return conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+
+
 def run_url(dag_id: str | None, run_id: str | None) -> str | None:
     """The UI page of a DAG run."""
     from urllib.parse import quote
 
-    from airflow.configuration import conf
-
     if not dag_id or not run_id:
         return None
-    base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
-    return f"{base}/dags/{dag_id}/runs/{quote(run_id)}"
+    return f"{ui_base()}/dags/{dag_id}/runs/{quote(run_id)}"
 
 
 def alert_from_context(context: Context) -> Alert:
@@ -65,7 +69,20 @@ def alert_from_context(context: Context) -> Alert:
     log_url = getattr(ti, "log_url", None) if ti is not None else None
     return Alert(title=title, notification_type="critical", error=redact(error), dag_id=dag_id,
                  task_id=task_id, run_id=run_id, target=target, backup_id=backup_id,
-                 log_url=log_url or run_url(dag_id, run_id))
+                 log_url=log_url or run_url(dag_id, run_id),
+                 details=_outcome(ti, dag_id, task_id, reason))
+
+
+def _outcome(ti: Any, dag_id: str | None, task_id: str | None, reason: Any) -> tuple[str, ...]:
+    """What the failure means for the run, and what comes next."""
+    tries, most = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+    if reason or not task_id:
+        outcome = f"Outcome: the run failed ({reason or 'unknown reason'})"
+    elif isinstance(tries, int) and isinstance(most, int):
+        outcome = f"Outcome: the run fails: task {task_id} failed on try {tries} of {most + 1}"
+    else:
+        outcome = f"Outcome: the run fails: task {task_id} failed"
+    return outcome, f"Next: a 'resolved' message when a run of {dag_id} succeeds"
 
 
 class BackupAlertNotifier(BaseNotifier):

@@ -55,16 +55,20 @@ def assigned_users() -> list[Any]:
 
 
 def approval_gate(plan: BaseOperator, run: BaseOperator, *, task_id: str, subject: str,
-                  body: str) -> BaseOperator:
+                  body: str, backup_id: str = "", target: str = "") -> BaseOperator:
     """Wire ``plan >> [approval, run]`` and ``approval >> run``: the plan task branches to
     one of them, and ``run`` goes on when what ran before it succeeded (a rejected approval
     skips it). Returns the ``ApprovalOperator`` (answer within 4 hours, by the users of
-    ``BACKUP_APPROVERS`` when set)."""
+    ``BACKUP_APPROVERS`` when set); when it starts waiting, the alert channels hear of it,
+    naming ``backup_id`` and ``target`` (both templated, like ``subject`` and ``body``)."""
     from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-    approve = ApprovalOperator(task_id=task_id, subject=subject, body=body,
-                               response_timeout=APPROVAL_TIMEOUT,
-                               assigned_users=assigned_users() or None)
+    from amprenta_backup.notifiers.approval import ApprovalWaitingNotifier
+
+    approve = ApprovalOperator(
+        task_id=task_id, subject=subject, body=body, response_timeout=APPROVAL_TIMEOUT,
+        assigned_users=assigned_users() or None,
+        notifiers=[ApprovalWaitingNotifier(backup_id=backup_id, target=target)])
     run.trigger_rule = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     plan >> [approve, run]
     approve >> run

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TriggerRule, task_group
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from amprenta_backup.core.drill.record import DrillRecord
 from amprenta_backup.core.drill.runner import DrillRunner, drill_id_for
@@ -82,15 +82,24 @@ class _DrillOperator(EngineOperator):
 
 
 class DrillSetupOperator(_DrillOperator):
-    """Pick the backup to drill (the latest of the run's interval, or a random recent one) and
-    check that the scratch database name is free; records the drill in ``drill_runs``."""
+    """Pick the backup to drill (the one the trigger form's ``backup_id`` names, else the latest
+    of the run's interval, or a random recent one) and check that the scratch database name is
+    free; records the drill in ``drill_runs``. Targets other than the named backup's skip."""
 
     ui_color = "#e6e0f8"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        target = self.backup_target()
+        backup_id = (context.get("params") or {}).get("backup_id") or None
+        if backup_id:  # the trigger form named a backup: only its own target is drilled
+            with fail_without_retry():
+                owner = self.runner.target_of(backup_id)
+            if owner != target.name:
+                raise AirflowSkipException(f"backup {backup_id} is a backup of {owner}, so "
+                                           f"{target.name} is not drilled in this run")
         with fail_without_retry():
-            record = self.runner.prepare(self.backup_target(), run_context(context),
-                                         run_interval(context))
+            record = self.runner.prepare(target, run_context(context), run_interval(context),
+                                         backup_id=backup_id)
         self.backup_id = record.backup_id
         self.log.info("drill %s: backup %s (%s, started in [%s, %s)) into %s on %s",
                       record.drill_id, record.backup_id, record.strategy, record.window_start,

@@ -46,6 +46,7 @@ class BackupHealthOperator(EngineOperator):
             send_alert(alert)
         level = worst(results)
         if level == Level.CRITICAL:
+            self.alert_sent = True  # the check alerts above were this failure's alert
             bad = [f"{r.target or 'system'} {r.name}: {r.detail}" for r in results
                    if r.status == Level.CRITICAL]
             raise AirflowFailException("critical backup health: " + "; ".join(bad))

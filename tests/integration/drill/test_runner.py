@@ -37,6 +37,11 @@ SENTINEL = "CREATE TABLE sentinel (note text); INSERT INTO sentinel VALUES ('sti
 CUSTOMERS_EXIST = {"name": "customers_exist", "sql": "SELECT count(*) FROM app.customers",
                    "expect": "> 0"}
 _runs = iter(range(1, 10_000))
+# the sample schema (sandbox/sample_schema.sql): CHECKs on 2 tables and 2 domains (app.email,
+# billing.amount) used by 4 columns; 3 sequences feed 5 columns (a partitioned table's id
+# default is its partitions' too), app.ticket_seq feeds none
+SAMPLE_CHECKS = "4 CHECK constraints hold: 2 of tables, 2 of domains (on 4 columns)"
+SAMPLE_SEQUENCES = "3 sequences ahead of the 5 columns they fill"
 
 
 def _runner(storage: Storage, catalog: Catalog, conns: dict[str, PgConnInfo],
@@ -116,7 +121,17 @@ def test_a_good_backup_passes_every_check_and_leaves_the_evidence(
     assert markdown.startswith(f"# Restore drill {record.drill_id}: PASSED")
     assert "| PASS | assertion:customers_exist |" in markdown and "within the objective" in markdown
     assert record.report_uri == local_storage.uri(md_key)
-    assert catalog.get(backup.backup_id).status == Status.COMPLETED
+
+    # the words of the checks: domains counted with tables, sequences counted once each
+    assert _by_name(record)["check_constraints"].detail == SAMPLE_CHECKS
+    assert _by_name(record)["sequences"].detail == SAMPLE_SEQUENCES
+    # the drill read the whole backup and checked it: the backup is VERIFIED
+    assert catalog.get(backup.backup_id).status == Status.VERIFIED
+    (verification,) = pg_cluster.query(
+        "SELECT ok, checked::text, dag_id, run_id FROM backup_verifications WHERE backup_id = %s",
+        dbname=catalog.conn.dbname, params=[backup.backup_id])
+    assert verification == (True, f'["sha256", "size", "archive", "restore drill '
+                                  f'{record.drill_id}"]', "monthly_restore_drill", record.run_id)
 
 
 def test_failing_assertions_fail_the_drill_and_say_which_and_why(
@@ -194,6 +209,11 @@ ALTER TABLE child ADD CONSTRAINT child_pair_fk FOREIGN KEY (a, b) REFERENCES pai
     MATCH FULL NOT VALID;
 ALTER TABLE child ADD CONSTRAINT child_amount_positive CHECK (amount > 0) NOT VALID;
 SELECT setval('child_id_seq', 2);
+CREATE DOMAIN score AS integer;
+CREATE DOMAIN small_score AS score CHECK (VALUE < 100);
+CREATE TABLE rating (id integer, value small_score, "Note" text);
+INSERT INTO rating VALUES (1, 5, 'VALUE'), (2, -3, NULL), (3, NULL, NULL);
+ALTER DOMAIN score ADD CONSTRAINT score_not_negative CHECK (VALUE >= 0) NOT VALID;
 """
 
 
@@ -219,8 +239,12 @@ def test_broken_keys_checks_and_a_lagging_sequence_in_the_backup_are_found(
     assert "child_parent_fk: 1 rows of public.child (parent_id) reference no row of " \
            "public.parent (id)" in keys
     assert "child_pair_fk: 2 rows of public.child (a, b)" in keys  # (1, NULL) and (9, 9)
-    assert "child_amount_positive on public.child: 1 rows violate CHECK" \
-        in checks["check_constraints"].detail
+    constraints = checks["check_constraints"].detail
+    assert "child_amount_positive on public.child: 1 rows violate CHECK" in constraints
+    # a domain's CHECK, through a domain over it: the -3 (the NULL passes, as in a CHECK)
+    assert "score_not_negative of domain public.score on column value on public.rating: " \
+           "1 rows violate CHECK" in constraints
+    assert "small_score" not in constraints
     assert "public.child_id_seq (owned by public.child.id) would hand out 3 next, the column " \
            "already holds 4" in checks["sequences"].detail
     assert not pg_cluster.database_exists(record.scratch_database)
@@ -338,6 +362,15 @@ def test_the_cli_runs_a_drill_and_lists_it(
     assert "PASSED" in done.stdout and "report: file://" in done.stdout
     assert nothing.returncode == 1
     assert "setup: target pg_source.never_backed_up has no completed backup" in nothing.stdout
+    sentence = "target pg_source.never_backed_up has no completed backup"
+    assert nothing.stdout.count(sentence) == 1 and nothing.stderr.count(sentence) <= 1
     assert [(r["target"], r["passed"]) for r in json.loads(listed.stdout)] == [
         ("pg_source.never_backed_up", False), ("pg_source", True)]
+    (first,) = [r["backup_id"] for r in json.loads(listed.stdout) if r["passed"]]
+    assert cli("backup", "pg_source").returncode == 0
+    chosen = cli("drill", "run", "--backup", first, "--json")
+    assert chosen.returncode == 0, chosen.stderr
+    ((backup_id, strategy),) = [(r["backup_id"], r["strategy"])
+                                for r in json.loads(chosen.stdout)]
+    assert (backup_id, strategy) == (first, "given")
     assert (source_conn.password or "\0") not in done.stdout + done.stderr + listed.stdout

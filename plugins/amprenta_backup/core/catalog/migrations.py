@@ -239,6 +239,17 @@ CREATE TABLE IF NOT EXISTS exports (
 CREATE INDEX IF NOT EXISTS exports_started ON exports (started_at DESC);
 """
 
+# the DAGs whose last alert was a failure, so that their next good run says "resolved"
+_ALERT_STATE = """
+CREATE TABLE IF NOT EXISTS alert_state (
+    id          text PRIMARY KEY,
+    run_id      text,
+    title       text NOT NULL,
+    failed_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
 
 @dataclass(frozen=True)
 class Step:
@@ -266,6 +277,8 @@ STEPS: tuple[Step, ...] = (
     Step(5, "exports: project exports (core/export/store.py)", _EXPORTS),
     Step(6, "health_checks.value (a check's figure, e.g. wal_rpo seconds); indexes for the "
             "dashboard (core/dashboard)", _DASHBOARD),
+    Step(7, "alert_state: the DAGs whose last alert was a failure (a good run then sends "
+            "'resolved'; core/notifications.py)", _ALERT_STATE),
 )
 CURRENT = STEPS[-1].version
 

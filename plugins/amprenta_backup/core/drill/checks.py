@@ -48,6 +48,28 @@ WHERE c.contype = 'c' AND t.relkind = 'r' AND {_USER}
 ORDER BY 1, 2, 3
 """
 
+# every column whose type is a domain (or a domain over domains) with CHECK constraints
+DOMAIN_CHECKS = f"""
+WITH RECURSIVE chain(column_type, domain) AS (
+    SELECT oid, oid FROM pg_type WHERE typtype = 'd'
+    UNION ALL
+    SELECT chain.column_type, t.typbasetype FROM chain JOIN pg_type t ON t.oid = chain.domain
+    JOIN pg_type b ON b.oid = t.typbasetype WHERE b.typtype = 'd'
+)
+SELECT n.nspname, t.relname, a.attname, dn.nspname || '.' || d.typname, c.conname,
+       pg_get_expr(c.conbin, 0)
+FROM pg_attribute a
+JOIN pg_class t ON t.oid = a.attrelid AND t.relkind = 'r'
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN chain ON chain.column_type = a.atttypid
+JOIN pg_constraint c ON c.contypid = chain.domain AND c.contype = 'c'
+JOIN pg_type d ON d.oid = chain.domain JOIN pg_namespace dn ON dn.oid = d.typnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND {_USER}
+ORDER BY 1, 2, 3, 5
+"""
+_VALUE = re.compile(r"\bVALUE\b")
+_QUOTED = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
+
 SEQUENCE_COLUMNS = f"""
 SELECT DISTINCT ON (s.oid, t.oid, a.attnum)
        sn.nspname, s.relname, n.nspname, t.relname, a.attname, q.seqincrement,
@@ -156,11 +178,36 @@ def check_foreign_keys(db: Db, _manifest: Manifest) -> CheckResult:
     return CheckResult("foreign_keys", Level.OK, f"{len(keys)} foreign keys hold")
 
 
-def check_constraints(db: Db, _manifest: Manifest) -> CheckResult:
-    """Every row satisfies every CHECK constraint: one scan per table counts the violations."""
+def _on_column(expression: str, column: str) -> str:
+    """A domain CHECK expression with ``VALUE`` replaced by the quoted ``column`` (not inside
+    string literals or quoted names)."""
+    name = sql.Identifier(column).as_string(None)
+    return "".join(part if index % 2 else _VALUE.sub(name, part)
+                   for index, part in enumerate(_QUOTED.split(expression)))
+
+
+def _constraints_by_table(db: Db) -> tuple[dict[tuple[str, str], list[tuple[str, str]]],
+                                           int, int, int]:
+    """``(schema, table) -> [(what, expression)]`` for the CHECK constraints of tables and of
+    the domains of their columns; and how many table constraints, domain constraints and
+    domain-typed columns that is."""
     by_table: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for schema, table, name, expr in db.execute(CHECK_CONSTRAINTS).fetchall():
+    rows = db.execute(CHECK_CONSTRAINTS).fetchall()
+    for schema, table, name, expr in rows:
         by_table.setdefault((schema, table), []).append((name, expr))
+    domains, columns = set(), set()
+    for schema, table, column, domain, name, expr in db.execute(DOMAIN_CHECKS).fetchall():
+        domains.add((domain, name))
+        columns.add((schema, table, column))
+        by_table.setdefault((schema, table), []).append(
+            (f"{name} of domain {domain} on column {column}", _on_column(expr, column)))
+    return by_table, len(rows), len(domains), len(columns)
+
+
+def check_constraints(db: Db, _manifest: Manifest) -> CheckResult:
+    """Every row satisfies every CHECK constraint, of its table and of the domains of its
+    columns (a domain's CHECK is not re-checked by a restore either): one scan per table."""
+    by_table, tables, domains, columns = _constraints_by_table(db)
     broken = []
     for (schema, table), constraints in by_table.items():
         counts = sql.SQL(", ").join(
@@ -170,11 +217,12 @@ def check_constraints(db: Db, _manifest: Manifest) -> CheckResult:
         row = db.execute(query).fetchone() or ()
         broken += [f"{name} on {_qual(schema, table)}: {bad} rows violate CHECK ({expr})"
                    for (name, expr), bad in zip(constraints, row, strict=True) if bad]
-    total = sum(len(c) for c in by_table.values())
     if broken:
         return CheckResult("check_constraints", Level.CRITICAL, "; ".join(broken),
                            "the source holds rows its CHECK constraints forbid (NOT VALID?)")
-    return CheckResult("check_constraints", Level.OK, f"{total} CHECK constraints hold")
+    return CheckResult("check_constraints", Level.OK,
+                       f"{tables + domains} CHECK constraints hold: {tables} of tables, "
+                       f"{domains} of domains (on {columns} columns)")
 
 
 def check_sequences(db: Db, _manifest: Manifest) -> CheckResult:
@@ -203,7 +251,9 @@ def check_sequences(db: Db, _manifest: Manifest) -> CheckResult:
     if unreadable:
         return CheckResult("sequences", Level.WARNING, f"no SELECT privilege on "
                            f"{', '.join(unreadable)}", "let the drill role read the sequences")
-    return CheckResult("sequences", Level.OK, f"{len(links)} sequences ahead of their columns")
+    sequences = {(sschema, seq) for sschema, seq, *_rest in links}
+    return CheckResult("sequences", Level.OK, f"{len(sequences)} sequences ahead of the "
+                       f"{len(links)} columns they fill")
 
 
 def run_assertion(db: Db, assertion: Assertion, manifest: Manifest,

@@ -19,7 +19,7 @@ class DrillRecord:
     :param target: the backup target drilled
     :param backup_id: the backup restored (None if none could be picked)
     :param backup_location: URI of the backup's folder; the reports go beside the dump
-    :param strategy: ``latest`` or ``random``
+    :param strategy: ``latest``, ``random``, or ``given`` (the backup was named)
     :param window_start: the oldest a picked backup could start (None: no limit)
     :param window_end: backups started at or after this were not considered
     :param drill_conn_id: Postgres connection of the drill server

@@ -32,7 +32,14 @@ from amprenta_backup.core.errors import (
     PreconditionError,
 )
 from amprenta_backup.core.health import CheckResult, Level
-from amprenta_backup.core.models import RESTORABLE, BackupRecord, RunContext, Status, utcnow
+from amprenta_backup.core.models import (
+    RESTORABLE,
+    BackupRecord,
+    Manifest,
+    RunContext,
+    Status,
+    utcnow,
+)
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.plan import load_manifest
 from amprenta_backup.core.restore.request import NEW_DATABASE, RestoreRequest
@@ -44,7 +51,7 @@ from amprenta_backup.core.settings import (
     DrillSettings,
 )
 from amprenta_backup.core.storage.base import Storage
-from amprenta_backup.core.verify import folder_of
+from amprenta_backup.core.verify import VerifyResult, folder_of, record_result
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +69,32 @@ class Pick:
 
 def pick_backup(catalog: Catalog, target: str, strategy: str = LATEST, window_days: int = 30,
                 interval_start: datetime | None = None, interval_end: datetime | None = None,
-                rng: random.Random | None = None, now: datetime | None = None) -> Pick:
+                rng: random.Random | None = None, now: datetime | None = None,
+                storage: Storage | None = None) -> Pick:
     """The backup to drill: ``latest`` restorable one started in ``[interval_start,
     interval_end)`` (a backfilled run drills its own interval), or a ``random`` one started in
     the ``window_days`` before ``interval_end``. Without an interval, the window ends ``now``.
+    With ``storage`` (the configured one), backups stored elsewhere are left out.
     """
     end = interval_end or now or utcnow()
     start = interval_start if strategy == LATEST else end - timedelta(days=window_days)
     found = catalog.find(target=layout.check_target_name(target), statuses=RESTORABLE,
-                         before=end, started_after=start, limit=1 if strategy == LATEST else None)
+                         before=end, started_after=start,
+                         limit=1 if strategy == LATEST and storage is None else None)
+    elsewhere = [r for r in found if storage and storage.key_of(r.location) is None]
+    found = [r for r in found if r not in elsewhere]
+    root = storage.uri("") if storage else ""
+    outside = (f" in the configured storage {root} ({len(elsewhere)} more are stored "
+               f"elsewhere, e.g. {elsewhere[0].location})" if elsewhere else "")
     if not found:
         since = f"between {start:%Y-%m-%d %H:%M} and" if start else "before"
         raise PreconditionError(
-            f"target {target} has no completed backup started {since} {end:%Y-%m-%d %H:%M} "
-            "UTC, so there is nothing to drill; check that daily_backup runs (`amprenta-backup "
-            "list`)")
+            f"target {target} has no completed backup{outside} started {since} "
+            f"{end:%Y-%m-%d %H:%M} UTC, so there is nothing to drill; check that daily_backup "
+            "runs (`amprenta-backup list`)")
+    if elsewhere:
+        log.warning("target %s: %d backups stored outside the configured storage %s (e.g. "
+                    "%s) are not drilled", target, len(elsewhere), root, elsewhere[0].location)
     chosen = found[0] if strategy == LATEST else (rng or random.Random()).choice(found)
     return Pick(chosen, start, end)
 
@@ -107,11 +125,13 @@ class DrillRunner:
 
     def prepare(self, target: BackupTarget, run: RunContext,
                 interval: tuple[datetime | None, datetime | None] = (None, None),
-                drill_id: str | None = None) -> DrillRecord:
-        """Pick the backup and make sure the scratch name is free; record the drill.
+                drill_id: str | None = None, backup_id: str | None = None) -> DrillRecord:
+        """Pick the backup (or take ``backup_id``) and make sure the scratch name is free;
+        record the drill.
 
         :param interval: the run's data interval; backups are picked from it
         :param drill_id: default :func:`drill_id_for` the run and target
+        :param backup_id: drill this backup of ``target`` instead of picking one
         """
         drill_id = drill_id or drill_id_for(run, target.name)
         start, end = interval
@@ -123,11 +143,14 @@ class DrillRunner:
             rto_objective_seconds=self.settings.rto_seconds, started_at=utcnow(),
             dag_id=run.dag_id, run_id=run.run_id, logical_date=run.logical_date)
         try:
-            pick = pick_backup(self.catalog, target.name, self.settings.strategy,
-                               self.settings.window_days, start, record.window_end,
-                               random.Random(drill_id))
-            record.window_start = pick.window_start
-            record.backup_id, record.backup_location = pick.record.backup_id, pick.record.location
+            if backup_id:
+                chosen, record.strategy = self.given(target.name, backup_id), "given"
+            else:
+                pick = pick_backup(self.catalog, target.name, self.settings.strategy,
+                                   self.settings.window_days, start, record.window_end,
+                                   random.Random(drill_id), storage=self.storage)
+                chosen, record.window_start = pick.record, pick.window_start
+            record.backup_id, record.backup_location = chosen.backup_id, chosen.location
             conn = self.resolve(record.drill_conn_id, None)
             record.drill_server = f"{conn.user}@{conn.host}:{conn.port}"
             drill_scratch.claim(conn, record.scratch_database, drill_id)
@@ -197,7 +220,25 @@ class DrillRunner:
         self._publish(record)
         drill_record.save(self.catalog, record)
         (log.info if record.passed else log.error)("%s", record.summary)
+        if record.passed:
+            self._verified(record, manifest)
         return record
+
+    def _verified(self, record: DrillRecord, manifest: Manifest) -> None:
+        """A passed drill read the whole backup (sha256 and size first, then every byte
+        through pg_restore) and checked the result: record it as a verification (VERIFIED)."""
+        assert record.backup_id is not None
+        backup = self._backup(record.backup_id)
+        record_result(self.catalog, VerifyResult(
+            backup_id=backup.backup_id, target=backup.target,
+            location=self.storage.uri(folder_of(self.storage, backup)),
+            checked=("sha256", "size", "archive", f"restore drill {record.drill_id}"),
+            expected_sha256=manifest.sha256, actual_sha256=manifest.sha256,
+            stored_bytes=manifest.stored_bytes, raw_bytes=manifest.raw_bytes,
+            seconds=record.restore_seconds or 0.0),
+            RunContext(dag_id=record.dag_id, run_id=record.run_id))
+        log.info("backup %s is VERIFIED: restore drill %s read and checked all of it",
+                 backup.backup_id, record.drill_id)
 
     def teardown(self, drill_id: str) -> DrillRecord | None:
         """Drop the scratch database if this drill made it, close the record, publish the
@@ -213,27 +254,33 @@ class DrillRunner:
         elif outcome == drill_scratch.FOREIGN and record.passed is None:
             record.error = (f"database {record.scratch_database} exists but was not created "
                             "by this drill; it was left untouched")
-        if record.passed is None:
+        unfinished = record.passed is None
+        if unfinished:
             record.error = record.error or "the drill did not finish: the restore or the " \
                 "checks never reported (a worker lost or killed?)"
             record.decide()
         record.finished_at = utcnow()
         self._publish(record)
         drill_record.save(self.catalog, record)
-        log.info("drill %s: scratch database %s %s; %s", drill_id, record.scratch_database,
-                 outcome, record.summary)
+        log.info("drill %s: scratch database %s %s%s", drill_id, record.scratch_database,
+                 outcome, f"; {record.summary}" if unfinished else "")  # else logged already
         return record
 
     def run(self, target: BackupTarget, run: RunContext,
-            interval: tuple[datetime | None, datetime | None] = (None, None)) -> DrillRecord:
-        """Every step in one go (the CLI): a failed step is recorded, the teardown always runs."""
+            interval: tuple[datetime | None, datetime | None] = (None, None),
+            backup_id: str | None = None) -> DrillRecord:
+        """Every step in one go (the CLI): a failed step is recorded (and logged, once), the
+        teardown always runs.
+
+        :param backup_id: drill this backup of ``target`` instead of picking one
+        """
         drill_id = drill_id_for(run, target.name)
         try:
-            self.prepare(target, run, interval, drill_id)
+            self.prepare(target, run, interval, drill_id, backup_id)
             self.restore(drill_id)
             self.check(drill_id)
-        except BackupError as exc:
-            log.error("drill %s of %s failed: %s", drill_id, target.name, exc)
+        except BackupError:
+            pass  # the step that failed recorded and logged why; the report says it again
         finally:
             record = self.teardown(drill_id)
         if record is None:
@@ -251,10 +298,29 @@ class DrillRunner:
                                     "setup step did not run")
         return record
 
+    def target_of(self, backup_id: str) -> str:
+        """The target a backup belongs to (PreconditionError if the catalog has no record)."""
+        return self._backup(backup_id).target
+
+    def given(self, target: str, backup_id: str) -> BackupRecord:
+        """Backup ``backup_id`` of ``target``, if a drill may restore it; else one sentence
+        saying why not (another target's, not restorable, outside the configured storage)."""
+        backup = self._backup(backup_id)
+        if backup.target != target:
+            raise PreconditionError(f"backup {backup_id} is a backup of {backup.target}, not "
+                                    f"of {target}")
+        if backup.status not in RESTORABLE:
+            raise PreconditionError(f"backup {backup_id} of {target} is {backup.status}, so a "
+                                    "drill cannot restore it; pick a completed or verified one "
+                                    "(`amprenta-backup list`)")
+        folder_of(self.storage, backup)  # outside the configured storage: its one sentence
+        return backup
+
     def _backup(self, backup_id: str) -> BackupRecord:
         backup = self.catalog.get(backup_id)
         if backup is None:
-            raise PreconditionError(f"backup {backup_id} is no longer in the catalog")
+            raise PreconditionError(f"backup {backup_id} is not in the catalog; pick one from "
+                                    "`amprenta-backup list`")
         return backup
 
     def _marker(self, conn: PgConnInfo, record: DrillRecord
