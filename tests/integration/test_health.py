@@ -24,7 +24,7 @@ from amprenta_backup.core.health import (
     health_alerts,
     save_results,
 )
-from amprenta_backup.core.models import BackupRecord, RunContext, Status, utcnow
+from amprenta_backup.core.models import BackupRecord, RunContext, Status, human_bytes, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pipeline import Compression
 from amprenta_backup.core.settings import BackupTarget
@@ -64,9 +64,13 @@ def test_a_healthy_target_is_all_ok_and_gives_no_alert(
         ("catalog_reachable", Level.OK), ("storage_writable", Level.OK),
         ("worker_clock", Level.OK), ("latest_backup_age", Level.OK), ("recent_failures", Level.OK),
         ("backups_stored", Level.OK), ("corrupt_backups", Level.OK),
-        ("pg_dump_version", Level.OK)]
+        ("target_reachable", Level.OK), ("pg_dump_version", Level.OK)]
     assert by_name(results)["backups_stored"].detail == \
-        f"1 backups, {manifest.stored_bytes} bytes"
+        f"1 backups, {human_bytes(manifest.stored_bytes)}"
+    with psycopg.connect(**source_conn.connect_kwargs()) as db:
+        version = db.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+    assert by_name(results)["target_reachable"].detail == \
+        f"{source_conn.describe()} answers (PostgreSQL {version})"
     assert health_alerts(results) == []
     assert [o.key for o in local_storage.list_objects() if "probe" in o.key] == []
 
@@ -122,7 +126,7 @@ def test_health_is_judged_as_of_the_given_time(
     assert then["latest_backup_age"].detail == "newest completed backup is 5.0 hours old"
     before = by_name(checker(local_storage, catalog, source_conn).run(
         record.started_at - timedelta(hours=1)))
-    assert before["backups_stored"].detail == "0 backups, 0 bytes"
+    assert before["backups_stored"].detail == "0 backups, 0 B"
 
 
 def test_a_corrupt_backup_is_critical(local_storage: LocalStorage, catalog: Catalog,
@@ -172,7 +176,7 @@ def test_an_unreachable_catalog_is_critical_and_skips_record_checks(
     gone = Catalog(source_conn.with_database("no_such_catalog"))
     results = checker(local_storage, gone, source_conn).run(utcnow())
     assert [r.name for r in results] == ["catalog_reachable", "storage_writable",
-                                         "pg_dump_version"]
+                                         "target_reachable", "pg_dump_version"]
     assert results[0].status == Level.CRITICAL and "no_such_catalog" in results[0].detail
 
 
@@ -180,7 +184,7 @@ def test_an_unreachable_target_is_critical(local_storage: LocalStorage, catalog:
                                            source_conn: PgConnInfo) -> None:
     down = PgConnInfo(source_conn.host, 1, source_conn.user, source_conn.dbname,
                       password=source_conn.password)
-    result = checker(local_storage, catalog, down).run(utcnow())[-1]
+    result = checker(local_storage, catalog, down).run(utcnow())[-1]  # no pg_dump check then
     assert result.name == "target_reachable" and result.status == Level.CRITICAL
     assert f"cannot connect to {down.describe()}" in result.detail
 

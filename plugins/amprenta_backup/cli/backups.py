@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -36,11 +36,10 @@ def reading_engine() -> BackupEngine:
 
 
 def record_dict(record: BackupRecord) -> dict[str, Any]:
-    data = asdict(record)
-    data["status"] = str(record.status)
-    data["duration_seconds"] = record.duration_seconds
-    data["manifest"] = record.manifest.to_dict() if record.manifest else None
-    return data
+    """A backup as ``--json`` prints it in ``backup``, ``list`` and ``show``: its manifest's
+    fields (when it has one: ``key``, ``table_counts`` ...) and its record's (``status``,
+    ``location``, ``error`` ...; the catalog's values win where both have one)."""
+    return {**(record.manifest.to_dict() if record.manifest else {}), **record.to_dict()}
 
 
 def cmd_backup(
@@ -61,8 +60,8 @@ def cmd_backup(
     backup_id = layout.check_backup_id(backup_id) if backup_id else layout.make_backup_id(now)
     manifest = engine.runner().run(target.name, engine.conninfo(target),
                                    RunContext(logical_date=now), backup_id)
-    if as_json:
-        print_json(manifest.to_dict())
+    if as_json:  # the backup as `list` and `show` give it: its record, the manifest in it
+        print_json(record_dict(engine.get_backup(manifest.backup_id)))
     else:
         print(f"backup {manifest.backup_id} of {manifest.target}: "
               f"{human_bytes(manifest.stored_bytes)} stored ({manifest.ratio:.2f}x), "
@@ -82,7 +81,7 @@ def cmd_list(
         return 0
     print_table(
         ["BACKUP ID", "TARGET", "STATUS", "STARTED (UTC)", "STORED", "RAW", "SECONDS"],
-        [[r.backup_id, r.target, r.status, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+        [[r.backup_id, r.target, r.status, f"{r.started_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
           human_bytes(r.stored_bytes), human_bytes(r.raw_bytes),
           f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else None]
          for r in records],
@@ -97,14 +96,25 @@ def cmd_show(backup_id: Annotated[str, typer.Argument(metavar="BACKUP_ID")],
     if as_json:
         print_json(data)
         return 0
+    shown = {**data, "started_at": when(record.started_at),
+             "completed_at": when(record.completed_at),
+             "stored_bytes": sized(record.stored_bytes), "raw_bytes": sized(record.raw_bytes)}
     for key in ("backup_id", "target", "status", "location", "started_at", "completed_at",
                 "stored_bytes", "raw_bytes", "sha256", "error"):
-        print(f"{key:14} {data[key] if data[key] is not None else '-'}")
+        print(f"{key:14} {shown[key] if shown[key] is not None else '-'}")
     if record.manifest:
         print("tables:")
         for table, rows in sorted(record.manifest.table_counts.items()):
             print(f"  {table:40} {rows}")
     return 0
+
+
+def when(value: datetime | None) -> str | None:
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if value else None
+
+
+def sized(count: int | None) -> str | None:
+    return None if count is None else f"{human_bytes(count)} ({count:,} bytes)"
 
 
 def cmd_rebuild(as_json: JsonOption = False) -> int:

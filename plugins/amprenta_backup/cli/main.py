@@ -26,6 +26,7 @@ from amprenta_backup.cli import (
     retention,
     server_globals,
 )
+from amprenta_backup.cli.output import fail, package_version, reader_gone
 from amprenta_backup.core.errors import (
     BackupError,
     ChecksumMismatch,
@@ -40,8 +41,18 @@ COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals,
                    copy, export, dags]
 
 
-def _root(verbose: Annotated[bool, typer.Option(
-        "-v", "--verbose", help="log progress to stderr")] = False) -> None:
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"{PROG} {package_version()}")
+        raise typer.Exit()
+
+
+def _root(
+    verbose: Annotated[bool, typer.Option("-v", "--verbose",
+                                          help="log progress to stderr")] = False,
+    _: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                    help="print the version and exit")] = False,
+) -> None:
     """PostgreSQL backups: settings from BACKUP_* and AIRFLOW_CONN_* variables."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -60,25 +71,28 @@ def build_app() -> typer.Typer:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
     try:
-        result = build_app()(args=args, prog_name=PROG, standalone_mode=False)
+        code = int(build_app()(args=args, prog_name=PROG, standalone_mode=False) or 0)
+        sys.stdout.flush()  # here, so that a reader gone is seen here and not at exit
+        return code
     except typer.TyperException as exc:  # bad usage: the message names the option
         show = getattr(exc, "show", None)
-        if show is None:
-            print(f"error: {exc.format_message()}", file=sys.stderr)
-        else:
-            show()
+        if as_json or show is None:
+            return fail(exc.format_message(), "usage", exc.exit_code, as_json)
+        show()
         return exc.exit_code
     except typer.Abort:
-        print("aborted", file=sys.stderr)
-        return EXIT_FAILED
-    except (ChecksumMismatch, ObjectMissing) as exc:  # a backup's object damaged or gone
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CORRUPT
-    except (ConfigError, PreconditionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("aborted", "aborted", EXIT_FAILED, as_json)
+    except BrokenPipeError:  # `amprenta-backup show ID | head`: the reader has gone
+        return reader_gone()
     except BackupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return int(result or 0)
+        return fail(str(exc), type(exc).__name__, exit_code(exc), as_json)
+
+
+def exit_code(exc: BackupError) -> int:
+    if isinstance(exc, ChecksumMismatch | ObjectMissing):  # a backup's object damaged or gone
+        return EXIT_CORRUPT
+    if isinstance(exc, ConfigError | PreconditionError):
+        return EXIT_USAGE
+    return EXIT_FAILED

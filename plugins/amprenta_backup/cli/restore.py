@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from amprenta_backup.cli.progress import Progress
 from amprenta_backup.core import layout
 from amprenta_backup.core.constants import DUMP_NAME
 from amprenta_backup.core.engine import BackupEngine
+from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.restore.request import MODES, NEW_DATABASE
 
@@ -92,9 +94,26 @@ def cmd_restore(
     return 0
 
 
+def download_path(text: str, file_name: str) -> Path:
+    """The file to write: ``given``, or ``file_name`` in it when it is a folder or ends in
+    ``/`` (a folder that does not exist yet is created); a file in a missing folder is an
+    error (exit 2) rather than a guess."""
+    given = Path(text)
+    if text.endswith(os.sep) or text in (".", ".."):
+        given.mkdir(parents=True, exist_ok=True)
+    if given.is_dir():
+        return given / file_name
+    if not given.parent.is_dir():
+        raise ConfigError(f"folder {str(given.parent)!r} does not exist: create it, or end the "
+                          f"path with / to have it created ({given.parent}/)")
+    return given
+
+
 def cmd_download(
     backup_id: BackupIdArgument,
-    path: Annotated[Path, typer.Argument(help="file, or folder for <backup_id>.pgc")],
+    path_text: Annotated[str, typer.Argument(
+        metavar="PATH", help="file, or folder for <backup_id>.pgc (created when PATH ends "
+        "with /)")],
     raw: Annotated[bool, typer.Option(
         "--raw", help="save the stored (zstd) bytes instead of the .pgc archive")] = False,
     as_json: JsonOption = False,
@@ -102,8 +121,8 @@ def cmd_download(
     from_copy: FromCopyOption = False,
 ) -> int:
     backup_id = layout.check_backup_id(backup_id)
-    if path.is_dir():
-        path = path / f"{backup_id}.{DUMP_NAME.rsplit('.', 1)[-1]}{'.zst' if raw else ''}"
+    path = download_path(path_text, f"{backup_id}.{DUMP_NAME.rsplit('.', 1)[-1]}"
+                               f"{'.zst' if raw else ''}")
     engine = BackupEngine()
     record = engine.get_backup(backup_id)
     with Progress.for_terminal(progress) as bars:

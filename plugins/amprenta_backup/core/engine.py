@@ -19,7 +19,7 @@ from amprenta_backup.core.encryption import KeyService  # cryptography loads onl
 from amprenta_backup.core.encryption.setup import key_service
 from amprenta_backup.core.errors import BackupError, CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.export.entry import ProjectExportEntry
-from amprenta_backup.core.layout import check_backup_id
+from amprenta_backup.core.layout import check_backup_id, target_name
 from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.settings import BackupConfig, BackupTarget, CopySettings, PitrSettings
@@ -265,7 +265,7 @@ class BackupEngine(ProjectExportEntry):
 
     def list_backups(self, limit: int = 10, target: str | None = None) -> list[BackupRecord]:
         """The newest backup records, newest first."""
-        return self.catalog.find(target=target, limit=limit)
+        return self.catalog.find(target=target and target_name(target), limit=limit)
 
     def get_backup(self, backup_id: str, catalog: Catalog | None = None) -> BackupRecord:
         """One record, or a PreconditionError that says how to find valid ids."""
@@ -367,7 +367,7 @@ class BackupEngine(ProjectExportEntry):
         """What :meth:`restore_backup` would do, checked but touching nothing."""
         from amprenta_backup.core.restore.request import RestoreRequest
 
-        request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
+        request = RestoreRequest.build(backup_id, target_database, self.config.targets, **options)
         return self.restorer(from_copy).plan(request)
 
     def restore_backup(self, backup_id: str, target_database: str,
@@ -382,7 +382,7 @@ class BackupEngine(ProjectExportEntry):
         """
         from amprenta_backup.core.restore.request import RestoreRequest
 
-        request = RestoreRequest(backup_id=backup_id, database=target_database, **options)
+        request = RestoreRequest.build(backup_id, target_database, self.config.targets, **options)
         return self.restorer(from_copy).run(request, progress)
 
     def download(self, backup_id: str, path: Path, decompress: bool = True,

@@ -22,6 +22,10 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from collections.abc import Callable, Mapping
+
 
 class BackupError(Exception):
     """Root of every error raised by the engine."""
@@ -138,3 +142,33 @@ def first_line(error: BaseException | str) -> str:
     if text:
         return text.splitlines()[0]
     return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
+def reword(message: str, names: Mapping[str, str]) -> str:
+    """``message`` with the request fields it names in another interface's words.
+
+    The engine names a field as Python does (``confirm='sales'``, ``give source_target``,
+    ``mode replace``, ``(confirm was None)``); the CLI shows ``--confirm sales``, ``--from``,
+    ``--mode replace``, ``(--confirm was not given)``, and a form can show its labels.
+
+    :param names: field -> the interface's word for it, e.g. ``{"source_target": "--from"}``
+    """
+    def assignment(word: str) -> Callable[[re.Match[str]], str]:
+        def render(match: re.Match[str]) -> str:
+            text = match.group(1)
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+                text = text[1:-1]
+            return f"{word} {shlex.quote(text)}"
+        return render
+
+    for field, word in names.items():
+        message = re.sub(rf"(?<![\w-]){field} was None\b", f"{word} was not given", message)
+        message = re.sub(rf"(?<![\w-]){field} was ('[^']*'|\"[^\"]*\")", f"{word} was \\1",
+                         message)
+        message = re.sub(rf"(?<![\w-]){field}=('[^']*'|\"[^\"]*\"|[\w.-]+)",
+                         assignment(word), message)
+        if field == "mode":
+            message = re.sub(r"(?<![\w-])mode (new_database|replace)\b", f"{word} \\1", message)
+        elif "_" in field:  # a snake_case name is a Python name wherever it stands
+            message = re.sub(rf"(?<![\w-]){field}\b", word, message)
+    return message

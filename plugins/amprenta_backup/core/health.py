@@ -14,6 +14,7 @@ import psycopg
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.drill.forecast import RtoForecast, forecast
 from amprenta_backup.core.errors import BackupError, first_line
+from amprenta_backup.core.models import human_bytes
 from amprenta_backup.core.notifications import Alert
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, server_major
 from amprenta_backup.core.records.clock import SKEW_LIMIT, ClockReading
@@ -121,7 +122,7 @@ class HealthChecker:
             results += self.check_records(as_of or reading.server) + self.check_abandoned()
             results += self.check_rto_forecast(as_of or reading.server)
         for target in self.targets:
-            results.append(self.check_client(target))
+            results += self.check_client(target)
         return results
 
     def check_catalog(self) -> CheckResult:
@@ -159,7 +160,8 @@ class HealthChecker:
             results += [self._age(name, row["last_completed"], as_of),
                         self._failures(name, int(row["failures"]), row["last_error"]),
                         CheckResult("backups_stored", Level.OK,
-                                    f"{row['stored']} backups, {row['stored_bytes']} bytes",
+                                    f"{row['stored']} backups, "
+                                    f"{human_bytes(int(row['stored_bytes']))}",
                                     target=name),
                         self._corrupt(name, list(row["corrupt"] or []))]
         return results
@@ -216,33 +218,38 @@ class HealthChecker:
                            "do not restore them; take a new backup now and check the storage "
                            "for damage (weekly_verify marks backups corrupt)", target)
 
-    def check_client(self, target: BackupTarget) -> CheckResult:
-        """The target answers, and ``pg_dump`` is not older than its server."""
+    def check_client(self, target: BackupTarget) -> list[CheckResult]:
+        """The target answers (``target_reachable``), and ``pg_dump`` is not older than its
+        server (``pg_dump_version``, only once it answered)."""
         try:
             conn = self.resolve(target)
         except BackupError as exc:
-            return CheckResult("target_reachable", Level.CRITICAL, str(exc),
-                               "fix the target's Airflow connection or BACKUP_TARGETS", target.name)
+            return [CheckResult("target_reachable", Level.CRITICAL, str(exc),
+                                "fix the target's Airflow connection or BACKUP_TARGETS",
+                                target.name)]
         try:
             with psycopg.connect(**conn.connect_kwargs()) as db:
                 row = db.execute("SHOW server_version").fetchone()
                 need = server_major(db)
         except psycopg.Error as exc:
-            return CheckResult("target_reachable", Level.CRITICAL,
-                               f"cannot connect to {conn.describe()}: "
-                               f"{conn.redact(first_line(exc))}",
-                               "check the server and the connection's host, port and password",
-                               target.name)
+            return [CheckResult("target_reachable", Level.CRITICAL,
+                                f"cannot connect to {conn.describe()}: "
+                                f"{conn.redact(first_line(exc))}",
+                                "check the server and the connection's host, port and "
+                                "password", target.name)]
         server = str(row[0]) if row else "0"
+        reached = CheckResult("target_reachable", Level.OK,
+                              f"{conn.describe()} answers (PostgreSQL {server})",
+                              target=target.name)
         try:
             client = for_server("pg_dump", need)
         except BackupError as exc:
-            return CheckResult("pg_dump_version", Level.CRITICAL, str(exc),
-                               f"install postgresql-client-{need} (or newer), or list its bin "
-                               "folder in BACKUP_PG_BINDIRS", target.name)
-        return CheckResult("pg_dump_version", Level.OK,
-                           f"pg_dump {client.describe()} can dump server {server}",
-                           target=target.name)
+            return [reached, CheckResult(
+                "pg_dump_version", Level.CRITICAL, str(exc), f"install postgresql-client-"
+                f"{need} (or newer), or list its bin folder in BACKUP_PG_BINDIRS", target.name)]
+        return [reached, CheckResult("pg_dump_version", Level.OK,
+                                     f"pg_dump {client.describe()} can dump server {server}",
+                                     target=target.name)]
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,30 @@ def check_target_name(target: str) -> str:
     return target
 
 
+def filed_name(conn_id: str, database: str | None) -> str:
+    """How the backups of ``conn_id`` (optionally another ``database`` on its server) are
+    filed, listed and shown: ``conn_id`` or ``conn_id.database``."""
+    if not database:
+        return conn_id
+    return f"{conn_id}.{re.sub(r'[^A-Za-z0-9_.-]', '_', database)}"
+
+
+def target_name(text: str) -> str:
+    """The one spelling of a backup target given in either form, ``conn_id.database`` (as
+    filed) or ``conn_id:database`` (as in BACKUP_TARGETS): ``pg_main:sales`` and
+    ``pg_main.sales`` both give ``pg_main.sales``."""
+    if not isinstance(text, str):
+        raise ConfigError(f"backup target {str(text)[:80]!r} is not a name; give conn_id or "
+                          "conn_id.database (conn_id:database works too)")
+    conn_id, _, database = text.strip().partition(":")
+    name = filed_name(conn_id, database or None)
+    if not TARGET_NAME.match(name):
+        raise ConfigError(f"backup target {text[:80]!r} is not valid; give conn_id or "
+                          "conn_id.database (conn_id:database works too) with letters, digits "
+                          "and '_.-' in the connection id, e.g. pg_main or pg_main.sales")
+    return name
+
+
 def backup_time(backup_id: str) -> datetime:
     """The time encoded in a backup id."""
     return datetime.strptime(check_backup_id(backup_id)[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

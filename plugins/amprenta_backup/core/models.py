@@ -30,6 +30,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def human_bytes(count: int | float | None) -> str:
+    """A size as people read it: ``512 B``, ``1.5 KiB``, ``2.3 GiB``; ``-`` when unknown."""
+    if count is None:
+        return "-"
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 

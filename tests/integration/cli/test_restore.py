@@ -64,7 +64,7 @@ def test_restore_dry_run_then_restore_then_refuse_the_same_name(
         assert again.returncode == 2 and "already exists" in again.stderr
         replace = cli("restore", str(backup["backup_id"]), "--database", target,
                       "--mode", "replace")
-        assert replace.returncode == 2 and f"confirm='{target}'" in replace.stderr
+        assert replace.returncode == 2 and f"as --confirm {target} to go ahead" in replace.stderr
         output = done.stdout + done.stderr + again.stderr + plan.stdout
         assert (source_conn.password or "\0") not in output
     finally:

@@ -289,7 +289,7 @@ class DrillRunner:
 
     def history(self, target: str | None = None, limit: int = 20) -> list[DrillRecord]:
         """The drills recorded in the catalog, newest first, optionally of one target."""
-        return drill_record.history(self.catalog, target, limit)
+        return drill_record.history(self.catalog, target and layout.target_name(target), limit)
 
     def load(self, drill_id: str) -> DrillRecord:
         record = drill_record.load(self.catalog, drill_id)

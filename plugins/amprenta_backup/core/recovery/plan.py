@@ -11,7 +11,7 @@ from typing import Any
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES, check_conn_id, check_database_name
-from amprenta_backup.core.layout import check_target_name
+from amprenta_backup.core.layout import target_name
 from amprenta_backup.core.models import BackupRecord, GlobalsRef, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.recovery.index import targets_in
@@ -46,7 +46,7 @@ class RecoveryRequest:
 
     def __post_init__(self) -> None:
         check_conn_id(self.server_conn_id, "new server connection id")
-        object.__setattr__(self, "targets", tuple(check_target_name(t) for t in self.targets))
+        object.__setattr__(self, "targets", tuple(target_name(t) for t in self.targets))
         if self.before is not None and self.before.tzinfo is None:
             raise ConfigError(f"the time {self.before.isoformat()} has no time zone; give one "
                               "(e.g. 2026-12-01T03:00:00+00:00)")

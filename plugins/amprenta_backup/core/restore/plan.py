@@ -264,7 +264,7 @@ def _check_request(request: RestoreRequest) -> None:
 
 def _find_backup(catalog: Catalog, request: RestoreRequest) -> BackupRecord:
     if request.backup_id == LATEST:
-        found = catalog.find(target=layout.check_target_name(request.latest_of),
+        found = catalog.find(target=layout.target_name(request.latest_of),
                              statuses=RESTORABLE, limit=1)
         if not found:
             raise PreconditionError(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.identifiers import check_conn_id, check_database_name, check_name
-from amprenta_backup.core.layout import check_backup_id, check_target_name
+from amprenta_backup.core.layout import check_backup_id, target_name
+
+if TYPE_CHECKING:
+    from amprenta_backup.core.settings import BackupTarget
 
 NEW_DATABASE, REPLACE = "new_database", "replace"
 MODES = (NEW_DATABASE, REPLACE)
@@ -65,9 +68,7 @@ class RestoreRequest:
         if self.confirm is not None and not isinstance(self.confirm, str):
             raise ConfigError("confirm must be the target database name, as text")
         if self.source_target is not None:
-            if not isinstance(self.source_target, str):
-                raise ConfigError("source_target must be a backup target name, as text")
-            check_target_name(self.source_target)
+            object.__setattr__(self, "source_target", target_name(self.source_target))
         object.__setattr__(self, "schemas", _names(self.schemas, "schema to restore"))
         object.__setattr__(self, "tables", _names(self.tables, "table to restore"))
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) \
@@ -80,6 +81,21 @@ class RestoreRequest:
         if self.backup_id == LATEST and not (self.source_target or self.target_conn_id):
             raise ConfigError("backup id 'latest' needs the backup target whose newest backup to "
                               "restore: give source_target (see `amprenta-backup list`)")
+
+    @classmethod
+    def build(cls, backup_id: str, database: str, targets: Sequence[BackupTarget] = (),
+              **options: Any) -> RestoreRequest:
+        """The request, where ``latest`` with no source means the newest backup of the only
+        configured target (BACKUP_TARGETS); with several, the error names them."""
+        if backup_id == LATEST and not (options.get("source_target")
+                                        or options.get("target_conn_id")):
+            if len(targets) == 1:
+                options = {**options, "source_target": targets[0].name}
+            elif targets:
+                raise ConfigError(
+                    "backup id 'latest' needs the backup target whose newest backup to "
+                    f"restore: give source_target, one of {', '.join(t.name for t in targets)}")
+        return cls(backup_id=backup_id, database=database, **options)
 
     @property
     def latest_of(self) -> str:

@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.layout import CONN_ID
+from amprenta_backup.core.layout import CONN_ID, filed_name
 
 _DB_NAME = re.compile(r"^[^\x00/\\]{1,63}$")
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("amprenta_settings_env",
@@ -255,10 +255,7 @@ class BackupTarget:
     @property
     def name(self) -> str:
         """A storage-safe name: ``conn_id`` or ``conn_id.database``."""
-        if not self.database:
-            return self.conn_id
-        safe_db = re.sub(r"[^A-Za-z0-9_.-]", "_", self.database)
-        return f"{self.conn_id}.{safe_db}"
+        return filed_name(self.conn_id, self.database)
 
     @classmethod
     def parse(cls, text: str) -> BackupTarget:
