@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.layout import target_name
+
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
     """A typer ``parser`` accepting whole numbers from ``low`` to ``high``; anything else is
@@ -47,3 +50,17 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan, t
 FromCopyOption = Annotated[bool, typer.Option(
     "--from-copy", help="read the second copy (BACKUP_COPY_*) instead of the primary storage; "
     "without it, a primary that cannot be read falls back to the copy")]
+
+
+def target_spelling(text: str) -> str:
+    """A typer ``parser`` for a backup target in either spelling (``pg_main:sales`` or
+    ``pg_main.sales``), giving the one it is filed under (``pg_main.sales``)."""
+    try:
+        return target_name(text)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+TargetOption = Annotated[str | None, typer.Option(
+    "--target", parser=target_spelling, metavar="TARGET",
+    help="only this target: conn_id or conn_id.database (conn_id:database works too)")]

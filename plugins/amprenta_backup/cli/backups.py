@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from amprenta_backup.cli.arguments import JsonOption, bounded_int
+from amprenta_backup.cli.arguments import JsonOption, TargetOption, bounded_int
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core import layout
 from amprenta_backup.core.engine import BackupEngine
@@ -70,7 +70,7 @@ def cmd_backup(
 
 
 def cmd_list(
-    target: Annotated[str | None, typer.Option("--target", help="only this target")] = None,
+    target: TargetOption = None,
     limit: Annotated[int, typer.Option(parser=bounded_int(1, 100000), metavar="N",
                                        help="most backups to show")] = 20,
     as_json: JsonOption = False,

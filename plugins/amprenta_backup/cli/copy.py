@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import JsonOption
+from amprenta_backup.cli.arguments import JsonOption, target_spelling
 from amprenta_backup.cli.output import human_bytes, print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import RunContext, utcnow
@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
 
 def cmd_copy(
     backup_id: Annotated[str, typer.Argument(metavar="BACKUP_ID|latest")] = "latest",
-    target: Annotated[str | None, typer.Option(
-        "--target", help="for latest: only this target (a name such as pg_main.analytics)")
+    only: Annotated[str | None, typer.Option(
+        "--target", parser=target_spelling, metavar="TARGET",
+        help="for latest: only this target (pg_main.analytics or pg_main:analytics)")
     ] = None,
     wal: Annotated[bool, typer.Option(
         "--wal", help="instead, copy the archived WAL (BACKUP_WAL_TARGET) the copy lacks")
@@ -35,7 +36,7 @@ def cmd_copy(
         print_json({"target": target, "wal_copied": copied}) if as_json else print(
             f"{len(copied)} WAL files of {target} copied to {engine.copy_workflow().storage}")
         return 0
-    outcome = engine.copy_backup(backup_id, target, RunContext(logical_date=utcnow()))
+    outcome = engine.copy_backup(backup_id, only, RunContext(logical_date=utcnow()))
     record = outcome.record
     if as_json:
         print_json({**record.to_dict(), "copied": outcome.copied, "present": outcome.present})

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import FromCopyOption, JsonOption, bounded_int
+from amprenta_backup.cli.arguments import FromCopyOption, JsonOption, TargetOption, bounded_int
 from amprenta_backup.cli.output import print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -64,8 +64,7 @@ def _target_of(engine: BackupEngine, name: str) -> BackupTarget:
 
 
 def cmd_history(
-    target: Annotated[str | None, typer.Option(
-        "--target", help="only this target (a name such as pg_main.analytics)")] = None,
+    target: TargetOption = None,
     limit: Annotated[int, typer.Option(parser=bounded_int(1, 100000), metavar="N",
                                        help="most drills to show (default 20)")] = 20,
     as_json: JsonOption = False,

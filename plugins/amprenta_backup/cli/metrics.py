@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import JsonOption, bounded_int, choice
+from amprenta_backup.cli.arguments import JsonOption, TargetOption, bounded_int, choice
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 
@@ -24,7 +24,7 @@ def cmd_metrics(
     days: Annotated[int | None, typer.Option(
         parser=bounded_int(1, 36500), metavar="N",
         help="window in days (30, 7 and 30 by default)")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="only this target")] = None,
+    target: TargetOption = None,
     as_json: JsonOption = False,
 ) -> int:
     engine = BackupEngine()

@@ -53,8 +53,8 @@ def test_a_target_has_one_spelling_and_both_are_accepted(
         assert json.loads(plan.stdout)["plan"]["source_target"] == FILED
     bad = cli("list", "--target", "pg source")
     assert bad.returncode == 2
-    assert "error: backup target 'pg source' is not valid; give conn_id or conn_id.database " \
-           "(conn_id:database works too)" in bad.stderr
+    assert "Error: Invalid value for '--target': backup target 'pg source' is not valid; give " \
+           "conn_id or conn_id.database (conn_id:database works too)" in bad.stderr
 
 
 def test_latest_of_the_only_target_and_options_named_as_typed(
