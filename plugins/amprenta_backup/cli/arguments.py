@@ -64,3 +64,5 @@ def target_spelling(text: str) -> str:
 TargetOption = Annotated[str | None, typer.Option(
     "--target", parser=target_spelling, metavar="TARGET",
     help="only this target: conn_id or conn_id.database (conn_id:database works too)")]
+ProgressOption = Annotated[bool, typer.Option(
+    "--progress", help="show progress on stderr even when it is not a terminal")]

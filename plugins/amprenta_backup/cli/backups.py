@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from amprenta_backup.cli.arguments import JsonOption, TargetOption, bounded_int
+from amprenta_backup.cli.arguments import JsonOption, ProgressOption, TargetOption, bounded_int
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
+from amprenta_backup.cli.progress import Progress
 from amprenta_backup.core import layout
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import CatalogError, CatalogUnavailable
@@ -49,6 +50,7 @@ def cmd_backup(
         "--backup-id", metavar="ID", help="id of the backup (default: a new one); running it "
         "again with a completed id does nothing (idempotent)")] = None,
     as_json: JsonOption = False,
+    progress: ProgressOption = False,
 ) -> int:
     engine = BackupEngine()
     target = BackupTarget.parse(target_name)
@@ -58,8 +60,11 @@ def cmd_backup(
         raise CatalogUnavailable(f"backup of {target.name!r} not started, nothing was written: "
                                  f"{exc}") from exc
     backup_id = layout.check_backup_id(backup_id) if backup_id else layout.make_backup_id(now)
-    manifest = engine.runner().run(target.name, engine.conninfo(target),
-                                   RunContext(logical_date=now), backup_id)
+    runner = engine.runner()
+    with Progress.for_terminal(progress) as bars:
+        runner.progress = bars.phase(f"backup of {target.name}")
+        manifest = runner.run(target.name, engine.conninfo(target),
+                              RunContext(logical_date=now), backup_id)
     if as_json:  # the backup as `list` and `show` give it: its record, the manifest in it
         print_json(record_dict(engine.get_backup(manifest.backup_id)))
     else:

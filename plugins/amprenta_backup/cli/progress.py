@@ -1,4 +1,5 @@
-"""Progress on stderr for long transfers: bytes done, percent and throughput."""
+"""Progress on stderr for long transfers: a rich progress bar at a terminal (bytes, rate,
+elapsed time), and a plain line every few seconds elsewhere when ``--progress`` asks for it."""
 
 from __future__ import annotations
 
@@ -6,82 +7,116 @@ import sys
 import time
 from typing import TextIO
 
-from amprenta_backup.cli.output import human_bytes
+from rich.console import Console
+from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.text import Text
 
-REDRAW_SECONDS = 0.2  # on a terminal: one line redrawn in place
-LOG_SECONDS = 5.0  # elsewhere (--progress into a log): a plain line now and then
+from amprenta_backup.core.models import human_bytes
+
+LOG_SECONDS = 5.0  # not a terminal (--progress into a log): a plain line now and then
 
 
-class ProgressBar:
-    """Bytes done of a total, percent and throughput, for one transfer.
+class Lines:
+    """Plain progress lines for one transfer, at most one every :data:`LOG_SECONDS`.
 
-    :param label: what is being transferred (``verify``, ``download`` ...)
-    :param total: bytes expected
+    :param label: what is being transferred (``verify``, ``backup of pg_main`` ...)
+    :param total: bytes expected (0: unknown)
     :param stream: where to write (stderr)
-    :param terminal: redraw one line in place; otherwise write a line every few seconds
     """
 
-    def __init__(self, label: str, total: int, stream: TextIO, terminal: bool) -> None:
-        self.label = label
-        self.total = total
-        self.stream = stream
-        self.terminal = terminal
-        self.started = self.updated = time.monotonic()
-        self.done = 0
-        self._written = self.started
+    def __init__(self, label: str, total: int, stream: TextIO) -> None:
+        self.label, self.total, self.stream = label, total, stream
+        self.started = self._written = time.monotonic()
+        self.done = self.stored = 0
 
-    def __call__(self, done: int) -> None:
-        self.done, self.updated = done, time.monotonic()
-        if self.updated - self._written >= (REDRAW_SECONDS if self.terminal else LOG_SECONDS):
-            self._write()
+    def __call__(self, done: int, stored: int | None = None) -> None:
+        self.done, self.stored = done, self.stored if stored is None else stored
+        if time.monotonic() - self._written >= LOG_SECONDS:
+            self.write()
 
-    def line(self) -> str:
-        seconds = max(self.updated - self.started, 1e-6)
-        percent = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
-        return (f"{self.label}: {human_bytes(self.done)} of {human_bytes(self.total)}{percent}, "
-                f"{human_bytes(int(self.done / seconds))}/s")
-
-    def _write(self, final: bool = False) -> None:
+    def write(self) -> None:
         self._written = time.monotonic()
-        if self.terminal:
-            self.stream.write("\r" + self.line() + "\x1b[K" + ("\n" if final else ""))
-        else:
-            self.stream.write(self.line() + "\n")
+        seconds = max(self._written - self.started, 1e-6)
+        of = f" of {human_bytes(self.total)} ({100 * self.done / self.total:.0f}%)" \
+            if self.total else " read"
+        stored = f", {human_bytes(self.stored)} stored" if self.stored else ""
+        self.stream.write(f"{self.label}: {human_bytes(self.done)}{of}{stored}, "
+                          f"{human_bytes(int(self.done / seconds))}/s, {seconds:.0f} s\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        """Write the final figures (throughput up to the last byte)."""
-        self._write(final=True)
+
+class BytesColumn(ProgressColumn):
+    """``12.0 MiB of 40.0 MiB`` (or ``12.0 MiB read`` when the total is unknown), then the
+    rate in the same units as everywhere else in the CLI."""
+
+    def render(self, task: Task) -> Text:
+        done = human_bytes(int(task.completed))
+        of = f" of {human_bytes(int(task.total))}" if task.total else " read"
+        speed = task.speed or (task.completed / task.elapsed if task.elapsed else 0)
+        rate = f", {human_bytes(int(speed))}/s" if speed else ""
+        return Text(f"{done}{of}{rate}")
+
+
+class Bar:
+    """One transfer's line of a rich progress display."""
+
+    def __init__(self, display: RichProgress, label: str, total: int) -> None:
+        self.display = display
+        self.task: TaskID = display.add_task(label, total=total or None, stored="")
+
+    def __call__(self, done: int, stored: int | None = None) -> None:
+        if stored is None:
+            self.display.update(self.task, completed=done)
+        else:
+            self.display.update(self.task, completed=done, stored=f"{human_bytes(stored)} stored")
+
 
 
 class Progress:
-    """Hands out one bar per phase, closing the previous one; does nothing when disabled.
+    """Hands out one progress callback per phase; does nothing when disabled.
 
-    :param enabled: write at all (the CLI enables it on a terminal or with ``--progress``)
+    :param enabled: show progress at all (on a terminal, or with ``--progress``)
     :param stream: where to write; stderr by default
     """
 
     def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stderr
-        self._bar: ProgressBar | None = None
+        self._lines: Lines | None = None
+        self._display: RichProgress | None = None
 
     @classmethod
     def for_terminal(cls, forced: bool) -> Progress:
         return cls(forced or sys.stderr.isatty())
 
-    def phase(self, label: str, total: int) -> ProgressBar | None:
-        """A callback for ``label``'s transfer of ``total`` bytes, or None when disabled."""
-        self.close()
+    def phase(self, label: str, total: int = 0) -> Bar | Lines | None:
+        """A callback ``(done[, stored])`` for ``label``'s transfer of ``total`` bytes (0:
+        unknown), or None when disabled."""
         if not self.enabled:
             return None
-        self._bar = ProgressBar(label, total, self.stream, self.stream.isatty())
-        return self._bar
+        if not self.stream.isatty():
+            self._finish_lines()
+            self._lines = Lines(label, total, self.stream)
+            return self._lines
+        if self._display is None:
+            self._display = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), BytesColumn(),
+                TextColumn("{task.fields[stored]}"), TimeElapsedColumn(),
+                console=Console(file=self.stream), transient=False)
+            self._display.start()
+        return Bar(self._display, label, total)
+
+    def _finish_lines(self) -> None:
+        if self._lines is not None:
+            self._lines.write()  # the final figures
+            self._lines = None
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._finish_lines()
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
 
     def __enter__(self) -> Progress:
         return self

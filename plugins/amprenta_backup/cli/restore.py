@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import DryRunOption, FromCopyOption, JsonOption, choice
+from amprenta_backup.cli.arguments import (
+    DryRunOption,
+    FromCopyOption,
+    JsonOption,
+    ProgressOption,
+    choice,
+)
 from amprenta_backup.cli.backups import reading_engine
 from amprenta_backup.cli.output import human_bytes, print_json
 from amprenta_backup.cli.progress import Progress
@@ -20,8 +26,6 @@ from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.restore.request import MODES, NEW_DATABASE
 
 BackupIdArgument = Annotated[str, typer.Argument(metavar="BACKUP_ID")]
-ProgressOption = Annotated[bool, typer.Option(
-    "--progress", help="show progress on stderr even when it is not a terminal")]
 RESTORE_HELP = (
     "Restore a backup. new_database (the default) refuses a database that exists; replace "
     "(needs --confirm with its name) restores into a temporary database and swaps it in only "

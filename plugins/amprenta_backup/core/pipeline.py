@@ -6,9 +6,10 @@ import hashlib
 import logging
 import subprocess
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, Protocol
 
 import zstandard
 
@@ -16,9 +17,60 @@ from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL, READ_CHUNK
 from amprenta_backup.core.encryption import ObjectSeal
 from amprenta_backup.core.encryption.stream import EncryptingWriter
 from amprenta_backup.core.errors import DumpError
+from amprenta_backup.core.models import human_bytes
 from amprenta_backup.core.storage.base import ObjectWriter
 
 log = logging.getLogger(__name__)
+
+
+StreamProgress = Callable[[int, int], None]
+"""Called as a dump streams with the bytes read from the tool and the bytes stored so far."""
+PROGRESS_LOG_SECONDS = 30.0
+
+
+class InfoLogger(Protocol):
+    """What :class:`ProgressLog` writes to: a ``logging.Logger``, an Airflow task's log."""
+
+    def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+
+
+class ProgressLog:
+    """A :data:`StreamProgress` for logs (an Airflow task's): a line every ``every`` seconds
+    with the bytes read and stored, the rate and the time elapsed.
+
+    :param label: what streams, e.g. ``backup of pg_main``
+    :param logger: where the lines go
+    :param every: seconds between lines
+    """
+
+    def __init__(self, label: str, logger: InfoLogger, every: float = PROGRESS_LOG_SECONDS
+                 ) -> None:
+        self.label, self.logger, self.every = label, logger, every
+        self.started = self._logged = time.monotonic()
+
+    def __call__(self, read: int, stored: int) -> None:
+        now = time.monotonic()
+        if now - self._logged >= self.every:
+            self._logged = now
+            self.logger.info("%s", self.line(read, stored, now - self.started))
+
+    def line(self, read: int, stored: int, seconds: float) -> str:
+        return (f"{self.label}: {human_bytes(read)} read, {human_bytes(stored)} stored, "
+                f"{human_bytes(read / max(seconds, 1e-6))}/s, {seconds:.0f} s elapsed")
+
+
+class _CountingReader:
+    """The tool's stdout, counting what is read and reporting it with the bytes stored."""
+
+    def __init__(self, source: IO[bytes], sink: HashingWriter, progress: StreamProgress) -> None:
+        self._source, self._sink, self._progress = source, sink, progress
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.count += len(data)
+        self._progress(self.count, self._sink.count)
+        return data
 
 
 @dataclass(frozen=True)
@@ -98,8 +150,10 @@ def stream_command(
     compression: Compression,
     checksum: bool = True,
     seal: ObjectSeal | None = None,
+    progress: StreamProgress | None = None,
 ) -> StreamResult:
     """Run ``argv`` and stream its stdout into ``writer``; the caller commits or aborts.
+    ``progress`` hears of the bytes read and stored after each read.
 
     With ``seal`` the compressed bytes are encrypted before they are hashed and stored.
     Raises :class:`DumpError` with the tool's stderr if it exits non-zero.
@@ -111,14 +165,17 @@ def stream_command(
     tail.start()
     sink = HashingWriter(writer, checksum)
     out: HashingWriter | EncryptingWriter = sink if seal is None else seal.writer(sink)
+    source: IO[bytes] | _CountingReader = proc.stdout
+    if progress is not None:
+        source = _CountingReader(proc.stdout, sink, progress)
     try:
         if compression.enabled:
             cctx = zstandard.ZstdCompressor(compression_params=compression.parameters())
             raw, _ = cctx.copy_stream(
-                proc.stdout, out, read_size=READ_CHUNK, write_size=READ_CHUNK  # type: ignore[arg-type]
+                source, out, read_size=READ_CHUNK, write_size=READ_CHUNK  # type: ignore[arg-type]
             )
         else:
-            raw = _copy_counting(proc.stdout, out)
+            raw = _copy_counting(source, out)
         if isinstance(out, EncryptingWriter):
             out.close()
     except BaseException:
@@ -131,10 +188,13 @@ def stream_command(
     if code != 0:
         name = argv[0].rsplit("/", 1)[-1]
         raise DumpError(f"{name} exited with code {code}: {tail.text or 'no message'}")
+    if progress is not None:
+        progress(raw, sink.count)  # the final figures, once everything is stored
     return StreamResult(raw_bytes=raw, stored_bytes=sink.count, sha256=sink.hexdigest)
 
 
-def _copy_counting(source: IO[bytes], sink: HashingWriter | EncryptingWriter) -> int:
+def _copy_counting(source: IO[bytes] | _CountingReader,
+                   sink: HashingWriter | EncryptingWriter) -> int:
     total = 0
     while chunk := source.read(READ_CHUNK):
         sink.write(chunk)

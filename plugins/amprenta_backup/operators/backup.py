@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.errors import StepError
+from amprenta_backup.core.pipeline import ProgressLog
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import REFUSALS, EngineOperator, fail_without_retry
@@ -51,6 +52,7 @@ class PostgresBackupOperator(EngineOperator):
             run = run_context(context)
             backup_id = backup_id_for(run, target.name)
             runner = self.engine.runner()
+            runner.progress = ProgressLog(f"backup of {target.name}", self.log)
         self.log.info("backing up %s (%s) as %s", target.name, conn.describe(), backup_id)
         try:
             manifest = runner.run(target.name, conn, run, backup_id)

@@ -75,7 +75,9 @@ def test_latest_of_the_only_target_and_options_named_as_typed(
 
 def test_json_is_one_object_per_backup_with_utc_times_and_errors_as_json(
         cli: CliRunner, backup: dict[str, object]) -> None:
-    shown = json.loads(cli("show", str(backup["backup_id"]), "--json").stdout)
+    show = cli("show", str(backup["backup_id"]), "--json")
+    assert show.returncode == 0, show.stderr
+    shown = json.loads(show.stdout)
     listed = json.loads(cli("list", "--json").stdout)
     assert shown == listed[0] == backup  # backup, list and show: the same object
     assert backup["status"] == "completed" and backup["table_counts"]

@@ -31,7 +31,12 @@ from amprenta_backup.core.pgtools import (
     pg_dump_argv,
     server_major,
 )
-from amprenta_backup.core.pipeline import Compression, StreamResult, stream_command
+from amprenta_backup.core.pipeline import (
+    Compression,
+    StreamProgress,
+    StreamResult,
+    stream_command,
+)
 from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
@@ -73,12 +78,16 @@ class BackupRunner:
     :param storage: where the dump and manifest go
     :param catalog: where the record goes
     :param settings: prefix, compression, checksum
+    :param progress: hears ``(read, stored)`` bytes as a dump streams (a log line every so
+        often in Airflow, a progress bar at a terminal); set it on the runner the engine gives
     """
 
-    def __init__(self, storage: Storage, catalog: Catalog, settings: BackupSettings) -> None:
+    def __init__(self, storage: Storage, catalog: Catalog, settings: BackupSettings,
+                 progress: StreamProgress | None = None) -> None:
         self.storage = storage
         self.catalog = catalog
         self.settings = settings
+        self.progress = progress
 
     def run(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
         """Back up ``conn``'s database as ``target``; idempotent for a given ``backup_id``.
@@ -175,8 +184,8 @@ class BackupRunner:
         argv = pg_dump_argv(snapshot=snapshot, binary=pg_dump.path("pg_dump"))
         log.info("pg_dump %s for server %s", pg_dump.describe(), conn.describe())
         with self.storage.open_writer(key, expected_size=database_size) as writer:
-            result = stream_command(argv, conn.env(), writer,
-                                    self.settings.compression, self.settings.checksum, seal)
+            result = stream_command(argv, conn.env(), writer, self.settings.compression,
+                                    self.settings.checksum, seal, self.progress)
         log.info("stored %s: %d raw bytes -> %d stored bytes%s", self.storage.uri(key),
                  result.raw_bytes, result.stored_bytes,
                  f", encrypted with key {seal.envelope.key_id}" if seal else "")
