@@ -26,6 +26,7 @@ from amprenta_backup.cli import (
     retention,
     server_globals,
 )
+from amprenta_backup.cli.connections import use_airflow_connections
 from amprenta_backup.cli.output import fail, package_version, reader_gone
 from amprenta_backup.core.errors import (
     BackupError,
@@ -53,9 +54,11 @@ def _root(
     _: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                     help="print the version and exit")] = False,
 ) -> None:
-    """PostgreSQL backups: settings from BACKUP_* and AIRFLOW_CONN_* variables."""
+    """PostgreSQL backups: settings from BACKUP_* variables, connections from AIRFLOW_CONN_*
+    variables (or Airflow's secrets backends when Airflow is installed)."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    use_airflow_connections()
 
 
 def build_app() -> typer.Typer:

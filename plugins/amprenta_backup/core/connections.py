@@ -1,7 +1,10 @@
 """Resolve a connection id without Airflow, from the same ``AIRFLOW_CONN_<ID>`` variables.
 
 The CLI and ``archive_command`` helpers run outside Airflow; reading Airflow's own
-environment-variable format (JSON or URI) lets one set of settings serve both.
+environment-variable format (JSON or URI, ``__extra__`` included, as Airflow parses it) lets
+one set of settings serve both. A connection no variable defines is asked of the sources an
+adapter adds (:func:`add_source`): the CLI adds Airflow's configured secrets backends when
+Airflow is installed, so that it sees the connections the DAGs see.
 """
 
 from __future__ import annotations
@@ -20,8 +23,27 @@ Resolver = Callable[[str, str | None], PgConnInfo]
 PASSED_OPTIONS = (*SSL_KEYS, "connect_timeout", "options", "target_session_attrs")
 
 
+FieldSource = Callable[[str], "dict[str, object] | None"]
+"""``conn_id -> fields`` (as :func:`connection_fields` gives them), None when it has none."""
+_SOURCES: list[FieldSource] = []
+
+
+def add_source(source: FieldSource) -> None:
+    """Ask ``source`` for the connections no ``AIRFLOW_CONN_*`` variable defines."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
+
+
 def _variable(conn_id: str) -> str:
     return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def _from_sources(conn_id: str) -> dict[str, object] | None:
+    for source in _SOURCES:
+        found = source(conn_id)
+        if found is not None:
+            return found
+    return None
 
 
 def connection_fields(conn_id: str, environ: Mapping[str, str] | None = None) -> dict[str, object]:
@@ -29,9 +51,14 @@ def connection_fields(conn_id: str, environ: Mapping[str, str] | None = None) ->
     env = os.environ if environ is None else environ
     raw = env.get(_variable(conn_id), "").strip()
     if not raw:
+        found = _from_sources(conn_id)
+        if found is not None:
+            return found
+        where = " or in Airflow's connections" if _SOURCES else ""
         raise ConfigError(
             f"connection {conn_id!r} is not defined: set {_variable(conn_id)} (JSON or URI, "
             "as for Airflow), e.g. postgresql://user@host:5432/db with the password in it"
+            f"{where}"
         )
     if raw.startswith("{"):
         try:
@@ -65,10 +92,32 @@ def _uri_fields(variable: str, raw: str) -> dict[str, object]:
             "reserved characters (/ ? # @ :), percent-encode them (urllib.parse.quote(pw, "
             "safe=''))")
     return {
-        "conn_type": scheme, "host": unquote(parts.hostname or ""), "port": port,
-        "login": unquote(login), "password": unquote(password),
-        "schema": unquote(parts.path.lstrip("/")), "extra": dict(parse_qsl(parts.query)),
+        "conn_type": "postgres" if scheme == "postgresql" else scheme.replace("-", "_"),
+        "host": unquote(parts.hostname or ""),
+        "port": port, "login": unquote(login), "password": unquote(password),
+        "schema": unquote(parts.path.lstrip("/")), "extra": _query_extra(variable, parts.query),
     }
+
+
+def _query_extra(variable: str, text: str) -> dict[str, object]:
+    """A URI's extra as Airflow reads it: ``__extra__`` holds it as JSON; otherwise each query
+    parameter is one field, its value JSON when it parses (``5`` is a number)."""
+    query: dict[str, object] = dict(parse_qsl(text, keep_blank_values=True))
+    if "__extra__" in query:
+        try:
+            extra = json.loads(str(query["__extra__"]))
+        except json.JSONDecodeError:
+            extra = None
+        if not isinstance(extra, dict):
+            raise ConfigError(f"{variable}: its __extra__ is not a JSON object; percent-encode "
+                              "one, e.g. ?__extra__=%7B%22sslmode%22%3A%22require%22%7D")
+        return extra
+    for key, value in query.items():
+        try:
+            query[key] = json.loads(str(value)) if value else value
+        except json.JSONDecodeError:
+            pass  # text, as Airflow keeps it
+    return query
 
 
 def postgres_conninfo(conn_id: str, database: str | None = None,
@@ -91,9 +140,10 @@ def postgres_conninfo(conn_id: str, database: str | None = None,
 def s3_client_kwargs(conn_id: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """boto3 client keyword arguments from an ``aws`` connection, if that variable is set."""
     env = os.environ if environ is None else environ
-    if not env.get(_variable(conn_id)):
+    fields = connection_fields(conn_id, env) if env.get(_variable(conn_id)) else \
+        _from_sources(conn_id)
+    if fields is None:
         return {}
-    fields = connection_fields(conn_id, env)
     extra = fields.get("extra") or {}
     assert isinstance(extra, dict)
     kwargs = {"aws_access_key_id": fields.get("login"),
