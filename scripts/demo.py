@@ -1,11 +1,16 @@
 """`make demo`: back up a throwaway PostgreSQL database with the real daily_backup DAG
-(``airflow dags test``), then print the catalog's record. Stops all it started."""
+(``airflow dags test``), then print the catalog's record and the next commands to try.
+
+The sandbox (PostgreSQL, and moto for ``--storage s3``) keeps running for those commands;
+``--stop`` stops it, ``--no-keep`` stops it at the end of the run."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,7 +24,7 @@ from typing import Any
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.models import RESTORABLE, BackupRecord
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.sandbox.cluster import ClusterBase, SandboxError
+from amprenta_backup.sandbox.cluster import ClusterBase, SandboxError, ThrowawayCluster
 from amprenta_backup.sandbox.container import start_cluster
 from amprenta_backup.sandbox.dataset import load_sample
 from amprenta_backup.sandbox.s3server import MotoServer
@@ -27,6 +32,7 @@ from amprenta_backup.sandbox.s3server import MotoServer
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
 LOG = DEMO / "dags-test.log"
+ENV_FILE, STATE = DEMO / "env.sh", DEMO / "sandbox.json"  # the CLI's settings; what runs
 SOURCE_DB, CATALOG_DB, BUCKET = "amprenta", "backup_catalog", "amprenta-backups"
 DAG_ID = "daily_backup"
 
@@ -124,10 +130,67 @@ def summary(record: BackupRecord) -> str:
     ])
 
 
+CLI_VARIABLES = ("AIRFLOW_CONN_PG_SOURCE", "AIRFLOW_CONN_BACKUP_CATALOG", "BACKUP_TARGETS",
+                 "BACKUP_CATALOG_CONN_ID", "BACKUP_STORAGE_TYPE", "BACKUP_LOCAL_PATH",
+                 "BACKUP_S3_BUCKET", "BACKUP_S3_PREFIX", "BACKUP_S3_REGION", "BACKUP_AWS_CONN_ID",
+                 "AIRFLOW_CONN_AWS_DEFAULT")
+
+
+def write_cli_env(env: dict[str, str]) -> None:
+    """The variables the CLI needs, passwords included, in a file only its owner reads."""
+    ENV_FILE.unlink(missing_ok=True)
+    fd = os.open(ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("# written by scripts/demo.py: the demo sandbox's connections and settings\n")
+        out.writelines(f"export {name}={shlex.quote(env[name])}\n"
+                       for name in CLI_VARIABLES if name in env)
+
+
+def next_steps(record: BackupRecord, where: str) -> str:
+    """What to try next on the sandbox that keeps running, and the environment it needs."""
+    rel = ENV_FILE.relative_to(ROOT)
+    return "\n".join([
+        f"The sandbox keeps running ({where}); stop it with: python scripts/demo.py --stop",
+        f"Try the CLI on it; its settings, passwords included, are in {rel} (mode 600):",
+        f"  source scripts/env.sh && source {rel}",
+        "  amprenta-backup list",
+        f"  amprenta-backup verify {record.backup_id}",
+        f"  amprenta-backup restore {record.backup_id} --database amprenta_restored --dry-run",
+    ])
+
+
+def stop_kept() -> bool:
+    """Stop the sandbox an earlier run kept (its PostgreSQL and moto); False if none."""
+    if not STATE.exists():
+        return False
+    state = json.loads(STATE.read_text())
+    ThrowawayCluster(base_dir=Path(state["pg_dir"]), port=int(state["pg_port"])).stop()
+    shutil.rmtree(state["pg_dir"], ignore_errors=True)
+    if state.get("moto_pid"):
+        try:
+            os.kill(int(state["moto_pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    STATE.unlink()
+    ENV_FILE.unlink(missing_ok=True)
+    return True
+
+
+def keep(cluster: ClusterBase, moto: MotoServer | None) -> str:
+    """Leave the servers running after this process exits; say where they are."""
+    atexit.unregister(cluster.stop)
+    pid = moto._proc.pid if moto is not None and moto._proc is not None else None
+    STATE.write_text(json.dumps({"pg_dir": str(DEMO / "pg"), "pg_port": cluster.port,
+                                 "moto_pid": pid}))
+    where = f"PostgreSQL on {cluster.host}:{cluster.port}"
+    return where + (f", moto S3 on {moto.endpoint_url}" if moto is not None else "")
+
+
 def run(args: argparse.Namespace, stack: ExitStack) -> BackupRecord:
-    """Start the sandbox servers (stopped by ``stack``), run the DAG, return its record."""
+    """Start the sandbox servers (stopped by ``stack`` unless kept), run the DAG, return its
+    record."""
     with step("starting a throwaway PostgreSQL cluster"):
-        cluster = start_cluster()
+        cluster = start_cluster(base_dir=DEMO / "pg")
         stack.callback(cluster.stop)
     with step(f"loading the sample dataset into '{SOURCE_DB}' ({args.rows} rows)"):
         load_sample(cluster, SOURCE_DB, rows=args.rows)
@@ -139,6 +202,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> BackupRecord:
             stack.callback(moto.stop)
             moto.create_bucket(BUCKET)
     env = airflow_env(cluster, moto)
+    write_cli_env(env)
     with LOG.open("w", encoding="utf-8") as log:
         for argv, text in (
             (["db", "migrate"], "airflow db migrate (SQLite metadata in .demo/airflow)"),
@@ -154,6 +218,9 @@ def run(args: argparse.Namespace, stack: ExitStack) -> BackupRecord:
     records = Catalog(conn).find(target="pg_source", statuses=RESTORABLE, limit=1)
     if not records:
         raise DemoError("the DAG run succeeded but the catalog has no completed backup")
+    if args.keep:
+        args.kept = keep(cluster, moto)
+        stack.pop_all()  # nothing of the sandbox is stopped on the way out
     return records[0]
 
 
@@ -161,21 +228,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", choices=("local", "s3"), default="local")
     parser.add_argument("--rows", type=int, default=2000, help="rows in the main sample tables")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep .demo/airflow and .demo/backups from earlier runs")
+    parser.add_argument("--keep", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the sandbox running for the CLI afterwards (default; "
+                             "--no-keep stops it at the end)")
+    parser.add_argument("--stop", action="store_true",
+                        help="stop the sandbox an earlier run kept, and exit")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per airflow command")
     args = parser.parse_args()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # clean up on these, too
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
-    if not args.keep:
-        for old in (DEMO / "airflow", DEMO / "backups"):
-            shutil.rmtree(old, ignore_errors=True)
+    if stop_kept():
+        print("stopped the sandbox an earlier demo kept")
+    if args.stop:
+        return 0
+    for old in (DEMO / "airflow", DEMO / "backups", DEMO / "pg"):
+        shutil.rmtree(old, ignore_errors=True)
     (DEMO / "airflow").mkdir(parents=True, exist_ok=True)
     LOG.unlink(missing_ok=True)
     print(f"amprenta-backup demo ({args.storage} storage)")
     try:
         with ExitStack() as stack:
-            print("\n" + summary(run(args, stack)))
+            record = run(args, stack)
+            print("\n" + summary(record))
+        if args.keep:
+            print("\n" + next_steps(record, args.kept))
+        else:
+            ENV_FILE.unlink(missing_ok=True)
         return 0
     except (DemoError, SandboxError) as exc:
         lines = LOG.read_text(errors="replace").splitlines()[-40:] if LOG.exists() else []

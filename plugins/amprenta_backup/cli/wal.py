@@ -13,6 +13,7 @@ segment, unreachable storage, bad settings) so that recovery stops instead of en
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,7 @@ def build_cli() -> click.Group:
         ctx.obj = {"config": config, "verbose": verbose}
 
     path, name = click.argument("path"), click.argument("name")
+    as_json = click.option("--json", "as_json", is_flag=True, help="print JSON")
     cli.command("push", short_help="archive_command: amprenta-wal push %p %f",
                 help="archive_command: amprenta-wal push %p %f (%p: the file to archive, %f: "
                      "its WAL file name)")(path(name(parsed("push"))))
@@ -71,11 +73,13 @@ def build_cli() -> click.Group:
             click.option("--idle-exit", type=float, metavar="SECONDS",
                          help="seconds idle before exiting, 0=never")(parsed("archiver"))))
     cli.command("list", help="list archived WAL files")(click.option(
-        "--timeline", help="only this timeline (8 hex digits)")(parsed("list")))
+        "--timeline", help="only this timeline (8 hex digits)")(as_json(parsed("list"))))
     cli.command("check", help="check the settings and that storage can be written")(
-        parsed("check"))
+        as_json(parsed("check")))
     cli.command("cleanup", help="delete WAL no stored base backup needs")(
-        click.option("--dry-run", is_flag=True, help="only report")(parsed("cleanup")))
+        click.option("--dry-run", is_flag=True, help="only report")(as_json(parsed("cleanup"))))
+    cli = click.version_option(package_name="amprenta-backup", prog_name=PROG,
+                               message="%(prog)s %(version)s")(cli)
     return cli
 
 
@@ -137,10 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"amprenta-wal: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (BackupError, TimeoutError, OSError) as exc:
-        print(f"amprenta-wal: error: {exc}", file=sys.stderr)
-        if args.command == "fetch":
-            return EXIT_ABORT_RECOVERY
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+        code = EXIT_ABORT_RECOVERY if args.command == "fetch" else \
+            EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+        if getattr(args, "as_json", False):  # the same error object as amprenta-backup's
+            print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc),
+                                        "exit_code": code}}), file=sys.stderr)
+        else:
+            print(f"amprenta-wal: error: {exc}", file=sys.stderr)
+        return code
 
 
 def _log() -> logging.Logger:
@@ -232,7 +240,10 @@ def _archiver(args: SimpleNamespace, env: dict[str, str]) -> int:
 
 
 def _list(args: SimpleNamespace, env: dict[str, str]) -> int:
-    for name in _archive(env).list_names(args.timeline):
+    names = _archive(env).list_names(args.timeline)
+    if args.as_json:
+        print(json.dumps(list(names), indent=2))
+    for name in () if args.as_json else names:
         print(name)
     return EXIT_OK
 
@@ -244,7 +255,8 @@ def _check(args: SimpleNamespace, env: dict[str, str]) -> int:
     archive.storage.check_ready()
     archive.storage.check_writable()
     where = archive.storage.uri(wal_prefix(archive.prefix, archive.target))
-    print(f"ok: WAL of {archive.target} is archived to {where}")
+    print(json.dumps({"ok": True, "target": archive.target, "storage": where}, indent=2)
+          if args.as_json else f"ok: WAL of {archive.target} is archived to {where}")
     return EXIT_OK
 
 
@@ -252,8 +264,15 @@ def _retention(args: SimpleNamespace, env: dict[str, str]) -> int:
     from amprenta_backup.core.settings import WalSettings
 
     report = _engine(env).wal_retention(WalSettings.from_env(env).target, dry_run=args.dry_run)
+    from amprenta_backup.core.models import human_bytes
+
+    if args.as_json:
+        print(json.dumps({"dry_run": args.dry_run, "removed": list(report.removed),
+                          "bytes_freed": report.bytes_freed, "kept": report.kept,
+                          "base_backups": list(report.base_backups)}, indent=2))
+        return EXIT_OK
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {len(report.removed)} WAL files ({report.bytes_freed} bytes), kept "
+    print(f"{verb} {len(report.removed)} WAL files ({human_bytes(report.bytes_freed)}), kept "
           f"{report.kept}; base backups: {', '.join(report.base_backups) or 'none (kept all)'}")
     return EXIT_OK
 
