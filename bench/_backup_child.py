@@ -92,12 +92,13 @@ def _storage(args: argparse.Namespace) -> Any:
     import boto3
     from botocore.config import Config
 
-    from amprenta_backup.core.storage.s3 import S3Storage
+    from amprenta_backup.core.storage.s3 import S3Storage, client_config
 
     if not (args.endpoint_url and args.bucket):
         raise SystemExit("--endpoint-url and --bucket are required with --storage s3")
     client = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region,
-                          config=Config(s3={"addressing_style": "path"}))
+                          config=client_config(base=Config(s3={"addressing_style": "path"}),
+                                               endpoint_url=args.endpoint_url))
     tuning: dict[str, int] = {}
     if args.part_size_mib:
         tuning["part_size"] = args.part_size_mib * 1024 * 1024

@@ -8,7 +8,7 @@ from typing import Any
 
 MB = 1_000_000
 TARGETS = {"d/a": 0.35, "stored d/a": 1.0, "peak_rss_mb": 150.0, "double_rss_pct": 10.0,
-           "copy e/d": 1.05, "f/c": 1.1}
+           "copy e/d": 1.05, "f/c": 1.1, "g/h": 1.0}
 LABELS = {
     "a": "(a) pg_dump -Fc (zlib) -> file",
     "b": "(b) pg_dump -Fc -Z0 > /dev/null",
@@ -16,8 +16,10 @@ LABELS = {
     "d": "(d) ours -> moto S3",
     "e": "(e) (d), second copy on",
     "f": "(f) (c), client-side encryption on",
+    "g": "(g) ours -> SeaweedFS S3",
+    "h": "(h) pg_dump|zstd|aws s3 cp -> weed",
 }
-CPU_KEYS = ("py_s", "pg_dump_s", "server_s", "moto_s", "machine_busy_s")
+CPU_KEYS = ("py_s", "pg_dump_s", "server_s", "moto_s", "seaweed_s", "machine_busy_s")
 
 
 def _key(sample: dict[str, Any]) -> str:
@@ -91,6 +93,9 @@ def ratios(summary: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[
     wall_ratio("c", "a", None)
     wall_ratio("d", "a", TARGETS["d/a"])
     wall_ratio("d", "b", None)
+    wall_ratio("g", "a", TARGETS["d/a"])
+    wall_ratio("g", "h", TARGETS["g/h"])  # ours vs the hand-written aws s3 cp pipe, same server
+    wall_ratio("d", "g", None)  # moto vs SeaweedFS
     if "e" in summary and "d" in summary:  # the primary's backup alone, copy on vs off
         value = summary["e"]["run_s"]["median"] / summary["d"]["run_s"]["median"]
         copy_s = summary["e"]["copy_s"]["median"]
@@ -173,20 +178,23 @@ def print_report(report: dict[str, Any]) -> None:
     print(head)
     print("-" * len(head))
     summary = report["summary"]
-    order = [k for k in ("a", "b", "c", "d", "e", "f", "c@bench2x", "d@bench2x") if k in summary]
+    order = [k for k in ("a", "b", "c", "d", "e", "f", "g", "h", "c@bench2x", "d@bench2x")
+             if k in summary]
     for key in order:
         row = summary[key]
-        ours = key[0] in "cdef"
+        ours = key[0] in "cdefg"
         process = ("py " if ours else "pg_dump ") + _fmt(row["rss_mb"], 1)
         pg_dump = _fmt(row["pg_dump_rss_mb"], 1) if ours else "(same)"
         print(f"{_label(key):<38} {_fmt(row['wall_s']):<21} {process:<23} {pg_dump:<19} "
               f"{_median(row['stored_mb']):<10} {_median(row['raw_mb']):<8}")
     print("\nCPU seconds per run, median (machine = busy core-seconds of every process)")
-    print(f"  {'':<36} {'py':>7} {'pg_dump':>8} {'server':>7} {'moto':>6} {'machine':>8}")
+    print(f"  {'':<36} {'py':>7} {'pg_dump':>8} {'server':>7} {'moto':>6} {'weed':>6} "
+          f"{'machine':>8}")
     for key in order:
         cpu = summary[key]["cpu"]
         c = [f"{cpu[k]['median']:.2f}" if cpu[k] else "-" for k in CPU_KEYS]
-        print(f"  {_label(key):<36} {c[0]:>7} {c[1]:>8} {c[2]:>7} {c[3]:>6} {c[4]:>8}")
+        print(f"  {_label(key):<36} {c[0]:>7} {c[1]:>8} {c[2]:>7} {c[3]:>6} {c[4]:>6} "
+              f"{c[5]:>8}")
     print("\nratio / check                                  value      target    verdict")
     for r in report["ratios"]:
         target = "-" if r["target"] is None else (

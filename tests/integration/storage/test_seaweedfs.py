@@ -57,3 +57,43 @@ def test_backup_verify_restore_through_a_real_s3_server(
         assert_databases_equal(pg_cluster, "bigsrc", pg_cluster, restored)
     finally:
         pg_cluster.drop_database(restored)
+
+
+def _upload_part_headers(client: object, bucket: str, data: bytes) -> list[dict[str, str]]:
+    """The headers of every UploadPart request of one streamed object, read back intact."""
+    sent: list[dict[str, str]] = []
+    client.meta.events.register(  # type: ignore[attr-defined]
+        "before-send.s3.UploadPart", lambda request, **_: sent.append(dict(request.headers)))
+    storage = S3Storage(client, bucket, part_size=5 * MIB)
+    with storage.open_writer("x.bin") as writer:
+        writer.write(data)
+    with storage.open_reader("x.bin") as reader:
+        assert reader.read() == data
+    return sent
+
+
+def _crc_headers(headers: dict[str, str]) -> list[str]:
+    return [h for h in headers if h.lower().startswith("x-amz-checksum-")]
+
+
+def test_parts_sent_to_an_http_endpoint_are_hashed_once(seaweed: SeaweedServer) -> None:
+    """SigV4 signs each body's sha256 on http://; the production config adds no CRC of its
+    own on top (botocore's default would hash every part twice); the bytes stay exact."""
+    from botocore.config import Config
+
+    from amprenta_backup.core.storage.s3 import client_config
+
+    bucket = seaweed.create_bucket(f"checksums-{next(_names)}")
+    data = bytes(range(256)) * (12 * MIB // 256)  # three parts
+    config = client_config(base=Config(s3={"addressing_style": "path"}),
+                           endpoint_url=seaweed.endpoint_url)
+    ours = seaweed.client(**{k: getattr(config, k) for k in (
+        "request_checksum_calculation", "response_checksum_validation")})
+    sent = _upload_part_headers(ours, bucket, data)
+    assert len(sent) == 3
+    for headers in sent:
+        assert not _crc_headers(headers), headers
+        assert headers["X-Amz-Content-SHA256"] not in ("UNSIGNED-PAYLOAD", "")
+    # botocore's defaults on the same endpoint: a CRC header on every part besides the sha256
+    default = _upload_part_headers(seaweed.client(), bucket, data)
+    assert len(default) == 3 and all(_crc_headers(h) for h in default)

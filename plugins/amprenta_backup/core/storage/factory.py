@@ -23,7 +23,9 @@ def s3_client_from_config(config: StorageConfig) -> Any:
     if config.s3_endpoint_url:
         kwargs["endpoint_url"] = config.s3_endpoint_url
     kwargs.update(s3_client_kwargs(config.aws_conn_id))
-    return boto3.client("s3", config=client_config(config.s3_stall_seconds), **kwargs)
+    options = client_config(config.s3_stall_seconds, endpoint_url=config.s3_endpoint_url,
+                            object_lock=config.object_lock_mode is not None)
+    return boto3.client("s3", config=options, **kwargs)
 
 
 def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> Storage:

@@ -31,19 +31,31 @@ CONNECT_TIMEOUT = 10
 MAX_ATTEMPTS = 4  # calls in all, the first included
 
 
-def client_config(stall_seconds: float = DEFAULT_STALL_SECONDS, base: Any = None) -> Any:
+def client_config(stall_seconds: float = DEFAULT_STALL_SECONDS, base: Any = None,
+                  endpoint_url: str | None = None, object_lock: bool = False) -> Any:
     """botocore ``Config`` for the production client: connect and read timeouts and standard
     retries, sized so that one call on a frozen endpoint gives up within ``stall_seconds``.
 
+    On a plain ``http://`` endpoint SigV4 already hashes every body (sha256, signed), so the
+    optional CRC of each part and of each download is not computed again
+    (``when_required``); over https the defaults stay (one CRC in a trailer, no sha256).
+    With Object Lock the CRC stays: S3 refuses a locked write without a checksum header.
+
     :param stall_seconds: BACKUP_S3_STALL_SECONDS
     :param base: a Config to merge into (e.g. the Airflow connection's ``config_kwargs``)
+    :param endpoint_url: BACKUP_S3_ENDPOINT_URL, if set
+    :param object_lock: BACKUP_OBJECT_LOCK_MODE is set
     """
     from botocore.config import Config
 
     read_timeout = max(1, int(stall_seconds // MAX_ATTEMPTS))
+    options: dict[str, Any] = {}
+    if endpoint_url and endpoint_url.lower().startswith("http://") and not object_lock:
+        options = {"request_checksum_calculation": "when_required",
+                   "response_checksum_validation": "when_required"}
     ours = Config(connect_timeout=min(CONNECT_TIMEOUT, read_timeout), read_timeout=read_timeout,
                   retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-                  tcp_keepalive=True)
+                  tcp_keepalive=True, **options)
     return base.merge(ours) if base is not None else ours
 
 
