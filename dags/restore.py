@@ -109,5 +109,6 @@ with DAG(
              "{% set p = ti.xcom_pull(task_ids='plan', key='plan') %}{% if p %}"
              "Backup {{ p.backup_id }} of {{ p.source_target }}: {{ p.rows }} rows in "
              "{{ p.table_counts | length }} tables, into {{ p.target_server }}.\n\n"
-             "{% for step in p.steps %}{{ loop.index }}. {{ step }}\n{% endfor %}{% endif %}",
+             "{% for step in p.steps %}{{ loop.index }}. {{ step }}\n{% endfor %}"
+             "{% for line in p.pipelines.lines %}\n**{{ line }}**\n{% endfor %}{% endif %}",
     )

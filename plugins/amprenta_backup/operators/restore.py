@@ -10,6 +10,8 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.restore.request import REPLACE, RestoreRequest
+from amprenta_backup.core.restore.writers import PipelinePlan
+from amprenta_backup.hooks.airflow_api import plan_pipelines
 from amprenta_backup.operators.approval import (
     PlanGatedOperator,
     branch_on_plan,
@@ -66,8 +68,9 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
         request = self.restore_request()
         with fail_without_retry():
             plan = self.restorer().plan(request)
-        return branch_on_plan(self, context, plan, noun="restore", dry_run=request.dry_run,
-                              needs_approval=request.mode == REPLACE,
+            pipelines = plan_pipelines(plan)
+        return branch_on_plan(self, context, PipelinePlan(plan, pipelines), noun="restore",
+                              dry_run=request.dry_run, needs_approval=request.mode == REPLACE,
                               approval_task_id=self.approval_task_id,
                               run_task_id=self.run_task_id)
 

@@ -29,6 +29,7 @@ from amprenta_backup.core.settings.base import (
 )
 from amprenta_backup.core.settings.copy import CopySettings, CopyStorageConfig
 from amprenta_backup.core.settings.encryption import EncryptionSettings
+from amprenta_backup.core.settings.pipelines import PipelineSettings
 from amprenta_backup.core.settings.pitr import (
     PitrSettings,
     WalSettings,
@@ -47,6 +48,7 @@ __all__ = [
     "GFSSpec",
     "LATEST",
     "PgToolsSettings",
+    "PipelineSettings",
     "PitrSettings",
     "ProjectSettings",
     "RANDOM",
@@ -61,4 +63,5 @@ __all__ = [
 ALL: tuple[type[Settings], ...] = (BackupConfig, StorageConfig, EncryptionSettings,
                                    CopyStorageConfig, CopySettings, AlertSettings, TaskSettings,
                                    DrillSettings, DrDrillSettings, PgToolsSettings, WalSettings,
-                                   PitrSettings, ProjectSettings)
+                                   PitrSettings, ProjectSettings,
+                                   PipelineSettings)
