@@ -10,11 +10,17 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster  # noqa: E402
 from amprenta_backup.sandbox.container import start_cluster  # noqa: E402
 from amprenta_backup.sandbox.s3server import MotoServer  # noqa: E402
 from tests.support.markers import marks_for  # noqa: E402
+
+# Property tests check what is refused and accepted, not speed (bench/ measures speed): no
+# per-example deadline, which a loaded 2-core machine missed on a first example's imports.
+settings.register_profile("amprenta", deadline=None)
+settings.load_profile("amprenta")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
