@@ -61,13 +61,15 @@ class EngineHook(BaseHook):
     """Builds the engine from config (``BACKUP_*``) and Airflow connections.
 
     :param config: backup settings; read from the environment when omitted
+    :param pool_size: catalog connections kept open for reuse (0: one per transaction)
     """
 
     hook_name = "amprenta-backup engine"
 
-    def __init__(self, config: BackupConfig | None = None) -> None:
+    def __init__(self, config: BackupConfig | None = None, pool_size: int = 0) -> None:
         super().__init__()
         self.config = config or BackupConfig.from_env()
+        self.pool_size = pool_size
 
     @cached_property
     def engine(self) -> BackupEngine:
@@ -77,7 +79,7 @@ class EngineHook(BaseHook):
         copy = CopySettings.from_env()
         copy_hook = BackupStorageHook(self.config, copy.storage) if copy.storage else None
         return BackupEngine(self.config, storage=storage_hook.get_storage(),
-                            catalog=Catalog(catalog_hook.get_conninfo()),
+                            catalog=Catalog(catalog_hook.get_conninfo(), self.pool_size),
                             resolve=resolve_connection,
                             s3_credentials=storage_hook.s3_credentials, copy=copy,
                             copy_storage=copy_hook.get_storage if copy_hook else None,

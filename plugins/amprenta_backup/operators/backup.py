@@ -14,6 +14,7 @@ from amprenta_backup.core.pipeline import ProgressLog
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import REFUSALS, EngineOperator, fail_without_retry
+from amprenta_backup.operators.stats import emit_figures
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,6 +61,8 @@ class PostgresBackupOperator(EngineOperator):
             if isinstance(exc.__cause__, REFUSALS):
                 raise AirflowFailException(str(exc)) from exc  # a retry cannot help
             raise
+        finally:
+            emit_figures(self.engine, self.log, target.name)
         folder = self.engine.storage.uri(layout.backup_folder(runner.settings.prefix,
                                                               target.name, backup_id))
         self.log.info("backup %s complete: %d bytes stored (%.1fx), sha256 %s", backup_id,

@@ -11,6 +11,7 @@ from amprenta_backup.core.health import Level, health_alerts, render, worst
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.notifiers.alerts import send_alert
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
+from amprenta_backup.operators.stats import emit_figures
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,6 +42,7 @@ class BackupHealthOperator(EngineOperator):
             engine.save_health(results, as_of, run.run_id)
         except BackupError as exc:
             self.log.warning("health results not stored: %s", exc)
+        emit_figures(engine, self.log)  # every target's figures, WAL lag included
         ti: Any = context["ti"]
         for alert in health_alerts(results, run.dag_id, run.run_id, run.task_id, ti.log_url):
             send_alert(alert)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends
 
 URL_PREFIX = "/api/v1/backup"  # where Airflow's api-server mounts the app
+POOL_SIZE = 4  # catalog connections the api-server keeps open (a fresh one costs a fork)
 
 if TYPE_CHECKING:
     from amprenta_backup.core.engine import BackupEngine
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 def _engine() -> BackupEngine:
     from amprenta_backup.hooks.engine import EngineHook
 
-    return EngineHook().engine
+    return EngineHook(pool_size=POOL_SIZE).engine
 
 
 def get_engine() -> BackupEngine:

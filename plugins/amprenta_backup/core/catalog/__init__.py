@@ -62,8 +62,12 @@ class Catalog:
 
     writable = True  # records what it is told (the storage-backed index does not)
 
-    def __init__(self, conn: PgConnInfo) -> None:
+    def __init__(self, conn: PgConnInfo, pool_size: int = 0) -> None:
+        """:param pool_size: keep up to this many connections open and reuse them (a
+            long-running server: the plugin app); 0 connects anew for each transaction"""
         self.conn = conn
+        self.pool_size = pool_size
+        self._pool: Any = None
         self._skew_logged = False
         self._skew = timedelta(0)
 
@@ -151,10 +155,21 @@ class Catalog:
         log.info("created the catalog database %s on %s", name, server.describe())
         return True
 
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        if not self.pool_size:
+            return psycopg.connect(**self.conn.connect_kwargs(), row_factory=dict_row)
+        if self._pool is None:
+            from psycopg_pool import ConnectionPool
+
+            self._pool = ConnectionPool(kwargs={**self.conn.connect_kwargs(),
+                                                "row_factory": dict_row},
+                                        min_size=1, max_size=self.pool_size, open=True)
+        return self._pool.connection()  # type: ignore[no-any-return]
+
     @contextmanager
     def _connect(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         try:
-            with psycopg.connect(**self.conn.connect_kwargs(), row_factory=dict_row) as db:
+            with self._connection() as db:
                 yield db
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.UndefinedTable):

@@ -147,17 +147,17 @@ class Dashboard:
         changes: dict[str, dict[Any, int]] = {}
         opening: dict[str, int] = {}
         for row in rows:
+            by_day = changes.setdefault(row["target"], {})
             if row["opening"]:
-                opening[row["target"]] = int(row["stored"])
-            changes.setdefault(row["target"], {})
-            if not row["opening"]:
-                changes[row["target"]][row["day"]] = int(row["stored"])
+                opening[row["target"]] = int(row["delta"])
+            else:
+                by_day[row["day"]] = by_day.get(row["day"], 0) + int(row["delta"])
         days_list = [since_day + timedelta(days=i) for i in range((last_day - since_day).days + 1)]
         series: dict[str, list[int]] = {}
         for target, by_day in sorted(changes.items()):
             held, values = opening.get(target, 0), []
             for day in days_list:
-                held = by_day.get(day, held)
+                held += by_day.get(day, 0)
                 values.append(held)
             series[target] = values
         total = [sum(values[i] for values in series.values()) for i in range(len(days_list))]

@@ -24,7 +24,14 @@ UNION SELECT unnest(%(targets)s::text[])
 """
 
 STATUS = f"""
-WITH t AS ({TARGETS})
+WITH t AS ({TARGETS}),
+agg AS (  -- one pass over the records for every target's totals
+    SELECT target, coalesce(sum(file_size_bytes) FILTER (WHERE {STORED}), 0) AS stored_bytes,
+           count(*) FILTER (WHERE status = 'failed') AS failures_total,
+           count(*) FILTER (WHERE status = 'corrupt') AS corrupt, count(*) AS backups,
+           min(started_at) FILTER (WHERE kind = 'physical' AND {GOOD}) AS oldest_base_at
+    FROM backup_records GROUP BY target
+)
 SELECT t.target,
     last.id AS last_id, last.status AS last_status, last.kind AS last_kind,
     last.started_at AS last_started_at, last.completed_at AS last_completed_at,
@@ -39,7 +46,7 @@ SELECT t.target,
     drill.rto_seconds AS drill_rto_seconds,
     drill.rto_objective_seconds AS drill_rto_objective_seconds, drill.error AS drill_error,
     drill.dag_id AS drill_dag_id, drill.run_id AS drill_run_id,
-    base.oldest_base_at, rpo.value AS wal_rpo_seconds, rpo.status AS wal_rpo_status,
+    agg.oldest_base_at, rpo.value AS wal_rpo_seconds, rpo.status AS wal_rpo_status,
     rpo.as_of AS wal_rpo_as_of
 FROM t
 LEFT JOIN LATERAL (SELECT * FROM backup_records b WHERE b.target = t.target
@@ -47,18 +54,11 @@ LEFT JOIN LATERAL (SELECT * FROM backup_records b WHERE b.target = t.target
 LEFT JOIN LATERAL (SELECT id, completed_at, file_size_bytes FROM backup_records b
                    WHERE b.target = t.target AND {GOOD}
                    ORDER BY b.started_at DESC LIMIT 1) good ON true
-LEFT JOIN LATERAL (SELECT coalesce(sum(file_size_bytes) FILTER (WHERE {STORED}), 0)
-                              AS stored_bytes,
-                          count(*) FILTER (WHERE status = 'failed') AS failures_total,
-                          count(*) FILTER (WHERE status = 'corrupt') AS corrupt,
-                          count(*) AS backups
-                   FROM backup_records b WHERE b.target = t.target) agg ON true
+LEFT JOIN agg ON agg.target = t.target
 LEFT JOIN LATERAL (SELECT * FROM backup_verifications v WHERE v.target = t.target
                    ORDER BY v.verified_at DESC LIMIT 1) ver ON true
 LEFT JOIN LATERAL (SELECT * FROM drill_runs d WHERE d.target = t.target
                    ORDER BY d.started_at DESC LIMIT 1) drill ON true
-LEFT JOIN LATERAL (SELECT min(started_at) AS oldest_base_at FROM backup_records b
-                   WHERE b.target = t.target AND b.kind = 'physical' AND {GOOD}) base ON true
 LEFT JOIN LATERAL (SELECT value, status, as_of FROM health_checks h
                    WHERE h.target = t.target AND h.name = 'wal_rpo'
                    ORDER BY h.as_of DESC LIMIT 1) rpo ON true
@@ -72,28 +72,24 @@ WHERE created_at >= %(since)s AND created_at <= %(now)s AND status <> 'running'
 GROUP BY target ORDER BY target
 """
 
-# bytes in storage at the end of each UTC day: + at completion, - at deletion, summed up
+# bytes in storage at the end of each UTC day: what each target held before the window
+# (``opening``), then + at a completion and - at a deletion inside it
 STORAGE = f"""
-WITH ev AS (
-    SELECT target, (completed_at AT TIME ZONE 'UTC')::date AS day, file_size_bytes AS delta
+WITH kept AS MATERIALIZED (
+    SELECT target, file_size_bytes AS size, (completed_at AT TIME ZONE 'UTC')::date AS done,
+           (deleted_at AT TIME ZONE 'UTC')::date AS gone
     FROM backup_records
     WHERE completed_at IS NOT NULL AND file_size_bytes IS NOT NULL
-      AND ({STORED} OR (status = 'deleted' AND error IS NULL))
-    UNION ALL
-    SELECT target, (deleted_at AT TIME ZONE 'UTC')::date, -file_size_bytes
-    FROM backup_records
-    WHERE status = 'deleted' AND error IS NULL AND deleted_at IS NOT NULL
-      AND completed_at IS NOT NULL AND file_size_bytes IS NOT NULL
-), daily AS (
-    SELECT target, day, sum(delta) AS delta FROM ev WHERE day <= %(day)s GROUP BY 1, 2
-), running AS (
-    SELECT target, day, sum(delta) OVER (PARTITION BY target ORDER BY day)::bigint AS stored
-    FROM daily
+      AND ({STORED} OR (status = 'deleted' AND error IS NULL AND deleted_at IS NOT NULL))
 )
-SELECT target, day, stored, false AS opening FROM running WHERE day >= %(since_day)s
-UNION ALL  -- what each target held before the window opened
-(SELECT DISTINCT ON (target) target, day, stored, true FROM running
- WHERE day < %(since_day)s ORDER BY target, day DESC)
+SELECT target, NULL::date AS day, sum(size)::bigint AS delta, true AS opening FROM kept
+WHERE done < %(since_day)s AND (gone IS NULL OR gone >= %(since_day)s) GROUP BY target
+UNION ALL
+SELECT target, done, sum(size)::bigint, false FROM kept
+WHERE done >= %(since_day)s AND done <= %(day)s GROUP BY 1, 2
+UNION ALL
+SELECT target, gone, -sum(size)::bigint, false FROM kept
+WHERE gone >= %(since_day)s AND gone <= %(day)s GROUP BY 1, 2
 """
 
 TREND = f"""
