@@ -31,19 +31,19 @@ def _stats() -> Any:
 def emit_figures(engine: BackupEngine, log: logging.Logger | Any,
                  target: str | None = None) -> int:
     """Gauge every figure of ``target`` (all targets when None); returns how many were sent.
-    A catalog that cannot be read is logged, never a task failure."""
+    Anything that goes wrong (the catalog unreachable ...) is logged, never a task failure."""
     try:
         state = engine.dashboard().targets()
-    except BackupError as exc:
+        stats, sent = _stats(), 0
+        for figure in figures(state):
+            if target is not None and figure.target != target:
+                continue
+            name = f"{PREFIX}.{figure.name}{'_total' if figure.counter else ''}"
+            stats.gauge(name, figure.value, tags={"target": figure.target})
+            stats.gauge(f"{name}.{figure.target}", figure.value)
+            sent += 1
+    except (BackupError, Exception) as exc:  # metrics never fail (or mask) a backup
         log.warning("backup figures not sent to Airflow's metrics: %s", exc)
         return 0
-    stats, sent = _stats(), 0
-    for figure in figures(state):
-        if target is not None and figure.target != target:
-            continue
-        name = f"{PREFIX}.{figure.name}{'_total' if figure.counter else ''}"
-        stats.gauge(name, figure.value, tags={"target": figure.target})
-        stats.gauge(f"{name}.{figure.target}", figure.value)
-        sent += 1
     log.info("%d backup figures sent to Airflow's metrics", sent)
     return sent
