@@ -14,7 +14,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from amprenta_backup.core.dashboard.figures import PREFIX, figures
-from amprenta_backup.core.errors import BackupError
 
 if TYPE_CHECKING:
     from amprenta_backup.core.engine import BackupEngine
@@ -42,7 +41,7 @@ def emit_figures(engine: BackupEngine, log: logging.Logger | Any,
             stats.gauge(name, figure.value, tags={"target": figure.target})
             stats.gauge(f"{name}.{figure.target}", figure.value)
             sent += 1
-    except (BackupError, Exception) as exc:  # metrics never fail (or mask) a backup
+    except Exception as exc:  # metrics never fail (or mask) a backup: BackupError and all
         log.warning("backup figures not sent to Airflow's metrics: %s", exc)
         return 0
     log.info("%d backup figures sent to Airflow's metrics", sent)
