@@ -33,6 +33,14 @@ def test_every_docs_page_is_in_the_site_navigation() -> None:
     assert _nav_pages() == {p.name for p in DOCS.glob("*.md")}
 
 
+def test_the_readme_and_the_home_page_link_every_docs_page() -> None:
+    for front, prefix in ((REPO / "README.md", "docs/"), (DOCS / "index.md", "")):
+        linked = {target for target, _ in LINK.findall(front.read_text(encoding="utf-8"))}
+        unlinked = {p.name for p in DOCS.glob("*.md") if p.name != "index.md"
+                    and prefix + p.name not in linked}
+        assert not unlinked, f"{front.name} does not link {sorted(unlinked)}"
+
+
 def test_every_relative_link_points_at_a_file_that_exists() -> None:
     missing = []
     for page in [REPO / "README.md", *DOCS.glob("*.md")]:
