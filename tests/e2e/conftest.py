@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from amprenta_backup.sandbox.dataset import load_sample
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.airflow.conftest import postgres_conn_json
 from tests.integration.conftest import conninfo
-from tests.support.airflow_deployment import AirflowDeployment
+from tests.support.airflow_deployment import ADMIN, AirflowDeployment
 from tests.support.process_group import GroupMemory
 
 SOURCE_DB = "e2e_source"
@@ -25,6 +26,8 @@ CATALOG_DB = "e2e_catalog"
 METADATA_DB = "airflow_meta"
 BUCKET = "e2e-backups"
 TARGET = "pg_source"
+PIPELINE_BUNDLE = "e2e-pipelines"
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 _CALL_FAILED = pytest.StashKey[bool]()
 _FIGURES = pytest.StashKey[list[str]]()
 
@@ -72,6 +75,21 @@ def deployment_setup(cluster: ClusterBase, moto: MotoServer, sources: Mapping[st
                     catalog=Catalog(conninfo(cluster, catalog_db)), env=env)
 
 
+def pipeline_env(cluster: ClusterBase) -> dict[str, str]:
+    """A second DAG bundle, ``pipeline_dags/`` (two producers of the source database and an
+    unrelated DAG), the Assets those name, and the api-server connection the restore's plan
+    task reads them through."""
+    info = cluster.conninfo(SOURCE_DB)
+    server = f"postgres://{info['host']}:{info['port']}"
+    bundles = [{"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+               {"name": PIPELINE_BUNDLE, "classpath": LOCAL_BUNDLE,
+                "kwargs": {"path": str(Path(__file__).with_name("pipeline_dags"))}}]
+    return {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+            "E2E_SOURCE_ASSET": f"{server}/{SOURCE_DB}/public/orders",
+            "E2E_OTHER_ASSET": f"{server}/{CATALOG_DB}/public/other",
+            "BACKUP_AIRFLOW_API_CONN_ID": "airflow_api"}
+
+
 def metadata_url(cluster: ClusterBase, dbname: str) -> str:
     """SQLAlchemy URL of a metadata database on the cluster."""
     info = cluster.conninfo(dbname)
@@ -93,7 +111,11 @@ def deployment(e2e: E2ESetup, tmp_path_factory: pytest.TempPathFactory,
     """scheduler, dag-processor, triggerer and api-server, started once for the package."""
     began = time.monotonic()
     airflow = AirflowDeployment(tmp_path_factory.mktemp("airflow-e2e"),
-                                metadata_url(e2e.cluster, METADATA_DB), env=e2e.env)
+                                metadata_url(e2e.cluster, METADATA_DB),
+                                env={**e2e.env, **pipeline_env(e2e.cluster)})
+    airflow.env["AIRFLOW_CONN_AIRFLOW_API"] = json.dumps({
+        "conn_type": "http", "host": airflow.base_url, "login": ADMIN,
+        "password": airflow.admin_password})
     airflow.start()
     idle = airflow.memory()
     try:

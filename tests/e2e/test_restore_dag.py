@@ -95,3 +95,31 @@ def test_an_invalid_mode_is_rejected_by_the_api_and_nothing_is_created(
     assert "Invalid input for param mode: 'destroy' is not one of" in detail
     assert _runs(deployment) == before
     assert not e2e.cluster.database_exists(target_db)
+
+
+def test_the_approval_names_exactly_the_dags_that_write_to_the_database(
+    deployment: AirflowDeployment, e2e: E2ESetup, latest_backup: BackupRecord,
+) -> None:
+    """pipeline_dags/ holds two producers of the source database (an Asset outlet naming it,
+    a ``writes:pg_source`` tag) and an unrelated DAG (an Asset of another database, a
+    ``reads:`` tag); the plan task reads them from the REST API. Rejected: nothing changes."""
+    for dag_id in ("e2e_load_orders", "e2e_load_customers", "e2e_unrelated"):
+        deployment.wait_for_dag(dag_id)
+    before = e2e.cluster.query("SELECT count(*) FROM pg_class", SOURCE_DB)
+    run_id = deployment.trigger("restore", _request(SOURCE_DB, mode="replace",
+                                                    confirm=SOURCE_DB))["dag_run_id"]
+    deployment.wait_task("restore", run_id, "approve_replace", "awaiting_input")
+    detail = deployment.api("GET", f"/api/v2/dags/restore/dagRuns/{run_id}/taskInstances/"
+                                   "approve_replace/-1/hitlDetails")
+    asset = deployment.env["E2E_SOURCE_ASSET"]
+    assert (f"**2 DAGs write to database '{SOURCE_DB}': e2e_load_customers (tag "
+            f"writes:{TARGET}), e2e_load_orders (asset {asset}); pause them before "
+            "approving**") in detail["body"]
+    assert "1 DAG(s) read from it: e2e_unrelated" in detail["body"]
+    plan = deployment.xcom("restore", run_id, "plan", key="plan")
+    assert sorted(plan["pipelines"]["writers"]) == ["e2e_load_customers", "e2e_load_orders"]
+
+    deployment.respond("restore", run_id, "approve_replace", ["Reject"])
+    run = deployment.wait("restore", run_id, timeout=120)
+    assert deployment.states("restore", run_id)["restore"] == "skipped", run
+    assert e2e.cluster.query("SELECT count(*) FROM pg_class", SOURCE_DB) == before

@@ -77,9 +77,12 @@ class AirflowApiHook(BaseHook):
 
     def dags(self) -> list[DagInfo]:
         """Every DAG with its tags, pause state and the Assets its tasks produce and read."""
-        with self._client() as client:
+        client = self._client()  # already open (it fetched the token): close, not `with`
+        try:
             return dags_from_rest(list(self._pages(client, "/api/v2/dags", "dags")),
                                   list(self._pages(client, "/api/v2/assets", "assets")))
+        finally:
+            client.close()
 
 
 def plan_pipelines(plan: RestorePlan, settings: PipelineSettings | None = None) -> Pipelines:
