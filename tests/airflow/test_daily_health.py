@@ -65,7 +65,11 @@ def test_a_healthy_target_passes_stores_results_and_alerts_nobody(
     make_backup(health.storage, health.catalog, conninfo(pg_cluster, "af_source"))
     assert str(health.run(utcnow()).state) == "success"
     rows = health.rows()
-    assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}  # worker_clock too
+    assert sorted(r["name"] for r in rows) == [
+        "backups_stored", "catalog_reachable", "corrupt_backups", "latest_backup_age",
+        "pg_dump_version", "recent_failures", "storage_writable", "target_reachable",
+        "worker_clock"]
+    assert {r["status"] for r in rows} == {"ok"}
     assert {r["target"] for r in rows} == {None, "pg_source"}
     assert health.slack.posts == [] and health.smtp.messages == []
     assert list_admin_notifications(health.catalog) == []
