@@ -44,10 +44,12 @@ def cli(source_conn: PgConnInfo, catalog: Catalog, local_storage: LocalStorage) 
     return local_cli("pg_source", source_conn, catalog, local_storage.root)
 
 
-def _backup(cli: CliRunner) -> dict[str, Any]:
+def _backup(cli: CliRunner, storage: LocalStorage) -> dict[str, Any]:
+    """A CLI backup's manifest as stored (``backup --json`` prints the record's fields too)."""
     done = cli("backup", "pg_source", "--json")
     assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
+    key = layout.manifest_key(layout.folder_of(json.loads(done.stdout)["key"]))
+    return dict(json.loads(storage.get_bytes(key)))
 
 
 def _plant(storage: LocalStorage, folder: str, manifest: dict[str, Any] | bytes) -> str:
@@ -69,7 +71,7 @@ def test_rebuild_skips_hostile_manifests_rebuilds_the_rest_and_keeps_records(
     cli: CliRunner, catalog: Catalog, local_storage: LocalStorage, pg_cluster: ClusterBase,
     row: FaultRow,
 ) -> None:
-    good, lost = _backup(cli), _backup(cli)
+    good, lost = _backup(cli, local_storage), _backup(cli, local_storage)
     assert cli("verify", good["backup_id"]).returncode == 0
     with catalog.cursor() as cur:  # the catalog lost one record: rebuild must bring it back
         cur.execute("DELETE FROM backup_records WHERE id = %s", (lost["backup_id"],))
