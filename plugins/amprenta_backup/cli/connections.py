@@ -9,16 +9,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 from importlib.util import find_spec
 
 from amprenta_backup.core.connections import add_source
 
+# sys.stdout and the root logger are the process's, and `recover` resolves connections from
+# several threads at once: two unguarded lookups interleaved could leave stdout pointing at
+# stderr for good (the second restores what the first had put there)
+_LOOKUP = threading.Lock()
 
 def airflow_fields(conn_id: str) -> dict[str, object] | None:
     """``conn_id``'s fields from Airflow's secrets backends; None if none of them has it.
 
     Importing Airflow configures its logging onto stdout; stdout is the CLI's output (JSON
-    for scripts), so Airflow writes to stderr here and the CLI's own logging is put back."""
+    for scripts), so Airflow writes to stderr here and the CLI's own logging is put back.
+    One lookup at a time: the swap of stdout is process-wide."""
+    with _LOOKUP:
+        return _lookup(conn_id)
+
+
+def _lookup(conn_id: str) -> dict[str, object] | None:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:

@@ -5,6 +5,9 @@ AIRFLOW_CONN_* URI (``__extra__``) reach libpq."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,3 +55,31 @@ def test_the_extra_of_an_airflow_conn_uri_is_kept(source_conn: PgConnInfo,
     done = cli("list")
     assert done.returncode != 0 or "catalog is unreachable" in done.stderr
     assert "server does not support SSL" in done.stderr, done.stderr
+
+
+_TWO_AT_ONCE = """
+import sys, threading, time
+from amprenta_backup.cli.connections import airflow_fields
+stdout = sys.stdout
+found = {}
+def look(conn_id, delay):
+    time.sleep(delay)
+    found[conn_id] = airflow_fields(conn_id)
+# the second starts while the first imports Airflow and ends after it (the metadata database
+# is asked too, for a connection the file lacks)
+threads = [threading.Thread(target=look, args=args) for args in (("pg_a", 0), ("pg_b", 0.2))]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(sys.stdout is stdout, found["pg_a"]["host"], found["pg_b"])
+"""
+
+
+def test_lookups_from_two_threads_leave_stdout_the_clis(tmp_path: Path) -> None:
+    """``recover`` restores several databases at once, each resolving its connection: the first
+    lookup imports Airflow (seconds) with stdout swapped to stderr; an interleaved second one
+    once left stdout on stderr for good, and the JSON report went to stderr."""
+    env = _airflow_env(tmp_path, {"pg_a": {"conn_type": "postgres", "host": "a.example"}})
+    done = subprocess.run([sys.executable, "-c", _TWO_AT_ONCE], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True a.example None", (done.stdout, done.stderr[-2000:])
