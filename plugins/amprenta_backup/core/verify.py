@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +18,12 @@ from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Stat
 from amprenta_backup.core.pgtools import for_dump, pg_restore_argv
 from amprenta_backup.core.readback import Progress, Readback, ToolInput, read_back
 from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.tartally import TarTally
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_FORMAT = "pg_dump-custom"
+TAR_FORMAT = "pg_basebackup-tar"  # core/pitr/basebackup.py FORMAT
 VERIFIABLE = (Status.COMPLETED, Status.VERIFIED, Status.CORRUPT)
 
 _INSERT = """
@@ -175,6 +177,9 @@ def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], check
                 progress: Progress | None, keys: KeyService | None) -> Readback:
     checked += (["sha256"] if manifest.sha256 else []) + ["size"]
     checked += ["authentication tags"] if manifest.encryption else []
+    if manifest.format == TAR_FORMAT:
+        checked.append("tar")
+        return _read_tar(storage, manifest, problems, progress, keys)
     if manifest.format != ARCHIVE_FORMAT:
         readback = read_back(storage, manifest, None, decompress=True, progress=progress,
                              keys=keys)
@@ -190,6 +195,24 @@ def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], check
     if code != 0:
         last = " / ".join(stderr.splitlines()[-2:])[-300:] or f"exit code {code}"
         problems.append(f"pg_restore could not read the whole archive: {last}")
+    return readback
+
+
+def _read_tar(storage: Storage, manifest: Manifest, problems: list[str],
+              progress: Progress | None, keys: KeyService | None) -> Readback:
+    """A base backup: every tar header walked; its files' bytes must be the manifest's
+    ``raw_bytes`` (older base backups recorded the tar's whole length: accepted too)."""
+    tally = TarTally()
+    readback = read_back(storage, manifest, tally, decompress=True, progress=progress,
+                         keys=keys)
+    problems += replace(readback, raw_bytes=None).mismatches(manifest)
+    if readback.error is None:
+        if manifest.raw_bytes not in (tally.file_bytes, readback.raw_bytes):
+            problems.append(f"the tar holds {tally.file_bytes} bytes of files outside pg_wal/ "
+                            f"({readback.raw_bytes} bytes in all), the manifest says "
+                            f"{manifest.raw_bytes}")
+        if damage := tally.problem():
+            problems.append(f"the base backup's tar is damaged: {damage}")
     return readback
 
 

@@ -74,9 +74,14 @@ def test_a_base_backup_counts_once_its_stop_segment_is_archived(
     # the stored tar is a whole data directory with its WAL and backup_label
     data = storage.get_bytes(f"{folder}/base.tar.zst")
     raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
-    assert len(data) == stored["stored_bytes"] and len(raw) == stored["raw_bytes"]
+    assert len(data) == stored["stored_bytes"]
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        members = tar.getmembers()
         names = set(tar.getnames())
+    # raw_bytes: the data directory's files, as backup_manifest lists them (WAL left out),
+    # learnt without decompressing while the backup was taken
+    files = sum(m.size for m in members if m.isreg() and not m.name.startswith("pg_wal/"))
+    assert stored["raw_bytes"] == files == sum(f["Size"] for f in pg_manifest["Files"])
     assert {"PG_VERSION", "backup_label", "global/pg_control"} <= names
     assert any(n.startswith("pg_wal/") and n.endswith(wal_range.start_segment) for n in names)
 
@@ -90,7 +95,19 @@ def test_the_verify_of_weekly_verify_accepts_a_base_backup(wal: WalSetup,
     assert record is not None
     result = verify_backup(wal.archive.storage, catalog, record)
     assert result.ok, result.problems
+    assert "tar" in result.checked
     assert catalog.get(backup_id).status == Status.VERIFIED  # type: ignore[union-attr]
+    # a manifest whose raw size the tar's files do not add up to is CORRUPT, in words
+    storage = wal.archive.storage
+    key = layout.manifest_key(layout.folder_of(manifest.key))  # type: ignore[attr-defined]
+    forged = json.loads(storage.get_bytes(key))
+    forged["raw_bytes"] += 512
+    storage.put_bytes(key, json.dumps(forged).encode())
+    result = verify_backup(storage, catalog, record)
+    assert not result.ok
+    assert any(f"the manifest says {forged['raw_bytes']}" in p and "bytes of files" in p
+               for p in result.problems), result.problems
+    assert catalog.get(backup_id).status == Status.CORRUPT  # type: ignore[union-attr]
 
 
 def test_a_backup_whose_wal_never_arrives_fails_with_the_reason(wal: WalSetup,
