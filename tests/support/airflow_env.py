@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,8 +15,10 @@ def configure() -> Path:
     """Set ``AIRFLOW_HOME`` and friends for this test process; returns the home folder.
 
     Must run before the first ``import airflow`` (the root conftest does it at import time).
+    The folder is removed when the test process ends.
     """
     home = Path(tempfile.mkdtemp(prefix="amprenta-airflow-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     settings = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),

@@ -85,12 +85,16 @@ class SeaweedServer(LocalS3Server):
         config = self._dir / "s3.json"
         config.write_text(json.dumps(identities))
         (self._dir / "data").mkdir()
-        argv = [weed_binary(), "server", f"-dir={self._dir / 'data'}", f"-ip={self.host}",
+        argv = [weed_binary(), f"-logdir={self._dir}", "server", f"-dir={self._dir / 'data'}", f"-ip={self.host}",
                 f"-ip.bind={self.host}", f"-master.port={self.ports['master']}",
                 f"-volume.port={self.ports['volume']}", f"-filer.port={self.ports['filer']}",
                 "-s3", f"-s3.port={self.ports['s3']}", f"-s3.config={config}",
-                "-volume.max=0", "-master.volumeSizeLimitMB=1024"]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir)}
+                "-volume.max=0", "-master.volumeSizeLimitMB=1024",
+                f"-filer.localSocket={self._dir / 'filer.sock'}",
+                f"-s3.localSocket={self._dir / 's3.sock'}"]
+        # its logs go into the data folder, removed at stop
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir),
+               "TMPDIR": str(self._dir)}
         self._popen(argv, env, new_group=True)
         self._wait_ready("/")
         self._wait_writable()
@@ -133,6 +137,9 @@ class SeaweedServer(LocalS3Server):
             except ProcessLookupError:
                 pass
         self._remove_log()
+        for port in self.ports.values():  # weed fixes its gRPC sockets' paths: /tmp/...-<port>
+            for sock in Path("/tmp").glob(f"seaweedfs-*-grpc-{port + GRPC_OFFSET}.sock"):
+                sock.unlink(missing_ok=True)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,16 @@ def test_parts_sent_to_an_http_endpoint_are_hashed_once(seaweed: SeaweedServer) 
     # botocore's defaults on the same endpoint: a CRC header on every part besides the sha256
     default = _upload_part_headers(seaweed.client(), bucket, data)
     assert len(default) == 3 and all(_crc_headers(h) for h in default)
+
+
+def test_a_stopped_server_leaves_nothing_behind() -> None:
+    """weed writes logs and Unix sockets (some at paths it fixes under /tmp): after stop none of
+    them, and not its data folder, is left."""
+    with SeaweedServer() as server:
+        folder, ports = server._dir, dict(server.ports)
+        pid = server._proc.pid if server._proc else 0
+        assert folder is not None and any(folder.glob("weed.*"))  # its logs are in its folder
+    left = [p.name for p in Path("/tmp").glob("seaweedfs-*.sock") if any(
+        p.name.endswith((f"-{port}.sock", f"-{port + 10_000}.sock")) for port in ports.values())]
+    left += [p.name for p in Path("/tmp").glob(f"weed.*.{pid}")]  # glog names end in the pid
+    assert not left and not folder.exists()
