@@ -85,7 +85,8 @@ class SeaweedServer(LocalS3Server):
         config = self._dir / "s3.json"
         config.write_text(json.dumps(identities))
         (self._dir / "data").mkdir()
-        argv = [weed_binary(), f"-logdir={self._dir}", "server", f"-dir={self._dir / 'data'}", f"-ip={self.host}",
+        argv = [weed_binary(), f"-logdir={self._dir}", "server", f"-dir={self._dir / 'data'}",
+                f"-ip={self.host}",
                 f"-ip.bind={self.host}", f"-master.port={self.ports['master']}",
                 f"-volume.port={self.ports['volume']}", f"-filer.port={self.ports['filer']}",
                 "-s3", f"-s3.port={self.ports['s3']}", f"-s3.config={config}",
