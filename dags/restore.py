@@ -13,6 +13,11 @@ naming the backup, the target and the link), then restores into a temporary data
 swaps it in only once its row counts match.
 
 ### What you get
+After a `replace`, `replay_plan` lists the runs of the database's writer DAGs that ran after
+the backup was taken (their writes are gone): "N runs to redo", in the log, the catalog's
+`replay_plans` and XCom `replay`. With *replay* on, `approve_replay` asks to re-run exactly
+those runs, and `replay` clears them through the REST API.
+
 The dump's sha256 is checked before the restore starts; the `restore` task logs its
 duration (the achieved RTO) once and the restored row counts against the backup's manifest.
 
@@ -27,6 +32,7 @@ from airflow.sdk import DAG, Param
 
 from amprenta_backup.defaults import DATABASE_NAME, dry_run_param, manual_dag_kwargs
 from amprenta_backup.operators.approval import approval_gate
+from amprenta_backup.operators.replay import ReplayOperator, ReplayPlanOperator
 from amprenta_backup.operators.restore import RestoreOperator, RestorePlanOperator
 
 with DAG(
@@ -82,6 +88,11 @@ with DAG(
             description="Read the backup from the second copy (BACKUP_COPY_*) instead of the "
                         "primary storage. Off, a primary that cannot be read, or whose backup "
                         "is damaged, falls back to the copy by itself (the log says so)."),
+        "replay": Param(
+            False, type="boolean", title="Offer to re-run the lost DAG runs (replace only)",
+            description="After a replace, re-run the runs of the database's writer DAGs that "
+                        "the backup does not hold (they ran after it was taken), after an "
+                        "approval of approve_replay. Off: replay_plan only lists them."),
         "dry_run": dry_run_param("what would be restored where, sizes"),
     },
 ) as dag:
@@ -111,4 +122,18 @@ with DAG(
              "{{ p.table_counts | length }} tables, into {{ p.target_server }}.\n\n"
              "{% for step in p.steps %}{{ loop.index }}. {{ step }}\n{% endfor %}"
              "{% for line in p.pipelines.lines %}\n**{{ line }}**\n{% endfor %}{% endif %}",
+    )
+    replay_plan = ReplayPlanOperator(task_id="replay_plan", replay=dag.param("replay"))
+    restore >> replay_plan
+    approval_gate(
+        replay_plan, ReplayOperator(task_id="replay"), task_id="approve_replay",
+        subject="Re-run {{ ti.xcom_pull(task_ids='replay_plan', key='replay')['count'] }} DAG "
+                "run(s) that wrote to {{ params.target_database }} after the backup?",
+        backup_id="{{ ti.xcom_pull(task_ids='plan', key='plan')['backup_id'] }}",
+        target="database '{{ params.target_database }}'",
+        body="{% set r = ti.xcom_pull(task_ids='replay_plan', key='replay') %}{% if r %}"
+             "**{{ r.headline }}**\n\nApproving clears each run below, so Airflow runs it "
+             "again with its own data interval and conf:\n\n"
+             "{% for run in r.runs %}{{ loop.index }}. {{ run.dag_id }} {{ run.run_id }} "
+             "({{ run.reason }})\n{% endfor %}{% endif %}",
     )

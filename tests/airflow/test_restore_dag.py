@@ -24,6 +24,12 @@ from tests.support.receivers import alert_receivers
 SENTINEL = "CREATE TABLE sentinel (note text); INSERT INTO sentinel VALUES ('still here')"
 
 
+# after a new_database restore replay_plan finds nothing taken away; without a restore it
+# does not run
+NOTHING_TO_REPLAY = {"replay_plan": "success", "approve_replay": "skipped", "replay": "skipped"}
+NO_REPLAY_PLAN = {"replay_plan": "skipped", "approve_replay": "skipped", "replay": "skipped"}
+
+
 def _states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
@@ -145,7 +151,7 @@ def test_new_database_restores_at_once_without_waiting_for_an_approval(
             logger.disabled = True
 
     assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
-                                "restore": "success"}
+                                "restore": "success", **NOTHING_TO_REPLAY}
     assert_databases_equal(pg_cluster, "af_source", pg_cluster, database)
     result = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
     assert result["row_counts_match"] is True and result["seconds"] > 0
@@ -164,7 +170,7 @@ def test_latest_as_a_dry_run_only_plans(
                                            "target_database": database, "dry_run": True})
 
     assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
-                                "restore": "skipped"}
+                                "restore": "skipped", **NO_REPLAY_PLAN}
     plan = dag_run.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
     assert plan["backup_id"] == backup.backup_id and plan["database_exists"] is False
     assert not pg_cluster.database_exists(database)
@@ -193,7 +199,9 @@ def test_an_approval_marked_success_without_an_answer_does_not_replace(
                       mark_success_pattern="approve_replace")
 
     assert _states(dag_run) == {"plan": "success", "approve_replace": "success",
-                                "restore": "failed"}
+                                "restore": "failed", "replay_plan": "upstream_failed",
+                                "approve_replay": "upstream_failed",
+                                "replay": "upstream_failed"}
     assert _has_sentinel(pg_cluster, occupied)
     assert f"replacing database '{occupied}' needs an explicit Approve of task " \
            "'approve_replace'" in _logged(capfd)
@@ -386,7 +394,7 @@ def test_a_damaged_primary_is_restored_from_the_second_copy(
 
     dag_run = run_dag("restore", run_conf=_conf(backup, database))
     assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
-                                "restore": "success"}
+                                "restore": "success", **NOTHING_TO_REPLAY}
     result = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
     assert result["plan"]["location"].startswith((tmp_path / "copy").as_uri())
     assert result["row_counts_match"] is True

@@ -26,6 +26,7 @@ CATALOG_DB = "e2e_catalog"
 METADATA_DB = "airflow_meta"
 BUCKET = "e2e-backups"
 TARGET = "pg_source"
+REPLAY_DB = "e2e_replay"  # written by pipeline_dags/load_events.py through pg_replay
 PIPELINE_BUNDLE = "e2e-pipelines"
 LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 _CALL_FAILED = pytest.StashKey[bool]()
@@ -76,9 +77,9 @@ def deployment_setup(cluster: ClusterBase, moto: MotoServer, sources: Mapping[st
 
 
 def pipeline_env(cluster: ClusterBase) -> dict[str, str]:
-    """A second DAG bundle, ``pipeline_dags/`` (two producers of the source database and an
-    unrelated DAG), the Assets those name, and the api-server connection the restore's plan
-    task reads them through."""
+    """A second DAG bundle, ``pipeline_dags/`` (two producers of the source database, an
+    unrelated DAG and a producer of :data:`REPLAY_DB`), the Assets and connection those use,
+    and the api-server connection the restore's plan task reads them through."""
     info = cluster.conninfo(SOURCE_DB)
     server = f"postgres://{info['host']}:{info['port']}"
     bundles = [{"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
@@ -87,7 +88,8 @@ def pipeline_env(cluster: ClusterBase) -> dict[str, str]:
     return {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
             "E2E_SOURCE_ASSET": f"{server}/{SOURCE_DB}/public/orders",
             "E2E_OTHER_ASSET": f"{server}/{CATALOG_DB}/public/other",
-            "BACKUP_AIRFLOW_API_CONN_ID": "airflow_api"}
+            "BACKUP_AIRFLOW_API_CONN_ID": "airflow_api",
+            "AIRFLOW_CONN_PG_REPLAY": postgres_conn_json(cluster, REPLAY_DB)}
 
 
 def metadata_url(cluster: ClusterBase, dbname: str) -> str:

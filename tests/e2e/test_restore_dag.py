@@ -54,7 +54,8 @@ def test_new_database_restores_the_latest_backup(
     run = deployment.run_dag("restore", _request(target_db, mode="new_database"), timeout=150)
     assert run["state"] == "success", run["tasks"]
     assert run["tasks"] == {"plan": "success", "approve_replace": "skipped",
-                            "restore": "success"}
+                            "restore": "success", "replay_plan": "success",
+                            "approve_replay": "skipped", "replay": "skipped"}
     result = deployment.xcom("restore", run["dag_run_id"], "restore")
     assert result["performed"] is True
     assert result["plan"]["backup_id"] == latest_backup.backup_id

@@ -22,6 +22,7 @@ from amprenta_backup.core.export.entry import ProjectExportEntry
 from amprenta_backup.core.layout import check_backup_id, target_name
 from amprenta_backup.core.models import BackupRecord, RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.restore.entry import RestoreEntry
 from amprenta_backup.core.settings import BackupConfig, BackupTarget, CopySettings, PitrSettings
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.factory import storage_environment, storage_from_config
@@ -40,7 +41,6 @@ if TYPE_CHECKING:  # imported where used: `amprenta-wal` builds its archive here
     from amprenta_backup.core.readback import Progress, Readback
     from amprenta_backup.core.recovery.report import RecoveryReport
     from amprenta_backup.core.recovery.run import Recovery
-    from amprenta_backup.core.restore.globals import GlobalsRestoreResult
     from amprenta_backup.core.restore.plan import RestorePlan
     from amprenta_backup.core.restore.run import ProgressFactory, Restorer, RestoreResult
     from amprenta_backup.core.retention.cleanup import Cleanup
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class BackupEngine(ProjectExportEntry):
+class BackupEngine(ProjectExportEntry, RestoreEntry):
     """The one way into core: every workflow (backup, base backup, verify, restore, retention,
     health, drill, PITR restore and drill, WAL archive, project export) comes from here, for
     Python, the CLI and Airflow alike.
@@ -338,18 +338,6 @@ class BackupEngine(ProjectExportEntry):
         from amprenta_backup.core.recovery.drill import save_drill
 
         save_drill(self.catalog, report, server_conn_id, objective_seconds)
-
-    def restore_globals(self, backup_id: str, target_conn_id: str,
-                        dry_run: bool = False) -> GlobalsRestoreResult:
-        """Create on ``target_conn_id``'s server the roles and tablespaces of the server backup
-        ``backup_id`` came from that it lacks; existing roles are left as they are."""
-        from amprenta_backup.core.restore.globals import globals_of, restore_globals
-        from amprenta_backup.core.restore.plan import load_manifest
-
-        record = self.get_backup(check_backup_id(backup_id))
-        manifest = load_manifest(self.storage, record)
-        return restore_globals(self.storage, globals_of(manifest),
-                               self.resolve(target_conn_id, None), dry_run, self.keys)
 
     def restorer(self, from_copy: bool = False) -> Restorer:
         """Restores from the primary, falling back to a copy; ``from_copy``: the copy only."""

@@ -9,8 +9,10 @@ and a token as the password).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from airflow.sdk import BaseHook
@@ -64,10 +66,11 @@ class AirflowApiHook(BaseHook):
         return client
 
     @staticmethod
-    def _pages(client: httpx.Client, path: str, key: str) -> Iterator[dict[str, Any]]:
+    def _pages(client: httpx.Client, path: str, key: str,
+               **params: str) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            answer = client.get(path, params={"limit": PAGE, "offset": offset})
+            answer = client.get(path, params={**params, "limit": PAGE, "offset": offset})
             answer.raise_for_status()
             body = answer.json()
             yield from body[key]
@@ -81,6 +84,47 @@ class AirflowApiHook(BaseHook):
         try:
             return dags_from_rest(list(self._pages(client, "/api/v2/dags", "dags")),
                                   list(self._pages(client, "/api/v2/assets", "assets")))
+        finally:
+            client.close()
+
+    def dag_runs(self, dag_ids: Iterable[str], ended_after: datetime) -> list[dict[str, Any]]:
+        """The runs of ``dag_ids`` that had not ended at ``ended_after`` (finished later, or
+        not finished), as ``/api/v2/dags/{dag_id}/dagRuns`` gives them; a DAG Airflow does
+        not know (HTTP 404, e.g. a ``BACKUP_WRITERS`` typo) has none, with a warning."""
+        client = self._client()
+        runs: list[dict[str, Any]] = []
+        try:
+            for dag_id in dag_ids:
+                try:
+                    runs.extend(self._pages(client, f"/api/v2/dags/{quote(dag_id, safe='')}"
+                                            "/dagRuns", "dag_runs",
+                                            end_date_gt=ended_after.isoformat()))
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code != 404:
+                        raise
+                    log.warning("writer DAG %r is not known to Airflow: no runs of it are "
+                                "listed (check BACKUP_WRITERS)", dag_id)
+            return runs
+        finally:
+            client.close()
+
+    def clear_runs(self, runs: Iterable[tuple[str, str]], note: str) -> list[dict[str, Any]]:
+        """Clear each ``(dag_id, run_id)`` (``POST .../dagRuns/{run_id}/clear``, not a dry
+        run): Airflow runs every task of it again, with its own data interval and conf.
+        Returns each run as the API answers it, with ``is_paused`` of its DAG (a paused DAG's
+        cleared run waits until it is unpaused)."""
+        client = self._client()
+        cleared: list[dict[str, Any]] = []
+        try:
+            for dag_id, run_id in runs:
+                dag = f"/api/v2/dags/{quote(dag_id, safe='')}"
+                answer = client.post(f"{dag}/dagRuns/{quote(run_id, safe='')}/clear",
+                                     json={"dry_run": False, "note": note[:1000]})
+                answer.raise_for_status()
+                paused = client.get(dag)
+                paused.raise_for_status()
+                cleared.append({**answer.json(), "is_paused": bool(paused.json()["is_paused"])})
+            return cleared
         finally:
             client.close()
 

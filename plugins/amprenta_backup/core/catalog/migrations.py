@@ -250,6 +250,29 @@ CREATE TABLE IF NOT EXISTS alert_state (
 );
 """
 
+# replay plans (core/restore/replaybook.py): the writer DAG runs a restore to a point took away
+_REPLAY_PLANS = """
+CREATE TABLE IF NOT EXISTS replay_plans (
+    id             text PRIMARY KEY,
+    kind           text NOT NULL CHECK (kind IN ('restore', 'pitr_restore', 'pitr_drill')),
+    target         text NOT NULL,
+    database_name  text NOT NULL,
+    point          timestamptz NOT NULL,
+    point_source   text NOT NULL,
+    writers        jsonb NOT NULL,
+    runs           jsonb NOT NULL,
+    run_count      integer NOT NULL,
+    known          boolean NOT NULL,
+    made_at        timestamptz NOT NULL,
+    replayed_at    timestamptz,
+    replayed       jsonb,
+    dag_id         text,
+    run_id         text,
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS replay_plans_target_made ON replay_plans (target, made_at DESC);
+"""
+
 
 @dataclass(frozen=True)
 class Step:
@@ -279,6 +302,8 @@ STEPS: tuple[Step, ...] = (
             "dashboard (core/dashboard)", _DASHBOARD),
     Step(7, "alert_state: the DAGs whose last alert was a failure (a good run then sends "
             "'resolved'; core/notifications.py)", _ALERT_STATE),
+    Step(8, "replay_plans: the writer DAG runs a restore to a point took away, and when they "
+            "were re-run (core/restore/replaybook.py)", _REPLAY_PLANS),
 )
 CURRENT = STEPS[-1].version
 

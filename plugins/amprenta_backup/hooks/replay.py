@@ -1,0 +1,71 @@
+"""The replay plan's two REST steps: read the writer DAGs' runs, and clear the lost ones."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.restore.replay import ReplayPlan, WriterRun, plan_replay
+from amprenta_backup.core.restore.writers import DagInfo, find_pipelines
+from amprenta_backup.core.settings import PipelineSettings
+from amprenta_backup.hooks.airflow_api import AirflowApiHook
+
+log = logging.getLogger(__name__)
+
+
+def make_replay_plan(kind: str, target: str, database: str, point: datetime,
+                     point_source: str, writers: Sequence[str],
+                     settings: PipelineSettings | None = None) -> ReplayPlan:
+    """The runs of ``writers`` that restoring ``database`` to ``point`` took away, read from
+    the api-server through ``BACKUP_AIRFLOW_API_CONN_ID`` (unset or unreadable: a plan whose
+    runs are unknown, with a warning)."""
+    settings = settings or PipelineSettings.from_env()
+    runs: list[WriterRun] | None = [] if not writers else None
+    if writers and settings.airflow_api_conn_id:
+        try:
+            found = AirflowApiHook(settings.airflow_api_conn_id).dag_runs(writers, point)
+            runs = [WriterRun.from_rest(run) for run in found]
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            log.warning("could not read the runs of the writer DAGs %s from Airflow's REST API "
+                        "through connection %r (BACKUP_AIRFLOW_API_CONN_ID): %s",
+                        ", ".join(writers), settings.airflow_api_conn_id, exc)
+    elif writers:
+        log.warning("BACKUP_AIRFLOW_API_CONN_ID is not set: the runs of the writer DAGs %s "
+                    "cannot be read, so the runs to redo are unknown", ", ".join(writers))
+    return plan_replay(kind, target, database, point, point_source, writers, runs)
+
+
+def replay_runs(plan: ReplayPlan, note: str,
+                settings: PipelineSettings | None = None) -> list[dict[str, Any]]:
+    """Clear exactly the plan's runs through the api-server; each cleared run's answer."""
+    settings = settings or PipelineSettings.from_env()
+    if not plan.runs:
+        return []
+    if not settings.airflow_api_conn_id:
+        raise ConfigError("re-running DAG runs needs Airflow's REST API: set "
+                         "BACKUP_AIRFLOW_API_CONN_ID to an http connection to the api-server")
+    return AirflowApiHook(settings.airflow_api_conn_id).clear_runs(
+        [(lost.run.dag_id, lost.run.run_id) for lost in plan.runs], note)
+
+
+def target_writers(names: Sequence[str], conn: PgConnInfo,
+                   settings: PipelineSettings | None = None) -> list[str]:
+    """The writer DAGs of the database ``conn`` reaches, which tags and ``BACKUP_WRITERS`` may
+    call any of ``names``: Airflow's Assets and tags (when ``BACKUP_AIRFLOW_API_CONN_ID`` is
+    set and answers) and ``BACKUP_WRITERS``."""
+    settings = settings or PipelineSettings.from_env()
+    dags: list[DagInfo] = []
+    if settings.airflow_api_conn_id:
+        try:
+            dags = AirflowApiHook(settings.airflow_api_conn_id).dags()
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            log.warning("could not read the DAGs from Airflow's REST API through connection "
+                        "%r (BACKUP_AIRFLOW_API_CONN_ID): %s; only BACKUP_WRITERS names "
+                        "writers", settings.airflow_api_conn_id, exc)
+    return list(find_pipelines(names, conn, dags, override=settings.writers).writers)
