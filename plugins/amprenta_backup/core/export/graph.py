@@ -39,6 +39,8 @@ GROUP BY con.oid, con.conrelid
 """
 _FOREIGN_KEYS = """
 SELECT con.conname, con.conrelid, con.confrelid, con.condeferrable,
+       con.convalidated AND NOT EXISTS (
+           SELECT 1 FROM pg_trigger t WHERE t.tgconstraint = con.oid AND t.tgenabled = 'D'),
        array_agg(ca.attname ORDER BY k.ord), array_agg(pa.attname ORDER BY k.ord)
 FROM pg_constraint con
 CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(child, parent, ord)
@@ -46,7 +48,8 @@ JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.child
 JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.parent
 WHERE con.contype = 'f' AND con.conparentid = 0 AND con.conrelid = ANY(%s)
   AND con.confrelid = ANY(%s)
-GROUP BY con.oid, con.conname, con.conrelid, con.confrelid, con.condeferrable
+GROUP BY con.oid, con.conname, con.conrelid, con.confrelid, con.condeferrable,
+         con.convalidated
 ORDER BY con.conname
 """
 
@@ -92,7 +95,11 @@ class Table:
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """``child(child_columns) REFERENCES parent(parent_columns)``, tables by qualified name."""
+    """``child(child_columns) REFERENCES parent(parent_columns)``, tables by qualified name.
+
+    :param validated: the constraint is validated and its triggers are enabled: every row
+        whose columns are all set has its parent row
+    """
 
     name: str
     child: str
@@ -100,6 +107,7 @@ class ForeignKey:
     parent: str
     parent_columns: tuple[str, ...]
     deferrable: bool = False
+    validated: bool = False
 
     def describe(self) -> str:
         return (f"{self.child}({', '.join(self.child_columns)}) -> "
@@ -140,7 +148,9 @@ class SchemaGraph:
         fks = [ForeignKey(name=f["name"], child=f["child"],
                           child_columns=tuple(f["child_columns"]), parent=f["parent"],
                           parent_columns=tuple(f["parent_columns"]),
-                          deferrable=bool(f["deferrable"])) for f in data["foreign_keys"]]
+                          deferrable=bool(f["deferrable"]),
+                          validated=bool(f.get("validated", False)))
+               for f in data["foreign_keys"]]
         return cls({t.qualified: t for t in tables}, fks)
 
 
@@ -168,6 +178,6 @@ def read_graph(db: psycopg.Connection[Any]) -> SchemaGraph:
     tables = {oid: Table(schema, name, tuple(columns[oid]), keys.get(oid, ()), bool(parted))
               for oid, (schema, name, parted) in names.items()}
     fks = [ForeignKey(name, tables[child].qualified, tuple(ccols), tables[parent].qualified,
-                      tuple(pcols), bool(deferrable))
-           for name, child, parent, deferrable, ccols, pcols in fk_rows]
+                      tuple(pcols), bool(deferrable), bool(validated))
+           for name, child, parent, deferrable, validated, ccols, pcols in fk_rows]
     return SchemaGraph({t.qualified: t for t in tables.values()}, fks)

@@ -1,15 +1,19 @@
 """Which rows belong to the chosen projects, computed in SQL inside the export's snapshot.
 
-Each involved table gets temporary tables of row keys (its primary key, or ``tableoid, ctid``
-when it has none; ``ctid`` is stable inside one snapshot): ``all`` (selected so far) and two
-``new`` tables used in turn (found in the last round, found in this one). The walk is
-semi-naive: each round follows the foreign keys out of the rows found in the round before, so
-self-references and cycles end when a round finds nothing new.
+Pendant tables (:mod:`.filters`: most leaves and the subtrees below one parent) get no key
+set: their rows are read with a condition on their parent's. Every other involved table gets
+temporary tables of row keys (its primary key, or ``tableoid, ctid`` when it has none;
+``ctid`` is stable inside one snapshot): ``all`` (found on the way down), ``up`` (found on
+the way up) and two ``new`` tables used in turn. The walk is semi-naive: each round follows
+the foreign keys out of the rows found in the round before, so self-references and cycles
+end when a round finds nothing new.
 
 1. down: the root rows, then every row that references a selected row (children,
    grandchildren, many-to-many link rows), repeatedly;
 2. up: every row a selected row references (lookups, parents), repeatedly. Rows reached on
-   the way up are not followed down again: that would pull in other projects.
+   the way up are not followed down again: that would pull in other projects. ``all`` stays
+   as the way down left it, so a pendant table's condition reads its parent's rows found
+   down, never those found up.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import tuple_row
 
 from amprenta_backup.core.errors import PreconditionError
+from amprenta_backup.core.export.filters import RowFilter, come_down, pendant_tables
 from amprenta_backup.core.export.graph import ForeignKey, SchemaGraph, Table
 
 log = logging.getLogger(__name__)
@@ -35,22 +39,26 @@ SESSION = ("SET temp_buffers = '256MB'", "SET work_mem = '128MB'")
 
 
 class Selection:
-    """The selected rows of every table of ``graph``, held in temporary tables.
+    """The selected rows of every table of ``graph``: key sets in temporary tables, and
+    conditions for the pendant tables.
 
     :param cur: a cursor of the export's REPEATABLE READ transaction
     :param graph: the involved tables (:meth:`SchemaGraph.involved`)
+    :param root: the project's root table (qualified name)
     """
 
-    def __init__(self, cur: psycopg.Cursor[Any], graph: SchemaGraph) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any], graph: SchemaGraph, root: str) -> None:
         self.cur = cur
         self.graph = graph
+        self.root = root
+        self.pendant = pendant_tables(graph, root)
+        self.keyed = [name for name in graph.tables if name not in self.pendant]
         self._index = {name: i for i, name in enumerate(graph.tables)}
-        self._followed: dict[str, set[ForeignKey | None]] = {name: set() for name in graph.tables}
-        self._sizes = dict.fromkeys(graph.tables, 0)
+        self._followed: dict[str, set[ForeignKey | None]] = {n: set() for n in self.keyed}
+        self._sizes = {name: {"all": 0, "up": 0} for name in self.keyed}
+        self._fresh: dict[str, str | None] = dict.fromkeys(self.keyed)
         self._parity = 0
-        self._new_is_all = dict.fromkeys(graph.tables, False)
-        self._down_sizes: dict[str, int] = {}
-        self._growing: set[str] = set()
+        self._phase = DOWN
 
     def key_columns(self, table: Table) -> list[tuple[str, str]]:
         """``(column, type)`` of the row key: the primary key, else ``tableoid, ctid``."""
@@ -74,23 +82,22 @@ class Selection:
         """The temporary tables (dropped with the session)."""
         for setting in SESSION:
             self.cur.execute(setting)
-        for name, table in self.graph.tables.items():
+        for name in self.keyed:
             cols = sql.SQL(", ").join(
                 sql.SQL("{} {}").format(sql.Identifier(f"k{i}"), sql.SQL(type_))
-                for i, (_, type_) in enumerate(self.key_columns(table)))
-            for kind in ("all", "new0", "new1"):
+                for i, (_, type_) in enumerate(self.key_columns(self.graph.tables[name])))
+            for kind in ("all", "up", "new0", "new1"):
                 self.cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} ({})").format(
                     self._temp(kind, name), cols))
 
-    def seed(self, root: Table, column: str, project_ids: Sequence[str]) -> None:
+    def seed(self, column: str, project_ids: Sequence[str]) -> None:
         """Select the root rows whose ``column`` is one of ``project_ids``; PreconditionError
         naming the ids that match no row."""
-        col = root.column(column)
-        assert col is not None
+        root = self.graph.tables[self.root]
         value = sql.SQL("{}::text").format(sql.Identifier("r", column))
         self.cur.execute(sql.SQL(
             "INSERT INTO {all} SELECT {keys} FROM {root} r WHERE {value} = ANY(%s)").format(
-            all=self._temp("all", root.qualified), keys=self._keys(root.qualified, "r"),
+            all=self._temp("all", self.root), keys=self._keys(self.root, "r"),
             root=root.ident, value=value), (list(project_ids),))
         inserted = self.cur.rowcount
         found = {str(v) for (v,) in self.cur.execute(sql.SQL(
@@ -99,27 +106,34 @@ class Selection:
         missing = [p for p in project_ids if p not in found]
         if missing:
             raise PreconditionError(
-                f"no project {', '.join(repr(m) for m in missing)} in {root.qualified}."
-                f"{column}; check the ids (SELECT {column} FROM {root.qualified})")
-        self._sizes[root.qualified] = inserted
-        self._new_is_all[root.qualified] = True
-        self._followed[root.qualified].add(None)  # seeded
+                f"no project {', '.join(repr(m) for m in missing)} in {self.root}."
+                f"{column}; check the ids (SELECT {column} FROM {self.root})")
+        self._sizes[self.root]["all"] = inserted
+        self._fresh[self.root] = "all"
+        self._followed[self.root].add(None)  # seeded
 
-    def walk(self, root: str) -> None:
+    def walk(self) -> None:
         """Down from the seeded root rows, then up from everything selected."""
-        active = {root}
+        active = {self.root}
         while active:
             active = self._round([(fk, DOWN) for t in sorted(active)
-                                  for fk in self.graph.children_of(t)])
-        self._down_sizes = dict(self._sizes)
-        active = {t for t, n in self._sizes.items() if n}
+                                  for fk in self.graph.children_of(t)
+                                  if fk.child not in self.pendant])
+        self._phase = UP
+        active = {t for t in self.keyed if self._sizes[t]["all"]} | set(self.pendant)
         first = True
-        while active:  # the first round reads every table's ``all``: all of it is new there
+        while active:  # the first round reads everything found down: all of it is new there
             active = self._round([(fk, UP) for t in sorted(active)
-                                  for fk in self.graph.parents_of(t)
-                                  if not (first and self._followed[t] == {fk})],
+                                  for fk in self.graph.parents_of(t) if self._climbs(t, fk, first)],
                                  source="all" if first else None)
             first = False
+
+    def _climbs(self, table: str, fk: ForeignKey, first: bool) -> bool:
+        """Whether going up ``fk`` from ``table``'s new rows can find rows not selected yet:
+        not into a pendant table, nor back up the only foreign key they all came down."""
+        if fk.parent in self.pendant or self.pendant.get(table) == fk:
+            return False
+        return not (first and self._followed.get(table) == {fk})
 
     def _round(self, moves: list[tuple[ForeignKey, str]], source: str | None = None
                ) -> set[str]:
@@ -128,11 +142,10 @@ class Selection:
         src = source or f"new{self._parity}"
         dst_kind = f"new{1 - self._parity}"
         queries: dict[str, list[sql.Composable]] = {}
-        self._growing = {fk.child if way == DOWN else fk.parent for fk, way in moves}
         for fk, way in moves:
             dst = fk.child if way == DOWN else fk.parent
             queries.setdefault(dst, []).append(
-                self._down(fk, src) if way == DOWN else self._up(fk, src, source == "all"))
+                self._down(fk, src) if way == DOWN else self._up(fk, src))
             if way == DOWN:
                 self._followed[dst].add(fk)
         found = {dst for dst, parts in sorted(queries.items())
@@ -141,37 +154,41 @@ class Selection:
         return found
 
     def _advance(self, name: str, kind: str, queries: list[sql.Composable]) -> bool:
-        """``new`` := the rows of ``queries`` not in ``all`` yet; ``all`` += ``new``.
+        """``new`` := the rows of ``queries`` not selected yet; ``all`` (down) or ``up`` +=
+        ``new``.
 
-        The first rows found of a table go straight into ``all`` (one query yields no
+        A table's first rows go straight into ``all`` or ``up`` (one query yields no
         duplicates: a foreign key matches one row of its unique key; several are a UNION),
-        and ``all`` is read as its ``new`` next round: one write per row, not two."""
-        new, all_ = self._temp(kind, name), self._temp("all", name)
+        which is read as its ``new`` next round: one write per row, not two."""
+        target = "all" if self._phase == DOWN else "up"
+        new, into = self._temp(kind, name), self._temp(target, name)
         union = sql.SQL(" UNION ").join(sql.SQL("({})").format(q) for q in queries)
-        if not self._sizes[name]:
-            self.cur.execute(sql.SQL("INSERT INTO {} {}").format(all_, union))
-            count = self._sizes[name] = self.cur.rowcount
-            self._new_is_all[name] = True
-            analyze: tuple[sql.Identifier, ...] = (all_,)
+        held = [self._temp(k, name) for k, n in self._sizes[name].items() if n]
+        if not held:
+            self.cur.execute(sql.SQL("INSERT INTO {} {}").format(into, union))
+            count = self.cur.rowcount
+            self._fresh[name] = target
+            analyze: tuple[sql.Identifier, ...] = (into,)
         else:
             self.cur.execute(sql.SQL("TRUNCATE {}").format(new))
-            self.cur.execute(sql.SQL("INSERT INTO {new} {union} EXCEPT SELECT * FROM {all}"
-                                     ).format(new=new, union=union, all=all_))
+            self.cur.execute(sql.SQL("INSERT INTO {} {} {}").format(new, union, sql.SQL(
+                " ").join(sql.SQL("EXCEPT SELECT * FROM {}").format(h) for h in held)))
             count = self.cur.rowcount
-            self._new_is_all[name] = False
+            self._fresh[name] = None
             if count:
-                self.cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(all_, new))
-                self._sizes[name] += count
-            analyze = (all_, new)
+                self.cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(into, new))
+            analyze = (into, new)
+        self._sizes[name][target] += count
         if count > _ANALYZE_AFTER:  # the planner's estimates of the next joins
             self.cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(analyze)))
         return count > 0
 
     def _source(self, table: str, kind: str) -> sql.Identifier:
-        """The rows of ``table`` found last round: ``all`` when those were its first."""
-        return self._temp("all" if self._new_is_all[table] else kind, table)
+        """The rows of ``table`` found last round: ``all`` or ``up`` when those were its
+        first."""
+        return self._temp(self._fresh[table] or kind, table)
 
-    def _match(self, table: str, alias: str, temp: str) -> sql.Composed:
+    def _match(self, table: str, alias: str) -> sql.Composed:
         """``alias``'s row key equals temp table row ``d``'s."""
         names = [n for n, _ in self.key_columns(self.graph.tables[table])]
         return sql.SQL(" AND ").join(
@@ -208,58 +225,58 @@ class Selection:
             "SELECT {ckeys} FROM {child} c JOIN {parent} p ON {pairs} "
             "JOIN {new} d ON {match}").format(
             ckeys=ckeys, child=child.ident, parent=parent.ident,
-            pairs=self._pairs(fk, "c", "p"), new=new, match=self._match(fk.parent, "p", "d"))
+            pairs=self._pairs(fk, "c", "p"), new=new, match=self._match(fk.parent, "p"))
 
-    def _selected(self, table: str, source: str, everything: bool) -> sql.Composed:
-        """``JOIN ... ON ...``: ``c``'s rows among those selected. Reading everything of a
-        table whose rows all came down one foreign key to a primary key, that key's (smaller)
-        set of parents stands for them: no join with the table's own key set."""
-        came = self._followed[table]
-        via = next(iter(came)) if everything and len(came) == 1 else None
-        if via is not None and (via.parent in self._growing
-                                or self._sizes[via.parent] != self._down_sizes[via.parent]):
-            via = None  # the parents gained rows on the way up: they stand for no more
-        direct = self._by_key(via) if via is not None else None
-        if via is not None and direct is not None:
-            return sql.SQL("JOIN {} d ON {}").format(
-                self._temp("all", via.parent), sql.SQL(" AND ").join(
-                    sql.SQL("c.{} = d.{}").format(sql.Identifier(c), sql.Identifier(f"k{i}"))
-                    for c, i in direct))
+    def _new_rows(self, table: str, source: str) -> sql.Composed:
+        """``JOIN ...`` or ``WHERE ...``: the rows of ``table`` (alias ``c``) found last
+        round; all of a pendant table's (it is read in the first round up only)."""
+        if table in self.pendant:
+            return sql.SQL("WHERE {}").format(self.down_filter(table).where("c"))
         return sql.SQL("JOIN {} d ON {}").format(self._source(table, source),
-                                                 self._match(table, "c", "d"))
+                                                 self._match(table, "c"))
 
-    def _up(self, fk: ForeignKey, source: str, everything: bool = False) -> sql.Composed:
-        """Row keys of ``fk.parent`` rows that a ``new`` row of ``fk.child`` references."""
+    def _up(self, fk: ForeignKey, source: str) -> sql.Composed:
+        """Row keys of ``fk.parent`` rows that a ``new`` row of ``fk.child`` references: a
+        semi-join the planner may run from either side (a few lookup rows probe an index
+        of the child; many parents are hashed)."""
         child, parent = self.graph.tables[fk.child], self.graph.tables[fk.parent]
-        refs = sql.SQL(", ").join(sql.Identifier("c", c) for c in fk.child_columns)
-        referenced = sql.SQL("SELECT DISTINCT {refs} FROM {child} c {selected}").format(
-            refs=refs, child=child.ident,
-            selected=self._selected(fk.child, source, everything))
-        direct = self._by_key(fk)
-        if direct is not None:  # the values are the parent's key (the constraint holds)
-            order = sorted(direct, key=lambda pair: pair[1])
-            return sql.SQL("SELECT {} FROM ({}) c WHERE {}").format(
-                sql.SQL(", ").join(sql.Identifier("c", col) for col, _ in order), referenced,
-                sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(col))
-                                      for col, _ in order))
-        return sql.SQL("SELECT {pkeys} FROM {parent} p JOIN ({referenced}) c ON {pairs}"
-                       ).format(pkeys=self._keys(fk.parent, "p"), parent=parent.ident,
-                                referenced=referenced, pairs=self._pairs(fk, "c", "p"))
+        return sql.SQL("SELECT {pkeys} FROM {parent} p WHERE ({pcols}) IN "
+                       "(SELECT {ccols} FROM {child} c {selected})").format(
+            pkeys=self._keys(fk.parent, "p"), parent=parent.ident,
+            pcols=sql.SQL(", ").join(sql.Identifier("p", c) for c in fk.parent_columns),
+            ccols=sql.SQL(", ").join(sql.Identifier("c", c) for c in fk.child_columns),
+            child=child.ident, selected=self._new_rows(fk.child, source))
+
+    def _key_set(self, name: str, kinds: Sequence[str]) -> RowFilter:
+        names = tuple(n for n, _ in self.key_columns(self.graph.tables[name]))
+        subquery = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {} FROM {}").format(self._temp_columns(name), self._temp(k, name))
+            for k in kinds)
+        return RowFilter(names, subquery, exact=True)
+
+    def down_filter(self, name: str) -> RowFilter:
+        """The condition selecting the rows of ``name`` found on the way down."""
+        fk = self.pendant.get(name)
+        if fk is None:
+            return self._key_set(name, ["all"])
+        return come_down(fk, self.down_filter(fk.parent), self.graph.tables[fk.parent].ident)
+
+    def row_filter(self, name: str) -> RowFilter:
+        """The condition selecting every selected row of ``name``."""
+        if name in self.pendant:
+            return self.down_filter(name)
+        return self._key_set(name, ["all", "up"] if self._sizes[name]["up"] else ["all"])
 
     def rows_of(self, table: str, columns: sql.Composable) -> sql.Composed:
         """``SELECT columns FROM table t`` restricted to the selected rows."""
-        keys = self._keys(table, "t")
-        return sql.SQL("SELECT {cols} FROM {table} t WHERE ({keys}) IN "
-                       "(SELECT {temp_cols} FROM {all})").format(
-            cols=columns, table=self.graph.tables[table].ident, keys=keys,
-            temp_cols=self._temp_columns(table), all=self._temp("all", table))
+        return sql.SQL("SELECT {cols} FROM {table} t WHERE {where}").format(
+            cols=columns, table=self.graph.tables[table].ident,
+            where=self.row_filter(table).where("t"))
 
-    def counts(self) -> dict[str, int]:
-        """Selected rows per table."""
-        out: dict[str, int] = {}
-        with self.cur.connection.cursor(row_factory=tuple_row) as cur:
-            for name in self.graph.tables:
-                row = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                    self._temp("all", name))).fetchone()
-                out[name] = int(row[0]) if row else 0
-        return out
+    def count(self, name: str) -> int:
+        """Selected rows of ``name`` (a pendant table's are counted in SQL)."""
+        if name not in self.pendant:
+            return sum(self._sizes[name].values())
+        row = self.cur.execute(sql.SQL("SELECT count(*) FROM ({}) x").format(
+            self.rows_of(name, sql.SQL("1")))).fetchone()
+        return int(row[0]) if row else 0

@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import pq, sql
@@ -90,11 +90,10 @@ class ProjectExporter:
                                   ).fetchone()
                 assert row is not None
                 graph = self._graph(db)
-                selection = Selection(cur, graph)
+                selection = Selection(cur, graph, self.spec.root)
                 selection.create()
-                selection.seed(graph.tables[self.spec.root], self.spec.column,
-                               request.project_ids)
-                selection.walk(self.spec.root)
+                selection.seed(self.spec.column, request.project_ids)
+                selection.walk()
                 walked = time.monotonic()
                 ddl = self._ddl(cur, graph, server_major(db))
                 dumped = time.monotonic()
@@ -150,17 +149,16 @@ class ProjectExporter:
 
     def _members(self, stream: ZipStream, cur: psycopg.Cursor[Any], selection: Selection,
                  ddl: bytes, request: ExportRequest) -> dict[str, Any]:
-        counts = selection.counts()
         tables = []
         for index, (name, table) in enumerate(selection.graph.tables.items()):
             columns = table.column_names
-            member = None
+            member, copied = None, [0]
             if request.include_data:
                 query = selection.rows_of(name, sql.SQL(", ").join(
                     sql.Identifier("t", c) for c in columns))
-                member = stream.add(_member_name(index, name), _copy(cur, query))
-            tables.append(TableData(table=name, columns=list(columns), rows=counts[name],
-                                    file=member))
+                member = stream.add(_member_name(index, name), _copy(cur, query, copied))
+            rows = copied[0] if request.include_data else selection.count(name)
+            tables.append(TableData(table=name, columns=list(columns), rows=rows, file=member))
         files, missing = ((self._files(stream, cur, selection)) if request.include_files
                           else ([], []))
         return {"tables": tables, "ddl": stream.add(DDL_MEMBER, [ddl]), "files": files,
@@ -219,10 +217,12 @@ def _chunks(reader: Any) -> Iterator[bytes]:
         yield chunk
 
 
-def _copy(cur: psycopg.Cursor[Any], query: sql.Composable) -> Iterator[bytes | memoryview]:
+def _copy(cur: psycopg.Cursor[Any], query: sql.Composable, copied: list[int]
+          ) -> Iterator[bytes | memoryview]:
     """The rows of ``COPY (query) TO STDOUT`` as CSV, read with libpq's ``PQgetCopyData``
     directly: psycopg's ``Copy`` iterator costs a Python round trip per row (35 % slower
-    than ``psql \\copy`` on a million rows; this loop is on par with it)."""
+    than ``psql \\copy`` on a million rows; this loop is on par with it). ``copied[0]``
+    is set to the number of rows once the COPY ended."""
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(query)
     pgconn = cur.connection.pgconn
     pgconn.send_query(statement.as_bytes(cur.connection))
@@ -239,9 +239,10 @@ def _copy(cur: psycopg.Cursor[Any], query: sql.Composable) -> Iterator[bytes | m
         pass
     if finished is None or finished.status != pq.ExecStatus.COMMAND_OK:
         _raise(finished)
+    copied[0] = finished.command_tuples or 0
 
 
-def _raise(result: Any) -> None:
+def _raise(result: Any) -> NoReturn:
     message = (result.error_message.decode(errors="replace") if result is not None
                else "no result")
     raise DumpError(f"COPY of the project's rows failed: {first_line(message)}")
