@@ -17,6 +17,7 @@ GLOBALS_ROOT = "_globals"
 GLOBALS_NAME = "globals.sql"
 GLOBALS_INFO_NAME = "globals.json"
 MANIFEST_VERSION = 3  # 2: globals and database properties; 3: client-side encryption
+PARALLEL_MANIFEST_VERSION = 4  # 4: a parallel dump lists its objects in ``parts``
 
 PART_SIZE = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 2

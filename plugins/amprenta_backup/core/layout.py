@@ -92,6 +92,12 @@ def dump_key(folder: str, compressed: bool) -> str:
     return f"{folder}/{DUMP_NAME}{'.zst' if compressed else ''}"
 
 
+def part_key(folder: str, index: int, compressed: bool) -> str:
+    """The key of data-only part ``index`` (1, 2 ...) of a parallel dump."""
+    stem, _, ext = DUMP_NAME.rpartition(".")
+    return f"{folder}/{stem}-data-{index:02d}.{ext}{'.zst' if compressed else ''}"
+
+
 def manifest_key(folder: str) -> str:
     return f"{folder}/{MANIFEST_NAME}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -111,6 +112,23 @@ class Manifest:
     globals: dict[str, Any] | None = None  # the server's roles and tablespaces: GlobalsRef
     properties: dict[str, Any] | None = None  # the database's own: core/dbprops.py
     encryption: dict[str, Any] | None = None  # the dump's envelope: core/encryption (v3)
+    parts: list[dict[str, Any]] | None = None  # a parallel dump's objects: DumpPart (v4)
+
+    def dump_parts(self) -> list[DumpPart]:
+        """The objects of a parallel dump (empty for a single-stream dump)."""
+        return [DumpPart.from_dict(part) for part in self.parts or ()]
+
+    def objects(self) -> list[Manifest]:
+        """Every dump object as a manifest of its own (key, sizes, sha256, envelope): the
+        one dump of a single-stream backup, else each part of a parallel one, the schema
+        part first. Read, verify and download each like a single-file backup."""
+        if not self.parts:
+            return [self]
+        return [dataclasses.replace(self, key=p.key, sha256=p.sha256,
+                                    stored_bytes=p.stored_bytes, raw_bytes=p.raw_bytes,
+                                    encryption=p.encryption, parts=None,
+                                    format=PART_FORMAT)
+                for p in self.dump_parts()]
 
     def globals_ref(self) -> GlobalsRef | None:
         """The globals object of this backup's server and run (None in older backups)."""
@@ -143,6 +161,43 @@ class Manifest:
         data["completed_at"] = _parse_time(data["completed_at"])
         data["run"] = RunContext.from_dict(data.get("run") or {})
         return cls(**data)
+
+
+PART_FORMAT = "pg_dump-custom"  # each object of a parallel dump is a custom-format archive
+
+
+@dataclass(frozen=True)
+class DumpPart:
+    """One object of a parallel dump: ``pg_dump -Fc`` of the whole database but the data of
+    the tables in the other parts (``section="all"``), or the data of some tables only
+    (``section="data"``), all taken on one exported snapshot.
+
+    :param key: storage key of the object
+    :param section: ``all`` (schema, the other tables' data, sequences, large objects) or
+        ``data`` (only the data of ``tables``)
+    :param tables: the tables whose data this part holds (``schema.table``); empty for ``all``
+    :param sha256: sha256 of the stored bytes
+    :param stored_bytes: bytes stored
+    :param raw_bytes: bytes of the archive before compression
+    :param encryption: its envelope when encrypted (each object has its own data key)
+    """
+
+    key: str
+    section: str
+    tables: tuple[str, ...]
+    sha256: str | None
+    stored_bytes: int
+    raw_bytes: int
+    encryption: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tables"] = list(self.tables)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DumpPart:
+        return cls(**{**data, "tables": tuple(data.get("tables") or ())})
 
 
 @dataclass(frozen=True)

@@ -151,9 +151,11 @@ def stream_command(
     checksum: bool = True,
     seal: ObjectSeal | None = None,
     progress: StreamProgress | None = None,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> StreamResult:
     """Run ``argv`` and stream its stdout into ``writer``; the caller commits or aborts.
-    ``progress`` hears of the bytes read and stored after each read.
+    ``progress`` hears of the bytes read and stored after each read; ``started`` gets the
+    tool's process as soon as it runs (a caller running several can stop them all).
 
     With ``seal`` the compressed bytes are encrypted before they are hashed and stored.
     Raises :class:`DumpError` with the tool's stderr if it exits non-zero.
@@ -161,6 +163,8 @@ def stream_command(
     proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
+    if started is not None:
+        started(proc)
     tail = StderrTail(proc.stderr)
     tail.start()
     sink = HashingWriter(writer, checksum)

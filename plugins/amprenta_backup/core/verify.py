@@ -136,21 +136,19 @@ def verify_backup(storage: Storage, catalog: Catalog, backup: BackupRecord | Man
     problems: list[str] = []
     checked: list[str] = ["manifest"]
     manifest = _stored_manifest(storage, folder, problems)
-    readback: Readback | None = None
+    readbacks: list[Readback] = []
     if manifest is not None:
         if isinstance(backup, BackupRecord):
             problems += record_mismatches(backup, manifest)
-        if not storage.exists(manifest.key):
-            problems.append(f"object missing: {storage.uri(manifest.key)}")
-        else:
-            readback = _read_whole(storage, manifest, problems, checked, progress, keys)
+        checked += _what_is_checked(manifest)
+        readbacks = _read_objects(storage, manifest, problems, progress, keys)
     result = VerifyResult(
         backup_id=backup.backup_id, target=backup.target, location=storage.uri(folder),
         problems=tuple(problems), checked=tuple(checked),
         expected_sha256=manifest.sha256 if manifest else None,
-        actual_sha256=readback.sha256 if readback else None,
-        stored_bytes=readback.stored_bytes if readback else None,
-        raw_bytes=readback.raw_bytes if readback else None,
+        actual_sha256=readbacks[0].sha256 if readbacks else None,
+        stored_bytes=sum(r.stored_bytes for r in readbacks) if readbacks else None,
+        raw_bytes=(sum(r.raw_bytes or 0 for r in readbacks) if readbacks else None),
         seconds=round(time.monotonic() - started, 3),
     )
     record_result(catalog, result, run)
@@ -173,19 +171,42 @@ def _stored_manifest(storage: Storage, folder: str, problems: list[str]) -> Mani
         return None
 
 
-def _read_whole(storage: Storage, manifest: Manifest, problems: list[str], checked: list[str],
-                progress: Progress | None, keys: KeyService | None) -> Readback:
-    checked += (["sha256"] if manifest.sha256 else []) + ["size"]
+def _what_is_checked(manifest: Manifest) -> list[str]:
+    checked = (["sha256"] if manifest.sha256 else []) + ["size"]
     checked += ["authentication tags"] if manifest.encryption else []
+    checked += ["tar"] if manifest.format == TAR_FORMAT else []
+    checked += ["archive"] if manifest.objects()[0].format == ARCHIVE_FORMAT else []
+    return checked + ([f"{len(manifest.parts)} parts"] if manifest.parts else [])
+
+
+def _read_objects(storage: Storage, manifest: Manifest, problems: list[str],
+                  progress: Progress | None, keys: KeyService | None) -> list[Readback]:
+    """Read every dump object of ``manifest`` whole (the parts of a parallel dump one after
+    another); a missing or damaged one is named in ``problems``."""
+    readbacks: list[Readback] = []
+    done = 0
+    for obj in manifest.objects():
+        if not storage.exists(obj.key):
+            problems.append(f"object missing: {storage.uri(obj.key)}")
+            continue
+        found: list[str] = []
+        step = None if progress is None else (lambda n, base=done: progress(base + n))
+        readbacks.append(_read_whole(storage, obj, found, step, keys))
+        done += readbacks[-1].stored_bytes
+        named = f"{storage.uri(obj.key)}: " if manifest.parts else ""
+        problems += [named + problem for problem in found]
+    return readbacks
+
+
+def _read_whole(storage: Storage, manifest: Manifest, problems: list[str],
+                progress: Progress | None, keys: KeyService | None) -> Readback:
     if manifest.format == TAR_FORMAT:
-        checked.append("tar")
         return _read_tar(storage, manifest, problems, progress, keys)
     if manifest.format != ARCHIVE_FORMAT:
         readback = read_back(storage, manifest, None, decompress=True, progress=progress,
                              keys=keys)
         problems += readback.mismatches(manifest)
         return readback
-    checked.append("archive")
     pg_restore = for_dump(manifest.pg_dump_version).path("pg_restore")
     with ToolInput(pg_restore_argv(binary=pg_restore), env=minimal_env()) as tool:
         readback = read_back(storage, manifest, tool, decompress=True, progress=progress,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -212,3 +213,27 @@ def load_bulk(cluster: ClusterBase, dbname: str, megabytes: int,
         size, _ = size_and_next()
     log.info("bulk data in %s: %.1f MiB", dbname, size / MIB)
     return size
+
+
+_ROW_BYTES = 330  # about what one bulk.readings row takes in its table (heap and TOAST)
+
+
+def load_tables(cluster: ClusterBase, dbname: str, megabytes: Sequence[float]) -> list[str]:
+    """Tables ``many.t01``, ``many.t02`` ... of about ``megabytes[i]`` MiB each, with the rows
+    of ``bulk.readings`` (a database with many sizeable tables, for parallel dumps).
+
+    :param cluster: a started sandbox cluster.
+    :param dbname: target database, created if needed.
+    :param megabytes: the size of each table, in MiB.
+    :return: the tables' names, ``schema.table``.
+    """
+    _ensure_database(cluster, dbname)
+    names = [f"many.t{i:02d}" for i in range(1, len(megabytes) + 1)]
+    ddl = _BULK_DDL.replace("bulk.readings", "{table}").replace("bulk", "many")
+    with cluster.connect(dbname) as conn:
+        for name, size in zip(names, megabytes, strict=True):
+            conn.execute(ddl.format(table=name))
+            insert = _BULK_INSERT.replace("bulk.readings", name)
+            conn.execute(insert.format(first=1, last=max(1, int(size * MIB / _ROW_BYTES))))
+        conn.execute("ANALYZE")
+    return names

@@ -5,21 +5,32 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.globals import GlobalsCapture
 from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
+from amprenta_backup.core.backup.parallel import (
+    PARALLEL_FORMAT,
+    SECTION_ALL,
+    DumpPlan,
+    ParallelDump,
+    lock_moved,
+    plan_dump,
+    read_tables,
+    resolve_jobs,
+)
 from amprenta_backup.core.backup.rowcount import RowCounter
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
+from amprenta_backup.core.constants import MANIFEST_VERSION, PARALLEL_MANIFEST_VERSION
 from amprenta_backup.core.dbprops import read_properties
 from amprenta_backup.core.encryption import KeyService, backup_identity, seal_for
 from amprenta_backup.core.errors import DumpError, StorageError
 from amprenta_backup.core.models import (
     RESTORABLE,
     BackupRecord,
+    DumpPart,
     Manifest,
     RunContext,
     Status,
@@ -31,12 +42,7 @@ from amprenta_backup.core.pgtools import (
     pg_dump_argv,
     server_major,
 )
-from amprenta_backup.core.pipeline import (
-    Compression,
-    StreamProgress,
-    StreamResult,
-    stream_command,
-)
+from amprenta_backup.core.pipeline import Compression, StreamProgress, stream_command
 from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
@@ -52,6 +58,9 @@ class BackupSettings:
     :param checksum: compute sha256 over the stored bytes
     :param heartbeat_timeout: a RUNNING backup silent this long is abandoned
     :param keys: encrypts dumps and globals when encryption is on
+    :param dump_jobs: dump streams at once when the database has sizeable tables (``0``: one
+        per core, see core/backup/parallel.py)
+    :param min_table_bytes: the size from which a table may get a stream of its own
     """
 
     prefix: str
@@ -59,6 +68,8 @@ class BackupSettings:
     checksum: bool = True
     heartbeat_timeout: timedelta = DEFAULT_TIMEOUT
     keys: KeyService | None = None
+    dump_jobs: int = 1
+    min_table_bytes: int = 64 * 2**20
 
     @classmethod
     def from_config(cls, config: BackupConfig, keys: KeyService | None = None
@@ -69,7 +80,8 @@ class BackupSettings:
         return cls(prefix=config.prefix, compression=compression,
                    checksum=config.checksum_enabled,
                    heartbeat_timeout=timedelta(seconds=config.heartbeat_timeout_seconds),
-                   keys=keys)
+                   keys=keys, dump_jobs=config.dump_jobs,
+                   min_table_bytes=config.dump_min_table_mb * 2**20)
 
 
 class BackupRunner:
@@ -144,12 +156,16 @@ class BackupRunner:
             pg_dump = for_server("pg_dump", server_major(db))
             life.step = "properties"
             properties = read_properties(db)
+            plan = self._plan(db)
             counter = RowCounter(conn, snapshot)
             counter.start()
             life.step = "dump"
             try:
-                result, envelope = self._stream_dump(conn, snapshot, backup_id, folder, size,
-                                                    pg_dump)
+                if plan.parallel:
+                    parts = self._parallel_dump(db, plan, conn, snapshot, backup_id, folder,
+                                                pg_dump)
+                else:
+                    parts = [self._stream_dump(conn, snapshot, backup_id, folder, size, pg_dump)]
             except StorageError:
                 life.step = "upload"  # the dump streamed, storage did not take it
                 raise
@@ -160,25 +176,50 @@ class BackupRunner:
         life.step = "globals"  # after the dump: a failed dump leaves no globals behind
         globals_ref = GlobalsCapture(self.storage, self.settings).ensure(conn, run, backup_id)
         life.step = "manifest"
+        first = parts[0]
         manifest = Manifest(
             backup_id=backup_id, target=target, database=conn.dbname, kind="logical",
-            key=layout.dump_key(folder, self.settings.compression.enabled),
-            format="pg_dump-custom", compression=self.settings.compression.name,
-            stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
-            sha256=result.sha256, started_at=life.record.started_at,
+            key=first.key, format=PARALLEL_FORMAT if len(parts) > 1 else "pg_dump-custom",
+            compression=self.settings.compression.name,
+            stored_bytes=sum(p.stored_bytes for p in parts),
+            raw_bytes=sum(p.raw_bytes for p in parts),
+            sha256=first.sha256, started_at=life.record.started_at,
             completed_at=self.catalog.now_or_estimate(),
             server_version=server_version, pg_dump_version=pg_dump.version,
             table_counts=counter.counts, run=run, globals=globals_ref.to_dict(),
-            properties=properties.to_dict(), encryption=envelope,
+            properties=properties.to_dict(), encryption=first.encryption,
+            parts=[p.to_dict() for p in parts] if len(parts) > 1 else None,
+            version=PARALLEL_MANIFEST_VERSION if len(parts) > 1 else MANIFEST_VERSION,
         )
         self.storage.put_bytes(layout.manifest_key(folder), manifest.to_json())
         return manifest
 
+    def _plan(self, db: psycopg.Connection[tuple[object, ...]]) -> DumpPlan:
+        """How many streams to dump with: one unless ``dump_jobs`` allows more and the
+        database has at least two sizeable tables."""
+        jobs = resolve_jobs(self.settings.dump_jobs)
+        if jobs < 2:
+            return DumpPlan(groups=((),))
+        return plan_dump(read_tables(db), jobs, self.settings.min_table_bytes)
+
+    def _parallel_dump(self, db: psycopg.Connection[tuple[object, ...]], plan: DumpPlan,
+                       conn: PgConnInfo, snapshot: str, backup_id: str, folder: str,
+                       pg_dump: PgInstall) -> list[DumpPart]:
+        """One pg_dump per group of tables, all on ``snapshot``, each into its object."""
+        lock_moved(db, plan)
+        dump = ParallelDump(self.storage, self.settings.compression, self.settings.checksum,
+                            self.settings.keys, self.progress)
+        streams = dump.streams(plan, pg_dump_argv(snapshot=snapshot,
+                                                  binary=pg_dump.path("pg_dump")), folder)
+        log.info("pg_dump %s for server %s: %d streams on snapshot %s (%s)", pg_dump.describe(),
+                 conn.describe(), len(streams), snapshot,
+                 "; ".join(f"{len(s.tables)} tables, {s.expected} bytes" for s in streams))
+        return dump.run(streams, conn.env(), backup_id)
+
     def _stream_dump(self, conn: PgConnInfo, snapshot: str, backup_id: str, folder: str,
-                     database_size: int, pg_dump: PgInstall
-                     ) -> tuple[StreamResult, dict[str, Any] | None]:
+                     database_size: int, pg_dump: PgInstall) -> DumpPart:
         """pg_dump into the dump object (encrypted when encryption is on); the database's size
-        sizes the upload's parts. Returns the result and the envelope for the manifest."""
+        sizes the upload's parts."""
         key = layout.dump_key(folder, self.settings.compression.enabled)
         seal = seal_for(self.settings.keys, backup_identity(backup_id, key))
         argv = pg_dump_argv(snapshot=snapshot, binary=pg_dump.path("pg_dump"))
@@ -189,7 +230,9 @@ class BackupRunner:
         log.info("stored %s: %d raw bytes -> %d stored bytes%s", self.storage.uri(key),
                  result.raw_bytes, result.stored_bytes,
                  f", encrypted with key {seal.envelope.key_id}" if seal else "")
-        return result, seal.record() if seal else None
+        return DumpPart(key=key, section=SECTION_ALL, tables=(), sha256=result.sha256,
+                        stored_bytes=result.stored_bytes, raw_bytes=result.raw_bytes,
+                        encryption=seal.record() if seal else None)
 
 
 def _scalar(db: psycopg.Connection[tuple[object, ...]], query: str) -> object:

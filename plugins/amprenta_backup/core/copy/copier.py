@@ -174,11 +174,12 @@ class Copier:
         manifest_key = layout.manifest_key(folder)
         found = {o.key: o.size for o in self.primary.list_objects(folder + "/")
                  if o.key != manifest_key}
-        if manifest.key not in found:
-            raise ChecksumMismatch(f"the dump {self.primary.uri(manifest.key)} is missing; "
-                                   "nothing to copy", backup_id=manifest.backup_id)
-        return [Item(key, size, manifest.sha256 if key == manifest.key else None)
-                for key, size in sorted(found.items())]
+        expected = {obj.key: obj.sha256 for obj in manifest.objects()}  # each part's own
+        for key in expected:
+            if key not in found:
+                raise ChecksumMismatch(f"the dump {self.primary.uri(key)} is missing; "
+                                       "nothing to copy", backup_id=manifest.backup_id)
+        return [Item(key, size, expected.get(key)) for key, size in sorted(found.items())]
 
     def _globals(self, manifest: Manifest) -> list[Item]:
         """The server's roles and tablespaces of the backup's run, and their info (last)."""

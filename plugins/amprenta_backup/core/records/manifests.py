@@ -74,6 +74,21 @@ class EnvelopeModel(BaseModel):
                                                   pattern=r"^[A-Za-z0-9+/=]+$")]
 
 
+class PartModel(BaseModel):
+    """One object of a parallel dump (models.DumpPart)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: Annotated[str, StringConstraints(max_length=1024)]
+    section: Literal["all", "data"]
+    tables: Annotated[list[Annotated[str, StringConstraints(max_length=300)]],
+                      Field(max_length=1_000_000)] = []
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None
+    stored_bytes: Count
+    raw_bytes: Count
+    encryption: EnvelopeModel | None = None
+
+
 class ManifestModel(BaseModel):
     """The fields a record is made of, with the bounds the catalog and retention rely on."""
 
@@ -98,6 +113,7 @@ class ManifestModel(BaseModel):
     run: RunModel = RunModel()
     version: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1
     encryption: EnvelopeModel | None = None
+    parts: Annotated[list[PartModel], Field(max_length=10_000)] | None = None
 
 
 def parse_manifest(raw: bytes, folder: str, not_after: datetime | None = None) -> Manifest:
@@ -145,8 +161,9 @@ def _check_place(manifest: ManifestModel, folder: str) -> None:
     tail = layout.backup_folder("", manifest.target, manifest.backup_id)
     if "/".join(parts[-5:]) != tail:
         raise ManifestError(f"sits in {folder}, not in the dated folder its id names ({tail})")
-    if not manifest.key.startswith(folder.rstrip("/") + "/") or ".." in manifest.key:
-        raise ManifestError(f"points at {manifest.key[:120]!r}, outside its folder {folder}")
+    for key in [manifest.key] + [part.key for part in manifest.parts or ()]:
+        if not key.startswith(folder.rstrip("/") + "/") or ".." in key:
+            raise ManifestError(f"points at {key[:120]!r}, outside its folder {folder}")
 
 
 def _check_dates(manifest: ManifestModel, not_after: datetime) -> None:

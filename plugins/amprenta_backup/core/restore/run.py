@@ -34,6 +34,7 @@ from amprenta_backup.core.identifiers import conninfo_dbname
 from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
 from amprenta_backup.core.readback import Progress, ToolInput, data_key, download, read_back
+from amprenta_backup.core.restore.parts import PartsRestore
 from amprenta_backup.core.restore.plan import (
     RestorePlan,
     make_plan,
@@ -219,7 +220,15 @@ class Restorer:
     def _restore(self, server: TargetServer, plan: RestorePlan, started: float,
                  progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
         """Prove the dump intact, restore it into ``plan.database``, count the rows."""
-        if plan.request.jobs > 1:
+        if plan.manifest.parts:  # a parallel dump: core/restore/parts.py
+            parts = PartsRestore(self.storage, plan, _restore_argv, self.keys,
+                                 _phase(progress, "restore", plan), workdir)
+            with span("restore.checksum", backup_id=plan.backup_id):
+                parts.check()
+            verified = time.monotonic()
+            with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
+                props = self._into(server, plan, parts.restore)
+        elif plan.request.jobs > 1:
             with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
                 path = Path(tmp) / DUMP_NAME
                 with span("restore.download", backup_id=plan.backup_id):
@@ -308,12 +317,15 @@ def _properties_text(props: PropertiesResult | None) -> str:
                    if props.differences else "")
 
 
-def _restore_argv(plan: RestorePlan, path: Path | None = None) -> list[str]:
+def _restore_argv(plan: RestorePlan, path: Path | None = None, jobs: int | None = None,
+                  options: tuple[str, ...] = ()) -> list[str]:
     request = plan.request
     extra = ("--no-owner", "--no-privileges") if request.no_owner else ()
-    return pg_restore_argv(dbname=conninfo_dbname(plan.database), jobs=request.jobs,
+    return pg_restore_argv(dbname=conninfo_dbname(plan.database),
+                           jobs=request.jobs if jobs is None else jobs,
                            path=str(path) if path else None, schemas=request.schemas,
-                           tables=request.tables, extra=extra, binary=plan.pg_restore)
+                           tables=request.tables, extra=extra + options,
+                           binary=plan.pg_restore)
 
 
 def _restore_file(plan: RestorePlan, path: Path) -> None:

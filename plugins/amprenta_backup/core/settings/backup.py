@@ -151,6 +151,14 @@ class BackupConfig(Settings):
         "*and* smaller than 3 on the benchmark data; see Benchmarks)", ge=1, le=19)
     compression_threads: int = var("BACKUP_COMPRESSION_THREADS", 2,
                                    "zstd worker threads, 0 = single-threaded", ge=0, le=64)
+    dump_jobs: int = var(
+        "BACKUP_DUMP_JOBS", 1, "Dump streams at once for a database with several sizeable "
+        "tables, all on one snapshot (`1` = one stream, `0` = one per CPU core, at most 4); "
+        "see Parallel backups", ge=0, le=32)
+    dump_min_table_mb: int = var(
+        "BACKUP_DUMP_MIN_TABLE_MB", 64, "A table at least this big (MiB, `pg_table_size`) may "
+        "get a dump stream of its own; with fewer than two, the dump is one stream", ge=0,
+        le=1_048_576, unit="MiB")
     checksum_enabled: bool = var("BACKUP_CHECKSUM_ENABLED", True,
                                  "sha256 of the stored bytes, recorded in manifest and catalog")
     heartbeat_timeout_seconds: int = var("BACKUP_HEARTBEAT_TIMEOUT_SECONDS", 600, HEARTBEAT_HELP,
