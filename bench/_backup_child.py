@@ -53,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="S3 multipart part size (default: the engine's)")
     parser.add_argument("--in-flight", type=int,
                         help="S3 parts uploaded at once (default: the engine's)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="BACKUP_DUMP_JOBS: dump streams at once (1 = one stream)")
+    parser.add_argument("--min-table-mb", type=int, default=64,
+                        help="BACKUP_DUMP_MIN_TABLE_MB: the size of a table worth a stream")
     parser.add_argument("--encrypt", action="store_true",
                         help="client-side encryption on (a random master key of this run)")
     parser.add_argument("--pg-dump-rss", metavar="FILE",
@@ -162,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = BackupSettings(prefix=args.prefix, checksum=True,
                                   compression=Compression(enabled=True, level=args.level,
                                                           threads=args.threads),
-                                  keys=_keys() if args.encrypt else None)
+                                  keys=_keys() if args.encrypt else None,
+                                  dump_jobs=args.jobs,
+                                  min_table_bytes=args.min_table_mb * 1024 * 1024)
         runner = BackupRunner(_storage(args), catalog, settings)
         backup_id = make_backup_id(datetime.now(UTC))
         started = time.monotonic()
@@ -179,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "stored_bytes": manifest.stored_bytes, "raw_bytes": manifest.raw_bytes,
         "sha256": manifest.sha256, "duration_seconds": round(manifest.duration_seconds, 4),
         "run_s": round(run_s, 4), "tables": len(manifest.table_counts),
+        "parts": len(manifest.objects()),
         "rows": sum(manifest.table_counts.values()),
         "self_maxrss_kib": own.ru_maxrss, "self_vmhwm_kib": _vm_hwm_kib(),
         "self_user_s": round(own.ru_utime, 3), "self_sys_s": round(own.ru_stime, 3),

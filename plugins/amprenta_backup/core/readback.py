@@ -280,10 +280,47 @@ def check_free_space(folder: Path, needed: int, hint: str) -> None:
             f"{folder} has {free} bytes free, {int(needed * 1.05)} are needed; {hint}")
 
 
+def part_paths(manifest: Manifest, path: Path) -> list[Path]:
+    """Where :func:`download` writes each object: ``path`` for the first, and beside it
+    ``{stem}-data-01{suffix}`` ... for the data-only parts of a parallel dump."""
+    return [path] + [path.with_name(f"{path.stem}-data-{i:02d}{path.suffix}")
+                     for i in range(1, len(manifest.objects()))]
+
+
 def download(storage: Storage, manifest: Manifest, path: Path, decompress: bool = True,
              progress: Progress | None = None, durable: bool = True,
              keys: KeyService | None = None) -> Readback:
-    """Write the dump (decompressed, or as stored) to ``path``, proven intact before it appears.
+    """Write the dump to ``path`` as :func:`download_object` does; each object of a parallel
+    dump to its own file (:func:`part_paths`), all of them or none. The result's sizes are
+    the totals, its sha256 the first object's."""
+    if not manifest.parts:
+        return download_object(storage, manifest, path, decompress, progress, durable, keys)
+    paths = part_paths(manifest, path)
+    taken = [str(p) for p in paths if p.exists()]
+    if taken:
+        raise PreconditionError(f"{', '.join(taken)} already exist(s); remove or choose another "
+                                "path (a parallel backup is written as one file per part)")
+    results: list[Readback] = []
+    try:
+        for obj, target in zip(manifest.objects(), paths, strict=True):
+            done = sum(r.stored_bytes for r in results)
+            step = None if progress is None else (lambda n, base=done: progress(base + n))
+            results.append(download_object(storage, obj, target, decompress, step, durable,
+                                           keys))
+    except BaseException:
+        for written in paths[:len(results)]:
+            written.unlink(missing_ok=True)
+        raise
+    raw = [r.raw_bytes for r in results]
+    return Readback(sum(r.stored_bytes for r in results), results[0].sha256,
+                    None if None in raw else sum(r or 0 for r in raw))
+
+
+def download_object(storage: Storage, manifest: Manifest, path: Path, decompress: bool = True,
+                    progress: Progress | None = None, durable: bool = True,
+                    keys: KeyService | None = None) -> Readback:
+    """Write one dump object (decompressed, or as stored) to ``path``, proven intact before it
+    appears.
 
     The bytes go to a ``.partial`` file beside ``path``; only if the sha256 and sizes match
     the manifest is it renamed into place. Otherwise it is removed and

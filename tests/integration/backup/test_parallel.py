@@ -16,6 +16,7 @@ import pytest
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.errors import PreconditionError
 from amprenta_backup.core.models import Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.request import RestoreRequest
@@ -163,3 +164,21 @@ def test_a_parallel_backup_is_copied_part_by_part_and_verifies_from_the_copy(
     result = backups.verify(manifest.backup_id, from_copy=True)
     assert result.ok and "3 parts" in result.checked, result.detail
     assert result.location.startswith(s3_storage.uri(COPY_PREFIX))
+
+
+def test_download_writes_every_part_as_an_archive_of_its_own(
+        local_storage: Storage, catalog: Catalog, many_tables_conn: PgConnInfo,
+        tmp_path: Path) -> None:
+    manifest = parallel_backup(local_storage, catalog, many_tables_conn, "pg_many")
+    engine = engine_for(local_storage, catalog, {"pg_many": many_tables_conn})
+    path = tmp_path / "out" / "many.pgc"
+    path.parent.mkdir()
+
+    result = engine.download(manifest.backup_id, path)
+
+    files = sorted(path.parent.iterdir())
+    assert [f.name for f in files] == ["many-data-01.pgc", "many-data-02.pgc", "many.pgc"]
+    assert all(f.read_bytes()[:5] == b"PGDMP" for f in files)
+    assert sum(f.stat().st_size for f in files) == manifest.raw_bytes == result.raw_bytes
+    with pytest.raises(PreconditionError, match="already exist"):
+        engine.download(manifest.backup_id, path)

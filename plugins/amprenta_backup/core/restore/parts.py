@@ -22,7 +22,7 @@ from amprenta_backup.core.constants import DUMP_NAME
 from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import ChecksumMismatch, DumpError
 from amprenta_backup.core.models import Manifest
-from amprenta_backup.core.readback import Progress, ToolInput, download, read_back
+from amprenta_backup.core.readback import Progress, ToolInput, download_object, read_back
 from amprenta_backup.core.restore.plan import RestorePlan
 from amprenta_backup.core.storage.base import Storage
 
@@ -87,8 +87,8 @@ class PartsRestore:
         """pre-data, every part's data at once, post-data; the first failure raised."""
         with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=self.workdir) as tmp:
             path = Path(tmp) / DUMP_NAME
-            download(self.storage, self.objects[0], path, True, self._progress.of(0),
-                     durable=False, keys=self.keys)
+            download_object(self.storage, self.objects[0], path, True,
+                            self._progress.of(0), durable=False, keys=self.keys)
             self._run_file(path, 1, "--section=pre-data")
             loads: list[Callable[[], None]] = [
                 partial(self._run_file, path, self.jobs, "--section=data")]
