@@ -218,12 +218,15 @@ class ToolInput:
 
     :param argv: the command; never holds a password
     :param env: its environment (libpq settings, ``PGPASSWORD``)
+    :param stdout: ``subprocess.PIPE`` to keep what it prints (:meth:`read_stdout`)
     """
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: Sequence[str], env: dict[str, str],
+                 stdout: int | None = None) -> None:
         self.name = Path(argv[0]).name
         self._proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.PIPE,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                      stdout=subprocess.DEVNULL if stdout is None else stdout,
+                                      stderr=subprocess.PIPE)
         assert self._proc.stdin is not None and self._proc.stderr is not None
         self._stdin = self._proc.stdin
         _widen_pipe(self._stdin.fileno())
@@ -239,12 +242,20 @@ class ToolInput:
         except BrokenPipeError:
             self.closed_early = True
 
-    def finish(self) -> tuple[int, str]:
-        """Close stdin, wait for the tool; returns its exit code and the end of its stderr."""
+    def close_input(self) -> None:
+        """End the tool's stdin (it sees end of file); :meth:`finish` still waits for it."""
         try:
             self._stdin.close()
         except BrokenPipeError:
             self.closed_early = True
+
+    def read_stdout(self) -> bytes:
+        """Everything the tool prints, once it closes its stdout (empty unless kept)."""
+        return self._proc.stdout.read() if self._proc.stdout is not None else b""
+
+    def finish(self) -> tuple[int, str]:
+        """Close stdin, wait for the tool; returns its exit code and the end of its stderr."""
+        self.close_input()
         code = self._proc.wait()
         self._tail.join(timeout=30)
         return code, self._tail.text

@@ -32,8 +32,8 @@ from amprenta_backup.core.errors import (
 )
 from amprenta_backup.core.identifiers import conninfo_dbname
 from amprenta_backup.core.models import Status
-from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv
-from amprenta_backup.core.readback import Progress, ToolInput, data_key, download, read_back
+from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv, tool
+from amprenta_backup.core.readback import Progress, Readback, ToolInput, data_key, read_back
 from amprenta_backup.core.restore.parts import PartsRestore
 from amprenta_backup.core.restore.plan import (
     RestorePlan,
@@ -49,6 +49,7 @@ from amprenta_backup.core.restore.properties import (
 )
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
+from amprenta_backup.core.restore.staged import StagedRestore
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.tracing import span
 
@@ -228,22 +229,17 @@ class Restorer:
             verified = time.monotonic()
             with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
                 props = self._into(server, plan, parts.restore)
-        elif plan.request.jobs > 1:
-            with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
-                path = Path(tmp) / DUMP_NAME
-                with span("restore.download", backup_id=plan.backup_id):
-                    download(self.storage, plan.manifest, path, True,
-                             _phase(progress, "download", plan), durable=False,
-                             keys=self.keys)
-                verified = time.monotonic()
-                with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
-                    props = self._into(server, plan, lambda: _restore_file(plan, path))
         else:
             with span("restore.checksum", backup_id=plan.backup_id):
                 self._check_checksum(plan, progress)
             verified = time.monotonic()
-            with span("restore.pg_restore", database=plan.database):
-                props = self._into(server, plan, lambda: self._restore_stream(plan, progress))
+            with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
+                path = Path(tmp) / DUMP_NAME
+                with span("restore.pg_restore", database=plan.database,
+                          jobs=plan.request.jobs):
+                    props = self._into(server, plan, lambda: (
+                        self._restore_staged(plan, progress, path) if plan.request.jobs > 1
+                        else self._restore_stream(plan, progress)))
         restored = time.monotonic()
         with span("restore.count_rows"):
             counts = _count(plan)
@@ -298,14 +294,31 @@ class Restorer:
     def _restore_stream(self, plan: RestorePlan, progress: ProgressFactory | None) -> None:
         """Stream storage -> zstd -> pg_restore stdin, hashing again on the way."""
         with ToolInput(_restore_argv(plan), plan.target_env()) as tool:
-            readback = read_back(self.storage, plan.manifest, tool, decompress=True,
-                                 progress=_phase(progress, "restore", plan), keys=self.keys)
+            readback = self._download(plan, progress, tool)
             code, stderr = tool.finish()
+        self._check_again(plan, readback)
+        if code != 0:
+            raise DumpError(f"pg_restore exited with code {code}: {stderr or 'no message'}")
+
+    def _restore_staged(self, plan: RestorePlan, progress: ProgressFactory | None,
+                        path: Path) -> None:
+        """``jobs > 1``: restored from ``path`` as it is written (core/restore/staged.py)."""
+        staged = StagedRestore(lambda *extra: _restore_argv(plan, jobs=1, options=extra),
+                               [plan.pg_restore or tool("pg_restore"), "--list"],
+                               plan.target_env(), plan.request.jobs, plan.manifest.table_counts)
+        staged.run(path, lambda sink: self._download(plan, progress, sink),
+                   lambda readback: self._check_again(plan, readback))
+        _restore_file(plan, path, "--section=post-data")
+
+    def _download(self, plan: RestorePlan, progress: ProgressFactory | None,
+                  sink: Callable[[bytes], object]) -> Readback:
+        return read_back(self.storage, plan.manifest, sink, decompress=True,
+                         progress=_phase(progress, "restore", plan), keys=self.keys)
+
+    def _check_again(self, plan: RestorePlan, readback: Readback) -> None:
         problems = readback.mismatches(plan.manifest)
         if problems:
             raise ChecksumMismatch(_corrupt(plan, problems) + " (changed while restoring)")
-        if code != 0:
-            raise DumpError(f"pg_restore exited with code {code}: {stderr or 'no message'}")
 
 
 def _properties_text(props: PropertiesResult | None) -> str:
@@ -328,8 +341,8 @@ def _restore_argv(plan: RestorePlan, path: Path | None = None, jobs: int | None 
                            binary=plan.pg_restore)
 
 
-def _restore_file(plan: RestorePlan, path: Path) -> None:
-    done = subprocess.run(_restore_argv(plan, path), env=plan.target_env(),
+def _restore_file(plan: RestorePlan, path: Path, *extra: str) -> None:
+    done = subprocess.run(_restore_argv(plan, path, options=extra), env=plan.target_env(),
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, check=False)
     if done.returncode != 0:

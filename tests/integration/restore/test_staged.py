@@ -1,0 +1,91 @@
+"""Parallel restores (jobs > 1) that start before the download ends: several tables loaded by
+several pg_restore processes from the growing file, and a dump changed on the way refused."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.errors import ChecksumMismatch
+from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.restore.request import RestoreRequest
+from amprenta_backup.core.restore.run import Restorer
+from amprenta_backup.core.storage import LocalStorage
+from amprenta_backup.sandbox.cluster import ClusterBase
+from amprenta_backup.sandbox.compare import assert_databases_equal
+from tests.integration.conftest import conninfo
+from tests.support.backups import engine_for, flip_byte, make_backup, rewrite
+
+TABLES = 5
+
+
+@pytest.fixture(scope="module")
+def many_tables(pg_cluster: ClusterBase) -> str:
+    """A database of tables of uneven sizes, each with a key, an index, a sequence."""
+    name = "staged_many"
+    if not pg_cluster.database_exists(name):
+        pg_cluster.create_database(name)
+        for k in range(1, TABLES + 1):
+            pg_cluster.execute(
+                f"CREATE TABLE t{k} (id bigserial PRIMARY KEY, note text, n int);"
+                f"INSERT INTO t{k} (note, n) SELECT md5(g::text), g % 97 "
+                f"FROM generate_series(1, {k * 4000}) g; CREATE INDEX ON t{k} (n)", dbname=name)
+    return name
+
+
+def _restorer(storage: LocalStorage, catalog: Catalog, conn_db: str,
+              cluster: ClusterBase) -> Restorer:
+    engine = engine_for(storage, catalog, {"pg_source": conninfo(cluster, conn_db)})
+    return Restorer(storage, catalog, engine.resolve)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    folder = tmp_path / "work"  # beside local_storage's tmp_path / "backups"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def backup(local_storage: LocalStorage, catalog: Catalog, pg_cluster: ClusterBase,
+           many_tables: str) -> Manifest:
+    return make_backup(local_storage, catalog, conninfo(pg_cluster, many_tables))
+
+
+def test_several_tables_load_in_several_processes_and_equal_the_source(
+    local_storage: LocalStorage, catalog: Catalog, pg_cluster: ClusterBase, many_tables: str,
+    backup: Manifest, new_name: Callable[[str], str], work: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    target = new_name("staged")
+    caplog.set_level(logging.INFO, logger="amprenta_backup.core.restore.staged")
+
+    result = _restorer(local_storage, catalog, many_tables, pg_cluster).run(
+        RestoreRequest(backup.backup_id, target, jobs=2), workdir=str(work))
+
+    assert_databases_equal(pg_cluster, many_tables, pg_cluster, target)  # indexes, sequences too
+    assert result.mismatches == [] and len(result.row_counts) == TABLES
+    assert "with 2 pg_restore processes" in caplog.text
+    assert list(work.iterdir()) == []  # the growing file and the lists are gone
+
+
+def test_a_dump_changed_after_its_checksum_is_refused_and_nothing_is_left(
+    local_storage: LocalStorage, catalog: Catalog, pg_cluster: ClusterBase, many_tables: str,
+    backup: Manifest, new_name: Callable[[str], str], work: Path,
+) -> None:
+    target = new_name("staged_changed")
+
+    def progress(phase: str, total: int) -> None:
+        if phase == "restore":  # the checksum pass is over: the object changes under us
+            rewrite(local_storage, backup.key, flip_byte)
+
+    with pytest.raises(ChecksumMismatch, match=r"changed while restoring"):
+        _restorer(local_storage, catalog, many_tables, pg_cluster).run(
+            RestoreRequest(backup.backup_id, target, jobs=2), progress=progress,
+            workdir=str(work))
+    assert not pg_cluster.database_exists(target)
+    assert list(work.iterdir()) == []
