@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from amprenta_backup.core.errors import ConfigError, PreconditionError
-from amprenta_backup.web.deps import get_engine
-
-if TYPE_CHECKING:
-    from amprenta_backup.core.engine import BackupEngine
+from amprenta_backup.web.deps import EngineDep
 
 router = APIRouter(tags=["exports"])
-EngineDep = Annotated["BackupEngine", Depends(get_engine)]
 SHA256_HEADER = "X-Checksum-SHA256"
 _CHUNK = 1 << 20
 
