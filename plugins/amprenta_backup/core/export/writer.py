@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -90,12 +91,13 @@ class ProjectExporter:
                                   ).fetchone()
                 assert row is not None
                 graph = self._graph(db)
-                selection = Selection(cur, graph, self.spec.root)
-                selection.create()
-                selection.seed(self.spec.column, request.project_ids)
-                selection.walk()
-                walked = time.monotonic()
-                ddl = self._ddl(cur, graph, server_major(db))
+                with SchemaDump(cur, graph, server_major(db), self.conn) as schema:
+                    selection = Selection(cur, graph, self.spec.root)
+                    selection.create()
+                    selection.seed(self.spec.column, request.project_ids)
+                    selection.walk()
+                    walked = time.monotonic()
+                    ddl = schema.result()
                 dumped = time.monotonic()
                 with self.storage.open_writer(key) as writer:
                     stream = ZipStream(writer, self.level)
@@ -132,20 +134,6 @@ class ProjectExporter:
                 f"{self.spec.root} has no column {self.spec.column!r} (columns: "
                 f"{', '.join(root.column_names)}); fix BACKUP_PROJECT_ROOT")
         return graph.involved(self.spec.root)
-
-    def _ddl(self, cur: psycopg.Cursor[Any], graph: SchemaGraph, major: int) -> bytes:
-        """``pg_dump --schema-only`` of the involved schemas, in the export's snapshot."""
-        row = cur.execute("SELECT pg_export_snapshot()").fetchone()
-        assert row is not None
-        schemas = sorted({t.schema for t in graph.tables.values()})
-        argv = [for_server("pg_dump", major).path("pg_dump"), "--schema-only", "--no-owner",
-                "--no-privileges", f"--snapshot={row[0]}",
-                *(f"--schema={s}" for s in schemas)]
-        done = subprocess.run(argv, env=self.conn.env(), capture_output=True, check=False)
-        if done.returncode != 0:
-            detail = self.conn.redact(first_line(done.stderr.decode(errors="replace")))
-            raise DumpError(f"pg_dump --schema-only of {self.conn.describe()} failed: {detail}")
-        return done.stdout
 
     def _members(self, stream: ZipStream, cur: psycopg.Cursor[Any], selection: Selection,
                  ddl: bytes, request: ExportRequest) -> dict[str, Any]:
@@ -197,6 +185,45 @@ class ProjectExporter:
         if self.files is None:
             raise StorageError("include_files needs BACKUP_PROJECT_FILES_ROOT")
         return self.files
+
+
+class SchemaDump:
+    """``pg_dump --schema-only`` of the involved schemas in the export's snapshot, run
+    beside the walk (its output read by a thread); :meth:`result` waits for it. Leaving
+    the ``with`` block stops a dump still running.
+
+    :param major: the server's major (the ``pg_dump`` for it)
+    """
+
+    def __init__(self, cur: psycopg.Cursor[Any], graph: SchemaGraph, major: int,
+                 conn: PgConnInfo) -> None:
+        row = cur.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        schemas = sorted({t.schema for t in graph.tables.values()})
+        argv = [for_server("pg_dump", major).path("pg_dump"), "--schema-only", "--no-owner",
+                "--no-privileges", f"--snapshot={row[0]}",
+                *(f"--schema={s}" for s in schemas)]
+        self.conn = conn
+        self._process = subprocess.Popen(argv, env=conn.env(), stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="export-ddl")
+        self._output = self._pool.submit(self._process.communicate)
+
+    def __enter__(self) -> SchemaDump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._pool.shutdown(wait=True)
+
+    def result(self) -> bytes:
+        """The DDL; DumpError naming pg_dump's first line of error when it failed."""
+        out, err = self._output.result()
+        if self._process.returncode != 0:
+            detail = self.conn.redact(first_line(err.decode(errors="replace")))
+            raise DumpError(f"pg_dump --schema-only of {self.conn.describe()} failed: {detail}")
+        return bytes(out)
 
 
 def _values(cur: psycopg.Cursor[Any], selection: Selection, table: Table,
