@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
+from amprenta_backup.core.constants import DAILY_RUN_CRON
 from amprenta_backup.defaults import dag_kwargs
 from amprenta_backup.notifiers.alerts import deadline_alert
 from amprenta_backup.operators.backup import BACKUPS_ALIAS, PostgresBackupOperator
@@ -33,7 +34,7 @@ from amprenta_backup.operators.targets import BY_TARGET, ListBackupTargetsOperat
 with DAG(
     dag_id="daily_backup",
     description="pg_dump of every BACKUP_TARGETS database into backup storage",
-    schedule="0 1 * * *",
+    schedule=DAILY_RUN_CRON,
     doc_md=__doc__,
     **dag_kwargs("backup", deadline=deadline_alert()),
 ):

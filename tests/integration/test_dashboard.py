@@ -109,3 +109,66 @@ def test_rto_and_alerts_per_day(history: History, dashboard: Dashboard) -> None:
             expected[key] = expected.get(key, 0) + 1
     assert {a["day"]: a["alerts"] for a in alerts} == expected
     assert {a["severity"] for a in alerts} == {"warning"}
+
+
+def test_storage_used_shows_the_copy_storage_beside_the_primary(
+    history: History, dashboard: Dashboard,
+) -> None:
+    storage = dashboard.storage(30, NOW)
+    copies = _by_target(history.copies)
+    for i, day in enumerate(date.fromisoformat(d) for d in storage["days"]):
+        held = {t: sum(c["stored_bytes"] for c in rows if c["copied_at"].date() <= day
+                       and (c["deleted_at"] is None or c["deleted_at"].date() > day))
+                for t, rows in copies.items()}
+        assert {t: v[i] for t, v in storage["copy"]["targets"].items()} == held, day
+        assert storage["copy"]["total"][i] == sum(held.values())
+    # the copy is kept three times as long, so it holds more than the primary at the end
+    assert storage["copy"]["total"][-1] > storage["total"][-1] > 0
+
+
+def test_a_target_without_a_backup_since_the_due_run_is_a_missed_deadline(
+    history: History, catalog: Catalog,
+) -> None:
+    board = Dashboard(catalog, DashboardSettings(stale_after=timedelta(hours=48),
+                                                 deadline=timedelta(hours=4)))
+    newest = max((r for r in history.records if r["target"] == "db000"
+                  and r["status"] == "completed"), key=lambda r: r["completed_at"])
+    next_run = datetime.combine(newest["started_at"].date() + timedelta(days=1),
+                                datetime.min.time(), UTC).replace(hour=1)
+    # 04:59 after the next 01:00 run: its deadline has not passed yet
+    calm = {t["target"]: t for t in board.targets(next_run + timedelta(hours=3, minutes=59))}
+    assert calm["db000"]["deadline_missed"] is False
+    late = next_run + timedelta(hours=5)  # 06:00: the 01:00 run was due by 05:00
+    state = {t["target"]: t for t in board.targets(late)}
+    assert state["db000"]["deadline_missed"] is True
+    assert state["db000"]["due_run_at"] == next_run.isoformat()
+    [missed] = [p for p in board.problems(now=late)
+                if p["kind"] == "missed_deadline" and p["target"] == "db000"]
+    assert missed["severity"] == "warning" and missed["backup_id"] == newest["id"]
+    assert next_run.isoformat() in missed["message"] and "4 h" in missed["message"]
+    off = Dashboard(catalog, DashboardSettings(stale_after=timedelta(hours=48), deadline=None))
+    assert not any(t["deadline_missed"] for t in off.targets(late))
+
+
+def test_the_page_charts_points_aggregated_per_day_and_per_week(
+    history: History, dashboard: Dashboard,
+) -> None:
+    since = NOW - timedelta(days=30)
+    good = [r for r in history.records if r["status"] != "failed"
+            and since <= r["started_at"] <= NOW]
+    points = {p["day"]: p for p in dashboard.trend_points(30, NOW)}
+    for day in {r["started_at"].date() for r in good}:
+        that_day = [r for r in good if r["started_at"].date() == day]
+        point = points[day.isoformat()]
+        assert point["stored_bytes"] == sum(r["file_size_bytes"] for r in that_day)
+        assert point["duration_seconds"] == pytest.approx(sum(
+            (r["completed_at"] - r["started_at"]).total_seconds() for r in that_day)
+            / len(that_day))
+    assert len(points) == len({r["started_at"].date() for r in good})
+    weeks: dict[str, list[float]] = {}
+    for d in history.drills:
+        monday = d["started_at"].date() - timedelta(days=d["started_at"].weekday())
+        weeks.setdefault(monday.isoformat(), []).append(d["rto_seconds"])
+    rto = dashboard.rto_points(365, NOW)  # over POINTS_BY_DAY days: one point per week
+    assert {p["day"]: (p["rto_seconds"], p["drills"]) for p in rto} == {
+        week: (max(values), len(values)) for week, values in weeks.items()}

@@ -10,6 +10,9 @@ MIN_RETENTION_DAYS = 7
 # zstd level 1: on the benchmark's realistic data 30 % faster than level 3 and 6 % smaller
 # (bench/README.md); still smaller than pg_dump's own gzip. Set 3+ to trade CPU for size.
 DEFAULT_COMPRESSION_LEVEL = 1
+# when daily_backup runs (cron, UTC): its DAG's schedule, and what the dashboard holds the
+# newest backup of each target to (with BACKUP_DEADLINE_HOURS)
+DAILY_RUN_CRON = "0 1 * * *"
 
 MANIFEST_NAME = "manifest.json"
 DUMP_NAME = "dump.pgc"

@@ -1,6 +1,7 @@
 """A synthetic catalog history for dashboard tests and benchmarks: daily backups of many
-targets over years, with failures, retention deletes, weekly verifies, monthly drills and
-daily health results. Deterministic (no randomness): the same arguments, the same rows.
+targets over years, with failures, retention deletes, a second copy of each good backup (kept
+three times as long), weekly verifies, monthly drills and daily health results.
+Deterministic (no randomness): the same arguments, the same rows.
 
 The rows are plain dicts, so a test can compute the figures it expects from them.
 """
@@ -24,16 +25,22 @@ _DRILLS = ("id", "target", "backup_id", "strategy", "window_end", "drill_conn_id
            "scratch_database", "started_at", "finished_at", "rto_seconds",
            "rto_objective_seconds", "passed", "error", "dag_id", "run_id")
 _HEALTH = ("as_of", "run_id", "target", "name", "status", "detail", "value")
+_COPIES = ("backup_id", "storage", "target", "location", "status", "stored_bytes", "sha256",
+           "objects", "started_at", "copied_at", "verified_at", "deleted_at", "seconds",
+           "dag_id", "run_id")
+COPY_STORAGE = "copy"  # the copy storage's name in ``backup_copies.storage``
 
 
 @dataclass
 class History:
-    """Rows for ``backup_records``, ``backup_verifications``, ``drill_runs``, ``health_checks``."""
+    """Rows for ``backup_records``, ``backup_verifications``, ``drill_runs``, ``health_checks``
+    and ``backup_copies``."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     verifications: list[dict[str, Any]] = field(default_factory=list)
     drills: list[dict[str, Any]] = field(default_factory=list)
     health: list[dict[str, Any]] = field(default_factory=list)
+    copies: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _record(target: str, day: int, start: datetime, keep_days: int, now: datetime,
@@ -68,7 +75,21 @@ def make_history(targets: int, days: int, now: datetime, keep_days: int = 30,
             record = _record(name, day, start, keep_days, now, (t + day) % fail_every == 0)
             history.records.append(record)
             _side_rows(history, record, day, start)
+            if record["status"] != "failed":
+                history.copies.append(_copy(record, timedelta(days=3 * keep_days), now))
     return history
+
+
+def _copy(record: dict[str, Any], keep: timedelta, now: datetime) -> dict[str, Any]:
+    copied = record["completed_at"] + timedelta(minutes=10)
+    deleted = record["started_at"] + keep
+    return {"backup_id": record["id"], "storage": COPY_STORAGE, "target": record["target"],
+            "location": record["location"].replace("s3://bench/", "s3://bench-copy/"),
+            "status": "deleted" if deleted <= now else "verified",
+            "stored_bytes": record["file_size_bytes"], "sha256": record["sha256"],
+            "objects": 2, "started_at": record["completed_at"], "copied_at": copied,
+            "verified_at": copied, "deleted_at": deleted if deleted <= now else None,
+            "seconds": 30.0, "dag_id": "daily_backup", "run_id": record["run_id"]}
 
 
 def _side_rows(history: History, record: dict[str, Any], day: int, start: datetime) -> None:
@@ -94,14 +115,22 @@ def _side_rows(history: History, record: dict[str, Any], day: int, start: dateti
 
 
 def load_history(catalog: Catalog, history: History) -> None:
-    """COPY every row into the catalog (its tables made first)."""
+    """COPY every row into the catalog (its tables made first), then VACUUM ANALYZE them as
+    autovacuum would have done over the years the history spans."""
     with catalog.cursor() as cur:
         for table, columns, rows in (
                 ("backup_records", _RECORDS, history.records),
                 ("backup_verifications", _VERIFY, history.verifications),
                 ("drill_runs", _DRILLS, history.drills),
-                ("health_checks", _HEALTH, history.health)):
+                ("health_checks", _HEALTH, history.health),
+                ("backup_copies", _COPIES, history.copies)):
             with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN".encode()) as copy:
                 for row in rows:
                     copy.write_row([row[c] for c in columns])
-        cur.execute("ANALYZE backup_records, backup_verifications, drill_runs, health_checks")
+    with catalog.cursor() as cur:
+        cur.connection.autocommit = True  # VACUUM runs outside a transaction block
+        try:
+            cur.execute("VACUUM ANALYZE backup_records, backup_verifications, drill_runs, "
+                        "health_checks, backup_copies")
+        finally:
+            cur.connection.autocommit = False

@@ -1,10 +1,17 @@
 """The page's charts: server-rendered SVG (pygal), no script and nothing fetched, so the page
-works offline. Each point's value is in its ``<desc class="value">``, in human units."""
+works offline. Each point's value is in its ``<desc class="value">``, in human units.
+
+pygal takes tens of milliseconds per chart, more than the catalog's SQL: each chart is kept
+(:func:`_memo`) keyed by the points it draws, so a chart is drawn again only when its points
+change (a new backup, a new day), and never shows points older than its data.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 import pygal
 from pygal.style import Style
@@ -17,6 +24,22 @@ STYLE = Style(background="transparent", plot_background="transparent",
                   "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2",
                   "#ca8a04", "#db2777", "#4b5563", "#65a30d"))
 SEVERITY_COLORS = {"critical": "#dc2626", "warning": "#ea580c"}
+
+
+Drawn = TypeVar("Drawn")
+CHARTS_KEPT = 64  # drawn charts kept per chart function (per days= window and data)
+
+
+def _memo(draw: Callable[..., Drawn]) -> Callable[..., Drawn]:
+    """``draw`` kept per distinct JSON of its arguments (plain dicts, lists and numbers)."""
+    @lru_cache(maxsize=CHARTS_KEPT)
+    def drawn(key: str) -> Drawn:
+        return draw(*json.loads(key))
+
+    @wraps(draw)
+    def cached(*args: Any) -> Drawn:
+        return drawn(json.dumps(args, sort_keys=True))
+    return cached
 
 
 def _chart(kind: Callable[..., Any], title: str, **options: Any) -> Any:
@@ -37,6 +60,7 @@ def _every(labels: list[str], most: int = 10) -> list[str]:
     return labels[::step]
 
 
+@_memo
 def success_rate(rates: dict[str, Any]) -> str:
     """Success rate in the window, per target (bars, in %)."""
     chart = _chart(pygal.HorizontalBar, f"Success rate, last {rates['days']} days",
@@ -48,58 +72,57 @@ def success_rate(rates: dict[str, Any]) -> str:
     return _render(chart, "success_rate")
 
 
+@_memo
 def storage(data: dict[str, Any]) -> str:
-    """Bytes held in storage per day: the total, and the largest targets."""
+    """Bytes held in storage per day: the total, the copy storage's total, and the largest
+    targets."""
     chart = _chart(pygal.Line, "Storage used", value_formatter=units.size, fill=False)
     chart.x_labels = data["days"]
     chart.x_labels_major = _every(data["days"])
     chart.add("total", data["total"])
+    if data["copy"]["targets"]:
+        chart.add("copy storage (total)", data["copy"]["total"],
+                  stroke_style={"dasharray": "6, 4"})
     ranked = sorted(data["targets"].items(), key=lambda kv: -(kv[1][-1] if kv[1] else 0))
     for target, values in ranked[:TOP_TARGETS]:
         chart.add(target, values)
     return _render(chart, "storage")
 
 
-def _per_day(trend: list[dict[str, Any]], field: str, combine: str) -> dict[str, float]:
-    days: dict[str, list[float]] = {}
-    for point in trend:
-        if point[field] is not None:
-            days.setdefault(point["started_at"][:10], []).append(float(point[field]))
-    if combine == "sum":
-        return {d: sum(v) for d, v in sorted(days.items())}
-    return {d: sum(v) / len(v) for d, v in sorted(days.items())}
-
-
-def duration_size(trend: list[dict[str, Any]]) -> list[str]:
-    """Average backup duration and total stored size of the successful backups, per day."""
-    duration = _per_day(trend, "duration_seconds", "avg")
-    size = _per_day(trend, "stored_bytes", "sum")
+@_memo
+def duration_size(points: list[dict[str, Any]]) -> list[str]:
+    """Average backup duration and total stored size of the successful backups, per day (or
+    week: :meth:`Dashboard.trend_points` aggregates them in SQL)."""
     charts = []
-    for name, title, series, formatter in (
-            ("duration", "Backup duration (average per day)", duration, units.duration),
-            ("size", "Backup size (stored per day)", size, units.size)):
+    for name, title, field, formatter in (
+            ("duration", "Backup duration (average per day)", "duration_seconds", units.duration),
+            ("size", "Backup size (stored per day)", "stored_bytes", units.size)):
+        series = [(p["day"], p[field]) for p in points if p[field] is not None]
         chart = _chart(pygal.Line, title, value_formatter=formatter, show_legend=False)
-        chart.x_labels = list(series)
-        chart.x_labels_major = _every(list(series))
-        chart.add(name, list(series.values()))
+        chart.x_labels = [day for day, _ in series]
+        chart.x_labels_major = _every(chart.x_labels)
+        chart.add(name, [value for _, value in series])
         charts.append(_render(chart, name))
     return charts
 
 
-def rto(drills: list[dict[str, Any]], objective: float) -> str:
-    """Each drill's measured RTO against the objective."""
-    measured = [d["rto_seconds"] for d in drills]
-    objectives = [d["rto_objective_seconds"] or objective for d in drills]
+@_memo
+def rto(points: list[dict[str, Any]], objective: float) -> str:
+    """The longest RTO the drills measured per day or week, against the objective."""
+    measured = [p["rto_seconds"] for p in points]
+    objectives = [p["rto_objective_seconds"] or objective for p in points]
     chart = _chart(pygal.Line, "Recovery time (drills) against the objective",
                    value_formatter=units.duration,
                    range=(0, 1.1 * max([*measured, *objectives] or [objective])))
-    chart.x_labels = [f"{d['started_at'][:10]} {d['target']}" for d in drills]
+    chart.x_labels = [f"{p['day']} ({p['drills']} drills)" if p["drills"] > 1 else p["day"]
+                      for p in points]
     chart.x_labels_major = _every(chart.x_labels)
     chart.add("RTO", measured)
     chart.add("objective", objectives, dots_size=1.5, stroke_style={"dasharray": "6, 4"})
     return _render(chart, "rto")
 
 
+@_memo
 def alerts(rows: list[dict[str, Any]], days: list[str]) -> str:
     """Warning and critical health results per day (stacked bars)."""
     chart = _chart(pygal.StackedBar, "Alerts per day", value_formatter=lambda v: f"{v:.0f}",

@@ -41,8 +41,8 @@ def airflow_links(base: str, item: dict[str, Any]) -> dict[str, str]:
 
 def _charts(view: dict[str, Any]) -> list[str]:
     return [charts.success_rate(view["success_rate"]), charts.storage(view["storage"]),
-            *charts.duration_size(view["trend"]),
-            charts.rto(view["rto"], view["rto_objective_seconds"]),
+            *charts.duration_size(view["trend_points"]),
+            charts.rto(view["rto_points"], view["rto_objective_seconds"]),
             charts.alerts(view["alerts"], view["storage"]["days"])]
 
 
@@ -50,7 +50,7 @@ def _charts(view: dict[str, Any]) -> list[str]:
 def dashboard(request: Request, engine: EngineDep,
               days: Annotated[int, Query(ge=1, le=3650)] = 30) -> HTMLResponse:
     """The backup dashboard: open problems first, each target's state, then the charts."""
-    view = engine.dashboard().overview(days)
+    view = engine.dashboard().page(days)
     root = request.scope.get("root_path", "")
     base = root[: -len(URL_PREFIX)] if root.endswith(URL_PREFIX) else ""
     for item in view["problems"]:

@@ -37,5 +37,7 @@ class _Collector:
 def prometheus_metrics(engine: EngineDep) -> Response:
     """Per-target backup figures for Prometheus (text exposition format 0.0.4)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(engine.dashboard().targets()))
+    board = engine.dashboard()
+    with board.session():  # the clock and the state in one transaction
+        registry.register(_Collector(board.targets()))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -273,6 +273,23 @@ CREATE TABLE IF NOT EXISTS replay_plans (
 CREATE INDEX IF NOT EXISTS replay_plans_target_made ON replay_plans (target, made_at DESC);
 """
 
+# the dashboard at scale (years of daily backups): the per-target totals read only the rows
+# still held (or failed), the storage chart only what was held or deleted inside its window
+_DASHBOARD_SCALE = """
+CREATE INDEX IF NOT EXISTS backup_records_held ON backup_records (target, started_at)
+    INCLUDE (file_size_bytes, completed_at, kind, status)
+    WHERE status IN ('completed', 'verified', 'corrupt');
+CREATE INDEX IF NOT EXISTS backup_records_bad ON backup_records (target, status)
+    WHERE status IN ('failed', 'corrupt');
+CREATE INDEX IF NOT EXISTS backup_records_started ON backup_records (started_at);
+CREATE INDEX IF NOT EXISTS backup_records_deleted ON backup_records (deleted_at)
+    WHERE status = 'deleted';
+CREATE INDEX IF NOT EXISTS backup_copies_held ON backup_copies (target)
+    INCLUDE (stored_bytes, copied_at) WHERE status IN ('verified', 'corrupt');
+CREATE INDEX IF NOT EXISTS backup_copies_deleted ON backup_copies (deleted_at)
+    WHERE status = 'deleted';
+"""
+
 
 @dataclass(frozen=True)
 class Step:
@@ -304,6 +321,8 @@ STEPS: tuple[Step, ...] = (
             "'resolved'; core/notifications.py)", _ALERT_STATE),
     Step(8, "replay_plans: the writer DAG runs a restore to a point took away, and when they "
             "were re-run (core/restore/replaybook.py)", _REPLAY_PLANS),
+    Step(9, "indexes for the dashboard over years of records: held and failed backups per "
+            "target, start and deletion times, held and deleted copies", _DASHBOARD_SCALE),
 )
 CURRENT = STEPS[-1].version
 

@@ -1,7 +1,9 @@
 """Open problems: what a person should look at first, worst and newest first.
 
 A problem is open while nothing later settles it: a failed backup until the target's next
-backup succeeds, a stale target until a fresh backup lands, a corrupt backup while it is in
+backup succeeds, a stale target until a fresh backup lands, a missed deadline (no restorable
+backup since the newest ``daily_backup`` run whose ``BACKUP_DEADLINE_HOURS`` have passed)
+until one completes, a corrupt backup while it is in
 the catalog, a failed drill until a drill passes, a health warning while the latest
 ``daily_health`` run still reports it.
 """
@@ -43,6 +45,13 @@ def _of_target(t: dict[str, Any], settings: DashboardSettings) -> Iterable[dict[
                        f"the newest restorable backup of {name} is {hours:.1f} h old (over "
                        f"{settings.stale_after.total_seconds() / 3600:.0f} h)",
                        good["completed_at"], backup_id=good["backup_id"])
+    elif t.get("deadline_missed"):
+        hours = (settings.deadline.total_seconds() / 3600) if settings.deadline else 0
+        yield _problem("warning", "missed_deadline", name,
+                       f"no restorable backup of {name} since the daily_backup run of "
+                       f"{t['due_run_at']} (due within {hours:g} h); the newest completed "
+                       f"{good['completed_at']}", t["due_run_at"], backup_id=good["backup_id"],
+                       dag_id="daily_backup")
     if drill and drill["passed"] is False:
         yield _problem("critical", "drill_failed", name,
                        f"the last restore drill of {name} failed: "

@@ -24,14 +24,7 @@ UNION SELECT unnest(%(targets)s::text[])
 """
 
 STATUS = f"""
-WITH t AS ({TARGETS}),
-agg AS (  -- one pass over the records for every target's totals
-    SELECT target, coalesce(sum(file_size_bytes) FILTER (WHERE {STORED}), 0) AS stored_bytes,
-           count(*) FILTER (WHERE status = 'failed') AS failures_total,
-           count(*) FILTER (WHERE status = 'corrupt') AS corrupt, count(*) AS backups,
-           min(started_at) FILTER (WHERE kind = 'physical' AND {GOOD}) AS oldest_base_at
-    FROM backup_records GROUP BY target
-)
+WITH t AS ({TARGETS})
 SELECT t.target,
     last.id AS last_id, last.status AS last_status, last.kind AS last_kind,
     last.started_at AS last_started_at, last.completed_at AS last_completed_at,
@@ -39,14 +32,14 @@ SELECT t.target,
     last.dag_id AS last_dag_id, last.run_id AS last_run_id,
     good.id AS good_id, good.completed_at AS good_completed_at,
     good.file_size_bytes AS good_bytes,
-    agg.stored_bytes, agg.failures_total, agg.backups, agg.corrupt,
+    held.stored_bytes, bad.failures_total, n.backups, bad.corrupt,
     ver.backup_id AS verify_backup_id, ver.verified_at, ver.ok AS verify_ok,
     ver.detail AS verify_detail, ver.dag_id AS verify_dag_id, ver.run_id AS verify_run_id,
     drill.id AS drill_id, drill.started_at AS drill_started_at, drill.passed AS drill_passed,
     drill.rto_seconds AS drill_rto_seconds,
     drill.rto_objective_seconds AS drill_rto_objective_seconds, drill.error AS drill_error,
     drill.dag_id AS drill_dag_id, drill.run_id AS drill_run_id,
-    agg.oldest_base_at, rpo.value AS wal_rpo_seconds, rpo.status AS wal_rpo_status,
+    held.oldest_base_at, rpo.value AS wal_rpo_seconds, rpo.status AS wal_rpo_status,
     rpo.as_of AS wal_rpo_as_of
 FROM t
 LEFT JOIN LATERAL (SELECT * FROM backup_records b WHERE b.target = t.target
@@ -54,7 +47,17 @@ LEFT JOIN LATERAL (SELECT * FROM backup_records b WHERE b.target = t.target
 LEFT JOIN LATERAL (SELECT id, completed_at, file_size_bytes FROM backup_records b
                    WHERE b.target = t.target AND {GOOD}
                    ORDER BY b.started_at DESC LIMIT 1) good ON true
-LEFT JOIN agg ON agg.target = t.target
+LEFT JOIN LATERAL (  -- the held rows only (index backup_records_held), not years of deleted
+    SELECT coalesce(sum(file_size_bytes), 0) AS stored_bytes,
+           min(started_at) FILTER (WHERE kind = 'physical' AND {GOOD}) AS oldest_base_at
+    FROM backup_records b WHERE b.target = t.target AND {STORED}) held ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE status = 'failed') AS failures_total,
+           count(*) FILTER (WHERE status = 'corrupt') AS corrupt
+    FROM backup_records b WHERE b.target = t.target AND status IN ('failed', 'corrupt')) bad
+    ON true
+LEFT JOIN LATERAL (SELECT count(*) AS backups FROM backup_records b
+                   WHERE b.target = t.target) n ON true
 LEFT JOIN LATERAL (SELECT * FROM backup_verifications v WHERE v.target = t.target
                    ORDER BY v.verified_at DESC LIMIT 1) ver ON true
 LEFT JOIN LATERAL (SELECT * FROM drill_runs d WHERE d.target = t.target
@@ -72,25 +75,38 @@ WHERE created_at >= %(since)s AND created_at <= %(now)s AND status <> 'running'
 GROUP BY target ORDER BY target
 """
 
-# bytes in storage at the end of each UTC day: what each target held before the window
-# (``opening``), then + at a completion and - at a deletion inside it
-STORAGE = f"""
+def _held(table: str, size: str, done: str, held: str, deleted: str) -> str:
+    """Bytes ``table`` held at the end of each UTC day from ``since_day`` to ``day``, per
+    target: + at a completion, - at a deletion (both before the window count on its first
+    day), summed by a window function. Reads the rows still held and those deleted since the
+    window began, never the years of rows deleted before it."""
+    return f"""
 WITH kept AS MATERIALIZED (
-    SELECT target, file_size_bytes AS size, (completed_at AT TIME ZONE 'UTC')::date AS done,
-           (deleted_at AT TIME ZONE 'UTC')::date AS gone
-    FROM backup_records
-    WHERE completed_at IS NOT NULL AND file_size_bytes IS NOT NULL
-      AND ({STORED} OR (status = 'deleted' AND error IS NULL AND deleted_at IS NOT NULL))
+    SELECT target, {size} AS size, {done} AS done, deleted_at AS gone FROM {table}
+    WHERE {done} IS NOT NULL AND {size} IS NOT NULL AND {done} < %(end)s
+      AND ({held} OR ({deleted} AND deleted_at >= %(start)s))
+), deltas AS (
+    SELECT target, greatest((done AT TIME ZONE 'UTC')::date, %(since_day)s) AS day, size
+    FROM kept
+    UNION ALL
+    SELECT target, greatest((gone AT TIME ZONE 'UTC')::date, %(since_day)s), -size FROM kept
+    WHERE gone < %(end)s
+), per_day AS (
+    SELECT target, day, sum(size) AS delta FROM deltas GROUP BY 1, 2
 )
-SELECT target, NULL::date AS day, sum(size)::bigint AS delta, true AS opening FROM kept
-WHERE done < %(since_day)s AND (gone IS NULL OR gone >= %(since_day)s) GROUP BY target
-UNION ALL
-SELECT target, done, sum(size)::bigint, false FROM kept
-WHERE done >= %(since_day)s AND done <= %(day)s GROUP BY 1, 2
-UNION ALL
-SELECT target, gone, -sum(size)::bigint, false FROM kept
-WHERE gone >= %(since_day)s AND gone <= %(day)s GROUP BY 1, 2
+SELECT t.target, d.day::date AS day,
+       (sum(coalesce(p.delta, 0)) OVER (PARTITION BY t.target ORDER BY d.day))::bigint AS held
+FROM (SELECT DISTINCT target FROM per_day) t
+CROSS JOIN generate_series(%(since_day)s::date, %(day)s::date, interval '1 day') d(day)
+LEFT JOIN per_day p ON p.target = t.target AND p.day = d.day::date
+ORDER BY 1, 2
 """
+
+
+STORAGE = _held("backup_records", "file_size_bytes", "completed_at", STORED,
+                "status = 'deleted' AND error IS NULL")
+COPY_STORAGE = _held("backup_copies", "stored_bytes", "copied_at",
+                     "status IN ('verified', 'corrupt')", "status = 'deleted'")
 
 TREND = f"""
 SELECT target, id, started_at, file_size_bytes AS stored_bytes,
@@ -99,6 +115,27 @@ FROM backup_records
 WHERE {SUCCEEDED} AND started_at >= %(since)s AND started_at <= %(now)s
   AND completed_at IS NOT NULL {{target}}
 ORDER BY started_at
+"""
+
+# the page's charts: one point per UTC day or week (``bucket``), however many backups
+TREND_POINTS = f"""
+SELECT date_trunc(%(bucket)s, started_at AT TIME ZONE 'UTC')::date AS day,
+       avg(EXTRACT(EPOCH FROM (completed_at - started_at)))::float8 AS duration_seconds,
+       sum(file_size_bytes)::float8 AS stored_bytes
+FROM backup_records
+WHERE {SUCCEEDED} AND started_at >= %(since)s AND started_at <= %(now)s
+  AND completed_at IS NOT NULL {{target}}
+GROUP BY 1 ORDER BY 1
+"""
+
+RTO_POINTS = """
+SELECT date_trunc(%(bucket)s, started_at AT TIME ZONE 'UTC')::date AS day,
+       max(rto_seconds) AS rto_seconds,
+       min(coalesce(rto_objective_seconds, %(objective)s)) AS rto_objective_seconds,
+       count(*) AS drills, count(*) FILTER (WHERE NOT passed) AS failed
+FROM drill_runs
+WHERE started_at >= %(since)s AND started_at <= %(now)s AND rto_seconds IS NOT NULL {target}
+GROUP BY 1 ORDER BY 1
 """
 
 RTO = """
