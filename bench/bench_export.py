@@ -19,6 +19,7 @@ import sys
 sys.dont_write_bytecode = True  # leave no __pycache__ behind in the shared tree
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -192,19 +193,20 @@ def main() -> None:
     exit_on_sigterm()
     bench = Bench(args)
     times: dict[str, list[float]] = {"raw_out": [], "filtered_out": [], "ours_out": [],
-                                     "raw_in": [], "ours_in": []}
+                                     "raw_in": [], "ours_in": [], "load": []}
     try:
         bench.start()
         result: dict[str, Any] = {}
         for n in range(args.repeat):
+            times["load"].append(os.getloadavg()[0])
             steps = [("raw_out", bench.raw_out), ("filtered_out", bench.raw_out_filtered),
                      ("ours_out", bench.ours_out)]
-            for name, step in steps if n % 2 == 0 else steps[::-1]:
+            for name, step in _rotated(steps, n):
                 times[name].append(step())
                 note(f"round {n + 1}: {name} {times[name][-1]:.2f} s")
             result = bench.last
             steps = [("raw_in", bench.raw_in), ("ours_in", bench.ours_in)]
-            for name, step in steps if n % 2 == 0 else steps[::-1]:
+            for name, step in _rotated(steps, n):
                 times[name].append(step())
                 note(f"round {n + 1}: {name} {times[name][-1]:.2f} s")
     finally:
@@ -213,12 +215,19 @@ def main() -> None:
     report(args, times, result)
 
 
+def _rotated(steps: list[Any], n: int) -> list[Any]:
+    """``steps`` rotated by ``n``: each goes first in turn (machine load drifts)."""
+    return steps[n % len(steps):] + steps[:n % len(steps)]
+
+
 def report(args: argparse.Namespace, times: dict[str, list[float]],
            result: dict[str, Any]) -> None:
     median = {k: statistics.median(v) for k, v in times.items()}
-    ratios = {"export": median["ours_out"] / median["raw_out"],
-              "export_vs_filtered": median["ours_out"] / median["filtered_out"],
-              "import": median["ours_in"] / median["raw_in"]}
+    pairs = {"export": ("ours_out", "raw_out"), "export_vs_filtered": ("ours_out", "filtered_out"),
+             "import": ("ours_in", "raw_in")}
+    per_round = {what: [o / r for o, r in zip(times[ours], times[raw], strict=True)]
+                 for what, (ours, raw) in pairs.items()}
+    ratios = {what: statistics.median(v) for what, v in per_round.items()}
     print(f"\nproject of {result.get('row_count')} rows in {len(result.get('rows', {}))} "
           f"tables; ZIP {result.get('size_bytes', 0) / 2**20:.1f} MiB (deflate level "
           f"{args.level}); medians of {args.repeat} rounds")
@@ -229,11 +238,15 @@ def report(args: argparse.Namespace, times: dict[str, list[float]],
                         ("ours_in", "import_project (verify + schema + load)")):
         print(f"  {label:42} {median[name]:7.2f} s   {times[name]}")
     print(f"  export phases (last round): {result.get('seconds')}")
+    print(f"  load (1-minute average at each round's start): {times['load']}")
     for what, ratio in ratios.items():
-        print(f"  {what}: {ratio:.2f}x (target at most {TARGET}x)")
+        rounds = ", ".join(f"{r:.2f}" for r in per_round[what])
+        print(f"  {what}: {ratio:.2f}x, median of the rounds' ratios ({rounds}); target at "
+              f"most {TARGET}x")
     save_results({"when": datetime.now(UTC).isoformat(), "rows": result.get("row_count"),
                   "zip_bytes": result.get("size_bytes"), "level": args.level, "times": times,
-                  "medians": median, "ratios": ratios, "target": TARGET},
+                  "medians": median, "ratios": ratios, "ratios_per_round": per_round,
+                  "target": TARGET},
                  args.output or HERE / "results" / f"export-{args.rows // 1000}k.json")
 
 

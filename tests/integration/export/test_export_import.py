@@ -162,17 +162,23 @@ def test_remap_gives_new_keys_and_rewrites_every_reference(
     report = engine.import_project(path, holding_a.dbname, on_conflict="remap")
     by_table = {t.table: t for t in report.tables}
     assert (by_table["app.experiments"].remapped, by_table["app.samples"].remapped) == (3, 6)
+    # annotations reference the samples only through measurements' composite key: rewritten
+    # there too, so they are new rows (new ids), not the target's copies
+    assert by_table["app.annotations"].remapped == 6
     fresh = ("SELECT e.title, p.title, s.label, (SELECT count(*) FROM app.measurements m "
              "WHERE m.sample_id = s.id), (SELECT count(*) FROM app.sample_tags t "
-             "WHERE t.sample_id = s.id) FROM app.experiments e "
+             "WHERE t.sample_id = s.id), (SELECT string_agg(a.note, '') FROM app.annotations a "
+             "WHERE a.sample_id = s.id) FROM app.experiments e "
              "LEFT JOIN app.experiments p ON p.id = e.parent_id "
              "JOIN app.samples s ON s.id = e.lead_sample_id AND s.experiment_id = e.id "
              "WHERE e.title NOT LIKE '%(edited)'")
-    source = ("SELECT e.title, p.title, s.label, 2, 2 FROM app.experiments e "
+    source = ("SELECT e.title, p.title, s.label, 2, 2, (SELECT string_agg(a.note, '') FROM "
+              "app.annotations a WHERE a.sample_id = s.id) FROM app.experiments e "
               "LEFT JOIN app.experiments p ON p.id = e.parent_id "
               "JOIN app.samples s ON s.id = e.lead_sample_id WHERE e.project_id = %(p)s")
     assert rows(holding_a, fresh) == rows(project_db, source, {"p": A})
     assert rows(holding_a, "SELECT count(*) FROM app.experiments") == ["(6,)"]
+    assert rows(holding_a, "SELECT count(*) FROM app.annotations") == ["(12,)"]
 
 
 def test_dry_run_writes_nothing(exported_a: tuple[BackupEngine, dict[str, object], Path],

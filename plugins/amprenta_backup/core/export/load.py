@@ -113,7 +113,8 @@ class Loader:
         self.order: LoadOrder = load_order(self.graph)
         self.data = {t.table: t for t in archive.manifest.tables}
         self._index = {name: i for i, name in enumerate(self.order.tables)}
-        self._maps: set[str] = set()
+        # table -> column -> the table whose ``_amprenta_map_N`` renumbered it in the stage
+        self._renumbered: dict[str, dict[str, str]] = {}
 
     def run(self) -> None:
         target = read_graph(self.db)
@@ -234,8 +235,10 @@ class Loader:
         """New keys for the conflicting rows: ``_amprenta_map_N (old, new)``."""
         if len(table.key) != 1:
             raise PreconditionError(
-                f"{name}: {len(table.key)}-column key {table.key} conflicts; remap renumbers "
-                "single-column keys only; use --on-conflict skip, or fail")
+                f"{name}: {len(table.key)}-column key ({', '.join(table.key)}) conflicts and "
+                "none of its columns was renumbered; remap draws new values for single-column "
+                "keys only (and rewrites every column that references one, in composite keys "
+                "too); use --on-conflict skip, or fail")
         column = table.key[0]
         new = self._new_key(name, table, column)
         stage, mapping = self.stage_of(name), self._map(name)
@@ -248,7 +251,7 @@ class Loader:
         self.cur.execute(sql.SQL("UPDATE {stage} s SET {col} = m.new FROM {map} m "
                                  "WHERE s.{col} = m.old").format(stage=stage, col=col,
                                                                  map=mapping))
-        self._maps.add(name)
+        self._renumbered.setdefault(name, {})[column] = name
         return count
 
     def _map(self, name: str) -> sql.Identifier:
@@ -284,16 +287,22 @@ class Loader:
         return sql.SQL(str(default[0]))
 
     def _rewrite(self, fk: ForeignKey) -> None:
-        """Point ``fk``'s columns in the child's stage at the parent's new keys."""
-        if fk.parent not in self._maps or len(fk.parent_columns) != 1 or \
-                list(fk.parent_columns) != list(self.target.tables[fk.parent].key):
+        """Point ``fk``'s columns in the child's stage at the new values of the parent's
+        renumbered columns: a remapped key, or a column of a composite key that references
+        one (``annotations.sample_id`` through ``measurements(sample_id, seq, taken_on)``)."""
+        renumbered = self._renumbered.get(fk.parent, {})
+        done = self._renumbered.setdefault(fk.child, {})
+        pairs = [(c, renumbered[p]) for c, p in zip(fk.child_columns, fk.parent_columns,
+                                                    strict=True)
+                 if p in renumbered and c not in done]  # once: new values are not old ones
+        if not pairs or not self._staged(fk.child):
             return
-        if not self._staged(fk.child):
-            return
-        col = sql.Identifier(fk.child_columns[0])
-        self.cur.execute(sql.SQL("UPDATE {stage} s SET {col} = m.new FROM {map} m "
-                                 "WHERE s.{col} = m.old").format(
-            stage=self.stage_of(fk.child), col=col, map=self._map(fk.parent)))
+        for column, owner in pairs:
+            col = sql.Identifier(column)
+            self.cur.execute(sql.SQL("UPDATE {stage} s SET {col} = m.new FROM {map} m "
+                                     "WHERE s.{col} = m.old").format(
+                stage=self.stage_of(fk.child), col=col, map=self._map(owner)))
+            done[column] = owner
 
     def _staged(self, name: str) -> bool:
         row = self.cur.execute("SELECT to_regclass(%s)",
