@@ -4,7 +4,9 @@
 `mark_source` marks a time T on `BACKUP_WAL_TARGET` between two rows; `restore_to_t`
 restores the cluster to T into a scratch cluster on the worker: the row before T must be
 there and the row after T must not. The achieved RPO and RTO go to the catalog's
-`pitr_drills`. `remove_scratch` (a teardown task) always removes the scratch cluster.
+`pitr_drills`; `replay_plan` lists the writer DAG runs after T that a real restore to T
+would take away ("N runs to redo"). `remove_scratch` (a teardown task) always removes the
+scratch cluster.
 
 ### Settings
 `BACKUP_WAL_TARGET`, `BACKUP_PITR_CONN_ID`, `BACKUP_PITR_SCRATCH_DIR`, `BACKUP_WAL_RPO_SECONDS`.
@@ -27,6 +29,7 @@ from amprenta_backup.operators.pitr_drill import (
     PitrDrillRestoreOperator,
     PitrDrillTeardownOperator,
 )
+from amprenta_backup.operators.replay import PitrReplayPlanOperator
 
 with DAG(
     dag_id="pitr_drill",
@@ -40,3 +43,5 @@ with DAG(
     restore = PitrDrillRestoreOperator(task_id="restore_to_t", retries=0)
     teardown = PitrDrillTeardownOperator(task_id="remove_scratch", retries=1)
     mark >> restore >> teardown.as_teardown(setups=mark)
+    restore >> PitrReplayPlanOperator(task_id="replay_plan", kind="pitr_drill",
+                                      restore_task_id="restore_to_t")

@@ -9,7 +9,9 @@ and a new or empty data directory and a port on the worker.
 `restore` fetches and checks it (sha256, pg_verifybackup), replays archived WAL up to the
 target, and starts the server (127.0.0.1 only, `archive_mode = off`) and promotes it. Its
 XCom holds the last replayed commit, the achieved RPO and the RTO. Nothing existing is
-overwritten, so no approval step is needed.
+overwritten, so no approval step is needed. `replay_plan` then lists the runs of the
+cluster's writer DAGs that ran after that point: what putting the restored server in place of
+the source would take away ("N runs to redo", in the log and the catalog's `replay_plans`).
 
 ### When it fails
 A missing WAL segment or a damaged base backup fails the task, naming it, with one alert; the
@@ -22,6 +24,7 @@ from airflow.sdk import DAG, Param
 
 from amprenta_backup.defaults import dag_kwargs, server_tools_args
 from amprenta_backup.operators.pitr import PitrPlanOperator, PitrRestoreOperator
+from amprenta_backup.operators.replay import PitrReplayPlanOperator
 
 with DAG(
     dag_id="pitr_restore",
@@ -53,4 +56,4 @@ with DAG(
     restore = PitrRestoreOperator(task_id="restore", retries=0,
                                   backup_id="{{ ti.xcom_pull(task_ids='plan')['backup_id'] }}",
                                   **arguments)
-    plan >> restore
+    plan >> restore >> PitrReplayPlanOperator(task_id="replay_plan", kind="pitr_restore")

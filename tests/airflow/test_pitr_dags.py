@@ -158,7 +158,8 @@ def test_pitr_restore_refuses_bad_input_before_touching_anything(
         dag_run = run_dag("pitr_restore", run_conf={
             "data_directory": str(parent / "x"), "port": free_port(), **conf})
         assert str(dag_run.state) == "failed"
-        assert states(dag_run) == {"plan": "failed", "restore": "upstream_failed"}
+        assert states(dag_run) == {"plan": "failed", "restore": "upstream_failed",
+                                   "replay_plan": "upstream_failed"}
         assert list(parent.iterdir()) == []
         with pitr_env["catalog"].cursor() as cur:  # the failure alert names the problem
             cur.execute("SELECT message FROM admin_notifications")
@@ -206,6 +207,14 @@ def test_pitr_drill_restores_to_t_records_rpo_and_rto_and_removes_the_scratch(
     assert row["status"] == "passed" and row["rows_checked"] == {"before": 1, "after": 0}
     assert 0 <= row["achieved_rpo_seconds"] < 1 and row["rto_seconds"] > 0
     assert row["recovered_to"] <= row["target_time"]
+    # the replay report measures from T (no writer DAG here: nothing to redo), and is kept
+    replay = dag_run.get_task_instance("replay_plan").xcom_pull(task_ids="replay_plan")
+    assert replay["point"] == row["target_time"].isoformat()
+    assert replay["headline"] == (f"0 runs to redo (0 of 0 writer DAGs) since "
+                                  f"{row['target_time']:%Y-%m-%d %H:%M:%S} UTC (PITR target time)")
+    with pitr_env["catalog"].cursor() as cur:
+        cur.execute("SELECT kind, run_count FROM replay_plans WHERE id = %s", (replay["id"],))
+        assert cur.fetchone() == {"kind": "pitr_drill", "run_count": 0}
 
 
 def test_a_failed_pitr_drill_is_recorded_and_its_scratch_still_removed(
@@ -214,7 +223,7 @@ def test_a_failed_pitr_drill_is_recorded_and_its_scratch_still_removed(
     dag_run = run_dag("pitr_drill", logical_date=WHEN, run_after=WHEN)
     assert str(dag_run.state) == "failed"
     assert states(dag_run) == {"mark_source": "success", "restore_to_t": "failed",
-                               "remove_scratch": "success"}
+                               "remove_scratch": "success", "replay_plan": "upstream_failed"}
     scratch = dag_run.get_task_instance("restore_to_t").xcom_pull(task_ids="restore_to_t",
                                                                    key="scratch")
     assert not Path(scratch["folder"]).exists()

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.restore.replay import PITR_DRILL
 from amprenta_backup.core.restore.replaybook import ReplayBook, plan_id
+from amprenta_backup.hooks.replay import make_replay_plan, target_writers
 from tests.e2e.conftest import REPLAY_DB, E2ESetup
 from tests.integration.conftest import conninfo
 from tests.support.airflow_deployment import AirflowDeployment
@@ -56,6 +58,9 @@ def test_the_runs_after_the_backup_are_listed_and_replayed_after_approval(
         "target_database": replay_db, "mode": "replace", "confirm": replay_db,
         "replay": True})["dag_run_id"]
     deployment.approve("restore", run_id, "approve_replace")
+    replace = deployment.api("GET", f"/api/v2/dags/restore/dagRuns/{run_id}/taskInstances/"
+                                    "approve_replace/-1/hitlDetails")
+    assert "**2 runs to redo (1 of 1 writer DAG) since " in replace["body"]  # before approving
     deployment.wait_task("restore", run_id, "approve_replay", "awaiting_input", timeout=150)
     assert _rows(e2e) == set(before)  # the restore took the two later runs' rows away
 
@@ -85,3 +90,24 @@ def test_the_runs_after_the_backup_are_listed_and_replayed_after_approval(
     replayed = row["replayed"] if isinstance(row["replayed"], list) else json.loads(
         row["replayed"])
     assert sorted(r["run_id"] for r in replayed) == sorted(after)
+
+
+def test_a_pitr_plan_to_t_reads_the_writers_and_their_runs_from_the_deployment(
+    deployment: AirflowDeployment, e2e: E2ESetup, replay_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the PITR DAGs' replay_plan does after a restore to T (their DAG wiring is tested
+    by tests/airflow/test_pitr_dags.py), here against the real api-server: the writers of the
+    database by their tag, and exactly the producer runs after T."""
+    monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", deployment.env["AIRFLOW_CONN_AIRFLOW_API"])
+    monkeypatch.setenv("BACKUP_AIRFLOW_API_CONN_ID", "airflow_api")
+    conn = conninfo(e2e.cluster, replay_db)
+    writers = target_writers(("pg_replay", f"pg_replay.{replay_db}"), conn)
+    assert writers == [PRODUCER]
+    first = _produce(deployment, 1)
+    t = e2e.catalog.now()
+    later = _produce(deployment, 1)
+    plan = make_replay_plan(PITR_DRILL, "pg_replay", replay_db, t, "PITR target time", writers)
+    assert [lost.run.run_id for lost in plan.runs] == later
+    assert first[0] not in {lost.run.run_id for lost in plan.runs}
+    assert plan.headline().startswith("1 run to redo (1 of 1 writer DAG) since ")

@@ -66,7 +66,10 @@ class AirflowRestClient:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.on_poll()
-            found = probe()
+            try:
+                found = probe()
+            except httpx.TimeoutException:  # a busy api-server (cold start, load 15+): the
+                found = None                # answer is not in yet; ask again until the deadline
             if found is not None:
                 return found
             time.sleep(interval)

@@ -11,8 +11,9 @@ import httpx
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.restore.replay import ReplayPlan, WriterRun, plan_replay
-from amprenta_backup.core.restore.writers import DagInfo, find_pipelines
+from amprenta_backup.core.restore.plan import RestorePlan
+from amprenta_backup.core.restore.replay import RESTORE, ReplayPlan, WriterRun, plan_replay
+from amprenta_backup.core.restore.writers import DagInfo, Pipelines, find_pipelines
 from amprenta_backup.core.settings import PipelineSettings
 from amprenta_backup.hooks.airflow_api import AirflowApiHook
 
@@ -39,6 +40,13 @@ def make_replay_plan(kind: str, target: str, database: str, point: datetime,
         log.warning("BACKUP_AIRFLOW_API_CONN_ID is not set: the runs of the writer DAGs %s "
                     "cannot be read, so the runs to redo are unknown", ", ".join(writers))
     return plan_replay(kind, target, database, point, point_source, writers, runs)
+
+
+def restore_replay_plan(plan: RestorePlan, pipelines: Pipelines) -> ReplayPlan:
+    """The writer runs replacing ``plan``'s database with its backup takes away (they ran
+    after the backup was taken)."""
+    return make_replay_plan(RESTORE, pipelines.target, plan.database, plan.backup_started_at,
+                            f"backup {plan.backup_id} taken then", list(pipelines.writers))
 
 
 def replay_runs(plan: ReplayPlan, note: str,

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from amprenta_backup.core.restore.request import REPLACE, RestoreRequest
 from amprenta_backup.core.restore.writers import PipelinePlan
 from amprenta_backup.hooks.airflow_api import plan_pipelines
+from amprenta_backup.hooks.replay import restore_replay_plan
 from amprenta_backup.operators.approval import (
     PlanGatedOperator,
     branch_on_plan,
@@ -69,7 +70,9 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
         with fail_without_retry():
             plan = self.restorer().plan(request)
             pipelines = plan_pipelines(plan)
-        return branch_on_plan(self, context, PipelinePlan(plan, pipelines), noun="restore",
+            replay = restore_replay_plan(plan, pipelines) if request.mode == REPLACE else None
+        return branch_on_plan(self, context, PipelinePlan(plan, pipelines, replay),
+                              noun="restore",
                               dry_run=request.dry_run, needs_approval=request.mode == REPLACE,
                               approval_task_id=self.approval_task_id,
                               run_task_id=self.run_task_id)
