@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pygal
 from pygal.style import Style
 
+from amprenta_backup.core.dashboard import POINTS_BY_DAY
 from amprenta_backup.web import units
 
 TOP_TARGETS = 8  # lines per chart beyond the total; the rest are summed as "others"
@@ -60,6 +61,14 @@ def _every(labels: list[str], most: int = 10) -> list[str]:
     return labels[::step]
 
 
+def week_ends(count: int) -> list[int]:
+    """The days a chart of ``count`` days shows: each one up to :data:`POINTS_BY_DAY` days,
+    else the last day of each week, counted back from the newest."""
+    if count <= POINTS_BY_DAY:
+        return list(range(count))
+    return list(range(count - 1, -1, -7))[::-1]
+
+
 @_memo
 def success_rate(rates: dict[str, Any]) -> str:
     """Success rate in the window, per target (bars, in %)."""
@@ -76,16 +85,17 @@ def success_rate(rates: dict[str, Any]) -> str:
 def storage(data: dict[str, Any]) -> str:
     """Bytes held in storage per day: the total, the copy storage's total, and the largest
     targets."""
+    ends = week_ends(len(data["days"]))  # a balance: the held bytes at each shown day's end
     chart = _chart(pygal.Line, "Storage used", value_formatter=units.size, fill=False)
-    chart.x_labels = data["days"]
-    chart.x_labels_major = _every(data["days"])
-    chart.add("total", data["total"])
+    chart.x_labels = [data["days"][i] for i in ends]
+    chart.x_labels_major = _every(chart.x_labels)
+    chart.add("total", [data["total"][i] for i in ends])
     if data["copy"]["targets"]:
-        chart.add("copy storage (total)", data["copy"]["total"],
+        chart.add("copy storage (total)", [data["copy"]["total"][i] for i in ends],
                   stroke_style={"dasharray": "6, 4"})
     ranked = sorted(data["targets"].items(), key=lambda kv: -(kv[1][-1] if kv[1] else 0))
     for target, values in ranked[:TOP_TARGETS]:
-        chart.add(target, values)
+        chart.add(target, [values[i] for i in ends])
     return _render(chart, "storage")
 
 
@@ -124,14 +134,20 @@ def rto(points: list[dict[str, Any]], objective: float) -> str:
 
 @_memo
 def alerts(rows: list[dict[str, Any]], days: list[str]) -> str:
-    """Warning and critical health results per day (stacked bars)."""
-    chart = _chart(pygal.StackedBar, "Alerts per day", value_formatter=lambda v: f"{v:.0f}",
+    """Warning and critical health results per day, or per week ending on the shown day
+    beyond :data:`POINTS_BY_DAY` days (stacked bars)."""
+    ends = week_ends(len(days))
+    per = "day" if len(ends) == len(days) else "week"
+    chart = _chart(pygal.StackedBar, f"Alerts per {per}", value_formatter=lambda v: f"{v:.0f}",
                    style=Style(**{**STYLE.to_dict(), "colors": tuple(SEVERITY_COLORS.values())}))
-    chart.x_labels = days
-    chart.x_labels_major = _every(days)
+    chart.x_labels = [days[i] for i in ends]
+    chart.x_labels_major = _every(chart.x_labels)
     counts = {(r["day"], r["severity"]): r["alerts"] for r in rows}
-    most = max([sum(counts.get((d, s), 0) for s in SEVERITY_COLORS) for d in days] + [1])
+    spans = [days[start + 1:end + 1] for start, end in zip([-1, *ends], ends, strict=False)]
+    sums = {(i, s): sum(counts.get((d, s), 0) for d in span)
+            for i, span in enumerate(spans) for s in SEVERITY_COLORS}
+    most = max([sum(sums[(i, s)] for s in SEVERITY_COLORS) for i in range(len(spans))] + [1])
     chart.y_labels = list(range(0, most + 1, max(1, most // 8)))
     for severity in SEVERITY_COLORS:
-        chart.add(severity, [counts.get((day, severity)) for day in days])
+        chart.add(severity, [sums[(i, severity)] or None for i in range(len(spans))])
     return _render(chart, "alerts")
