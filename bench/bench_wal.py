@@ -6,8 +6,9 @@
 (2) WAL archiving: ``amprenta-wal push`` (asynchronous archiver) against
     ``test ! -f ARCH/%f && cp %p ARCH/%f``: drain capacity (a backlog of .ready segments built
     with archiving paused, then timed until none is left) and a sustained pgbench load
-    (largest .ready backlog seen, segments archived per second). Target: no growing backlog,
-    >= 10 segments/s drain.
+    (largest .ready backlog seen, segments archived per second, pgbench tps). Paired rounds,
+    the order rotated. Targets (issue 17): drain >= 25 segments/s; pgbench tps with our
+    archiving >= 0.9x the same run's with ``cp`` (the median of the per-round ratios).
 Not a test: prints figures and ratios; never fails because a target is missed.
 """
 
@@ -53,8 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backlog-segments", type=int, default=40,
                         help="WAL segments to pile up for each drain measurement")
     parser.add_argument("--pgbench-seconds", type=int, default=30)
-    parser.add_argument("--only", choices=("all", "basebackup"), default="all",
-                        help="basebackup: the base backup rounds alone (no WAL archiving)")
+    parser.add_argument("--only", choices=("all", "basebackup", "wal"), default="all",
+                        help="basebackup: the base backup rounds alone (no WAL archiving); "
+                             "wal: the WAL archiving alone")
+    parser.add_argument("--parallel", type=int, default=None,
+                        help="BACKUP_WAL_PARALLEL of our archiver (default: the setting's)")
     parser.add_argument("--output", help="JSON file (default bench/results/wal-<size>mb.json)")
     return parser.parse_args(argv)
 
@@ -87,7 +91,8 @@ class WalBench:
         write_config_file(self.config, {
             "BACKUP_STORAGE_TYPE": "local", "BACKUP_LOCAL_PATH": str(self.store),
             "BACKUP_WAL_TARGET": TARGET, "BACKUP_WAL_SPOOL": str(self.work / "private" / "spool"),
-            "BACKUP_WAL_IDLE_EXIT_SECONDS": "5"})
+            "BACKUP_WAL_IDLE_EXIT_SECONDS": "5",
+            **({"BACKUP_WAL_PARALLEL": str(self.args.parallel)} if self.args.parallel else {})})
         for folder in (self.store, self.copies, self.config.parent):
             give_to(folder, os_user)
         self.ours = f"{wal_command(os_user)} --config {self.config} push %p %f"
@@ -130,7 +135,7 @@ class WalBench:
             time.sleep(0.02)
         return time.monotonic() - started
 
-    def drain(self, method: str, command: str) -> None:
+    def drain(self, method: str, command: str, round_: int) -> None:
         self.wait_drained()  # whatever the current command left
         self.archive_with("")
         self.wait_archiver_gone()  # else ours would push the backlog ahead while it builds
@@ -143,15 +148,17 @@ class WalBench:
         load = os.getloadavg()[0]
         self.archive_with(command)
         seconds = self.wait_drained()
-        self.samples.append({"kind": "drain", "method": method, "segments": backlog,
+        self.samples.append({"kind": "drain", "method": method, "round": round_,
+                             "segments": backlog,
                              "seconds": seconds, "seg_per_s": backlog / seconds,
                              "load_before": load})
         note(f"drain {method}: {backlog} segments in {seconds:.2f} s = "
              f"{backlog / seconds:.1f} seg/s (load {load:.1f})")
 
-    def sustained(self, method: str, command: str) -> None:
+    def sustained(self, method: str, command: str, round_: int) -> None:
         self.archive_with(command)
         self.wait_drained()
+        load = os.getloadavg()[0]
         before = self.archived()
         env = {**os.environ, **self.cluster.env("bench")}
         proc = subprocess.Popen([tool("pgbench"), "-n", "-c", "2", "-j", "2", "-T",
@@ -169,10 +176,11 @@ class WalBench:
         tail = self.wait_drained()
         archived = self.archived() - before
         seconds = self.args.pgbench_seconds
-        self.samples.append({"kind": "sustained", "method": method, "tps": tps,
+        self.samples.append({"kind": "sustained", "method": method, "round": round_, "tps": tps,
                              "max_ready": peak, "last_ready": readings[-1] if readings else 0,
                              "segments": archived, "seg_per_s": archived / seconds,
-                             "tail_drain_s": tail, "load_after": os.getloadavg()[0]})
+                             "tail_drain_s": tail, "load_before": load,
+                             "load_after": os.getloadavg()[0]})
         note(f"sustained {method}: {archived} segments in {seconds} s ({archived / seconds:.2f}"
              f" seg/s), max .ready {peak}, pgbench {tps} tps")
 
@@ -268,6 +276,15 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _paired(samples: list[dict[str, Any]], kind: str, key: str) -> list[float]:
+    """ours/cp of ``key`` in each round (both measured back to back)."""
+    by_round: dict[int, dict[str, float]] = {}
+    for s in samples:
+        if s["kind"] == kind and s.get(key):
+            by_round.setdefault(s["round"], {})[s["method"]] = s[key]
+    return [r["ours"] / r["cp"] for r in by_round.values() if "ours" in r and "cp" in r]
+
+
 def summarize(bench: WalBench) -> dict[str, Any]:
     def pick(kind: str, method: str, key: str) -> list[float]:
         return [s[key] for s in bench.samples if s["kind"] == kind and s.get("method") == method
@@ -280,6 +297,10 @@ def summarize(bench: WalBench) -> dict[str, Any]:
             ("sustained", ("cp", "ours"), ("seg_per_s", "max_ready", "tps"))):
         for method in methods:
             summary[f"{kind}/{method}"] = {key: median(pick(kind, method, key)) for key in keys}
+    for kind, key in (("drain", "seg_per_s"), ("sustained", "tps")):
+        summary[f"ratio {kind} {key} ours/cp"] = median(_paired(bench.samples, kind, key))
+    loads = [s["load_before"] for s in bench.samples if "load_before" in s]
+    summary["load"] = [min(loads), max(loads)] if loads else None
     raw = summary["basebackup/raw"]["seconds"]
     ours = summary["basebackup/ours"]["seconds"]
     summary["ratio base backup ours/raw"] = ours / raw if raw and ours else None
@@ -295,21 +316,23 @@ def main(argv: list[str] | None = None) -> int:
     bench = WalBench(args)
     try:
         bench.setup()
-        if args.only == "all":
+        order = [("cp", bench.cp), ("ours", bench.ours)]
+        if args.only != "basebackup":
             bench.fast_path()
-            for round_ in range(args.rounds):
-                order = [("cp", bench.cp), ("ours", bench.ours)]
+            for round_ in range(args.rounds):  # paired rounds, the order rotated
                 for method, command in order if round_ % 2 == 0 else order[::-1]:
-                    bench.drain(method, command)
-            for method, command in (("cp", bench.cp), ("ours", bench.ours)):
-                bench.sustained(method, command)
+                    bench.drain(method, command, round_)
+            for round_ in range(args.rounds):
+                for method, command in order if round_ % 2 else order[::-1]:
+                    bench.sustained(method, command, round_)
         bench.archive_with(bench.ours)
-        for round_ in range(args.rounds):
+        for round_ in range(0 if args.only == "wal" else args.rounds):
             steps = [lambda: bench.raw_basebackup(True), bench.our_basebackup]
             for step in steps if round_ % 2 == 0 else steps[::-1]:
                 step()
             if round_ == 0:
                 bench.raw_basebackup(False)
+        bench.archive_with(bench.cp)  # stop() must not wait for our archiver
         result = {"cluster_bytes": bench.size, "setup_s": bench.setup_s, "cpus": os.cpu_count(),
                   "args": vars(args), "samples": bench.samples, "summary": summarize(bench)}
     finally:

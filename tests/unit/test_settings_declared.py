@@ -19,9 +19,9 @@ CONFIGURATION = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
 DOCS = "\n".join(p.read_text(encoding="utf-8")
                  for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
 NOT_VARIABLES = {"BACKUP_ID"}  # the CLI's placeholder for a backup id
-# the only modules that read BACKUP_* from a mapping themselves (see quick_spool_dir)
+# the only modules that read BACKUP_* from a mapping themselves (see core/wal/quick.py)
 RAW_READERS = {"core/settings/base.py", "core/settings/backup.py", "core/settings/pitr.py",
-               "core/wal/settings.py"}
+               "core/wal/settings.py", "core/wal/quick.py"}
 
 
 def declared() -> dict[str, FieldInfo]:

@@ -1,9 +1,9 @@
 """``amprenta-wal``: PostgreSQL's ``archive_command`` and ``restore_command`` (no Airflow needed).
 
-This module lives outside ``amprenta_backup.cli`` on purpose: PostgreSQL runs ``push`` once per
-WAL segment, and importing the ``cli`` package pulls in psycopg and every command (about
-0.1 s), which alone would cap archiving near 8 segments a second. Only the standard library is
-imported before a segment's marker is found.
+PostgreSQL runs ``push`` once per WAL segment, so this module imports nothing at the top but
+``os`` and ``sys``: :func:`amprenta_backup.core.wal.quick.quick_push` first looks for the
+segment's marker and, while the archiver works on it, waits for it; only when that cannot
+answer are click, the settings (pydantic) and storage imported.
 
 Exit codes: 0 done; 1 failed, or (``fetch``) the file is not in the archive, which PostgreSQL
 reads as the end of the archive; 2 bad usage or settings (``push``, ``list``, ``check``);
@@ -13,26 +13,22 @@ segment, unreachable storage, bad settings) so that recovery stops instead of en
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
-from amprenta_backup.core.errors import BackupError, ConfigError, WalSegmentMissing
-from amprenta_backup.core.wal.settings import CONFIG_VARIABLE, quick_spool_dir, settings_environment
-
+TYPE_CHECKING = False  # no typing import on the per-segment path; mypy reads the name
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from types import SimpleNamespace
 
     import click
 
     from amprenta_backup.core.engine import BackupEngine
     from amprenta_backup.core.wal.archive import WalArchive
 
+CONFIG_VARIABLE = "AMPRENTA_WAL_CONFIG"  # as in core.wal.settings (imported only when needed)
 PROG = "amprenta-wal"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_ABORT_RECOVERY = 200  # > 125: PostgreSQL treats it as fatal and stops recovery
@@ -42,6 +38,8 @@ EXIT_ABORT_RECOVERY = 200  # > 125: PostgreSQL treats it as fatal and stops reco
 def build_cli() -> click.Group:
     """The commands; each returns its parsed arguments for :func:`main` to run (so that the
     exit code of a failure depends on the command, ``fetch`` above all)."""
+    from types import SimpleNamespace
+
     import click
 
     def parsed(command: str) -> Callable[..., SimpleNamespace]:
@@ -85,6 +83,8 @@ def build_cli() -> click.Group:
 
 def parse(argv: list[str]) -> SimpleNamespace | int:
     """The parsed command, or the exit code when there is nothing to run (help, bad usage)."""
+    from types import SimpleNamespace
+
     import click
 
     try:
@@ -97,34 +97,29 @@ def parse(argv: list[str]) -> SimpleNamespace | int:
     return result if isinstance(result, SimpleNamespace) else int(result or 0)
 
 
-def already_stored(argv: Sequence[str]) -> bool:
-    """The per-segment fast path: ``[--config F] push PATH NAME`` whose segment the archiver
-    process already stored. Consumes the marker; imports neither click nor logging."""
-    args = list(argv)
-    config = None
-    if len(args) == 5 and args[0] == "--config":
-        config, args = args[1], args[2:]
-    if len(args) != 3 or args[0] != "push":
-        return False
-    from amprenta_backup.core.wal.names import WAL_FILE
-    from amprenta_backup.core.wal.spool import Spool
-
-    path, name = args[1], args[2]
-    if not WAL_FILE.match(name):
-        return False
-    try:
-        folder = quick_spool_dir(settings_environment(config), Path(os.path.abspath(path)).parent)
-    except BackupError:
-        return False  # the full path reports it
-    return folder is not None and Spool(folder).take_ok(name)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit code."""
-    raw = sys.argv[1:] if argv is None else list(argv)
-    if already_stored(raw):
+    """Run one command; returns the process exit code. Run as a process (``argv`` None) it
+    ends with ``os._exit`` once its output is flushed: the interpreter's teardown after
+    pydantic and boto3 costs up to 1 s of CPU per call under load, once per WAL segment."""
+    code = _run(sys.argv[1:] if argv is None else list(argv))
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(raw: list[str]) -> int:
+    from amprenta_backup.core.wal.quick import quick_push
+
+    stored, waited = quick_push(raw)
+    if stored:
         return EXIT_OK
+    import json
     import logging
+
+    from amprenta_backup.core.errors import BackupError, ConfigError, WalSegmentMissing
+    from amprenta_backup.core.wal.settings import settings_environment
 
     args = parse(raw)
     if isinstance(args, int):
@@ -136,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         env = settings_environment(args.config)
         os.environ.update(env)  # boto3 reads credentials from the process environment
+        args.waited = waited
         return handlers[args.command](args, env)
     except WalSegmentMissing as exc:
         print(f"amprenta-wal: {exc}", file=sys.stderr)
@@ -172,6 +168,8 @@ def _archive(env: dict[str, str]) -> WalArchive:
 
 
 def _push(args: SimpleNamespace, env: dict[str, str]) -> int:
+    from pathlib import Path
+
     from amprenta_backup.core.wal.asyncpush import await_push
     from amprenta_backup.core.wal.names import check_wal_name
     from amprenta_backup.core.wal.spool import Spool
@@ -187,18 +185,35 @@ def _push(args: SimpleNamespace, env: dict[str, str]) -> int:
     spool = Spool(settings.spool_dir(pg_wal)).prepare()
 
     def start_archiver() -> None:
-        import subprocess
+        if os.fork() == 0:  # the child becomes the archiver with what is already imported
+            _become_archiver(args, env, pg_wal, spool.log_path)
 
-        argv = [sys.executable, "-m", "amprenta_backup.cli.wal", "archiver",
-                "--pg-wal", str(pg_wal)]
-        with open(spool.log_path, "ab") as log_file:
-            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                             start_new_session=True, close_fds=True)
-
-    how = await_push(spool, name, settings.wait_seconds, start_archiver,
+    how = await_push(spool, name, max(settings.wait_seconds - args.waited, 1.0), start_archiver,
                      lambda: _archive(env).push(args.path, name))
     _log().info("%s stored (%s)", name, how)
     return EXIT_OK
+
+
+def _become_archiver(args: SimpleNamespace, env: dict[str, str], pg_wal: Path,
+                     log_path: Path) -> None:
+    """In a forked child of ``push``: detach (own session, output to the spool's log) and run
+    the archiver; never returns. Forking skips a second interpreter start and the settings'
+    imports, about 1 s of CPU per start under load."""
+    code = EXIT_FAILED
+    try:
+        os.setsid()
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        for fd in (1, 2):
+            os.dup2(log_fd, fd)
+        os.closerange(3, 1024)
+        args.pg_wal, args.idle_exit = str(pg_wal), None
+        code = _archiver(args, env)
+    except BaseException:
+        _log().exception("the archiver failed")
+    finally:
+        os._exit(code)
 
 
 def _fetch(args: SimpleNamespace, env: dict[str, str]) -> int:
@@ -209,6 +224,7 @@ def _fetch(args: SimpleNamespace, env: dict[str, str]) -> int:
 
 def _archiver(args: SimpleNamespace, env: dict[str, str]) -> int:
     import logging
+    from pathlib import Path
 
     from amprenta_backup.core.settings import WalSettings
     from amprenta_backup.core.wal.asyncpush import AsyncArchiver
@@ -240,6 +256,8 @@ def _archiver(args: SimpleNamespace, env: dict[str, str]) -> int:
 
 
 def _list(args: SimpleNamespace, env: dict[str, str]) -> int:
+    import json
+
     names = _archive(env).list_names(args.timeline)
     if args.as_json:
         print(json.dumps(list(names), indent=2))
@@ -249,6 +267,8 @@ def _list(args: SimpleNamespace, env: dict[str, str]) -> int:
 
 
 def _check(args: SimpleNamespace, env: dict[str, str]) -> int:
+    import json
+
     from amprenta_backup.core.wal.archive import wal_prefix
 
     archive = _archive(env)
@@ -261,6 +281,8 @@ def _check(args: SimpleNamespace, env: dict[str, str]) -> int:
 
 
 def _retention(args: SimpleNamespace, env: dict[str, str]) -> int:
+    import json
+
     from amprenta_backup.core.settings import WalSettings
 
     report = _engine(env).wal_retention(WalSettings.from_env(env).target, dry_run=args.dry_run)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +13,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from amprenta_backup.core.settings import WalSettings
 from amprenta_backup.core.wal.archive import checksum_key
 from amprenta_backup.core.wal.names import parse_lsn, segment_of
+from amprenta_backup.core.wal.spool import Spool
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.support.wal import WalSetup, archiver_stats, start_archiving_cluster, wait_archived
 
@@ -163,3 +168,32 @@ def test_archiving_keeps_up_after_a_burst(wal: WalSetup) -> None:
     wait_archived(wal.cluster, names[-1], timeout=60)
     assert set(names) <= set(wal.archive.list_names("00000001"))
     assert archiver_stats(wal.cluster)["failed_count"] == 0
+
+
+def test_killing_the_archiver_loses_no_segment_postgres_counts_as_archived(
+        wal: WalSetup, tmp_path: Path) -> None:
+    """SIGKILL of the asynchronous archiver, again and again while segments are produced: every
+    segment PostgreSQL marked ``.done`` is in the archive, and fetches back to its bytes."""
+    pg_wal = Path(wal.cluster.data_dir) / "pg_wal"
+    spool = Spool(WalSettings.from_env(wal.settings).spool_dir(pg_wal))
+    names, kills = [], 0
+    deadline = time.monotonic() + 60
+    while kills < 3 and time.monotonic() < deadline:
+        wal.cluster.execute("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 3000) g")
+        names.append(str(wal.cluster.query("SELECT pg_walfile_name(pg_switch_wal())")[0][0]))
+        time.sleep(0.3)
+        pid = spool.archiver_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # mid-push or mid-start: whatever it was doing
+                kills += 1
+    wait_archived(wal.cluster, names[-1], timeout=120)  # PostgreSQL: all of them archived
+    assert kills == 3
+    status = pg_wal / "archive_status"
+    for name in names:
+        assert wal.archive.has(name), name
+        if not (status / f"{name}.done").exists():
+            continue  # recycled by a checkpoint meanwhile
+        local = hashlib.sha256((pg_wal / name).read_bytes()).hexdigest()
+        assert wal.archive.fetch(name, tmp_path / name) == local, name
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == local

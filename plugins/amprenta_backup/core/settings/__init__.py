@@ -6,7 +6,7 @@ the fix. The tables of docs/configuration.md are rendered from these declaration
 (``python -m amprenta_backup.core.settings``) and a unit test keeps them equal.
 
 ``amprenta-wal push`` does not import this module on its per-segment fast path (pydantic
-costs about 0.3 s): see :func:`amprenta_backup.core.wal.settings.quick_spool_dir`.
+costs about 0.3 s): see :mod:`amprenta_backup.core.wal.quick`.
 """
 
 from __future__ import annotations

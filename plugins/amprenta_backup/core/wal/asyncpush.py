@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from amprenta_backup.core.errors import ConfigError
@@ -73,7 +73,7 @@ class AsyncArchiver:
                     idle_since = now
                 elif self.idle_exit_seconds and now - idle_since >= self.idle_exit_seconds:
                     break
-                time.sleep(POLL_SECONDS)
+                self._pause()
             for future in list(self._running.values()):
                 future.cancel()
         self._collect()
@@ -96,6 +96,14 @@ class AsyncArchiver:
                 continue
             self._running[name] = pool.submit(self.push, self.pg_wal / name, name)
         return bool(self._running)
+
+    def _pause(self) -> None:
+        """Until a push finishes (its slot is refilled at once) or the next look at
+        ``archive_status`` is due."""
+        if self._running:
+            wait(list(self._running.values()), POLL_SECONDS, FIRST_COMPLETED)
+        else:
+            time.sleep(POLL_SECONDS)
 
     def _collect(self) -> None:
         for name, future in list(self._running.items()):
@@ -131,6 +139,7 @@ def await_push(spool: Spool, name: str, wait_seconds: float, start_archiver: Cal
         return "spool"
     deadline = time.monotonic() + wait_seconds
     started_at: float | None = None
+    seen_running = False
     while True:
         if spool.take_ok(name):
             return "spool"
@@ -140,17 +149,18 @@ def await_push(spool: Spool, name: str, wait_seconds: float, start_archiver: Cal
             push_now()
             spool.clear_error(name)
             return "direct"
-        if not spool.archiver_running():
-            if started_at is None:
-                start_archiver()
-                started_at = time.monotonic()
-            elif time.monotonic() - started_at > start_grace:
-                if spool.take_ok(name):
-                    return "spool"
-                log.warning("the archiver is not running (see %s); pushing %s directly",
-                            spool.log_path, name)
-                push_now()
-                return "direct"
+        if spool.archiver_running():
+            seen_running = True
+        elif started_at is None or seen_running:  # none yet, or the one that ran has died
+            start_archiver()
+            started_at, seen_running = time.monotonic(), False
+        elif time.monotonic() - started_at > start_grace:
+            if spool.take_ok(name):
+                return "spool"
+            log.warning("the archiver is not running (see %s); pushing %s directly",
+                        spool.log_path, name)
+            push_now()
+            return "direct"
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name} was not stored within {wait_seconds:.0f} s by the "
                                f"archiver process (log: {spool.log_path}); PostgreSQL will retry")

@@ -1,20 +1,21 @@
 """``amprenta-wal``'s settings file (env-style, mode 600) and its spool folder.
 
 The variables themselves are declared in :mod:`amprenta_backup.core.settings`
-(``WalSettings``, ``PitrSettings``). Stdlib only: ``amprenta-wal push`` imports this on every
-call from ``archive_command``, so it must stay cheap (no pydantic, boto3, zstandard, psycopg).
+(``WalSettings``, ``PitrSettings``). Stdlib only (no pydantic, boto3, zstandard, psycopg);
+the per-segment fast path of ``amprenta-wal push`` does not even import this: see
+:mod:`.quick`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from amprenta_backup.core.errors import ConfigError
-from amprenta_backup.core.layout import TARGET_NAME
+from amprenta_backup.core.wal import quick
+from amprenta_backup.core.wal.quick import parse_env_lines
 
 CONFIG_VARIABLE = "AMPRENTA_WAL_CONFIG"
 
@@ -39,18 +40,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, str]:
         raise ConfigError(f"amprenta-wal config file {file} is mode "
                           f"{stat.S_IMODE(info.st_mode):o}; it holds credentials, so make it "
                           f"private: chmod 600 {file}")
-    values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise ConfigError(f"{file} line {number} is not KEY=VALUE; fix or remove it")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
+    values, bad_line = parse_env_lines(text)
+    if bad_line:
+        raise ConfigError(f"{file} line {bad_line} is not KEY=VALUE; fix or remove it")
     return values
 
 
@@ -84,25 +76,9 @@ def write_config_file(path: Path, values: Mapping[str, str]) -> Path:
 
 def default_spool_root(env: Mapping[str, str]) -> Path:
     """``BACKUP_WAL_SPOOL``'s default: a private folder under the system temp dir."""
-    return Path(env.get("TMPDIR") or "/tmp") / f"amprenta-wal-{os.getuid()}"
+    return Path(quick.default_spool_root(env))
 
 
 def spool_dir(root: Path, target: str, pg_wal: Path) -> Path:
     """A cluster's spool folder: one per target and ``pg_wal`` folder."""
-    digest = hashlib.sha256(str(pg_wal.resolve()).encode()).hexdigest()[:10]
-    return root / f"{target}-{digest}"
-
-
-def quick_spool_dir(env: Mapping[str, str], pg_wal: Path) -> Path | None:
-    """The spool folder for ``push``'s fast path, read without pydantic (the declarations in
-    :mod:`amprenta_backup.core.settings` cost about 0.3 s to import, once per WAL segment).
-
-    None whenever the settings are not plainly usable (no target, synchronous, a value the
-    declarations might refuse): the full path then reads and checks them properly.
-    """
-    target = env.get("BACKUP_WAL_TARGET", "").strip()
-    mode = env.get("BACKUP_WAL_ASYNC", "").strip().lower()
-    if not target or not TARGET_NAME.match(target) or mode not in ("", "1", "true", "yes", "on"):
-        return None
-    root = env.get("BACKUP_WAL_SPOOL", "").strip()
-    return spool_dir(Path(root) if root else default_spool_root(env), target, pg_wal)
+    return root / quick.spool_name(target, str(pg_wal))

@@ -88,11 +88,23 @@ class Spool:
         return False
 
     def lock(self) -> IO[bytes] | None:
-        """Take the archiver lock; None if another archiver holds it. Keep the handle open."""
+        """Take the archiver lock and write this process's pid into it; None if another
+        archiver holds it. Keep the handle open."""
         handle = open(self.lock_path, "ab")  # noqa: SIM115 - held for the process's life
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             return None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n".encode())
+        handle.flush()
         return handle
+
+    def archiver_pid(self) -> int | None:
+        """The pid of the running archiver (written into its lock), None if none runs."""
+        if not self.archiver_running():
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            return int(self.lock_path.read_text(encoding="ascii").strip())
+        return None
