@@ -24,6 +24,7 @@ from tests.support.process_group import GroupMemory
 SOURCE_DB = "e2e_source"
 CATALOG_DB = "e2e_catalog"
 METADATA_DB = "airflow_meta"
+OUTSIDER = "outsider"  # a logged-in viewer who may read no DAG (auth/no_dag_access_auth.py)
 BUCKET = "e2e-backups"
 TARGET = "pg_source"
 REPLAY_DB = "e2e_replay"  # written by pipeline_dags/load_events.py through pg_replay
@@ -92,6 +93,14 @@ def pipeline_env(cluster: ClusterBase) -> dict[str, str]:
             "AIRFLOW_CONN_PG_REPLAY": postgres_conn_json(cluster, REPLAY_DB)}
 
 
+def auth_env() -> dict[str, str]:
+    """The admin, and :data:`OUTSIDER`, refused every DAG by the deployment's auth manager."""
+    return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin,{OUTSIDER}:viewer",
+            "AIRFLOW__CORE__AUTH_MANAGER": "no_dag_access_auth.NoDagAccessAuthManager",
+            "E2E_NO_DAG_ACCESS_USERS": OUTSIDER,
+            "PYTHONPATH": str(Path(__file__).with_name("auth"))}
+
+
 def metadata_url(cluster: ClusterBase, dbname: str) -> str:
     """SQLAlchemy URL of a metadata database on the cluster."""
     info = cluster.conninfo(dbname)
@@ -114,7 +123,7 @@ def deployment(e2e: E2ESetup, tmp_path_factory: pytest.TempPathFactory,
     began = time.monotonic()
     airflow = AirflowDeployment(tmp_path_factory.mktemp("airflow-e2e"),
                                 metadata_url(e2e.cluster, METADATA_DB),
-                                env={**e2e.env, **pipeline_env(e2e.cluster)})
+                                env={**e2e.env, **pipeline_env(e2e.cluster), **auth_env()})
     airflow.env["AIRFLOW_CONN_AIRFLOW_API"] = json.dumps({
         "conn_type": "http", "host": airflow.base_url, "login": ADMIN,
         "password": airflow.admin_password})

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from amprenta_backup.web.app import URL_PREFIX
-from tests.e2e.conftest import TARGET, E2ESetup
+from tests.e2e.conftest import OUTSIDER, TARGET, E2ESetup
 from tests.e2e.web_catalog import BROKEN, WebCatalog
 from tests.support.airflow_deployment import AirflowDeployment
 
@@ -52,6 +52,28 @@ def test_callers_without_a_valid_airflow_token_get_nothing(
     assert forged.status_code == 403
     for answer in (anonymous, forged):
         assert "backups" not in answer.text and TARGET not in answer.text
+
+
+def test_a_logged_in_user_without_access_to_the_backup_dags_gets_403(
+    deployment: AirflowDeployment, dashboard_catalog: WebCatalog,
+) -> None:
+    token = httpx.post(f"{deployment.base_url}/auth/token", timeout=30, json={
+        "username": OUTSIDER, "password": deployment.password_of(OUTSIDER)})
+    assert token.status_code == 201, token.text
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    with httpx.Client(base_url=deployment.base_url, headers=headers, timeout=30) as outsider:
+        # logged in: Airflow answers what a viewer may read, and refuses the DAG itself
+        assert outsider.get("/api/v2/pools").status_code == 200
+        assert outsider.get("/api/v2/dags/daily_backup").status_code == 403
+        for path in ("/overview", "/backups", "/metrics", "/dashboard"):
+            answer = outsider.get(f"{URL_PREFIX}{path}")
+            assert answer.status_code == 403, (path, answer.text)
+            assert TARGET not in answer.text and BROKEN not in answer.text
+            assert dashboard_catalog.failed_backup_id not in answer.text
+        # the cookie the UI sends is checked the same way
+        page = httpx.get(f"{deployment.base_url}{URL_PREFIX}/dashboard", timeout=30,
+                         cookies={"_token": token.json()["access_token"]})
+        assert page.status_code == 403 and TARGET not in page.text
 
 
 def _catalog_rows(e2e: E2ESetup, sql: str, *params: Any) -> list[dict[str, Any]]:

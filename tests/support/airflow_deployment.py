@@ -88,6 +88,7 @@ class AirflowDeployment(AirflowRestClient):
         self.start_timeout = start_timeout
         self.timings: dict[str, float] = {}
         self._password = secrets.token_urlsafe(16)
+        self._passwords: dict[str, str] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._peak: dict[str, GroupMemory] = {}
         self.env = {
@@ -173,12 +174,20 @@ class AirflowDeployment(AirflowRestClient):
                  tb: TracebackType | None) -> None:
         self.stop()
 
+    def password_of(self, user: str) -> str:
+        """The generated password of a user of ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS``."""
+        return self._password if user == ADMIN else self._passwords[user]
+
     def _write_password_file(self) -> None:
-        """Pre-seed the simple auth manager's password file, so no password is ever printed."""
+        """Pre-seed the simple auth manager's password file with a password for every user
+        it is given (``name:role,...``), so no password is ever printed."""
+        users = self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")
+        self._passwords = {name: secrets.token_urlsafe(16) for name in
+                           (u.split(":")[0].strip() for u in users) if name != ADMIN}
         path = self.home / PASSWORDS_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({ADMIN: self._password}, handle)
+            json.dump({ADMIN: self._password, **self._passwords}, handle)
 
     def _airflow(self) -> str:
         return str(Path(sys.executable).with_name("airflow"))
