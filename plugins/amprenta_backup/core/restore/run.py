@@ -233,13 +233,10 @@ class Restorer:
             with span("restore.checksum", backup_id=plan.backup_id):
                 self._check_checksum(plan, progress)
             verified = time.monotonic()
-            with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
-                path = Path(tmp) / DUMP_NAME
-                with span("restore.pg_restore", database=plan.database,
-                          jobs=plan.request.jobs):
-                    props = self._into(server, plan, lambda: (
-                        self._restore_staged(plan, progress, path) if plan.request.jobs > 1
-                        else self._restore_stream(plan, progress)))
+            with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
+                props = self._into(server, plan, lambda: (
+                    self._restore_staged(plan, progress, workdir) if plan.request.jobs > 1
+                    else self._restore_stream(plan, progress)))
         restored = time.monotonic()
         with span("restore.count_rows"):
             counts = _count(plan)
@@ -301,14 +298,16 @@ class Restorer:
             raise DumpError(f"pg_restore exited with code {code}: {stderr or 'no message'}")
 
     def _restore_staged(self, plan: RestorePlan, progress: ProgressFactory | None,
-                        path: Path) -> None:
-        """``jobs > 1``: restored from ``path`` as it is written (core/restore/staged.py)."""
+                        workdir: str | None) -> None:
+        """``jobs > 1``: restored from a temporary file as it is written (restore/staged.py)."""
         staged = StagedRestore(lambda *extra: _restore_argv(plan, jobs=1, options=extra),
                                [plan.pg_restore or tool("pg_restore"), "--list"],
                                plan.target_env(), plan.request.jobs, plan.manifest.table_counts)
-        staged.run(path, lambda sink: self._download(plan, progress, sink),
-                   lambda readback: self._check_again(plan, readback))
-        _restore_file(plan, path, "--section=post-data")
+        with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
+            path = Path(tmp) / DUMP_NAME
+            staged.run(path, lambda sink: self._download(plan, progress, sink),
+                       lambda readback: self._check_again(plan, readback))
+            _restore_file(plan, path, "--section=post-data")
 
     def _download(self, plan: RestorePlan, progress: ProgressFactory | None,
                   sink: Callable[[bytes], object]) -> Readback:
