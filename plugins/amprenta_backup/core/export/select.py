@@ -59,6 +59,7 @@ class Selection:
         self._fresh: dict[str, str | None] = dict.fromkeys(self.keyed)
         self._parity = 0
         self._phase = DOWN
+        self._made: set[tuple[str, str]] = set()
 
     def key_columns(self, table: Table) -> list[tuple[str, str]]:
         """``(column, type)`` of the row key: the primary key, else ``tableoid, ctid``."""
@@ -79,16 +80,24 @@ class Selection:
         return sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(n))
 
     def create(self) -> None:
-        """The temporary tables (dropped with the session)."""
+        """The session settings and each key set's ``all`` table; the others are made
+        when first written (temporary: dropped with the session)."""
         for setting in SESSION:
             self.cur.execute(setting)
         for name in self.keyed:
-            cols = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(f"k{i}"), sql.SQL(type_))
-                for i, (_, type_) in enumerate(self.key_columns(self.graph.tables[name])))
-            for kind in ("all", "up", "new0", "new1"):
-                self.cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} ({})").format(
-                    self._temp(kind, name), cols))
+            self._ensure("all", name)
+
+    def _ensure(self, kind: str, name: str) -> bool:
+        """Create the temporary table ``kind`` of ``name`` unless it exists; True if made."""
+        if (kind, name) in self._made:
+            return False
+        cols = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(f"k{i}"), sql.SQL(type_))
+            for i, (_, type_) in enumerate(self.key_columns(self.graph.tables[name])))
+        self.cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} ({})").format(
+            self._temp(kind, name), cols))
+        self._made.add((kind, name))
+        return True
 
     def seed(self, column: str, project_ids: Sequence[str]) -> None:
         """Select the root rows whose ``column`` is one of ``project_ids``; PreconditionError
@@ -164,13 +173,15 @@ class Selection:
         new, into = self._temp(kind, name), self._temp(target, name)
         union = sql.SQL(" UNION ").join(sql.SQL("({})").format(q) for q in queries)
         held = [self._temp(k, name) for k, n in self._sizes[name].items() if n]
+        self._ensure(target, name)
         if not held:
             self.cur.execute(sql.SQL("INSERT INTO {} {}").format(into, union))
             count = self.cur.rowcount
             self._fresh[name] = target
             analyze: tuple[sql.Identifier, ...] = (into,)
         else:
-            self.cur.execute(sql.SQL("TRUNCATE {}").format(new))
+            if not self._ensure(kind, name):
+                self.cur.execute(sql.SQL("TRUNCATE {}").format(new))
             self.cur.execute(sql.SQL("INSERT INTO {} {} {}").format(new, union, sql.SQL(
                 " ").join(sql.SQL("EXCEPT SELECT * FROM {}").format(h) for h in held)))
             count = self.cur.rowcount
