@@ -122,8 +122,9 @@ with DAG(
              "{{ p.table_counts | length }} tables, into {{ p.target_server }}.\n\n"
              "{% for step in p.steps %}{{ loop.index }}. {{ step }}\n{% endfor %}"
              "{% for line in p.pipelines.lines %}\n**{{ line }}**\n{% endfor %}"
-             "{% if p.replay %}\n**{{ p.replay.headline }}**: approving takes away what "
-             "they wrote (replay_plan lists them after the restore){% endif %}{% endif %}",
+             "{% set r = ti.xcom_pull(task_ids='plan', key='replay') %}{% if r %}\n"
+             "**{{ r.headline }}**: approving takes away what they wrote (replay_plan lists "
+             "them after the restore){% endif %}{% endif %}",
     )
     replay_plan = ReplayPlanOperator(task_id="replay_plan", replay=dag.param("replay"))
     restore >> replay_plan

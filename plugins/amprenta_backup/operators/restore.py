@@ -70,9 +70,11 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
         with fail_without_retry():
             plan = self.restorer().plan(request)
             pipelines = plan_pipelines(plan)
-            replay = restore_replay_plan(plan, pipelines) if request.mode == REPLACE else None
-        return branch_on_plan(self, context, PipelinePlan(plan, pipelines, replay),
-                              noun="restore",
+            if request.mode == REPLACE:  # the writer runs a replace takes away
+                replay = restore_replay_plan(plan, pipelines)
+                self.log.info("%s", replay.text())
+                context["ti"].xcom_push(key="replay", value=replay.to_dict())
+        return branch_on_plan(self, context, PipelinePlan(plan, pipelines), noun="restore",
                               dry_run=request.dry_run, needs_approval=request.mode == REPLACE,
                               approval_task_id=self.approval_task_id,
                               run_task_id=self.run_task_id)

@@ -213,19 +213,15 @@ def dags_from_rest(dags: Iterable[Mapping[str, Any]],
 class PipelinePlan:
     """A restore plan (anything with ``text()`` and ``to_dict()``) with the pipelines of the
     database it writes: the plan's log text and XCom (key ``pipelines``: its fields and
-    ``lines``, which the approval text shows), and for a replace the writer runs it would
-    take away (key ``replay``, a ``ReplayPlan``'s dict, or None)."""
+    ``lines``, which the approval text shows)."""
 
     plan: Any
     pipelines: Pipelines
-    replay: Any = None  # a ReplayPlan: the writer runs a replace would take away
 
     def text(self) -> str:
         return "\n".join([self.plan.text(),
-                          *(f"pipelines {line}" for line in self.pipelines.lines()),
-                          *([self.replay.text()] if self.replay is not None else [])])
+                          *(f"pipelines {line}" for line in self.pipelines.lines())])
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.plan.to_dict(),
-                "pipelines": {**self.pipelines.to_dict(), "lines": self.pipelines.lines()},
-                "replay": self.replay.to_dict() if self.replay is not None else None}
+                "pipelines": {**self.pipelines.to_dict(), "lines": self.pipelines.lines()}}
