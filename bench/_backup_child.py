@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL
+from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL, DEFAULT_DUMP_MIN_TABLE_MB
 
 HERE = Path(__file__).resolve().parent
 SPAWN = HERE / "_spawn_measured.py"
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="S3 parts uploaded at once (default: the engine's)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="BACKUP_DUMP_JOBS: dump streams at once (1 = one stream)")
-    parser.add_argument("--min-table-mb", type=int, default=64,
+    parser.add_argument("--min-table-mb", type=int, default=DEFAULT_DUMP_MIN_TABLE_MB,
                         help="BACKUP_DUMP_MIN_TABLE_MB: the size of a table worth a stream")
     parser.add_argument("--encrypt", action="store_true",
                         help="client-side encryption on (a random master key of this run)")

@@ -108,7 +108,7 @@ class Bench:
         argv = [sys.executable, str(CHILD), "--host", conn["host"], "--port", str(conn["port"]),
                 "--user", conn["user"], "--dbname", DBNAME, "--catalog-dbname", CATALOG_DB,
                 "--target", DBNAME, "--storage", "local", "--local-root", str(root),
-                "--level", "1", "--threads", "2", "--jobs", str(jobs), "--min-table-mb", "8"]
+                "--level", "1", "--threads", "2", "--jobs", str(jobs)]
         record, out = spawn(self.workdir, argv, self.env(), label)
         child = json.loads(out.strip().splitlines()[-1])
         shutil.rmtree(root, ignore_errors=True)

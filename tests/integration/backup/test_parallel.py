@@ -15,6 +15,7 @@ import pytest
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner
+from amprenta_backup.core.backup.parallel import resolve_jobs
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import PreconditionError
 from amprenta_backup.core.models import Manifest, RunContext, Status, utcnow
@@ -23,6 +24,7 @@ from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import Restorer
 from amprenta_backup.core.retention.cleanup import Cleanup
 from amprenta_backup.core.retention.policies import AgePolicy, KeepLastPolicy
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.core.verify import verify_backup
 from amprenta_backup.sandbox.cluster import ClusterBase
@@ -92,9 +94,8 @@ def _restorer(storage: Storage, catalog: Catalog, conns: dict[str, PgConnInfo]) 
     return Restorer(storage, catalog, engine_for(storage, catalog, conns).resolve)
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
 def test_a_parallel_backup_of_the_sample_database_restores_equal(
-        jobs: int, local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
+        local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
         pg_cluster: ClusterBase, new_name: Callable[[str], str], tmp_path: Path) -> None:
     manifest = parallel_backup(local_storage, catalog, source_conn)
     assert len(manifest.dump_parts()) == 3
@@ -102,7 +103,7 @@ def test_a_parallel_backup_of_the_sample_database_restores_equal(
     work.mkdir()
 
     result = _restorer(local_storage, catalog, {"pg_source": source_conn}).run(
-        RestoreRequest(manifest.backup_id, target, jobs=jobs), workdir=str(work))
+        RestoreRequest(manifest.backup_id, target, jobs=2), workdir=str(work))
 
     assert_databases_equal(pg_cluster, "amprenta", pg_cluster, target)
     assert result.mismatches == [] and list(work.iterdir()) == []
@@ -116,7 +117,7 @@ def test_a_parallel_backup_of_many_tables_restores_equal_and_its_cleanup_deletes
                  for _ in range(2))
     target = new_name("parallel_many")
     _restorer(local_storage, catalog, {"pg_many": many_tables_conn}).run(
-        RestoreRequest(old.backup_id, target, jobs=3))
+        RestoreRequest(old.backup_id, target))  # jobs=1: one part at a time
     assert_databases_equal(pg_cluster, "manytables", pg_cluster, target)
 
     report = Cleanup(local_storage, catalog, [AgePolicy(7), KeepLastPolicy(1)],
@@ -182,3 +183,23 @@ def test_download_writes_every_part_as_an_archive_of_its_own(
     assert sum(f.stat().st_size for f in files) == manifest.raw_bytes == result.raw_bytes
     with pytest.raises(PreconditionError, match="already exist"):
         engine.download(manifest.backup_id, path)
+
+
+def test_by_default_only_a_database_with_two_sizeable_tables_is_dumped_in_parallel(
+        local_storage: Storage, catalog: Catalog, many_tables_conn: PgConnInfo) -> None:
+    """BACKUP_DUMP_JOBS=0 (the default): streams from the cores, but only for tables of at
+    least BACKUP_DUMP_MIN_TABLE_MB (16 MiB: none here, the biggest has 4)."""
+    assert SETTINGS.dump_jobs == BackupConfig().dump_jobs == 0
+    runner = BackupRunner(local_storage, catalog, SETTINGS)
+    single = runner.run("pg_many", many_tables_conn, RunContext(),
+                        layout.make_backup_id(datetime.now(UTC), "parallel/auto-single"))
+    assert single.parts is None and single.format == "pg_dump-custom"
+
+    runner.settings = dataclasses.replace(SETTINGS, min_table_bytes=2 * 2**20)
+    parallel = runner.run("pg_many", many_tables_conn, RunContext(),
+                          layout.make_backup_id(datetime.now(UTC), "parallel/auto-many"))
+
+    moved = {t for p in parallel.dump_parts()[1:] for t in p.tables}
+    assert 1 < len(parallel.objects()) <= resolve_jobs(0) <= 4
+    assert moved and moved <= {"many.t01", "many.t03", "many.t05"}  # the 4, 2 and 3 MiB
+    assert verify_backup(local_storage, catalog, parallel).ok

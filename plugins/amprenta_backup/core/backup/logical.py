@@ -23,7 +23,11 @@ from amprenta_backup.core.backup.parallel import (
 )
 from amprenta_backup.core.backup.rowcount import RowCounter
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
-from amprenta_backup.core.constants import MANIFEST_VERSION, PARALLEL_MANIFEST_VERSION
+from amprenta_backup.core.constants import (
+    DEFAULT_DUMP_MIN_TABLE_MB,
+    MANIFEST_VERSION,
+    PARALLEL_MANIFEST_VERSION,
+)
 from amprenta_backup.core.dbprops import read_properties
 from amprenta_backup.core.encryption import KeyService, backup_identity, seal_for
 from amprenta_backup.core.errors import DumpError, StorageError
@@ -58,8 +62,8 @@ class BackupSettings:
     :param checksum: compute sha256 over the stored bytes
     :param heartbeat_timeout: a RUNNING backup silent this long is abandoned
     :param keys: encrypts dumps and globals when encryption is on
-    :param dump_jobs: dump streams at once when the database has sizeable tables (``0``: one
-        per core, see core/backup/parallel.py)
+    :param dump_jobs: dump streams at once when the database has sizeable tables (``0``: two
+        per core, see core/backup/parallel.py; ``1``: one stream)
     :param min_table_bytes: the size from which a table may get a stream of its own
     """
 
@@ -68,8 +72,8 @@ class BackupSettings:
     checksum: bool = True
     heartbeat_timeout: timedelta = DEFAULT_TIMEOUT
     keys: KeyService | None = None
-    dump_jobs: int = 1
-    min_table_bytes: int = 64 * 2**20
+    dump_jobs: int = 0
+    min_table_bytes: int = DEFAULT_DUMP_MIN_TABLE_MB * 2**20
 
     @classmethod
     def from_config(cls, config: BackupConfig, keys: KeyService | None = None

@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from amprenta_backup.core.constants import (
     DEFAULT_BUCKET,
     DEFAULT_COMPRESSION_LEVEL,
+    DEFAULT_DUMP_MIN_TABLE_MB,
     DEFAULT_LOCAL_PATH,
     DEFAULT_PREFIX,
     DEFAULT_RETENTION_DAYS,
@@ -152,13 +153,13 @@ class BackupConfig(Settings):
     compression_threads: int = var("BACKUP_COMPRESSION_THREADS", 2,
                                    "zstd worker threads, 0 = single-threaded", ge=0, le=64)
     dump_jobs: int = var(
-        "BACKUP_DUMP_JOBS", 1, "Dump streams at once for a database with several sizeable "
-        "tables, all on one snapshot (`1` = one stream, `0` = one per CPU core, at most 4); "
-        "see Parallel backups", ge=0, le=32)
+        "BACKUP_DUMP_JOBS", 0, "Dump streams at once for a database with at least two sizeable "
+        "tables, all on one snapshot (`1` = always one stream; `0` = two per CPU core, at most "
+        "4); see Parallel backups", ge=0, le=32, shown="`0` (from the cores)")
     dump_min_table_mb: int = var(
-        "BACKUP_DUMP_MIN_TABLE_MB", 64, "A table at least this big (MiB, `pg_table_size`) may "
-        "get a dump stream of its own; with fewer than two, the dump is one stream", ge=0,
-        le=1_048_576, unit="MiB")
+        "BACKUP_DUMP_MIN_TABLE_MB", DEFAULT_DUMP_MIN_TABLE_MB, "A table at least this big (MiB, "
+        "`pg_table_size`) may get a dump stream of its own; with fewer than two, the dump is "
+        "one stream", ge=1, le=1_048_576, unit="MiB")
     checksum_enabled: bool = var("BACKUP_CHECKSUM_ENABLED", True,
                                  "sha256 of the stored bytes, recorded in manifest and catalog")
     heartbeat_timeout_seconds: int = var("BACKUP_HEARTBEAT_TIMEOUT_SECONDS", 600, HEARTBEAT_HELP,
