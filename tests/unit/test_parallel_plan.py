@@ -72,3 +72,11 @@ def test_each_part_is_read_as_a_manifest_of_its_own_and_must_lie_in_its_folder()
         assert "outside its folder" in str(exc) and "elsewhere" in str(exc)
     else:
         raise AssertionError("a part outside the backup's folder was accepted")
+
+
+def test_only_the_biggest_tables_are_split_off_however_many_are_sizeable() -> None:
+    tables = [TableSize("s", f"t{i:05d}", (20_000 - i) * MIB) for i in range(3000)]
+    plan = plan_dump(tables, jobs=4, min_bytes=MIB)
+    split = sorted(t.name for g in plan.groups for t in g)
+    assert split == [f"t{i:05d}" for i in range(1000)]
+    assert plan.rest_bytes == sum(t.bytes for t in tables[1000:])

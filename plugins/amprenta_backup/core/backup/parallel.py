@@ -33,6 +33,7 @@ from amprenta_backup.core.storage.base import Storage
 log = logging.getLogger(__name__)
 
 MAX_AUTO_JOBS = 4
+MAX_SPLIT_TABLES = 1000  # the biggest tables only: each is locked twice and named on argv
 SECTION_ALL, SECTION_DATA = "all", "data"
 PARALLEL_FORMAT = "pg_dump-custom-parts"
 
@@ -101,10 +102,11 @@ def resolve_jobs(setting: int) -> int:
 
 
 def plan_dump(tables: Sequence[TableSize], jobs: int, min_bytes: int) -> DumpPlan:
-    """Pack the sizeable tables into at most ``jobs`` streams of about equal size; one stream
-    when ``jobs`` is 1 or fewer than two tables are sizeable."""
+    """Pack the sizeable tables (the :data:`MAX_SPLIT_TABLES` biggest; the others count with
+    the small ones) into at most ``jobs`` streams of about equal size; one stream when ``jobs``
+    is 1 or fewer than two tables are sizeable."""
     sizeable = sorted((t for t in tables if t.bytes >= max(min_bytes, 1)),
-                      key=lambda t: (-t.bytes, t.label))
+                      key=lambda t: (-t.bytes, t.label))[:MAX_SPLIT_TABLES]
     rest = sum(t.bytes for t in tables) - sum(t.bytes for t in sizeable)
     if jobs < 2 or len(sizeable) < 2:
         return DumpPlan(groups=((),), rest_bytes=rest)
