@@ -155,7 +155,7 @@ class BackupConfig(Settings):
     dump_jobs: int = var(
         "BACKUP_DUMP_JOBS", 0, "Dump streams at once for a database with at least two sizeable "
         "tables, all on one snapshot (`1` = always one stream; `0` = two per CPU core, at most "
-        "4); see Parallel backups", ge=0, le=32, shown="`0` (from the cores)")
+        "4); see Parallel backups", ge=0, le=32)
     dump_min_table_mb: int = var(
         "BACKUP_DUMP_MIN_TABLE_MB", DEFAULT_DUMP_MIN_TABLE_MB, "A table at least this big (MiB, "
         "`pg_table_size`) may get a dump stream of its own; with fewer than two, the dump is "
