@@ -17,6 +17,7 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner
 from amprenta_backup.core.backup.parallel import resolve_jobs
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.encryption.stream import MAGIC
 from amprenta_backup.core.errors import PreconditionError
 from amprenta_backup.core.models import Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
@@ -30,6 +31,7 @@ from amprenta_backup.core.verify import verify_backup
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
 from amprenta_backup.sandbox.dataset import load_tables
+from tests.integration.backup.test_encryption import KEY_A, conn_keys, keyring_env
 from tests.integration.backup.test_logical import _children_running
 from tests.integration.conftest import conninfo
 from tests.integration.copy.test_copy import COPY_PREFIX, copied_key, sha256
@@ -203,3 +205,22 @@ def test_by_default_only_a_database_with_two_sizeable_tables_is_dumped_in_parall
     assert 1 < len(parallel.objects()) <= resolve_jobs(0) <= 4
     assert moved and moved <= {"many.t01", "many.t03", "many.t05"}  # the 4, 2 and 3 MiB
     assert verify_backup(local_storage, catalog, parallel).ok
+
+
+def test_an_encrypted_parallel_backup_seals_each_part_with_its_own_key_and_restores(
+        local_storage: Storage, catalog: Catalog, many_tables_conn: PgConnInfo,
+        pg_cluster: ClusterBase, new_name: Callable[[str], str]) -> None:
+    keys = conn_keys("k1", keyring_env(KEY_A))
+    backup_id = layout.make_backup_id(datetime.now(UTC), "parallel/encrypted")
+    manifest = BackupRunner(local_storage, catalog, dataclasses.replace(PARALLEL, keys=keys)).run(
+        "pg_many", many_tables_conn, RunContext(), backup_id)
+    parts = manifest.dump_parts()
+    assert len({p.encryption["wrapped_key"] for p in parts if p.encryption}) == len(parts) == 3
+    assert all(local_storage.get_bytes(p.key).startswith(MAGIC) for p in parts)
+
+    assert verify_backup(local_storage, catalog, manifest, keys=keys).ok
+    target = new_name("parallel_enc")
+    Restorer(local_storage, catalog, engine_for(local_storage, catalog, {
+        "pg_many": many_tables_conn}).resolve, keys).run(
+        RestoreRequest(manifest.backup_id, target, jobs=2))
+    assert_databases_equal(pg_cluster, "manytables", pg_cluster, target)
