@@ -25,7 +25,7 @@ from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import Restorer
 from amprenta_backup.core.retention.cleanup import Cleanup
 from amprenta_backup.core.retention.policies import AgePolicy, KeepLastPolicy
-from amprenta_backup.core.settings import BackupConfig
+from amprenta_backup.core.settings import BackupConfig, BackupTarget
 from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.core.verify import verify_backup
 from amprenta_backup.sandbox.cluster import ClusterBase
@@ -36,6 +36,7 @@ from tests.integration.backup.test_logical import _children_running
 from tests.integration.conftest import conninfo
 from tests.integration.copy.test_copy import COPY_PREFIX, copied_key, sha256
 from tests.integration.copy.test_copy import engine as copy_engine
+from tests.integration.drill.test_runner import _runner as drill_runner
 from tests.support.backups import SETTINGS, engine_for, flip_byte, rewrite
 from tests.support.signals import SignalOnFirstWrite, Terminated, sigterm_raises_terminated
 
@@ -224,3 +225,17 @@ def test_an_encrypted_parallel_backup_seals_each_part_with_its_own_key_and_resto
         "pg_many": many_tables_conn}).resolve, keys).run(
         RestoreRequest(manifest.backup_id, target, jobs=2))
     assert_databases_equal(pg_cluster, "manytables", pg_cluster, target)
+
+
+def test_a_restore_drill_of_a_parallel_backup_passes_every_check_and_verifies_it(
+        local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
+        pg_cluster: ClusterBase) -> None:
+    manifest = parallel_backup(local_storage, catalog, source_conn)
+
+    record = drill_runner(local_storage, catalog, {"pg_source": source_conn}).run(
+        BackupTarget("pg_source"), RunContext(dag_id="monthly_restore_drill", run_id="parallel"))
+
+    assert record.passed is True and record.backup_id == manifest.backup_id, record.summary
+    assert {c.name for c in record.checks} >= {"checksum", "restore", "row_counts"}
+    assert not pg_cluster.database_exists(record.scratch_database)
+    assert catalog.get(manifest.backup_id).status == Status.VERIFIED  # type: ignore[union-attr]
