@@ -20,6 +20,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ behind in the shared tree
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -212,6 +213,7 @@ def main() -> None:
     finally:
         if bench.cluster is not None:
             bench.cluster.stop()
+        shutil.rmtree(bench.work, ignore_errors=True)  # the CSV files and ZIPs of the rounds
     report(args, times, result)
 
 
