@@ -147,14 +147,21 @@ class WalBench:
         self.cluster.execute("SELECT pg_switch_wal()")
         backlog = self.ready()
         load = os.getloadavg()[0]
+        pg_archiver = int(self.cluster.query(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'")[0][0])
+        before = _proc_cpu_seconds(pg_archiver)
         self.archive_with(command)
         seconds = self.wait_drained()
+        pid = self._spool().archiver_pid()  # ours: the archiver is not PostgreSQL's child
+        cpu = _proc_cpu_seconds(pg_archiver) - before + (
+            _proc_cpu_seconds(pid, own=True) if pid else 0)
         self.samples.append({"kind": "drain", "method": method, "round": round_,
                              "segments": backlog,
                              "seconds": seconds, "seg_per_s": backlog / seconds,
-                             "load_before": load})
+                             "cpu_ms_per_segment": 1000 * cpu / backlog, "load_before": load})
         note(f"drain {method}: {backlog} segments in {seconds:.2f} s = "
-             f"{backlog / seconds:.1f} seg/s (load {load:.1f})")
+             f"{backlog / seconds:.1f} seg/s, {1000 * cpu / backlog:.0f} CPU-ms a segment "
+             f"(load {load:.1f})")
 
     def sustained(self, method: str, command: str, round_: int) -> None:
         self.archive_with(command)
@@ -185,13 +192,16 @@ class WalBench:
         note(f"sustained {method}: {archived} segments in {seconds} s ({archived / seconds:.2f}"
              f" seg/s), max .ready {peak}, pgbench {tps} tps")
 
-    def wait_archiver_gone(self, timeout: float = 60) -> None:
+    def _spool(self) -> Any:
         from amprenta_backup.core.settings import WalSettings
         from amprenta_backup.core.wal.settings import read_config_file
         from amprenta_backup.core.wal.spool import Spool
 
         settings = WalSettings.from_env(read_config_file(self.config))
-        spool = Spool(settings.spool_dir(self.cluster.data_dir / "pg_wal"))
+        return Spool(settings.spool_dir(self.cluster.data_dir / "pg_wal"))
+
+    def wait_archiver_gone(self, timeout: float = 60) -> None:
+        spool = self._spool()
         deadline = time.monotonic() + timeout
         while spool.archiver_running() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -283,6 +293,17 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _proc_cpu_seconds(pid: int, own: bool = False) -> float:
+    """CPU seconds of ``pid`` itself (``own``) or of the children it has reaped (PostgreSQL's
+    archiver: every archive_command and what it ran), from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    first = 11 if own else 13  # utime, stime / cutime, cstime (fields 14-17, 1-based)
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -305,7 +326,7 @@ def summarize(bench: WalBench) -> dict[str, Any]:
     for kind, methods, keys in (
             ("basebackup", ("raw", "raw --no-sync", "ours"),
              ("seconds", "client_cpu_s", "stored_bytes")),
-            ("drain", ("cp", "ours"), ("seg_per_s", "segments")),
+            ("drain", ("cp", "ours"), ("seg_per_s", "segments", "cpu_ms_per_segment")),
             ("sustained", ("cp", "ours"), ("seg_per_s", "max_ready", "tps"))):
         for method in methods:
             summary[f"{kind}/{method}"] = {key: median(pick(kind, method, key)) for key in keys}
