@@ -10,7 +10,11 @@ out that plan, so `latest` is resolved once, before the approval.
 database name typed again in *Confirm* and an explicit Approve of `approve_replace` (by the
 users in `BACKUP_APPROVERS` when set; the alert channels are told when it starts waiting,
 naming the backup, the target and the link), then restores into a temporary database and
-swaps it in only once its row counts match.
+swaps it in only once its row counts match. With `pause_writers` (on by default) a
+`replace` first pauses the DAGs that write to the database (`pause_writers`: the approval
+names them and which of their tasks run), waits for their running tasks, and
+`resume_writers` (a teardown) resumes exactly the ones it paused, also when the restore
+fails; a DAG a person had paused stays paused.
 
 ### What you get
 After a `replace`, `replay_plan` lists the runs of the database's writer DAGs that ran after
@@ -32,6 +36,7 @@ from airflow.sdk import DAG, Param
 
 from amprenta_backup.defaults import DATABASE_NAME, dry_run_param, manual_dag_kwargs
 from amprenta_backup.operators.approval import approval_gate
+from amprenta_backup.operators.quiesce import quiesce_around
 from amprenta_backup.operators.replay import ReplayOperator, ReplayPlanOperator
 from amprenta_backup.operators.restore import RestoreOperator, RestorePlanOperator
 
@@ -93,6 +98,12 @@ with DAG(
             description="After a replace, re-run the runs of the database's writer DAGs that "
                         "the backup does not hold (they ran after it was taken), after an "
                         "approval of approve_replay. Off: replay_plan only lists them."),
+        "pause_writers": Param(
+            True, type="boolean", title="Pause the writer DAGs (replace only)",
+            description="For replace: pause the DAGs that write to the database before the "
+                        "restore, wait for their running tasks (BACKUP_QUIESCE_WAIT_SECONDS), "
+                        "and resume the ones it paused afterwards, also if the restore fails. "
+                        "A DAG paused already stays paused."),
         "dry_run": dry_run_param("what would be restored where, sizes"),
     },
 ) as dag:
@@ -105,10 +116,11 @@ with DAG(
         "dry_run": dag.param("dry_run"),
     }
     plan = RestorePlanOperator(task_id="plan", request=request,
-                               from_copy=dag.param("from_copy"))
+                               from_copy=dag.param("from_copy"),
+                               pause_writers=dag.param("pause_writers"))
     restore = RestoreOperator(task_id="restore", request=request,
                               from_copy=dag.param("from_copy"))
-    approval_gate(
+    approve = approval_gate(
         plan, restore, task_id="approve_replace",
         subject="Replace database {{ params.target_database }} with backup "
                 "{{ ti.xcom_pull(task_ids='plan', key='plan')['backup_id'] }}?",
@@ -140,3 +152,4 @@ with DAG(
              "{% for run in r.runs %}{{ loop.index }}. {{ run.dag_id }} {{ run.run_id }} "
              "({{ run.reason }})\n{% endfor %}{% endif %}",
     )
+    quiesce_around(approve, restore, enabled=dag.param("pause_writers"))

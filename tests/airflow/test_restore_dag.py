@@ -111,6 +111,14 @@ def test_manual_only_with_a_typed_form_and_the_approval_before_the_restore(
     assert dag.get_task("approve_replace").assigned_users == [
         {"id": "alice", "name": "alice"}, {"id": "bob", "name": "bob"}]
 
+    # after the Approve the writers are paused and resumed (a teardown) around the restore;
+    # on by default
+    pause, resume = dag.get_task("pause_writers"), dag.get_task("resume_writers")
+    assert pause.upstream_task_ids == {"approve_replace"}
+    assert resume.is_teardown
+    assert resume.upstream_task_ids == {"restore", "pause_writers"}
+    assert dag.params["pause_writers"] is True
+
 
 def test_an_empty_database_name_is_refused_by_the_plan_too() -> None:
     from amprenta_backup.core.errors import ConfigError
@@ -151,7 +159,8 @@ def test_new_database_restores_at_once_without_waiting_for_an_approval(
             logger.disabled = True
 
     assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
-                                "restore": "success", **NOTHING_TO_REPLAY}
+                                "pause_writers": "skipped", "restore": "success",
+                                "resume_writers": "skipped", **NOTHING_TO_REPLAY}
     assert_databases_equal(pg_cluster, "af_source", pg_cluster, database)
     result = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
     assert result["row_counts_match"] is True and result["seconds"] > 0
@@ -170,7 +179,8 @@ def test_latest_as_a_dry_run_only_plans(
                                            "target_database": database, "dry_run": True})
 
     assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
-                                "restore": "skipped", **NO_REPLAY_PLAN}
+                                "pause_writers": "skipped", "restore": "skipped",
+                                "resume_writers": "skipped", **NO_REPLAY_PLAN}
     plan = dag_run.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
     assert plan["backup_id"] == backup.backup_id and plan["database_exists"] is False
     assert not pg_cluster.database_exists(database)
@@ -199,7 +209,8 @@ def test_an_approval_marked_success_without_an_answer_does_not_replace(
                       mark_success_pattern="approve_replace")
 
     assert _states(dag_run) == {"plan": "success", "approve_replace": "success",
-                                "restore": "failed", "replay_plan": "upstream_failed",
+                                "pause_writers": "skipped", "restore": "failed",
+                                "resume_writers": "skipped", "replay_plan": "upstream_failed",
                                 "approve_replay": "upstream_failed",
                                 "replay": "upstream_failed"}
     assert _has_sentinel(pg_cluster, occupied)
@@ -394,7 +405,8 @@ def test_a_damaged_primary_is_restored_from_the_second_copy(
 
     dag_run = run_dag("restore", run_conf=_conf(backup, database))
     assert _states(dag_run) == {"plan": "success", "approve_replace": "skipped",
-                                "restore": "success", **NOTHING_TO_REPLAY}
+                                "pause_writers": "skipped", "restore": "success",
+                                "resume_writers": "skipped", **NOTHING_TO_REPLAY}
     result = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
     assert result["plan"]["location"].startswith((tmp_path / "copy").as_uri())
     assert result["row_counts_match"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +55,8 @@ def test_new_database_restores_the_latest_backup(
     run = deployment.run_dag("restore", _request(target_db, mode="new_database"), timeout=150)
     assert run["state"] == "success", run["tasks"]
     assert run["tasks"] == {"plan": "success", "approve_replace": "skipped",
-                            "restore": "success", "replay_plan": "success",
+                            "pause_writers": "skipped", "restore": "success",
+                            "resume_writers": "skipped", "replay_plan": "success",
                             "approve_replay": "skipped", "replay": "skipped"}
     result = deployment.xcom("restore", run["dag_run_id"], "restore")
     assert result["performed"] is True
@@ -114,8 +116,8 @@ def test_the_approval_names_exactly_the_dags_that_write_to_the_database(
                                    "approve_replace/-1/hitlDetails")
     asset = deployment.env["E2E_SOURCE_ASSET"]
     assert (f"**2 DAGs write to database '{SOURCE_DB}': e2e_load_customers (tag "
-            f"writes:{TARGET}), e2e_load_orders (asset {asset}); pause them before "
-            "approving**") in detail["body"]
+            f"writes:{TARGET}), e2e_load_orders (asset {asset}); paused during the restore "
+            "and resumed after it, also if it fails**") in detail["body"]
     assert "1 DAG(s) read from it: e2e_unrelated" in detail["body"]
     plan = deployment.xcom("restore", run_id, "plan", key="plan")
     assert sorted(plan["pipelines"]["writers"]) == ["e2e_load_customers", "e2e_load_orders"]
@@ -126,4 +128,107 @@ def test_the_approval_names_exactly_the_dags_that_write_to_the_database(
     # seen once on CI: the approval task itself failed after the Reject; its log says why
     assert states["restore"] == "skipped", (states, deployment.task_log(
         "restore", run_id, "approve_replace", try_number=1)[-4000:])
+    assert e2e.cluster.query("SELECT count(*) FROM pg_class", SOURCE_DB) == before
+
+
+WRITERS = ("e2e_load_customers", "e2e_load_orders")
+PIPELINE_DAGS = (*WRITERS, "e2e_unrelated")
+RESTORE_LOCK = "amprenta-restore:" + SOURCE_DB  # core/restore/server.py, TargetServer.lock
+
+
+def _paused(deployment: AirflowDeployment) -> dict[str, bool]:
+    return {d: deployment.api("GET", f"/api/v2/dags/{d}")["is_paused"] for d in PIPELINE_DAGS}
+
+
+def _set_paused(deployment: AirflowDeployment, states: dict[str, bool]) -> None:
+    for dag_id, paused in states.items():
+        deployment.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
+
+
+@pytest.fixture
+def pipelines(deployment: AirflowDeployment) -> Iterator[dict[str, bool]]:
+    """The pipeline DAGs parsed; their pause states are put back afterwards."""
+    for dag_id in PIPELINE_DAGS:
+        deployment.wait_for_dag(dag_id)
+    before = _paused(deployment)
+    yield before
+    _set_paused(deployment, before)
+
+
+def _replace_source(deployment: AirflowDeployment) -> str:
+    """Trigger a replace restore of the source database and approve it; return the run id."""
+    run_id = deployment.trigger("restore", _request(SOURCE_DB, mode="replace",
+                                                    confirm=SOURCE_DB))["dag_run_id"]
+    deployment.approve("restore", run_id, "approve_replace")
+    return run_id
+
+
+def _body(deployment: AirflowDeployment, run_id: str) -> str:
+    return str(deployment.api("GET", f"/api/v2/dags/restore/dagRuns/{run_id}/taskInstances/"
+                                     "approve_replace/-1/hitlDetails")["body"])
+
+
+def test_a_replace_pauses_the_writers_waits_for_their_running_task_then_resumes_them(
+    deployment: AirflowDeployment, e2e: E2ESetup, latest_backup: BackupRecord,
+    pipelines: dict[str, bool], tmp_path: Path,
+) -> None:
+    """e2e_load_orders' task runs (until the test opens its gate) when the restore is
+    planned: the approval names it; the restore pauses both writers, does not start while
+    it runs, and resumes exactly them; e2e_unrelated is never paused."""
+    _set_paused(deployment, dict.fromkeys(PIPELINE_DAGS, False))
+    gate = tmp_path / "gate"
+    producer = deployment.trigger("e2e_load_orders", {"gate": str(gate)})["dag_run_id"]
+    deployment.wait_task("e2e_load_orders", producer, "load", "running")
+    running = f"e2e_load_orders.load (running, run {producer})"
+
+    run_id = _replace_source(deployment)
+    body = _body(deployment, run_id)
+    assert "**pausing e2e_load_customers, e2e_load_orders before the restore, resuming " \
+           "them when it ends**" in body
+    assert f"**running now, the restore waits up to 600 s for: {running}**" in body
+    deployment.wait_task("restore", run_id, "pause_writers", "running")
+    deployment._poll(lambda: True if all(_paused(deployment)[d] for d in WRITERS) else None,
+                     60, 0.5, lambda: f"writers not paused: {_paused(deployment)}")
+    assert _paused(deployment)["e2e_unrelated"] is False
+    assert deployment.states("restore", run_id)["restore"] is None  # waits for the producer
+    gate.touch()
+
+    run = deployment.wait("restore", run_id, timeout=150)
+    assert run["state"] == "success", deployment.states("restore", run_id)
+    quiesced = deployment.xcom("restore", run_id, "pause_writers")
+    assert quiesced["paused"] == list(WRITERS) and quiesced["left_paused"] == []
+    assert quiesced["waited_for"] == [running]
+    assert deployment.xcom("restore", run_id, "resume_writers")["resumed"] == list(WRITERS)
+    assert _paused(deployment) == dict.fromkeys(PIPELINE_DAGS, False)
+    load = deployment.api("GET", f"/api/v2/dags/e2e_load_orders/dagRuns/{producer}/"
+                                 "taskInstances/load")
+    restore = deployment.api("GET", f"/api/v2/dags/restore/dagRuns/{run_id}/"
+                                    "taskInstances/restore")
+    assert load["state"] == "success" and load["end_date"] < restore["start_date"]
+    assert deployment.xcom("restore", run_id, "restore")["row_counts_match"] is True
+
+
+def test_a_failed_replace_resumes_the_writers_it_paused_and_not_one_paused_by_hand(
+    deployment: AirflowDeployment, e2e: E2ESetup, latest_backup: BackupRecord,
+    pipelines: dict[str, bool],
+) -> None:
+    """A session holding the restore's lock on the source database makes the restore fail
+    (a real refusal, nothing written); e2e_load_customers was paused by a person."""
+    _set_paused(deployment, {"e2e_load_customers": True, "e2e_load_orders": False,
+                             "e2e_unrelated": False})
+    before = e2e.cluster.query("SELECT count(*) FROM pg_class", SOURCE_DB)
+    with e2e.cluster.connect() as session:
+        session.execute("SELECT pg_advisory_lock(hashtext(%s))", (RESTORE_LOCK,))
+        run_id = _replace_source(deployment)
+        assert "**already paused, left paused: e2e_load_customers**" in \
+            _body(deployment, run_id)
+        run = deployment.wait("restore", run_id, timeout=150)
+    assert run["state"] == "failed"
+    assert deployment.states("restore", run_id) == {
+        "plan": "success", "approve_replace": "success", "pause_writers": "success",
+        "restore": "failed", "resume_writers": "success", "replay_plan": "upstream_failed",
+        "approve_replay": "upstream_failed", "replay": "upstream_failed"}
+    assert deployment.xcom("restore", run_id, "pause_writers")["paused"] == ["e2e_load_orders"]
+    assert _paused(deployment) == {"e2e_load_customers": True, "e2e_load_orders": False,
+                                   "e2e_unrelated": False}
     assert e2e.cluster.query("SELECT count(*) FROM pg_class", SOURCE_DB) == before

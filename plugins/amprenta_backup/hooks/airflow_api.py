@@ -9,7 +9,8 @@ and a token as the password).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +18,10 @@ from urllib.parse import quote
 import httpx
 from airflow.sdk import BaseHook
 
+from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.plan import RestorePlan
+from amprenta_backup.core.restore.quiesce import ACTIVE_STATES, QuiescePlan, TaskRef, plan_quiesce
 from amprenta_backup.core.restore.writers import (
     DagInfo,
     Pipelines,
@@ -34,7 +38,9 @@ PAGE = 100
 
 
 class AirflowApiHook(BaseHook):
-    """Reads ``/api/v2/dags`` and ``/api/v2/assets`` (every page) of the api-server.
+    """Reads ``/api/v2/dags`` and ``/api/v2/assets`` (every page) of the api-server; pauses
+    and resumes DAGs and lists their active task instances (a
+    :class:`~amprenta_backup.core.restore.quiesce.WriterControl`).
 
     :param airflow_api_conn_id: an ``http`` connection to the api-server
     :param timeout: seconds per request
@@ -78,14 +84,55 @@ class AirflowApiHook(BaseHook):
             if not body[key] or offset >= body.get("total_entries", 0):
                 return
 
-    def dags(self) -> list[DagInfo]:
-        """Every DAG with its tags, pause state and the Assets its tasks produce and read."""
+    @contextmanager
+    def _session(self) -> Iterator[httpx.Client]:
         client = self._client()  # already open (it fetched the token): close, not `with`
         try:
-            return dags_from_rest(list(self._pages(client, "/api/v2/dags", "dags")),
-                                  list(self._pages(client, "/api/v2/assets", "assets")))
+            yield client
         finally:
             client.close()
+
+    def dags(self) -> list[DagInfo]:
+        """Every DAG with its tags, pause state and the Assets its tasks produce and read."""
+        with self._session() as client:
+            return dags_from_rest(list(self._pages(client, "/api/v2/dags", "dags")),
+                                  list(self._pages(client, "/api/v2/assets", "assets")))
+
+    def paused_states(self, dag_ids: Sequence[str]) -> dict[str, bool]:
+        """``{dag_id: is_paused}`` of the DAGs Airflow knows (an unknown one is left out)."""
+        found: dict[str, bool] = {}
+        with self._session() as client:
+            for dag_id in dag_ids:
+                answer = client.get(f"/api/v2/dags/{quote(dag_id, safe='')}")
+                if answer.status_code == httpx.codes.NOT_FOUND:
+                    continue
+                answer.raise_for_status()
+                found[dag_id] = bool(answer.json()["is_paused"])
+        return found
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        """Pause or unpause a DAG (``PATCH /api/v2/dags/{dag_id}``)."""
+        with self._session() as client:
+            answer = client.patch(f"/api/v2/dags/{quote(dag_id, safe='')}",
+                                  params={"update_mask": "is_paused"},
+                                  json={"is_paused": paused})
+            answer.raise_for_status()
+
+    def active_tasks(self, dag_ids: Sequence[str]) -> list[TaskRef]:
+        """The queued, running and restarting task instances of these DAGs, any run."""
+        if not dag_ids:
+            return []
+        found: list[TaskRef] = []
+        with self._session() as client:
+            while True:
+                answer = client.post("/api/v2/dags/~/dagRuns/~/taskInstances/list", json={
+                    "dag_ids": list(dag_ids), "state": list(ACTIVE_STATES),
+                    "page_offset": len(found), "page_limit": PAGE})
+                answer.raise_for_status()
+                page = answer.json()["task_instances"]
+                found.extend(TaskRef.from_rest(item) for item in page)
+                if len(page) < PAGE:
+                    return found
 
     def dag_runs(self, dag_ids: Iterable[str], ended_after: datetime) -> list[dict[str, Any]]:
         """The runs of ``dag_ids`` that had not ended at ``ended_after`` (finished later, or
@@ -140,7 +187,14 @@ def plan_pipelines(plan: RestorePlan, settings: PipelineSettings | None = None) 
         names = target_names(conn_id, plan.database, own)
     else:
         names = restored_names(plan.source_target, plan.source_database, plan.database)
-    conn = plan.conn.with_database(plan.database)
+    return pipelines_for(names, plan.conn.with_database(plan.database), settings)
+
+
+def pipelines_for(names: Sequence[str], conn: PgConnInfo,
+                  settings: PipelineSettings | None = None) -> Pipelines:
+    """The DAGs writing to and reading from the database of ``conn``, which tags and
+    ``BACKUP_WRITERS`` call ``names`` (see :func:`find_pipelines`)."""
+    settings = settings or PipelineSettings.from_env()
     dags: list[DagInfo] = []
     known = settings.airflow_api_conn_id is not None
     if settings.airflow_api_conn_id:
@@ -152,3 +206,27 @@ def plan_pipelines(plan: RestorePlan, settings: PipelineSettings | None = None) 
                         "names writers", settings.airflow_api_conn_id, exc)
             known = False
     return find_pipelines(names, conn, dags, override=settings.writers, known=known)
+
+
+def quiesce_plan(pipelines: Pipelines, enabled: bool,
+                 settings: PipelineSettings | None = None) -> QuiescePlan:
+    """What pausing the writers of ``pipelines`` will do: which are paused, which left, and
+    which of their tasks are at work now (read from the api-server when it is set up)."""
+    settings = settings or PipelineSettings.from_env()
+    if enabled and pipelines.writers and not settings.airflow_api_conn_id:
+        raise ConfigError(
+            f"{len(pipelines.writers)} DAG(s) write to database {pipelines.database!r} "
+            f"({', '.join(pipelines.writers)}) and pausing them needs Airflow's REST API: set "
+            "BACKUP_AIRFLOW_API_CONN_ID (docs/verify-and-restore.md), or run with "
+            "pause_writers off and pause them by hand")
+    running: list[TaskRef] = []
+    if enabled and pipelines.writers and settings.airflow_api_conn_id:
+        try:
+            running = AirflowApiHook(settings.airflow_api_conn_id).active_tasks(
+                list(pipelines.writers))
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            log.warning("could not list the writers' running tasks through connection %r: %s",
+                        settings.airflow_api_conn_id, exc)
+    paused = dict.fromkeys(pipelines.paused, True)
+    return plan_quiesce(pipelines.writers, paused, running, enabled=enabled,
+                        wait_seconds=settings.quiesce_wait_seconds)

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.restore.request import REPLACE, RestoreRequest
 from amprenta_backup.core.restore.writers import PipelinePlan
-from amprenta_backup.hooks.airflow_api import plan_pipelines
+from amprenta_backup.hooks.airflow_api import plan_pipelines, quiesce_plan
 from amprenta_backup.hooks.replay import restore_replay_plan
 from amprenta_backup.operators.approval import (
     PlanGatedOperator,
@@ -60,21 +60,32 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
     :param request: :class:`RestoreRequest` fields (templated: DagParams or Jinja)
     :param restore_task_id: the task that restores
     :param approval_task_id: the approval task in front of it for ``replace``
+    :param pause_writers: whether a ``replace`` pauses the writer DAGs (templated; the plan
+        says which, and which of their tasks run now)
     :param config: backup settings; read from ``BACKUP_*`` at run time when omitted
     """
 
+    template_fields: Sequence[str] = (*_RestoreBase.template_fields, "pause_writers")
     ui_color = "#fff2cc"
+
+    def __init__(self, *, pause_writers: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pause_writers = pause_writers
 
     def choose_branch(self, context: Context) -> str | list[str]:
         request = self.restore_request()
+        pause = (self.pause_writers in (True, "True", "true") and request.mode == REPLACE
+                 and not request.dry_run)
         with fail_without_retry():
             plan = self.restorer().plan(request)
             pipelines = plan_pipelines(plan)
+            quiesce = quiesce_plan(pipelines, pause)
             if request.mode == REPLACE:  # the writer runs a replace takes away
                 replay = restore_replay_plan(plan, pipelines)
                 self.log.info("%s", replay.text())
                 context["ti"].xcom_push(key="replay", value=replay.to_dict())
-        return branch_on_plan(self, context, PipelinePlan(plan, pipelines), noun="restore",
+        return branch_on_plan(self, context, PipelinePlan(plan, pipelines, quiesce),
+                              noun="restore",
                               dry_run=request.dry_run, needs_approval=request.mode == REPLACE,
                               approval_task_id=self.approval_task_id,
                               run_task_id=self.run_task_id)

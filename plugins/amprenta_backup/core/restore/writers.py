@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.restore.quiesce import QuiescePlan
 
 POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
 DEFAULT_PORT = 5432
@@ -79,8 +80,9 @@ class Pipelines:
                    readers=dict(data.get("readers") or {}),
                    paused=tuple(data.get("paused") or ()), known=bool(data.get("known", True)))
 
-    def lines(self) -> list[str]:
-        """One line for the writers and one for the readers, for the plan and the approval."""
+    def lines(self, advice: str = "pause them before approving") -> list[str]:
+        """One line for the writers and one for the readers, for the plan and the approval;
+        ``advice`` says what becomes of the writers."""
         unknown = "" if self.known else (" (Airflow's DAGs were not read: set "
                                          "BACKUP_AIRFLOW_API_CONN_ID; BACKUP_WRITERS only)")
         if not self.writers:
@@ -89,8 +91,8 @@ class Pipelines:
             names = ", ".join(f"{dag} ({'; '.join(why)})" for dag, why in self.writers.items())
             count = len(self.writers)
             lines = [f"{count} DAG{'s' if count != 1 else ''} write{'' if count != 1 else 's'}"
-                     f" to database {self.database!r}: {names}; pause "
-                     f"{'them' if count != 1 else 'it'} before approving{unknown}"]
+                     f" to database {self.database!r}: {names}; "
+                     f"{advice if count != 1 else advice.replace('them', 'it')}{unknown}"]
         if self.readers:
             lines.append(f"{len(self.readers)} DAG(s) read from it: "
                          + ", ".join(self.readers))
@@ -213,15 +215,22 @@ def dags_from_rest(dags: Iterable[Mapping[str, Any]],
 class PipelinePlan:
     """A restore plan (anything with ``text()`` and ``to_dict()``) with the pipelines of the
     database it writes: the plan's log text and XCom (key ``pipelines``: its fields and
-    ``lines``, which the approval text shows)."""
+    ``lines``, which the approval text shows; key ``quiesce``: what pausing the writers
+    does)."""
 
     plan: Any
     pipelines: Pipelines
+    quiesce: QuiescePlan | None = None
+
+    def lines(self) -> list[str]:
+        if self.quiesce is None:
+            return self.pipelines.lines()
+        return [*self.pipelines.lines(self.quiesce.advice()), *self.quiesce.lines()]
 
     def text(self) -> str:
-        return "\n".join([self.plan.text(),
-                          *(f"pipelines {line}" for line in self.pipelines.lines())])
+        return "\n".join([self.plan.text(), *(f"pipelines {line}" for line in self.lines())])
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.plan.to_dict(),
-                "pipelines": {**self.pipelines.to_dict(), "lines": self.pipelines.lines()}}
+        quiesce = {"quiesce": self.quiesce.to_dict()} if self.quiesce is not None else {}
+        return {**self.plan.to_dict(), **quiesce,
+                "pipelines": {**self.pipelines.to_dict(), "lines": self.lines()}}

@@ -44,3 +44,8 @@ class PipelineSettings(Settings):
         "`http://host:port`, login and password of a user who may read DAGs and assets); the "
         "restore's plan task reads `/api/v2/dags` and `/api/v2/assets` through it",
         shown="(none: BACKUP_WRITERS only)")
+    quiesce_wait_seconds: float = var(
+        "BACKUP_QUIESCE_WAIT_SECONDS", 600.0, "How long a restore that pauses the writer DAGs "
+        "(`pause_writers`) waits for their queued and running tasks to finish before it gives "
+        "up (resuming them, restoring nothing)", ge=0, le=86400, unit="seconds",
+        shown="`600`")
