@@ -19,6 +19,12 @@ A server that already holds databases is written to only after an explicit Appro
 `approve_nonempty` (by the users in `BACKUP_APPROVERS` when set); the alert channels are told
 when it starts waiting. A database that exists is never overwritten.
 
+### The DAGs that write to the databases
+`plan` names the DAGs that write to each recovered database (on its old server: Assets,
+`writes:` tags, `BACKUP_WRITERS`), in its log, XCom and the approval. With `pause_writers`
+on, `pause_writers` pauses them before `recover` writes and waits for their running tasks,
+and `resume_writers` (a teardown) resumes exactly the ones it paused, also when it fails.
+
 ### When it fails
 Any mismatch fails the run with one alert; databases already restored stay for inspection.
 """
@@ -30,6 +36,7 @@ from airflow.sdk import DAG, Param
 from amprenta_backup.core.recovery.plan import DEFAULT_CATALOG_DATABASE, MAX_PARALLEL
 from amprenta_backup.defaults import dry_run_param, manual_dag_kwargs
 from amprenta_backup.operators.approval import approval_gate
+from amprenta_backup.operators.quiesce import quiesce_around
 from amprenta_backup.operators.recovery import RecoverOperator, RecoveryPlanOperator
 
 with DAG(
@@ -61,14 +68,22 @@ with DAG(
             title="New catalog database",
             description="Made on the new server when the configured catalog cannot be "
                         "reached at all (BACKUP_CATALOG_CONN_ID); point that at it afterwards."),
+        "pause_writers": Param(
+            False, type="boolean", title="Pause the writer DAGs",
+            description="Pause the DAGs that write to the recovered databases (on their old "
+                        "server) while it is restored, "
+                        "wait for their running tasks (BACKUP_QUIESCE_WAIT_SECONDS) and resume the "
+                        "ones it paused afterwards, also if it fails. The plan names them "
+                        "either way; a DAG paused already stays paused."),
         "dry_run": dry_run_param("which backup goes where, sizes"),
     },
 ) as dag:
     request = {key: dag.param(key) for key in (
         "server_conn_id", "targets", "before", "parallel", "catalog_database", "dry_run")}
-    plan = RecoveryPlanOperator(task_id="plan", request=request)
+    plan = RecoveryPlanOperator(task_id="plan", request=request, recover_task_id="pause_writers",
+                                pause_writers=dag.param("pause_writers"))
     recover = RecoverOperator(task_id="recover", request=request)
-    approval_gate(
+    approve = approval_gate(
         plan, recover, task_id="approve_nonempty",
         subject="Recover onto {{ params.server_conn_id }}, which already holds databases?",
         backup_id="{{ ti.xcom_pull(task_ids='plan', key='plan')['databases'] "
@@ -79,5 +94,7 @@ with DAG(
              "The server {{ p.server }} already holds **{{ p.existing_databases | join(', ') }}**"
              " (they are not touched). Approving creates these databases on it:\n\n"
              "{% for d in p.databases %}- {{ d.database }} from backup {{ d.backup_id }} of "
-             "{{ d.target }} ({{ d.rows }} rows)\n{% endfor %}{% endif %}",
+             "{{ d.target }} ({{ d.rows }} rows)\n{% endfor %}"
+             "{% for line in p.pipelines.lines %}\n**{{ line }}**\n{% endfor %}{% endif %}",
     )
+    quiesce_around([plan, approve], recover, enabled=dag.param("pause_writers"))

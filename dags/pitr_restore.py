@@ -12,6 +12,10 @@ XCom holds the last replayed commit, the achieved RPO and the RTO. Nothing exist
 overwritten, so no approval step is needed. `replay_plan` then lists the runs of the
 cluster's writer DAGs that ran after that point: what putting the restored server in place of
 the source would take away ("N runs to redo", in the log and the catalog's `replay_plans`).
+`plan` also names the DAGs that write to the
+archived cluster's database (log and XCom `pipelines`); with `pause_writers` on they are
+paused (`pause_writers`, after waiting for their running tasks) while it restores, and
+`resume_writers` (a teardown) resumes exactly the ones it paused, also when it fails.
 
 ### When it fails
 A missing WAL segment or a damaged base backup fails the task, naming it, with one alert; the
@@ -24,6 +28,7 @@ from airflow.sdk import DAG, Param
 
 from amprenta_backup.defaults import dag_kwargs, server_tools_args
 from amprenta_backup.operators.pitr import PitrPlanOperator, PitrRestoreOperator
+from amprenta_backup.operators.quiesce import quiesce_around
 from amprenta_backup.operators.replay import PitrReplayPlanOperator
 
 with DAG(
@@ -46,14 +51,23 @@ with DAG(
         "backup_id": Param(None, type=["null", "string"], title="Base backup id",
                            description="A base backup id; empty picks the newest one that "
                                        "ended before the target time."),
+        "pause_writers": Param(
+            False, type="boolean", title="Pause the writer DAGs",
+            description="Pause the DAGs that write to the archived cluster while it is "
+                        "restored, "
+                        "wait for their running tasks (BACKUP_QUIESCE_WAIT_SECONDS) and resume the "
+                        "ones it paused afterwards, also if it fails. The plan names them "
+                        "either way; a DAG paused already stays paused."),
     },
     **dag_kwargs("pitr", "restore", default_args=server_tools_args()),
 ):
     arguments = {"target_time": "{{ params.target_time }}",
                  "data_directory": "{{ params.data_directory }}", "port": "{{ params.port }}"}
-    plan = PitrPlanOperator(task_id="plan", retries=0,
+    plan = PitrPlanOperator(task_id="plan", retries=0, pause_writers="{{ params.pause_writers }}",
                             backup_id="{{ params.backup_id or '' }}", **arguments)
     restore = PitrRestoreOperator(task_id="restore", retries=0,
                                   backup_id="{{ ti.xcom_pull(task_ids='plan')['backup_id'] }}",
                                   **arguments)
     plan >> restore >> PitrReplayPlanOperator(task_id="replay_plan", kind="pitr_restore")
+    quiesce_around(plan, restore, enabled="{{ params.pause_writers }}",
+                   plan_key="return_value")

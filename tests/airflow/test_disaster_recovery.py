@@ -40,21 +40,35 @@ def test_manual_only_with_a_typed_form_and_the_approval_before_the_recovery(
     schema = {name: param.schema for name, param in dag.params.items()}
     assert schema["parallel"]["type"] == "integer" and dag.params["parallel"] == 2
     assert schema["targets"]["type"] == "array" and schema["dry_run"]["type"] == "boolean"
-    assert dag.get_task("recover").upstream_task_ids == {"plan", "approve_nonempty"}
+    assert dag.get_task("recover").upstream_task_ids == {"plan", "approve_nonempty",
+                                                         "pause_writers"}
+    # the writers may be paused (off by default) on both ways to recover: straight from the
+    # plan (an empty server) and after the approval; their teardown resumes them
+    assert dag.get_task("pause_writers").upstream_task_ids == {"plan", "approve_nonempty"}
+    assert dag.get_task("resume_writers").is_teardown and dag.params["pause_writers"] is False
 
 
 def test_recovers_onto_an_empty_server_without_an_approval(
     run_dag: Callable[..., Any], backed_up: dict[str, str], pg_cluster: ClusterBase,
-    new_server: ThrowawayCluster, backup_env: dict[str, Any],
+    new_server: ThrowawayCluster, backup_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("BACKUP_WRITERS", "pg_source=load_orders")  # writes to af_source
     dry = run_dag("disaster_recovery", run_conf={"server_conn_id": "pg_new", "dry_run": True})
     assert _states(dry) == {"plan": "success", "approve_nonempty": "skipped",
-                            "recover": "skipped"}
+                            "pause_writers": "skipped", "recover": "skipped",
+                            "resume_writers": "skipped"}
     assert not new_server.database_exists("af_source")
+    plan = dry.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
+    assert plan["pipelines"]["writers"] == {"load_orders": ["BACKUP_WRITERS"]}
+    assert plan["pipelines"]["lines"] == [
+        "1 DAG writes to database 'af_source': load_orders (BACKUP_WRITERS); pause it by hand "
+        "before it writes (pause_writers is off) (Airflow's DAGs were not read: set "
+        "BACKUP_AIRFLOW_API_CONN_ID; BACKUP_WRITERS only)"]
 
     dag_run = run_dag("disaster_recovery", run_conf={"server_conn_id": "pg_new"})
     assert _states(dag_run) == {"plan": "success", "approve_nonempty": "skipped",
-                                "recover": "success"}
+                                "pause_writers": "skipped", "recover": "success",
+                                "resume_writers": "skipped"}
     for database in backed_up:
         assert_databases_equal(pg_cluster, database, new_server, database)
     report = dag_run.get_task_instance("recover").xcom_pull(task_ids="recover", key="report")
@@ -72,7 +86,8 @@ def test_a_nonempty_server_waits_for_an_explicit_approve(
     dag_run = run_dag("disaster_recovery", run_conf={"server_conn_id": "pg_new"},
                       mark_success_pattern="approve_nonempty")
     assert _states(dag_run) == {"plan": "success", "approve_nonempty": "success",
-                                "recover": "failed"}
+                                "pause_writers": "skipped", "recover": "failed",
+                                "resume_writers": "skipped"}
     plan = dag_run.get_task_instance("plan").xcom_pull(task_ids="plan", key="plan")
     assert plan["existing_databases"] == ["already_here"] and plan["needs_approval"] is True
     assert not any(new_server.database_exists(db) for db in backed_up)
@@ -91,7 +106,8 @@ def test_an_approve_through_the_api_lets_it_write_beside_the_databases_there(
 
     assert approver.error is None and approver.status == 200
     assert _states(dag_run) == {"plan": "success", "approve_nonempty": "success",
-                                "recover": "success"}
+                                "pause_writers": "skipped", "recover": "success",
+                                "resume_writers": "skipped"}
     for database in backed_up:
         assert_databases_equal(pg_cluster, database, new_server, database)
     assert new_server.database_exists("already_here")

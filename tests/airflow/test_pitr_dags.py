@@ -120,7 +120,9 @@ def test_a_base_backup_whose_wal_never_arrives_fails_and_is_recorded(
 
 
 def test_pitr_restore_dag_brings_the_cluster_back_to_t(
-        run_dag: Any, pitr_env: dict[str, Any], wal: WalSetup) -> None:
+        run_dag: Any, pitr_env: dict[str, Any], wal: WalSetup,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKUP_WRITERS", "pg_pitr=load_marks")  # the plan names it
     backup_run = run_dag("weekly_base_backup", logical_date=WHEN, run_after=WHEN)
     assert str(backup_run.state) == "success", states(backup_run)
     wal.cluster.execute("CREATE TABLE IF NOT EXISTS dag_marks (phase text, n int)")
@@ -136,6 +138,14 @@ def test_pitr_restore_dag_brings_the_cluster_back_to_t(
         dag_run = run_dag("pitr_restore", run_conf={
             "target_time": t.isoformat(), "data_directory": str(data), "port": free_port()})
         assert str(dag_run.state) == "success", states(dag_run)
+        assert states(dag_run) == {"plan": "success", "pause_writers": "skipped",
+                                   "restore": "success", "resume_writers": "skipped",
+                                   "replay_plan": "success"}
+        plan = dag_run.get_task_instance("plan").xcom_pull(task_ids="plan")
+        assert plan["pipelines"]["lines"] == [
+            "1 DAG writes to database 'postgres': load_marks (BACKUP_WRITERS); pause it "
+            "by hand before it writes (pause_writers is off) (Airflow's DAGs were not "
+            "read: set BACKUP_AIRFLOW_API_CONN_ID; BACKUP_WRITERS only)"]
         report = dag_run.get_task_instance("restore").xcom_pull(task_ids="restore")
         assert report["recovered_to"] is not None and report["achieved_rpo_seconds"] < 2
         assert report["data_dir"] == str(data) and report["timeline"] == 2
@@ -158,7 +168,9 @@ def test_pitr_restore_refuses_bad_input_before_touching_anything(
         dag_run = run_dag("pitr_restore", run_conf={
             "data_directory": str(parent / "x"), "port": free_port(), **conf})
         assert str(dag_run.state) == "failed"
-        assert states(dag_run) == {"plan": "failed", "restore": "upstream_failed",
+        assert states(dag_run) == {"plan": "failed", "pause_writers": "upstream_failed",
+                                   "restore": "upstream_failed",
+                                   "resume_writers": "skipped",
                                    "replay_plan": "upstream_failed"}
         assert list(parent.iterdir()) == []
         with pitr_env["catalog"].cursor() as cur:  # the failure alert names the problem

@@ -195,6 +195,55 @@ def pipelines_for(names: Sequence[str], conn: PgConnInfo,
     """The DAGs writing to and reading from the database of ``conn``, which tags and
     ``BACKUP_WRITERS`` call ``names`` (see :func:`find_pipelines`)."""
     settings = settings or PipelineSettings.from_env()
+    dags, known = _known_dags(settings)
+    return find_pipelines(names, conn, dags, override=settings.writers, known=known)
+
+
+def cluster_pipelines(conn_id: str, label: str,
+                      settings: PipelineSettings | None = None) -> Pipelines:
+    """The DAGs writing to the database of connection ``conn_id`` (a point-in-time restore's
+    cluster), which tags may also call ``label`` (``BACKUP_WAL_TARGET``)."""
+    conn = PostgresTargetHook(conn_id).get_conninfo()
+    names = (*target_names(conn_id, conn.dbname, conn.dbname), label)
+    return pipelines_for(names, conn, settings)
+
+
+def databases_pipelines(databases: Sequence[tuple[str, str]],
+                        settings: PipelineSettings | None = None) -> Pipelines:
+    """The DAGs writing to the databases of backup targets (``(target, database)``: what a
+    disaster recovery restores), on the servers of the targets' connections, as one
+    :class:`Pipelines`, labelled with the databases that have writers (else every one)."""
+    settings = settings or PipelineSettings.from_env()
+    dags, known = _known_dags(settings)
+    writers: dict[str, list[str]] = {}
+    readers: dict[str, list[str]] = {}
+    paused: set[str] = set()
+    written: list[str] = []
+    for target, database in databases:
+        try:
+            conn = PostgresTargetHook(target.partition(".")[0]).get_conninfo()
+        except Exception as exc:  # the old server's connection may be gone: tags still count
+            log.warning("connection of target %s not readable (%s): its Assets are not "
+                        "matched", target, exc)
+            conn = PgConnInfo(host="")
+        found = find_pipelines(restored_names(target, database, database),
+                               conn.with_database(database), dags,
+                               override=settings.writers, known=known)
+        for into, part in ((writers, found.writers), (readers, found.readers)):
+            for dag_id, why in part.items():
+                have = into.setdefault(dag_id, [])
+                have.extend(w for w in why if w not in have)
+        paused.update(found.paused)
+        written.extend([database] if found.writers else [])
+    return Pipelines(target=", ".join(t for t, _ in databases),
+                     database=", ".join(written or [d for _, d in databases]),
+                     writers=dict(sorted(writers.items())),
+                     readers={d: r for d, r in sorted(readers.items()) if d not in writers},
+                     paused=tuple(sorted(paused)), known=known)
+
+
+def _known_dags(settings: PipelineSettings) -> tuple[list[DagInfo], bool]:
+    """Every DAG the api-server knows, and whether it could be read."""
     dags: list[DagInfo] = []
     known = settings.airflow_api_conn_id is not None
     if settings.airflow_api_conn_id:
@@ -205,7 +254,7 @@ def pipelines_for(names: Sequence[str], conn: PgConnInfo,
                         "connection %r (BACKUP_AIRFLOW_API_CONN_ID): %s; only BACKUP_WRITERS "
                         "names writers", settings.airflow_api_conn_id, exc)
             known = False
-    return find_pipelines(names, conn, dags, override=settings.writers, known=known)
+    return dags, known
 
 
 def quiesce_plan(pipelines: Pipelines, enabled: bool,

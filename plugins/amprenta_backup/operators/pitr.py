@@ -10,7 +10,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from amprenta_backup.core.pitr.restore import PitrRequest
 from amprenta_backup.core.pitr.workflow import PointInTime
+from amprenta_backup.core.restore.writers import PipelinePlan
 from amprenta_backup.core.settings import PitrSettings
+from amprenta_backup.hooks.airflow_api import cluster_pipelines, quiesce_plan
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:
@@ -63,19 +65,34 @@ class PitrPlanOperator(_RequestOperator):
     :param data_directory: new or empty directory on the worker (templated)
     :param port: port for the restored server (templated)
     :param backup_id: a base backup to use; empty = the newest that ended before the target
+    :param pause_writers: whether the restore pauses the DAGs that write to the archived
+        cluster (templated); the plan names them either way (``pipelines``, ``quiesce``)
     """
+
+    template_fields: Sequence[str] = (*_RequestOperator.template_fields, "pause_writers")
+
+    def __init__(self, *, pause_writers: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pause_writers = pause_writers
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.request()
         with fail_without_retry():
             manifest = self.pitr.choose(request.target_time, request.backup_id)
+            pipelines = cluster_pipelines(PitrSettings.from_env().conn_id, self.pitr.target)
+            quiesce = quiesce_plan(pipelines, self.pause_writers in (True, "True", "true"))
+        lines = PipelinePlan(None, pipelines, quiesce).lines()
+        for line in lines:
+            self.log.info("pipelines %s", line)
         wal = manifest.wal or {}
         self.log.info("restore %s up to %s from base backup %s (ended %s) into %s, port %d",
                       self.pitr.target, request.target_time or "the archive's end",
                       manifest.backup_id, wal.get("stop_time"), request.data_dir, request.port)
         return {"backup_id": manifest.backup_id, "base_backup_ended": wal.get("stop_time"),
                 "target_time": request.target_time.isoformat() if request.target_time
-                else "latest", "data_directory": str(request.data_dir), "port": request.port}
+                else "latest", "data_directory": str(request.data_dir), "port": request.port,
+                "pipelines": {**pipelines.to_dict(), "lines": lines},
+                "quiesce": quiesce.to_dict()}
 
 
 class PitrRestoreOperator(_RequestOperator):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from amprenta_backup.core.errors import ConfigError
@@ -44,22 +44,23 @@ class PauseWritersOperator(BaseOperator):
     timing out included) resumes what it paused before the task fails.
 
     :param enabled: ``pause_writers`` (templated)
-    :param plan_task_id: the plan task whose XCom (key ``plan``) holds ``quiesce`` and
-        ``pipelines``
+    :param plan_task_id: the plan task whose XCom holds ``quiesce`` and ``pipelines``
+    :param plan_key: the key of that XCom
     """
 
     template_fields: Sequence[str] = ("enabled",)
     ui_color = "#d9ead3"
 
     def __init__(self, *, enabled: bool | str = True, plan_task_id: str = "plan",
-                 **kwargs: Any) -> None:
+                 plan_key: str = "plan", **kwargs: Any) -> None:
         kwargs.setdefault("retries", 0)  # a retry would not know what the first try paused
         super().__init__(**kwargs)
         self.enabled = enabled
         self.plan_task_id = plan_task_id
+        self.plan_key = plan_key
 
     def execute(self, context: Context) -> dict[str, Any]:
-        plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key="plan")
+        plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=self.plan_key)
         quiesce = plan.get("quiesce") if isinstance(plan, Mapping) else None
         if self.enabled in (False, "False", "false") or not isinstance(quiesce, Mapping) \
                 or not quiesce.get("enabled"):
@@ -102,16 +103,23 @@ class ResumeWritersOperator(BaseOperator):
         return {"resumed": resumed, "left_paused": done.left_paused}
 
 
-def quiesce_around(before: BaseOperator, run: BaseOperator, *, enabled: bool | str,
-                   plan_task_id: str = "plan") -> tuple[BaseOperator, BaseOperator]:
-    """Wire ``before >> pause_writers >> run >> resume_writers``, the resume a teardown. The
+def quiesce_around(before: BaseOperator | list[BaseOperator], run: BaseOperator, *,
+                   enabled: bool | str, plan_task_id: str = "plan",
+                   plan_key: str = "plan") -> tuple[BaseOperator, BaseOperator]:
+    """Wire ``before >> pause_writers >> run >> resume_writers``, the resume a teardown.
+
+    ``pause_writers`` and ``run`` go on when nothing before them failed and one succeeded (a
+    skipped approval or a skipped pause is not a failure). The
     run's state stays the restore's (``on_failure_fail_dagrun`` would make the teardown the
     only leaf, and a plan that failed would end in a successful run); a failed resume alerts
     through the task's failure callbacks."""
     pause = PauseWritersOperator(task_id="pause_writers", enabled=enabled,
-                                 plan_task_id=plan_task_id)
+                                 plan_task_id=plan_task_id, plan_key=plan_key,
+                                 trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    run.trigger_rule = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     resume = ResumeWritersOperator(task_id="resume_writers", pause_task_id=pause.task_id,
                                    retries=2)
     before >> pause >> run
+    before >> run  # with the pause skipped (pause_writers off), run follows its own upstream
     [pause, run] >> resume.as_teardown()
     return pause, resume

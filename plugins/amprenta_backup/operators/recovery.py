@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
@@ -13,6 +13,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from amprenta_backup.core.recovery.plan import RecoveryRequest
 from amprenta_backup.core.recovery.report import RecoveryReport
 from amprenta_backup.core.recovery.run import Planned, Recovery
+from amprenta_backup.core.restore.writers import PipelinePlan
+from amprenta_backup.hooks.airflow_api import databases_pipelines, quiesce_plan
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.approval import (
     PlanGatedOperator,
@@ -61,18 +63,29 @@ class RecoveryPlanOperator(_RecoveryBase, BaseBranchOperator):
     is empty, and nothing for a dry run. A refused request fails without retry, saying why.
 
     :param request: :class:`RecoveryRequest` fields (templated: DagParams or Jinja)
-    :param recover_task_id: the task that recovers
+    :param recover_task_id: the task that recovers (or ``pause_writers`` in front of it)
     :param approval_task_id: the approval task in front of it for a non-empty server
+    :param pause_writers: whether the recovery pauses the DAGs that write to the recovered
+        databases (templated); the plan names them either way
     """
 
+    template_fields: Sequence[str] = (*_RecoveryBase.template_fields, "pause_writers")
     ui_color = "#fff2cc"
+
+    def __init__(self, *, pause_writers: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pause_writers = pause_writers
 
     def choose_branch(self, context: Context) -> str | list[str]:
         request = self.recovery_request()
+        pause = self.pause_writers in (True, "True", "true") and not request.dry_run
         with fail_without_retry():
-            plan = self.recovery().plan(request).plan
+            recovery_plan = self.recovery().plan(request).plan
+            pipelines = databases_pipelines(
+                [(d.target, d.database) for d in recovery_plan.databases])
+            plan = PipelinePlan(recovery_plan, pipelines, quiesce_plan(pipelines, pause))
         return branch_on_plan(self, context, plan, noun="recovery", dry_run=request.dry_run,
-                              needs_approval=plan.needs_approval,
+                              needs_approval=recovery_plan.needs_approval,
                               approval_task_id=self.approval_task_id,
                               run_task_id=self.run_task_id)
 

@@ -87,7 +87,7 @@ class QuiescePlan:
     def advice(self) -> str:
         """What the writers line says will happen to them."""
         if not self.enabled:
-            return "pause them before approving (pause_writers is off)"
+            return "pause them by hand before it writes (pause_writers is off)"
         return "paused during the restore and resumed after it, also if it fails"
 
     def lines(self) -> list[str]:
