@@ -280,7 +280,11 @@ class AirflowDeployment(AirflowRestClient):
                    timeout, 0.25, lambda: f"{needle!r} not in {path.name}")
 
     def approve(self, dag_id: str, run_id: str, task_id: str) -> None:
-        """Answer Approve to an approval task through the REST API, once it waits for input.
+        """Answer Approve to an approval task (see :meth:`answer`)."""
+        self.answer(dag_id, run_id, task_id, ["Approve"])
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, chosen: list[str]) -> None:
+        """Answer a human-in-the-loop task through the REST API, once it waits for input.
 
         The answer is given only once the scheduler has handled the worker's exit after the
         task paused: an answer that comes earlier (within about a second) makes Airflow 3.3.2
@@ -290,7 +294,7 @@ class AirflowDeployment(AirflowRestClient):
         self.wait_task(dag_id, run_id, task_id, "awaiting_input")
         self.wait_for_log("scheduler", f"TaskInstance Finished: dag_id={dag_id}, "
                                        f"task_id={task_id}, run_id={run_id}")
-        self.respond(dag_id, run_id, task_id, ["Approve"])
+        self.respond(dag_id, run_id, task_id, chosen)
 
     def log_files(self) -> list[Path]:
         """Every file the deployment wrote under its home (component and task logs)."""
