@@ -47,6 +47,16 @@ def test_a_tar_cut_inside_a_member_is_named_damaged() -> None:
     assert tally.problem() == "the tar archive ends inside a member"
 
 
+def test_a_tar_cut_at_a_member_boundary_is_named_damaged() -> None:
+    """Cut after a whole member: the WAL files that come last in base.tar are not counted in
+    the manifest's sum, so only the missing end-of-archive blocks show the loss."""
+    whole = _tar({"PG_VERSION": 3, "pg_wal/000000010000000000000003": 16384})
+    tally = TarTally()
+    tally(whole[:1024])  # PG_VERSION's header and data block, nothing after
+    assert tally.file_bytes == 3
+    assert tally.problem() == "the tar archive has no end-of-archive marker (cut short?)"
+
+
 def test_a_header_without_a_size_is_named() -> None:
     header = bytearray(_tar({"a": 1})[:512])
     header[124:136] = b"zz not octal"

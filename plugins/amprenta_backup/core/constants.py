@@ -32,3 +32,6 @@ HEARTBEAT_HELP = ("A RUNNING backup whose heartbeat is older is abandoned (its p
                   "FAILED and remove its partial objects")
 WAL_TARGET_HELP = ("the name this cluster's WAL and base backups are stored under; the same on "
                    "the database host and on Airflow, and not a `BACKUP_TARGETS` name")
+# the format of a base backup's manifest: raw_bytes are the bytes of the files its
+# backup_manifest lists, not the tar's length (core/tartally.py)
+BASEBACKUP_FORMAT = "pg_basebackup-tar"

@@ -76,6 +76,8 @@ class TarTally:
             return self.error
         if self._skip or self._header:
             return "the tar archive ends inside a member"
+        if not self.ended:  # cut at a member's end: WAL files last in base.tar would go unseen
+            return "the tar archive has no end-of-archive marker (cut short?)"
         return None
 
 

@@ -7,6 +7,7 @@ import json
 import signal
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import PreconditionError, StepError
 from amprenta_backup.core.models import RunContext, Status, utcnow
 from amprenta_backup.core.pitr.basebackup import BASE_NAME, BaseBackupRunner, WalRange
+from amprenta_backup.core.readback import download_object
 from amprenta_backup.core.verify import verify_backup
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.sandbox.cluster import ClusterBase
@@ -86,8 +88,8 @@ def test_a_base_backup_counts_once_its_stop_segment_is_archived(
     assert any(n.startswith("pg_wal/") and n.endswith(wal_range.start_segment) for n in names)
 
 
-def test_the_verify_of_weekly_verify_accepts_a_base_backup(wal: WalSetup,
-                                                          catalog: Catalog) -> None:
+def test_the_verify_of_weekly_verify_accepts_a_base_backup(wal: WalSetup, catalog: Catalog,
+                                                          tmp_path: Path) -> None:
     bb, backup_id, manifest = take(wal, catalog)
     assert wal.archive.wait_for(WalRange.of(manifest).stop_segment, 60, 0.2)  # type: ignore[arg-type]
     bb.complete(manifest, wal.archive)  # type: ignore[arg-type]
@@ -97,6 +99,11 @@ def test_the_verify_of_weekly_verify_accepts_a_base_backup(wal: WalSetup,
     assert result.ok, result.problems
     assert "tar" in result.checked
     assert catalog.get(backup_id).status == Status.VERIFIED  # type: ignore[union-attr]
+    # `amprenta-backup download` of it writes the whole tar (its raw_bytes are the files')
+    path = tmp_path / "base.tar"
+    download_object(wal.archive.storage, manifest, path)  # type: ignore[arg-type]
+    with tarfile.open(path) as tar:
+        assert {"PG_VERSION", "backup_label"} <= set(tar.getnames())
     # a manifest whose raw size the tar's files do not add up to is CORRUPT, in words
     storage = wal.archive.storage
     key = layout.manifest_key(layout.folder_of(manifest.key))  # type: ignore[attr-defined]

@@ -148,3 +148,15 @@ def test_task_refs_from_the_rest_json_and_an_empty_record() -> None:
                              "state": "queued", "map_index": 3})
     assert ref.label() == "d.t[3] (queued, run r)"
     assert Quiesced.from_dict(None) == Quiesced()
+
+
+def test_each_writer_is_recorded_before_it_is_paused() -> None:
+    """A worker killed between the pause and the record would leave a paused DAG that the
+    teardown does not know of; recorded first, the worst case is resuming one never paused."""
+    airflow, clock = Airflow({"a": False, "b": False}), Clock()
+    seen: list[tuple[list[str], dict[str, bool]]] = []
+    _quiescer(airflow, clock).quiesce(
+        ["a", "b"], 60, lambda done: seen.append((list(done.paused), dict(airflow.paused))))
+    # at each record the DAG just recorded is not paused yet
+    assert seen[:2] == [(["a"], {"a": False, "b": False}), (["a", "b"], {"a": True, "b": False})]
+    assert airflow.paused == {"a": True, "b": True}

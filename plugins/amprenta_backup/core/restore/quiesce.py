@@ -177,7 +177,7 @@ class Quiescer:
                 record: Callable[[Quiesced], None]) -> Quiesced:
         """Pause the writers that are not paused now, then wait for their active tasks.
 
-        ``record`` is called after each pause with what was done so far (the caller keeps it
+        ``record`` is called before each pause with what was done so far (the caller keeps it
         where a later resume finds it). Any failure, the wait's timeout included, resumes
         what was paused here before it is raised: nothing stays paused by a restore that
         did not start.
@@ -191,9 +191,11 @@ class Quiescer:
         done.left_paused = sorted(d for d, paused in states.items() if paused)
         try:
             for dag_id in sorted(d for d, paused in states.items() if not paused):
-                self.control.set_paused(dag_id, True)
+                # recorded before the pause: a worker killed in between leaves a DAG to resume
+                # that was never paused (harmless), never a paused one nobody will resume
                 done.paused.append(dag_id)
                 record(done)
+                self.control.set_paused(dag_id, True)
                 log.info("paused DAG %s (writes to the database being restored)", dag_id)
             self._wait(done, writers, wait_seconds)
         except BaseException:
