@@ -152,4 +152,5 @@ with DAG(
              "{% for run in r.runs %}{{ loop.index }}. {{ run.dag_id }} {{ run.run_id }} "
              "({{ run.reason }})\n{% endfor %}{% endif %}",
     )
-    quiesce_around(approve, restore, enabled=dag.param("pause_writers"))
+    _, resume = quiesce_around(approve, restore, enabled=dag.param("pause_writers"))
+    replay_plan >> resume  # the writers stay paused until the runs to redo are listed
