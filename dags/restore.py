@@ -152,5 +152,4 @@ with DAG(
              "{% for run in r.runs %}{{ loop.index }}. {{ run.dag_id }} {{ run.run_id }} "
              "({{ run.reason }})\n{% endfor %}{% endif %}",
     )
-    _, resume = quiesce_around(approve, restore, enabled=dag.param("pause_writers"))
-    replay_plan >> resume  # the writers stay paused until the runs to redo are listed
+    quiesce_around(approve, restore, enabled=dag.param("pause_writers"))
