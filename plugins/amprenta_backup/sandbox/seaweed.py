@@ -92,7 +92,10 @@ class SeaweedServer(LocalS3Server):
                 "-s3", f"-s3.port={self.ports['s3']}", f"-s3.config={config}",
                 "-volume.max=0", "-master.volumeSizeLimitMB=1024",
                 f"-filer.localSocket={self._dir / 'filer.sock'}",
-                f"-s3.localSocket={self._dir / 's3.sock'}"]
+                f"-s3.localSocket={self._dir / 's3.sock'}",
+                # its Iceberg and Lance listeners have fixed ports (8181, 9101): off, so that
+                # two servers can run at once
+                "-s3.port.iceberg=0", "-s3.port.lance=0"]
         # its logs go into the data folder, removed at stop
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir),
                "TMPDIR": str(self._dir)}
