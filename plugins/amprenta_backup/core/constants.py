@@ -34,4 +34,4 @@ WAL_TARGET_HELP = ("the name this cluster's WAL and base backups are stored unde
                    "the database host and on Airflow, and not a `BACKUP_TARGETS` name")
 # the format of a base backup's manifest: raw_bytes are the bytes of the files its
 # backup_manifest lists, not the tar's length (core/tartally.py)
-BASEBACKUP_FORMAT = "pg_basebackup-tar"
+PHYSICAL_TAR_FORMAT = "pg_basebackup-tar"

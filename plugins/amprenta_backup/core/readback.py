@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from amprenta_backup.core.constants import BASEBACKUP_FORMAT, READ_CHUNK
+from amprenta_backup.core.constants import PHYSICAL_TAR_FORMAT, READ_CHUNK
 from amprenta_backup.core.encryption import (
     DecryptingReader,
     KeyService,
@@ -67,7 +67,7 @@ class Readback:
         if self.error:
             problems.append(f"decryption or decompression failed: {self.error}")
         elif (self.raw_bytes is not None and self.raw_bytes != manifest.raw_bytes
-              and manifest.format != BASEBACKUP_FORMAT):  # a tar's files: verify counts them
+              and manifest.format != PHYSICAL_TAR_FORMAT):  # a tar's files: verify counts them
             problems.append(f"the dump decompresses to {self.raw_bytes} bytes, the manifest "
                             f"says {manifest.raw_bytes}")
         return problems

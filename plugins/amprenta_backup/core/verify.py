@@ -12,7 +12,7 @@ from typing import Any
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.childenv import minimal_env
-from amprenta_backup.core.constants import BASEBACKUP_FORMAT
+from amprenta_backup.core.constants import PHYSICAL_TAR_FORMAT
 from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status
@@ -24,7 +24,7 @@ from amprenta_backup.core.tartally import TarTally
 log = logging.getLogger(__name__)
 
 ARCHIVE_FORMAT = "pg_dump-custom"
-TAR_FORMAT = BASEBACKUP_FORMAT
+TAR_FORMAT = PHYSICAL_TAR_FORMAT
 VERIFIABLE = (Status.COMPLETED, Status.VERIFIED, Status.CORRUPT)
 
 _INSERT = """

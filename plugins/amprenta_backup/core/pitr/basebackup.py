@@ -31,7 +31,7 @@ import psycopg
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.lifecycle import recorded
 from amprenta_backup.core.catalog import Catalog
-from amprenta_backup.core.constants import BASEBACKUP_FORMAT, READ_CHUNK
+from amprenta_backup.core.constants import PHYSICAL_TAR_FORMAT, READ_CHUNK
 from amprenta_backup.core.encryption import KeyService, ObjectSeal, backup_identity, seal_for
 from amprenta_backup.core.encryption.stream import EncryptingWriter
 from amprenta_backup.core.errors import DumpError, PreconditionError, StorageError
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 BASE_NAME = "base.tar.zst"
 PG_MANIFEST_NAME = "backup_manifest"
-FORMAT = BASEBACKUP_FORMAT
+FORMAT = PHYSICAL_TAR_FORMAT
 
 
 @dataclass(frozen=True)
