@@ -34,7 +34,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, Param
 
 from amprenta_backup.core.recovery.plan import DEFAULT_CATALOG_DATABASE, MAX_PARALLEL
-from amprenta_backup.defaults import dry_run_param, manual_dag_kwargs
+from amprenta_backup.defaults import dry_run_param, manual_dag_kwargs, pause_writers_param
 from amprenta_backup.operators.approval import approval_gate
 from amprenta_backup.operators.quiesce import quiesce_around
 from amprenta_backup.operators.recovery import RecoverOperator, RecoveryPlanOperator
@@ -68,13 +68,7 @@ with DAG(
             title="New catalog database",
             description="Made on the new server when the configured catalog cannot be "
                         "reached at all (BACKUP_CATALOG_CONN_ID); point that at it afterwards."),
-        "pause_writers": Param(
-            False, type="boolean", title="Pause the writer DAGs",
-            description="Pause the DAGs that write to the recovered databases (on their old "
-                        "server) while it is restored, "
-                        "wait for their running tasks (BACKUP_QUIESCE_WAIT_SECONDS) and resume the "
-                        "ones it paused afterwards, also if it fails. The plan names them "
-                        "either way; a DAG paused already stays paused."),
+        "pause_writers": pause_writers_param("the recovered databases (on their old server)"),
         "dry_run": dry_run_param("which backup goes where, sizes"),
     },
 ) as dag:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from amprenta_backup.defaults import dag_kwargs, server_tools_args
+from amprenta_backup.defaults import dag_kwargs, pause_writers_param, server_tools_args
 from amprenta_backup.operators.pitr import PitrPlanOperator, PitrRestoreOperator
 from amprenta_backup.operators.quiesce import quiesce_around
 from amprenta_backup.operators.replay import PitrReplayPlanOperator
@@ -51,13 +51,7 @@ with DAG(
         "backup_id": Param(None, type=["null", "string"], title="Base backup id",
                            description="A base backup id; empty picks the newest one that "
                                        "ended before the target time."),
-        "pause_writers": Param(
-            False, type="boolean", title="Pause the writer DAGs",
-            description="Pause the DAGs that write to the archived cluster while it is "
-                        "restored, "
-                        "wait for their running tasks (BACKUP_QUIESCE_WAIT_SECONDS) and resume the "
-                        "ones it paused afterwards, also if it fails. The plan names them "
-                        "either way; a DAG paused already stays paused."),
+        "pause_writers": pause_writers_param("the archived cluster"),
     },
     **dag_kwargs("pitr", "restore", default_args=server_tools_args()),
 ):

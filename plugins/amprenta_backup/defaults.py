@@ -83,6 +83,18 @@ def manual_dag_kwargs(*functions: str, **overrides: Any) -> dict[str, Any]:
     return kwargs
 
 
+def pause_writers_param(writes_to: str) -> Any:
+    """The ``pause_writers`` field (off) of a manual DAG that restores beside ``writes_to``."""
+    from airflow.sdk import Param
+
+    return Param(
+        False, type="boolean", title="Pause the writer DAGs",
+        description=f"Pause the DAGs that write to {writes_to} while it is restored, "
+                    "wait for their running tasks (BACKUP_QUIESCE_WAIT_SECONDS) and resume the "
+                    "ones it paused afterwards, also if it fails. The plan names them "
+                    "either way; a DAG paused already stays paused.")
+
+
 def dry_run_param(shows: str) -> Any:
     """The ``dry_run`` trigger-form field of a manual DAG whose plan task ``shows`` this."""
     from airflow.sdk import Param

@@ -195,7 +195,7 @@ def pipelines_for(names: Sequence[str], conn: PgConnInfo,
     """The DAGs writing to and reading from the database of ``conn``, which tags and
     ``BACKUP_WRITERS`` call ``names`` (see :func:`find_pipelines`)."""
     settings = settings or PipelineSettings.from_env()
-    dags, known = _known_dags(settings)
+    dags, known = known_dags(settings)
     return find_pipelines(names, conn, dags, override=settings.writers, known=known)
 
 
@@ -214,7 +214,7 @@ def databases_pipelines(databases: Sequence[tuple[str, str]],
     disaster recovery restores), on the servers of the targets' connections, as one
     :class:`Pipelines`, labelled with the databases that have writers (else every one)."""
     settings = settings or PipelineSettings.from_env()
-    dags, known = _known_dags(settings)
+    dags, known = known_dags(settings)
     writers: dict[str, list[str]] = {}
     readers: dict[str, list[str]] = {}
     paused: set[str] = set()
@@ -242,7 +242,7 @@ def databases_pipelines(databases: Sequence[tuple[str, str]],
                      paused=tuple(sorted(paused)), known=known)
 
 
-def _known_dags(settings: PipelineSettings) -> tuple[list[DagInfo], bool]:
+def known_dags(settings: PipelineSettings) -> tuple[list[DagInfo], bool]:
     """Every DAG the api-server knows, and whether it could be read."""
     dags: list[DagInfo] = []
     known = settings.airflow_api_conn_id is not None

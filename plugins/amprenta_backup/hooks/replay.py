@@ -13,9 +13,9 @@ from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.plan import RestorePlan
 from amprenta_backup.core.restore.replay import RESTORE, ReplayPlan, WriterRun, plan_replay
-from amprenta_backup.core.restore.writers import DagInfo, Pipelines, find_pipelines
+from amprenta_backup.core.restore.writers import Pipelines, find_pipelines
 from amprenta_backup.core.settings import PipelineSettings
-from amprenta_backup.hooks.airflow_api import AirflowApiHook
+from amprenta_backup.hooks.airflow_api import AirflowApiHook, known_dags
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,5 @@ def target_writers(names: Sequence[str], conn: PgConnInfo,
     call any of ``names``: Airflow's Assets and tags (when ``BACKUP_AIRFLOW_API_CONN_ID`` is
     set and answers) and ``BACKUP_WRITERS``."""
     settings = settings or PipelineSettings.from_env()
-    dags: list[DagInfo] = []
-    if settings.airflow_api_conn_id:
-        try:
-            dags = AirflowApiHook(settings.airflow_api_conn_id).dags()
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            log.warning("could not read the DAGs from Airflow's REST API through connection "
-                        "%r (BACKUP_AIRFLOW_API_CONN_ID): %s; only BACKUP_WRITERS names "
-                        "writers", settings.airflow_api_conn_id, exc)
+    dags, _ = known_dags(settings)
     return list(find_pipelines(names, conn, dags, override=settings.writers).writers)
