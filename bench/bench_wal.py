@@ -31,10 +31,11 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo, tool
-from amprenta_backup.core.pitr.basebackup import BaseBackupRunner, WalRange
+from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
 from amprenta_backup.core.pitr.localserver import give_to
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.core.wal.archive import WalArchive
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.core.wal.settings import write_config_file
 from amprenta_backup.sandbox.cluster import ThrowawayCluster
 from amprenta_backup.sandbox.dataset import load_bulk

@@ -9,7 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.models import Manifest
-from amprenta_backup.core.pitr.basebackup import WalRange
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import fail_without_retry
 from amprenta_backup.operators.pitr import PitrOperator
