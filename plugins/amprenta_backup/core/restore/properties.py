@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from amprenta_backup.core.dbprops import AclEntry, DatabaseProperties, read_properties
+from amprenta_backup.core.errors import first_line
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.server import TargetServer
 
@@ -152,7 +153,7 @@ def _try_collation(db: Connection, provider: str, locale: str) -> str | None:
     except psycopg.errors.InsufficientPrivilege:
         return None  # cannot test it here; CREATE DATABASE will tell
     except psycopg.Error as exc:
-        return str(exc).strip().splitlines()[0]
+        return first_line(exc)
     return None
 
 
