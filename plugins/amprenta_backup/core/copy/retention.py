@@ -37,10 +37,8 @@ class CopyCleanupReport:
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        kept = ", ".join(f"{n} {why}" for why, n in sorted(self.plan.kept_reasons().items()))
         return (f"copy {self.storage}: {verb} {len(self.removed)} backups ({self.bytes_freed} "
-                f"bytes); kept {len(self.plan.kept)} ({kept or 'none'}); {len(self.errors)} "
-                "errors")
+                f"bytes); {self.plan.kept_summary()}; {len(self.errors)} errors")
 
     def to_dict(self) -> dict[str, Any]:
         return {"storage": self.storage, "dry_run": self.dry_run, "removed": self.removed,

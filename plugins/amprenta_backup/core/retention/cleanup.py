@@ -60,13 +60,11 @@ class CleanupReport:
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        kept = ", ".join(f"{n} {why}" for why, n in sorted(self.plan.kept_reasons().items()))
         return (f"{verb} {len(self.removed)} backups ({self.bytes_freed} bytes), "
                 f"{len(self.aborted_uploads)} stale uploads, {len(self.leftovers_removed)} "
                 f"leftover objects and {len(self.globals_removed)} unused globals "
                 f"({self.leftover_bytes} bytes), {len(self.abandoned)} abandoned backups; "
-                f"kept {len(self.plan.kept)} "
-                f"({kept or 'none'}); {len(self.locked)} skipped under S3 Object Lock; "
+                f"{self.plan.kept_summary()}; {len(self.locked)} skipped under S3 Object Lock; "
                 f"{len(self.errors)} errors")
 
     def to_dict(self, with_plan: bool = False) -> dict[str, Any]:
