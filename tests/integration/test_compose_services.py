@@ -1,14 +1,22 @@
 """Parts of docker-compose.airflow.yml run here without a Docker engine: the ``s3`` service's
-own command (the SeaweedFS version its image pins)."""
+own command (the SeaweedFS version its image pins) and the ``source-db`` init script that lets
+the workers' pg_basebackup in."""
 
 from __future__ import annotations
 
+import ipaddress
+import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from amprenta_backup.core.connections import s3_client_kwargs
+from amprenta_backup.sandbox.cluster import ThrowawayCluster
 from amprenta_backup.sandbox.seaweed import SeaweedServer
 from tests.support.compose import as_run, env_example, model, services
+
+WORKER_ADDRESS = ipaddress.ip_address("172.18.0.9")  # an Airflow worker on the compose network
+DOCKER_HBA = "host all all all scram-sha-256\n"  # what the postgres image appends at init
 
 
 class ComposeS3(SeaweedServer):
@@ -40,3 +48,37 @@ def test_the_s3_service_answers_its_healthcheck_and_takes_the_connections_keys()
         s3.client().create_bucket(Bucket="amprenta-backups")
         assert [b["Name"] for b in s3.client().list_buckets()["Buckets"]] == [
             "amprenta-backups"]
+
+
+def _replication_rule(cluster: ThrowawayCluster) -> dict[str, Any] | None:
+    """The pg_hba rule a replication connection of ``postgres`` from a worker matches."""
+    rows = cluster.query("SELECT type, database, user_name, address, netmask, auth_method, "
+                         "error FROM pg_hba_file_rules ORDER BY line_number")
+    keys = ("type", "database", "user_name", "address", "netmask", "auth_method", "error")
+    for rule in (dict(zip(keys, row, strict=True)) for row in rows):
+        assert rule["error"] is None, rule
+        if rule["type"] not in ("host", "hostnossl") or "replication" not in rule["database"]:
+            continue
+        if not {"all", "postgres"} & set(rule["user_name"]):
+            continue
+        address = rule["address"]
+        if address == "all":
+            return rule
+        if rule["netmask"] and ":" not in address and WORKER_ADDRESS in ipaddress.ip_network(
+                f"{address}/{rule['netmask']}", strict=False):  # an IPv4 rule covering it
+            return rule
+    return None
+
+
+def test_the_source_lets_the_workers_pg_basebackup_in(new_server: ThrowawayCluster) -> None:
+    (init,) = services()["source-db"]["configs"]
+    assert init["target"].startswith("/docker-entrypoint-initdb.d/")
+    hba = new_server.data_dir / "pg_hba.conf"
+    with hba.open("a") as file:
+        file.write(DOCKER_HBA)
+    assert _replication_rule(new_server) is None  # the image's own file refuses the workers
+    script = as_run(model()["configs"][init["source"]]["content"])
+    subprocess.run(["sh", "-ec", script], env={"PGDATA": str(new_server.data_dir),
+                                              "PATH": "/usr/bin:/bin"}, check=True)
+    rule = _replication_rule(new_server)
+    assert rule is not None and rule["auth_method"] == "scram-sha-256", rule
