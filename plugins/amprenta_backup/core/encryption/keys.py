@@ -87,6 +87,16 @@ class KeyService:
         """Whether new objects are encrypted."""
         return self.config.mode != "off"
 
+    def check_ready(self, what: str) -> None:
+        """Raise :class:`KeyUnavailable` (naming the key id and the fix) unless new objects can
+        be sealed: the current master key is in its connection and well formed, or KMS gives
+        a data key (one ``GenerateDataKey``, discarded). Run before any work starts."""
+        if self.config.mode == KMS_PROVIDER:
+            self._kms_data_key(f"preflight:{what}")
+        elif self.enabled:
+            key_id = self.config.key_id or ""
+            self._master(key_id, f"{what} (BACKUP_ENCRYPTION_KEY_ID={key_id})")
+
     def new_data_key(self, identity: str) -> tuple[bytes, Envelope]:
         """A fresh data key for the object ``identity`` and its envelope."""
         if self.config.mode == KMS_PROVIDER:

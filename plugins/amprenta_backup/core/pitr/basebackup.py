@@ -105,6 +105,8 @@ class BaseBackupRunner:
         if existing is not None and existing.status in RESTORABLE and existing.manifest:
             return existing.manifest
         self.storage.check_ready()
+        if self.keys is not None:  # a key that cannot seal fails here, not mid-backup
+            self.keys.check_ready(f"base backup {backup_id} of {target!r}")
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
                               location=self.storage.uri(folder), started_at=self.catalog.now(),
                               database="", kind="physical", run=run)
