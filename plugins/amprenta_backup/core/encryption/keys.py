@@ -55,6 +55,7 @@ class KeyConfig:
     :param key_id: id of the keyring's current key (``key`` mode)
     :param kms_key_id: KMS key id, ARN or alias (``kms`` mode)
     :param chunk_bytes: plaintext per sealed chunk of new objects (fixed; tests make it small)
+    :param plaintext_wal: with a mode on, still accept WAL segments stored unencrypted
     """
 
     mode: str = "off"
@@ -62,6 +63,7 @@ class KeyConfig:
     key_id: str | None = None
     kms_key_id: str | None = None
     chunk_bytes: int = CHUNK_BYTES
+    plaintext_wal: bool = False
 
 
 class KeyService:
