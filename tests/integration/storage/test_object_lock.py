@@ -29,6 +29,7 @@ from amprenta_backup.core.retention.cleanup import Cleanup
 from amprenta_backup.core.retention.policies import AgePolicy
 from amprenta_backup.core.settings import BackupConfig, CopySettings, CopyStorageConfig
 from amprenta_backup.core.storage import LocalStorage, S3Storage
+from amprenta_backup.core.storage.factory import storage_from_config
 from amprenta_backup.core.storage.multipart import MIB
 from amprenta_backup.core.storage.objectlock import ObjectLock
 from amprenta_backup.core.wal.settings import write_config_file
@@ -70,6 +71,24 @@ def test_a_bucket_without_object_lock_is_refused_before_anything_is_written(
     assert "put-object-lock-configuration" in message and "BACKUP_OBJECT_LOCK_MODE" in message
     assert client.list_objects_v2(Bucket=name).get("KeyCount") == 0
     assert catalog.find(target="pg_lock") == []
+
+
+def test_a_copy_bucket_without_object_lock_is_refused_before_anything_is_copied(
+    moto_server: MotoServer, catalog: Catalog, local_storage: LocalStorage,
+) -> None:
+    client, name = _bucket(moto_server, lock_enabled=False)
+    config = CopyStorageConfig(storage_type="s3", s3_bucket=name, object_lock_mode="governance")
+    backups = engine_for(local_storage, catalog, {}, copy=CopySettings(storage=config),
+                         copy_storage=storage_from_config(config, s3_client=client))
+    record = stored_backup(local_storage, catalog, "pg_lock", datetime.now(UTC))
+    with pytest.raises(StorageNotReady) as err:
+        backups.copy_backup(record.backup_id)
+    message = str(err.value)
+    assert f"BACKUP_COPY_OBJECT_LOCK_MODE=governance but bucket {name!r}" in message
+    assert "put-object-lock-configuration" in message
+    assert message.endswith("or unset BACKUP_COPY_OBJECT_LOCK_MODE")
+    assert client.list_objects_v2(Bucket=name).get("KeyCount") == 0
+    assert backups.copy_workflow().records.find() == []
 
 
 def test_every_object_of_a_backup_is_locked_and_cleanup_deletes_it_only_after_the_date(
