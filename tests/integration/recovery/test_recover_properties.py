@@ -99,11 +99,15 @@ def test_a_server_without_an_extension_gets_no_database(
     root.chmod(0o755)
     try:
         with ThrowawayCluster(bin_dir=install_without(root / "pg", ("citext",))) as bare:
-            done = cli(bare, "recover", "--server", "pg_new")
-            assert done.returncode == 1, done.stdout + done.stderr
-            assert "so no database was created" in done.stdout
-            assert "extension citext (1.6 in the backup) is not available" in done.stdout
+            for args in (("--dry-run",), ()):  # the dry run says what the real run refuses
+                done = cli(bare, "recover", "--server", "pg_new", *args)
+                assert done.returncode == 2, done.stdout + done.stderr
+                assert "so nothing was created" in done.stderr
+                assert "app_main: extension citext (1.6 in the backup) is not available on " \
+                       "the target: install postgresql-contrib" in done.stderr
             assert [r[0] for r in bare.query("SELECT datname FROM pg_database ORDER BY 1")] \
                 == ["postgres", "template0", "template1"]
+            assert bare.query("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_'") == [
+                ("postgres",)]  # not even the roles of the globals
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -9,12 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.dbprops import DatabaseProperties
 from amprenta_backup.core.errors import CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES, check_conn_id, check_database_name
 from amprenta_backup.core.layout import target_name
 from amprenta_backup.core.models import BackupRecord, GlobalsRef, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.recovery.index import targets_in
+from amprenta_backup.core.restore.properties import check_target
 from amprenta_backup.core.restore.server import TargetServer
 
 MAX_PARALLEL = 16
@@ -230,9 +232,11 @@ def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalo
         raise PreconditionError("storage holds no completed logical backup to recover; check "
                                 "BACKUP_STORAGE_TYPE, the bucket or path, and BACKUP_S3_PREFIX")
     _check_names(chosen)
+    refs = _globals(chosen)
     with TargetServer(server_conn) as server:
         version, present, free = _server_facts(server)
         described = server.describe()
+        _check_databases(server, chosen, refs)
     clash = sorted(present & ({r.database for r in chosen} | set(fresh)))
     if clash:
         raise PreconditionError(
@@ -245,7 +249,7 @@ def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalo
         request=request, server=described, server_version=version, catalog=catalog_note,
         databases=tuple(_step(r) for r in chosen), existing=existing,
         parallel=max(1, min(request.parallel, len(chosen), headroom)),
-        missing=tuple(missing), globals=_globals(chosen), conn=server_conn)
+        missing=tuple(missing), globals=refs, conn=server_conn)
 
 
 def check_approval(plan: RecoveryPlan) -> None:
@@ -277,6 +281,28 @@ def _server_facts(server: TargetServer) -> tuple[str, set[str], int]:
     names = server.db.execute("SELECT datname FROM pg_database").fetchall()
     version, free = (str(row[0]), int(str(row[1]))) if row else ("", 1)
     return version, {str(r[0]) for r in names}, free
+
+
+def _check_databases(server: TargetServer, chosen: list[BackupRecord],
+                     refs: tuple[GlobalsRef, ...]) -> None:
+    """Every database's roles, extensions, locale and tablespace on the new server before
+    anything is created (the roles and tablespaces of the globals count as there): one thing
+    missing refuses the whole recovery, naming each and how to get it."""
+    coming = frozenset(name for ref in refs for name in (*ref.roles, *ref.tablespaces))
+    refused = []
+    for record in chosen:
+        manifest = record.manifest
+        if manifest is None or not manifest.properties:
+            continue  # taken before backups held properties: the restore's own plan checks
+        hint = "the backup's globals do not create it" if manifest.globals_ref() else \
+            "the backup holds no globals"
+        checks = check_target(server.db, DatabaseProperties.from_dict(manifest.properties),
+                              False, hint, coming)
+        refused += [f"{record.database}: {problem}" for problem in checks.missing]
+    if refused:
+        raise PreconditionError(f"the new server {server.describe()} cannot take every "
+                                "database, so nothing was created (no role, no catalog, no "
+                                f"database): {'; '.join(refused)}")
 
 
 def _check_names(chosen: list[BackupRecord]) -> None:
