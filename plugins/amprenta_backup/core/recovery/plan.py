@@ -12,7 +12,7 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.dbprops import DatabaseProperties
 from amprenta_backup.core.errors import CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES, check_conn_id, check_database_name
-from amprenta_backup.core.layout import target_name
+from amprenta_backup.core.layout import check_backup_id, target_name
 from amprenta_backup.core.models import BackupRecord, GlobalsRef, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.recovery.index import targets_in
@@ -31,6 +31,8 @@ class RecoveryRequest:
     :param server_conn_id: Postgres connection of the new server
     :param targets: only these backup targets (default: every target with a logical backup)
     :param before: the newest backup started before this time (default: the newest)
+    :param backup_ids: these backups for their targets (one per target) instead of the
+        newest; the other targets get their newest as usual
     :param parallel: databases restored at once (bounded by the server's free connections)
     :param catalog_database: the catalog database created on the new server when the
         configured catalog cannot be reached at all
@@ -45,10 +47,13 @@ class RecoveryRequest:
     catalog_database: str = DEFAULT_CATALOG_DATABASE
     allow_nonempty: bool = False
     dry_run: bool = False
+    backup_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_conn_id(self.server_conn_id, "new server connection id")
         object.__setattr__(self, "targets", tuple(target_name(t) for t in self.targets))
+        object.__setattr__(self, "backup_ids", tuple(check_backup_id(b)
+                                                     for b in self.backup_ids))
         if self.before is not None and self.before.tzinfo is None:
             raise ConfigError(f"the time {self.before.isoformat()} has no time zone; give one "
                               "(e.g. 2026-12-01T03:00:00+00:00)")
@@ -68,10 +73,11 @@ class RecoveryRequest:
         if "server_conn_id" not in values:
             raise ConfigError("the recovery needs the connection of the new server "
                               "(server_conn_id, --server)")
-        if isinstance(values.get("targets"), str) or not isinstance(
-                values.get("targets", ()), list | tuple):
-            raise ConfigError(f"targets must be a list of names, got {values['targets']!r:.80}")
-        values["targets"] = tuple(values.get("targets", ()))
+        for key in ("targets", "backup_ids"):
+            if isinstance(values.get(key), str) or not isinstance(values.get(key, ()),
+                                                                  list | tuple):
+                raise ConfigError(f"{key} must be a list, got {values[key]!r:.80}")
+            values[key] = tuple(values.get(key, ()))
         if isinstance(values.get("before"), str):
             try:
                 values["before"] = datetime.fromisoformat(values["before"])
@@ -82,7 +88,7 @@ class RecoveryRequest:
 
 
 _FIELDS = ("server_conn_id", "targets", "before", "parallel", "catalog_database",
-           "allow_nonempty", "dry_run")
+           "allow_nonempty", "dry_run", "backup_ids")
 
 
 @dataclass(frozen=True)
@@ -203,16 +209,40 @@ def choose_backups(catalog: Catalog, request: RecoveryRequest) -> tuple[list[Bac
     and the requested targets that have none."""
     found = [r for r in catalog.find(statuses=(Status.VERIFIED, Status.COMPLETED),
                                      before=request.before) if r.kind == "logical"]
-    targets = list(request.targets) or targets_in(found)
+    named = _named_backups(catalog, request)
+    targets = list(request.targets) or targets_in([*found, *named.values()])
     chosen, missing = [], []
     for target in targets:
-        mine = [r for r in found if r.target == target]
+        mine = [named[target]] if target in named else [r for r in found if r.target == target]
         best = next((r for r in mine if r.status == Status.VERIFIED), mine[0] if mine else None)
         if best is None:
             missing.append(target)
         else:
             chosen.append(best)
     return chosen, missing
+
+
+def _named_backups(catalog: Catalog, request: RecoveryRequest) -> dict[str, BackupRecord]:
+    """The backups ``request.backup_ids`` names, by target; refused unless each is a
+    completed or verified logical backup of a target of its own (among ``targets`` if given)."""
+    named: dict[str, BackupRecord] = {}
+    for backup_id in request.backup_ids:
+        record = catalog.get(backup_id)
+        if record is None or record.kind != "logical" or record.status not in (
+                Status.VERIFIED, Status.COMPLETED):
+            why = (f"not in {catalog.describe()}" if record is None
+                   else f"a {record.status} {record.kind} backup")
+            raise PreconditionError(f"backup {backup_id} is {why}; name completed or verified "
+                                    "logical backups (`amprenta-backup list`)")
+        if record.target in named:
+            raise PreconditionError(f"backups {named[record.target].backup_id} and {backup_id} "
+                                    f"are both of target {record.target}; name one per target")
+        if request.targets and record.target not in request.targets:
+            raise PreconditionError(f"backup {backup_id} is of target {record.target}, which is "
+                                    f"not among the targets given ({', '.join(request.targets)})"
+                                    "; add it, or give no targets")
+        named[record.target] = record
+    return named
 
 
 def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalog,
