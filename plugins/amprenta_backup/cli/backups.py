@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from amprenta_backup.cli.arguments import JsonOption, ProgressOption, TargetOption, bounded_int
+from amprenta_backup.cli.jsonlines import warn
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.cli.progress import Progress
 from amprenta_backup.core import layout
@@ -31,8 +32,8 @@ def reading_engine() -> BackupEngine:
     engine = BackupEngine(storage_fallback=True)
     where = engine.catalog.describe()  # reaches the catalog, or falls back to storage
     if engine.catalog_unreachable is not None:
-        print(f"warning: {engine.catalog_unreachable}; answering from {where}: every backup "
-              "shows as completed, and nothing is recorded", file=sys.stderr)
+        warn(f"{engine.catalog_unreachable}; answering from {where}: every backup shows as "
+             "completed, and nothing is recorded")
     return engine
 
 

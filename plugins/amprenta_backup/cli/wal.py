@@ -90,7 +90,13 @@ def parse(argv: list[str]) -> SimpleNamespace | int:
     try:
         result = build_cli().main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.ClickException as exc:
-        exc.show()
+        if "--json" in argv:  # the same error object as amprenta-backup's for bad usage
+            from amprenta_backup.cli.jsonlines import write
+
+            write("error", {"type": "usage", "message": exc.format_message(),
+                            "exit_code": exc.exit_code})
+        else:
+            exc.show()
         return exc.exit_code
     except click.Abort:
         return EXIT_FAILED
@@ -115,17 +121,15 @@ def _run(raw: list[str]) -> int:
     stored, waited = quick_push(raw)
     if stored:
         return EXIT_OK
-    import json
-    import logging
-
+    from amprenta_backup.cli.jsonlines import Mode, configure_logging, write
     from amprenta_backup.core.errors import BackupError, ConfigError, WalSegmentMissing
     from amprenta_backup.core.wal.settings import settings_environment
 
     args = parse(raw)
     if isinstance(args, int):
         return args
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="amprenta-wal: %(levelname)s %(message)s", stream=sys.stderr)
+    Mode.json = bool(getattr(args, "as_json", False))  # stderr in JSON Lines too
+    configure_logging(args.verbose, "amprenta-wal: %(levelname)s %(message)s")
     handlers = {"push": _push, "fetch": _fetch, "archiver": _archiver, "list": _list,
                 "check": _check, "cleanup": _retention}
     try:
@@ -139,9 +143,8 @@ def _run(raw: list[str]) -> int:
     except (BackupError, TimeoutError, OSError) as exc:
         code = EXIT_ABORT_RECOVERY if args.command == "fetch" else \
             EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
-        if getattr(args, "as_json", False):  # the same error object as amprenta-backup's
-            print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc),
-                                        "exit_code": code}}), file=sys.stderr)
+        if Mode.json:  # the same error object as amprenta-backup's
+            write("error", {"type": type(exc).__name__, "message": str(exc), "exit_code": code})
         else:
             print(f"amprenta-wal: error: {exc}", file=sys.stderr)
         return code

@@ -33,7 +33,9 @@ def test_verify_prints_the_outcome_and_exits_3_when_corrupt(
     intact = cli("verify", str(backup["backup_id"]), "--json", "--progress")
     assert intact.returncode == 0, intact.stderr
     assert json.loads(intact.stdout)["status"] == "verified"
-    assert "verify: " in intact.stderr and "/s" in intact.stderr  # bytes and throughput
+    progress = json.loads(intact.stderr.splitlines()[-1])["progress"]  # --json: JSON Lines
+    assert progress["label"] == "verify" and progress["bytes_per_second"] > 0
+    assert progress["read_bytes"] == progress["total_bytes"] == backup["stored_bytes"]
 
     rewrite(LocalStorage(tmp_path / "b"), str(backup["key"]), flip_byte)
     corrupt = cli("verify", str(backup["backup_id"]))
