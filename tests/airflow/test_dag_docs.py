@@ -17,6 +17,12 @@ TAGS = {
     "restore": ["restore"], "weekly_base_backup": ["backup", "pitr"],
     "weekly_cleanup": ["cleanup"], "weekly_verify": ["verify"],
 }
+# the form fields a person must fill in (no usable default), per DAG
+MUST_FILL_IN = {
+    "restore": {"target_database"}, "pitr_restore": {"data_directory"},
+    "project_import": {"export_id", "target_database"}, "project_export": {"project_ids"},
+    "disaster_recovery": {"server_conn_id"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +75,25 @@ def test_every_form_field_has_a_title_and_a_description(dags: dict[str, Any]) ->
     assert untitled == []
     data_directory = dags["pitr_restore"].params.get_param("data_directory").schema
     assert data_directory["type"] == "string"  # required: the form marks it
+
+
+def test_the_forms_mark_the_fields_to_fill_in_and_refuse_them_empty(dags: dict[str, Any]) -> None:
+    """Airflow's trigger form puts its asterisk on a field whose type has no null; a field
+    with no usable default needs it, and an empty value is refused (minLength, pattern or
+    minItems), as the restore form's database field since issue 13."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    must: dict[str, set[str]] = {}
+    for dag_id, dag in dags.items():
+        for name, param in dag.params.items():
+            types = param.schema["type"]
+            nullable = "null" in ([types] if isinstance(types, str) else types)
+            assert not param.description.lower().startswith("required"), (
+                f"{dag_id}.{name}: say it with the type (no null), not in the description")
+            if nullable or (param.value is not None  # a default the form can keep
+                            and param.resolve(suppress_exception=True) is not None):
+                continue
+            must.setdefault(dag_id, set()).add(name)
+            with pytest.raises(ParamValidationError):
+                param.resolve(value=[] if param.schema["type"] == "array" else "")
+    assert must == MUST_FILL_IN
