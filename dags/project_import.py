@@ -38,12 +38,12 @@ with DAG(
             description="An id from `amprenta-backup export list` (like "
                         "20261124T010000Z-1a2b3c4d)."),
         "target_conn_id": Param(
-            None, type=["null", "string"], title="Target connection",
+            None, type=["null", "string"], title="Import onto connection",
             description="Airflow Postgres connection of the server to import into. Default: "
                         "the project's (BACKUP_PROJECT_SOURCE)."),
         "target_database": Param(  # required, as the restore form's
             None, type="string", minLength=1, maxLength=63, pattern=DATABASE_NAME,
-            title="Target database",
+            title="Import into database",
             description="The database to import into (1-63 characters, no leading or "
                         "trailing space, no control characters)."),
         "on_conflict": Param(

@@ -97,3 +97,24 @@ def test_the_forms_mark_the_fields_to_fill_in_and_refuse_them_empty(dags: dict[s
             with pytest.raises(ParamValidationError):
                 param.resolve(value=[] if param.schema["type"] == "array" else "")
     assert must == MUST_FILL_IN
+
+
+def test_a_refused_request_names_the_fields_as_the_form_labels_them(
+        dags: dict[str, Any]) -> None:
+    """The plan task's refusal (the task log, the alert) in the form's words; the CLI says
+    --jobs and --from there."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    plan = dags["restore"].get_task("plan")
+    request = plan.request
+    for conf, words in (
+            ({"backup_id": "latest", "jobs": 0}, "Parallel jobs: 0 is out of range; use a "
+                                                 "whole number from 1 to 32"),
+            ({"backup_id": "latest"}, "backup id 'latest' needs the backup target whose "
+                                      "newest backup to restore: give Backup target (see "
+                                      "`amprenta-backup list`)")):
+        plan.request = {"database": "analytics", **conf}  # as rendered from the form
+        with pytest.raises(AirflowFailException) as refused:
+            plan.restore_request()
+        plan.request = request
+        assert str(refused.value) == words

@@ -71,8 +71,8 @@ class RecoveryRequest:
         """From Airflow params or JSON: unknown keys are ignored, empty values mean "not given"."""
         values = {key: data[key] for key in _FIELDS if data.get(key) not in (None, "", [])}
         if "server_conn_id" not in values:
-            raise ConfigError("the recovery needs the connection of the new server "
-                              "(server_conn_id, --server)")
+            raise ConfigError("the recovery needs the connection of the new server: give "
+                              "server_conn_id")  # each interface names it in its words
         for key in ("targets", "backup_ids"):
             if isinstance(values.get(key), str) or not isinstance(values.get(key, ()),
                                                                   list | tuple):
