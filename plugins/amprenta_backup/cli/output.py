@@ -26,7 +26,7 @@ __all__ = ["human_bytes", "print_json", "print_table", "fail", "reader_gone"]
 EXIT_PIPE = 141  # 128 + SIGPIPE, what `cat` exits with when its reader has gone
 # the CLI's word for each request field the engine names in its errors
 OPTION_WORDS = {
-    "source_target": "--from", "target_conn_id": "--target-conn", "confirm": "--confirm",
+    "source_target": "--from", "target_conn_id": "--server", "confirm": "--confirm",
     "mode": "--mode", "jobs": "--jobs", "no_owner": "--no-owner", "dry_run": "--dry-run",
     "target_database": "--database", "database": "--database", "schemas": "--schema",
     "tables": "--table", "backup_id": "BACKUP_ID", "server_conn_id": "--server",

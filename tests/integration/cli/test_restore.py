@@ -56,7 +56,7 @@ def test_restore_dry_run_then_restore_then_refuse_the_same_name(
         assert json.loads(plan.stdout)["plan"]["backup_id"] == backup["backup_id"]
         assert not pg_cluster.database_exists(target)
 
-        done = cli("restore", str(backup["backup_id"]), "--target-conn", "pg_source",
+        done = cli("restore", str(backup["backup_id"]), "--server", "pg_source",
                    "--database", target, "--jobs", "2")
         assert done.returncode == 0, done.stderr
         assert "row counts match the manifest" in done.stdout
