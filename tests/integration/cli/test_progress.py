@@ -53,9 +53,10 @@ def test_a_backup_at_a_terminal_shows_bytes_read_and_stored_rate_and_time(
 
 def test_progress_lines_off_a_terminal_end_with_the_figures_of_the_manifest(
         cli: CliRunner) -> None:
-    done = cli("backup", TARGET, "--progress", "--json")
+    done = cli("backup", FILED, "--progress", "--json")  # the entry as listed: the same target
     assert done.returncode == 0, done.stderr
     made = json.loads(done.stdout)
+    assert made["target"] == FILED and made["database"] == "amprenta"
     # under --json, stderr is JSON Lines: progress too, the last line the final figures
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert lines and all(list(line) == ["progress"] for line in lines), done.stderr
