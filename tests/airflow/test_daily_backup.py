@@ -49,7 +49,7 @@ def test_backs_up_every_target_to_local_storage_and_restores(
                                 "backup[1]": "success", "copy[0]": "skipped",
                                 "copy[1]": "skipped"}  # no BACKUP_COPY_STORAGE_TYPE
     assert sorted(ti.rendered_map_index for ti in dag_run.get_task_instances()
-                  if ti.task_id == "backup") == ["pg_source", "pg_source:af_second"]
+                  if ti.task_id == "backup") == ["pg_source", "pg_source.af_second"]  # as filed
     records = backup_env["catalog"].find()
     assert sorted(r.target for r in records) == ["pg_source", "pg_source.af_second"]
     assert all(r.status == Status.COMPLETED for r in records)
