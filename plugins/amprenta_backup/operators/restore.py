@@ -19,6 +19,7 @@ from amprenta_backup.operators.approval import (
     pulled_plan,
     require_approval,
 )
+from amprenta_backup.operators.engine import fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,11 +42,11 @@ class _RestoreBase(PlanGatedOperator):
         self.from_copy = from_copy
 
     def restorer(self) -> Restorer:
-        with self.refusals():
+        with fail_without_retry():
             return self.engine.restorer(from_copy=self.from_copy in (True, "True", "true"))
 
     def restore_request(self) -> RestoreRequest:
-        with self.refusals():
+        with fail_without_retry():
             return RestoreRequest.from_mapping(self.request)
 
 
@@ -75,7 +76,7 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
         request = self.restore_request()
         pause = (self.pause_writers in (True, "True", "true") and request.mode == REPLACE
                  and not request.dry_run)
-        with self.refusals():
+        with fail_without_retry():
             plan = self.restorer().plan(request)
             pipelines = plan_pipelines(plan)
             quiesce = quiesce_plan(pipelines, pause)
@@ -113,7 +114,7 @@ class RestoreOperator(_RestoreBase):
         request = self._planned_request(context)
         if request.mode == REPLACE and not request.dry_run:
             self._check_approval(context, request)
-        with self.refusals():
+        with fail_without_retry():
             result = self.restorer().run(request)  # logs the outcome and RTO, once
         return result.to_dict()
 
@@ -128,7 +129,7 @@ class RestoreOperator(_RestoreBase):
                 f"({plan.get('request')}); clear the plan task together with this one")
         self.log.info("restoring backup %s, as planned by task %s", plan["backup_id"],
                       self.plan_task_id)
-        with self.refusals():
+        with fail_without_retry():
             return dataclasses.replace(request, backup_id=plan["backup_id"])
 
     def _check_approval(self, context: Context, request: RestoreRequest) -> None:
