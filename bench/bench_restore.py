@@ -104,7 +104,8 @@ class Bench:
 
         note("backing up (not measured) and keeping a local copy of the same dump")
         runner = BackupRunner(self.storage, self.catalog,
-                              BackupSettings(prefix="bench", compression=Compression()))
+                              BackupSettings(prefix="bench", compression=Compression(),
+                                             dump_jobs=1))  # one stream: the staged restore
         self.manifest = runner.run(SOURCE_DB, self.conn(SOURCE_DB), RunContext(),
                                    layout.make_backup_id(datetime.now(UTC)))
         self.dump = self.workdir / "dump.pgc"

@@ -46,11 +46,11 @@ with DAG(
     doc_md=__doc__,
     **manual_dag_kwargs("restore"),
     params={
-        "server_conn_id": Param(  # a default keeps DAG-level failure callbacks working
-            None, type=["null", "string"], pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$",
+        "server_conn_id": Param(  # required: no null in its type, so the form asks for it
+            None, type="string", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$",
             title="New server connection",
-            description="Required: the Airflow Postgres connection of the new server (its "
-                        "login needs CREATEDB, ideally a superuser, for roles and owners)."),
+            description="The Airflow Postgres connection id of the new server (its login "
+                        "needs CREATEDB, ideally a superuser, for roles and owners)."),
         "targets": Param(
             [], type="array", items={"type": "string"}, title="Only these targets",
             description="Backup targets to recover (one per line, e.g. pg_main.analytics); "

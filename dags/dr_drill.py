@@ -43,6 +43,12 @@ with DAG(
             None, type=["null", "boolean"], title="Upgrade rehearsal",
             description="Make the scratch cluster of the next PostgreSQL major. Empty: "
                         "BACKUP_DR_DRILL_NEXT_MAJOR (default off)."),
+        "backup_ids": Param(
+            [], type="array", title="Backups to rehearse with",
+            items={"type": "string", "pattern": r"^\d{8}T\d{6}Z-[0-9a-f]{8}$"},
+            description="Ids from `amprenta-backup list`, one per target (one per line): "
+                        "each is restored instead of its target's newest backup; the other "
+                        "targets get their newest. Empty: every target's newest."),
     },
     **optional_dag_kwargs("drill", "restore", default_args=server_tools_args()),
 ) as dag:

@@ -1,8 +1,8 @@
 """project_import: import a project export into a database, after an approval.
 
 ### How to run it
-Manual runs only: fill in the export id (`amprenta-backup export list`), the target database
-and what to do with conflicting rows. `dry_run` stops after the plan.
+Manual runs only: fill in the export id (`amprenta-backup export list`), the database to
+import into and what to do with conflicting rows. `dry_run` stops after the plan.
 
 ### What it does
 `plan` imports the export in a transaction that is rolled back: every checksum verified, the
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from amprenta_backup.defaults import dry_run_param, manual_dag_kwargs
+from amprenta_backup.defaults import DATABASE_NAME, dry_run_param, manual_dag_kwargs
 from amprenta_backup.operators.approval import approval_gate
 from amprenta_backup.operators.export import ProjectImportOperator, ProjectImportPlanOperator
 
@@ -33,16 +33,19 @@ with DAG(
     doc_md=__doc__,
     **manual_dag_kwargs("restore"),
     params={
-        "export_id": Param(
-            None, type=["null", "string"], pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$",
-            title="Export id", description="An id from `amprenta-backup export list`."),
+        "export_id": Param(  # required: no null in its type, so the form asks for it
+            None, type="string", pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$", title="Export id",
+            description="An id from `amprenta-backup export list` (like "
+                        "20261124T010000Z-1a2b3c4d)."),
         "target_conn_id": Param(
-            None, type=["null", "string"], title="Target connection",
+            None, type=["null", "string"], title="Import onto connection",
             description="Airflow Postgres connection of the server to import into. Default: "
                         "the project's (BACKUP_PROJECT_SOURCE)."),
-        "target_database": Param(
-            None, type=["null", "string"], minLength=1, maxLength=63, title="Target database",
-            description="Required: the database to import into."),
+        "target_database": Param(  # required, as the restore form's
+            None, type="string", minLength=1, maxLength=63, pattern=DATABASE_NAME,
+            title="Import into database",
+            description="The database to import into (1-63 characters, no leading or "
+                        "trailing space, no control characters)."),
         "on_conflict": Param(
             "fail", type="string", enum=["fail", "skip", "remap"], title="On conflict",
             description="Rows whose key the target holds with other content: fail, skip "

@@ -1,7 +1,7 @@
 """restore: restore a backup into a new database, or replace a database after an approval.
 
 ### How to run it
-Manual runs only: fill in the trigger form (the target database is required). `plan` checks
+Manual runs only: fill in the trigger form (*Restore into database* is required). `plan` checks
 everything and logs what would be restored where (`dry_run` stops there); `restore` carries
 out that plan, so `latest` is resolved once, before the approval.
 
@@ -51,17 +51,20 @@ with DAG(
             pattern=r"^(latest|\d{8}T\d{6}Z-[0-9a-f]{8})$",
             description="An id from `amprenta-backup list` (like 20261124T010000Z-1a2b3c4d), "
                         "or latest for the newest restorable backup of the target below."),
+        # "target" is a backup target (what is backed up), as in BACKUP_TARGETS and the CLI's
+        # --target/--from; where a restore writes is "restore onto/into" (issue 13 point 1)
         "target": Param(
-            None, type=["null", "string"], title="Backup target (for latest)",
-            description="Whose newest backup 'latest' means: a BACKUP_TARGETS name such as "
-                        "pg_main or pg_main.analytics. Default: the target connection."),
+            None, type=["null", "string"], title="Backup target",
+            description="For latest: whose newest backup it means, a BACKUP_TARGETS name such "
+                        "as pg_main or pg_main.analytics. Default: the connection restored "
+                        "onto."),
         "target_conn_id": Param(
-            None, type=["null", "string"], title="Target connection",
+            None, type=["null", "string"], title="Restore onto connection",
             description="Airflow Postgres connection of the server to restore onto. Default: "
                         "the connection the backup was taken through."),
         "target_database": Param(  # required: no null in its type, so the form asks for it
             None, type="string", minLength=1, maxLength=63, pattern=DATABASE_NAME,
-            title="Target database",
+            title="Restore into database",
             description="The database to restore into (1-63 characters, no leading or "
                         "trailing space, no control characters)."),
         "mode": Param(
@@ -72,8 +75,8 @@ with DAG(
                         "replace restores into a temporary database and swaps it in, "
                         "after confirm and an approval (no schema/table filters)."),
         "confirm": Param(
-            None, type=["null", "string"], title="Confirm (replace only)",
-            description="For replace: type the target database name again."),
+            None, type=["null", "string"], title="Confirm",
+            description="For replace: type the name of the database restored into again."),
         "schemas": Param(
             None, type=["null", "array"], items={"type": "string"}, title="Only these schemas",
             description="Restore only these schemas (one per line); empty restores all."),

@@ -23,8 +23,12 @@ from amprenta_backup.core.errors import (
     ChecksumMismatch,
     ConfigError,
     PreconditionError,
+    reword,
 )
 from amprenta_backup.core.export.plan import POLICIES
+
+OPTION_WORDS = {"target_conn_id": "--target-conn-id", "target_database": "--target-database",
+                "on_conflict": "--on-conflict", "export_id": "--export-dir"}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -54,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except ChecksumMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (ConfigError, PreconditionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, PreconditionError) as exc:  # the fields named by our options
+        print(f"error: {reword(str(exc), OPTION_WORDS)}", file=sys.stderr)
         return 2
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)

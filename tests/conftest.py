@@ -6,6 +6,13 @@ from tests.support import airflow_env
 
 AIRFLOW_HOME = airflow_env.configure()  # before anything imports airflow
 
+import os  # noqa: E402
+
+# No test reaches for a cloud address: an S3 client of this process (or of a child that
+# inherits its environment: Airflow deployments) left without credentials fails at once
+# instead of asking the EC2 metadata service; every test's S3 client names its endpoint.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 from collections.abc import Callable, Iterator  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 

@@ -17,6 +17,12 @@ TAGS = {
     "restore": ["restore"], "weekly_base_backup": ["backup", "pitr"],
     "weekly_cleanup": ["cleanup"], "weekly_verify": ["verify"],
 }
+# the form fields a person must fill in (no usable default), per DAG
+MUST_FILL_IN = {
+    "restore": {"target_database"}, "pitr_restore": {"data_directory"},
+    "project_import": {"export_id", "target_database"}, "project_export": {"project_ids"},
+    "disaster_recovery": {"server_conn_id"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +59,13 @@ def test_every_dag_doc_says_what_it_does_and_what_happens_when_it_fails(
 
 
 def test_mapped_tasks_are_named_by_their_target_or_backup(dags: dict[str, Any]) -> None:
-    assert dags["daily_backup"].get_task("backup").map_index_template == \
-        "{{ task.target }}"
+    by_target = "{{ task.target | replace(':', '.') }}"  # pg_main.sales, as filed and listed
+    assert dags["daily_backup"].get_task("backup").map_index_template == by_target
     assert dags["weekly_verify"].get_task("verify").map_index_template == \
         "{{ task.backup_id }}"
     for task_id in ("setup", "restore", "checks", "teardown"):
         task = dags["monthly_restore_drill"].get_task(f"drill.{task_id}")
-        assert task.map_index_template == "{{ task.target }}", task_id
+        assert task.map_index_template == by_target, task_id
 
 
 def test_every_form_field_has_a_title_and_a_description(dags: dict[str, Any]) -> None:
@@ -69,3 +75,46 @@ def test_every_form_field_has_a_title_and_a_description(dags: dict[str, Any]) ->
     assert untitled == []
     data_directory = dags["pitr_restore"].params.get_param("data_directory").schema
     assert data_directory["type"] == "string"  # required: the form marks it
+
+
+def test_the_forms_mark_the_fields_to_fill_in_and_refuse_them_empty(dags: dict[str, Any]) -> None:
+    """Airflow's trigger form puts its asterisk on a field whose type has no null; a field
+    with no usable default needs it, and an empty value is refused (minLength, pattern or
+    minItems), as the restore form's database field since issue 13."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    must: dict[str, set[str]] = {}
+    for dag_id, dag in dags.items():
+        for name, param in dag.params.items():
+            types = param.schema["type"]
+            nullable = "null" in ([types] if isinstance(types, str) else types)
+            assert not param.description.lower().startswith("required"), (
+                f"{dag_id}.{name}: say it with the type (no null), not in the description")
+            if nullable or (param.value is not None  # a default the form can keep
+                            and param.resolve(suppress_exception=True) is not None):
+                continue
+            must.setdefault(dag_id, set()).add(name)
+            with pytest.raises(ParamValidationError):
+                param.resolve(value=[] if param.schema["type"] == "array" else "")
+    assert must == MUST_FILL_IN
+
+
+def test_a_refused_request_names_the_fields_as_the_form_labels_them(
+        dags: dict[str, Any]) -> None:
+    """The plan task's refusal (the task log, the alert) in the form's words; the CLI says
+    --jobs and --from there."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    plan = dags["restore"].get_task("plan")
+    request = plan.request
+    for conf, words in (
+            ({"backup_id": "latest", "jobs": 0}, "Parallel jobs: 0 is out of range; use a "
+                                                 "whole number from 1 to 32"),
+            ({"backup_id": "latest"}, "backup id 'latest' needs the backup target whose "
+                                      "newest backup to restore: give Backup target (see "
+                                      "`amprenta-backup list`)")):
+        plan.request = {"database": "analytics", **conf}  # as rendered from the form
+        with pytest.raises(AirflowFailException) as refused:
+            plan.restore_request()
+        plan.request = request
+        assert str(refused.value) == words

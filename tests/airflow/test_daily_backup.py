@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from amprenta_backup.core.models import Manifest, Status
+from amprenta_backup.core.models import Manifest, Status, human_bytes
 from amprenta_backup.core.storage import LocalStorage, S3Storage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
@@ -42,6 +42,7 @@ def test_dag_files_parse_with_the_documented_schedule(airflow_db: None) -> None:
 
 def test_backs_up_every_target_to_local_storage_and_restores(
     run_dag: Any, backup_env: dict[str, Any], pg_cluster: ClusterBase,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     dag_run = run_dag("daily_backup", logical_date=WHEN, run_after=WHEN)
     assert str(dag_run.state) == "success", _states(dag_run)
@@ -49,7 +50,7 @@ def test_backs_up_every_target_to_local_storage_and_restores(
                                 "backup[1]": "success", "copy[0]": "skipped",
                                 "copy[1]": "skipped"}  # no BACKUP_COPY_STORAGE_TYPE
     assert sorted(ti.rendered_map_index for ti in dag_run.get_task_instances()
-                  if ti.task_id == "backup") == ["pg_source", "pg_source:af_second"]
+                  if ti.task_id == "backup") == ["pg_source", "pg_source.af_second"]  # as filed
     records = backup_env["catalog"].find()
     assert sorted(r.target for r in records) == ["pg_source", "pg_source.af_second"]
     assert all(r.status == Status.COMPLETED for r in records)
@@ -61,6 +62,11 @@ def test_backs_up_every_target_to_local_storage_and_restores(
 
     source = next(r for r in records if r.target == "pg_source")
     assert source.manifest is not None
+    stored = source.manifest.stored_bytes  # the task log says sizes as the CLI does
+    logged = "".join(capfd.readouterr()) + "".join(
+        p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log"))
+    assert f"backup {source.backup_id} complete: {human_bytes(stored)} stored ({stored:,} " \
+           f"bytes, {source.manifest.ratio:.1f}x), sha256 {source.manifest.sha256}" in logged
     pg_cluster.create_database("af_restored")
     try:
         restore_stored_dump(storage, source.manifest, conninfo(pg_cluster, "af_restored"))

@@ -74,11 +74,17 @@ def test_a_mismatch_fails_the_drill_and_the_cluster_is_still_removed(
     assert drill.passed is False and "app.orders" in (drill.error or "")
 
 
-def test_upgrade_rehearsal_recovers_onto_the_next_major(
+def test_upgrade_rehearsal_onto_the_next_major_with_a_backup_chosen_in_the_form(
     run_dag: Callable[..., Any], backups: dict[str, Manifest], pg_cluster: ClusterBase,
+    backup_env: dict[str, Any],
 ) -> None:
-    """The bootstrap installs 14-18: a 15 source is rehearsed on a real 16 cluster."""
-    dag_run = run_dag("dr_drill", run_conf={"next_major": True})
+    """The bootstrap installs 14-18: a 15 source is rehearsed on a real 16 cluster, with the
+    older of af_second's two backups named in the form (af_source gets its newest)."""
+    newer = make_backup(LocalStorage(backup_env["root"]), backup_env["catalog"],
+                        conninfo(pg_cluster, "af_second"), target="pg_source.af_second")
+    chosen = backups["af_second"].backup_id
+    assert newer.started_at > backups["af_second"].started_at  # the one chosen by default
+    dag_run = run_dag("dr_drill", run_conf={"next_major": True, "backup_ids": [chosen]})
     assert _states(dag_run) == {"start_server": "success", "recover": "success",
                                 "remove_server": "success"}
     started = dag_run.get_task_instance("start_server").xcom_pull(task_ids="start_server")
@@ -86,7 +92,9 @@ def test_upgrade_rehearsal_recovers_onto_the_next_major(
     assert started["next_major"] == upgrade
     assert started["bin"] == str(same_major("initdb", upgrade, "the test").bindir)
     report = dag_run.get_task_instance("recover").xcom_pull(task_ids="recover", key="report")
-    assert report["passed"] is True and len(report["databases"]) == len(backups)
+    assert report["passed"] is True
+    assert {d["database"]: d["backup_id"] for d in report["databases"]} == {
+        "af_source": backups["af_source"].backup_id, "af_second": chosen}
     assert not _scratch_folder(dag_run).exists()
 
 

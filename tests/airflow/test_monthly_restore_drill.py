@@ -105,7 +105,7 @@ def test_the_form_names_the_backup_to_drill_and_only_its_target_is_drilled(
     assert str(dag_run.state) == "success", _states(dag_run)
     setups = {ti.rendered_map_index: str(ti.state) for ti in dag_run.get_task_instances()
               if ti.task_id == "drill.setup"}
-    assert setups == {"pg_source": "skipped", "pg_source:af_second": "success"}
+    assert setups == {"pg_source": "skipped", "pg_source.af_second": "success"}  # as filed
     (record,) = _drills(backup_env["catalog"]).values()
     assert (record.target, record.backup_id, record.strategy, record.passed) == (
         "pg_source.af_second", chosen.backup_id, "given", True)

@@ -98,7 +98,11 @@ def test_manual_only_with_a_typed_form_and_the_approval_before_the_restore(
     # the form asks for the target database and for nothing optional
     assert "target_database" in _required(dag)
     assert not {"target", "target_conn_id", "confirm", "schemas", "tables"} & _required(dag)
-    assert schema["target_database"]["title"] == "Target database"
+    # "target" is only ever the backup target; where the restore writes reads "onto/into"
+    assert {name: schema[name]["title"] for name in ("target", "target_conn_id",
+                                                     "target_database", "confirm")} == {
+        "target": "Backup target", "target_conn_id": "Restore onto connection",
+        "target_database": "Restore into database", "confirm": "Confirm"}
     database = dag.params.get_param("target_database")
     for bad in ("", " analytics", "analytics ", "ana\nlytics", "x" * 64):
         with pytest.raises(ParamValidationError):
@@ -188,6 +192,7 @@ def test_latest_as_a_dry_run_only_plans(
 
 def test_replace_without_confirmation_fails_the_plan_and_touches_nothing(
     run_dag: Callable[..., Any], backup: Manifest, occupied: str, pg_cluster: ClusterBase,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     dag_run = run_dag("restore", run_conf=_conf(backup, occupied, mode="replace"),
                       mark_success_pattern="approve_replace")
@@ -196,6 +201,11 @@ def test_replace_without_confirmation_fails_the_plan_and_touches_nothing(
     assert _states(dag_run)["plan"] == "failed"
     assert _states(dag_run)["restore"] in ("upstream_failed", "skipped")
     assert _has_sentinel(pg_cluster, occupied)
+    # in the form's words (its labels), not the request's Python names
+    logged = _logged(capfd)
+    assert f"Mode replace drops database '{occupied}': type its name again as Confirm: " \
+           f"{occupied} to go ahead (Confirm was not given)" in logged
+    assert "confirm=" not in logged and "confirm was None" not in logged
 
 
 def test_an_approval_marked_success_without_an_answer_does_not_replace(

@@ -29,23 +29,44 @@ def tries(airflow: AirflowDeployment, run_id: str, index: int) -> list[dict[str,
     return sorted(answer["task_instances"], key=lambda t: t["try_number"])
 
 
-def _dump_waits_on_lock(dist: E2ESetup) -> bool:
-    rows = dist.cluster.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
-                              "wait_event_type = 'Lock'", "postgres", (LOCKED_DB,))
-    return bool(rows[0][0])
+def _waiting(dist: E2ESetup) -> set[str]:
+    """The databases in which a session waits on a lock (a dump held by our LOCK TABLE)."""
+    rows = dist.cluster.query("SELECT DISTINCT datname FROM pg_stat_activity WHERE "
+                              "wait_event_type = 'Lock' AND datname = ANY(%s)", "postgres",
+                              (list(SOURCES.values()),))
+    return {row[0] for row in rows}
+
+
+def _lock(dist: E2ESetup, dbname: str) -> psycopg.Connection[Any]:
+    holder = psycopg.connect(**conninfo(dist.cluster, dbname).connect_kwargs())
+    holder.execute("LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE")
+    return holder
+
+
+def _release(holder: psycopg.Connection[Any]) -> None:
+    if not holder.closed:
+        holder.rollback()
+        holder.close()
 
 
 @pytest.fixture(scope="module")
 def killed_run(celery: AirflowDeployment, dist: E2ESetup) -> Iterator[dict[str, Any]]:
-    """A daily_backup run of the three targets; pg_c's dump is held by a table lock, its
-    worker is SIGKILLed (with every process below it) while the record is RUNNING, then the
-    lock is released."""
-    holder = psycopg.connect(**conninfo(dist.cluster, LOCKED_DB).connect_kwargs())
-    holder.execute("LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE")
+    """A daily_backup run of the three targets. Every target's table is locked until two
+    dumps wait at once: each worker runs one task at a time, so those two are on different
+    workers (the backups of 500 rows end in about a second: unheld, one worker took all three
+    in a run). Then only pg_c stays held; its worker is SIGKILLed (with every process below
+    it) while the record is RUNNING, then its lock is released."""
+    holders = {dbname: _lock(dist, dbname) for dbname in SOURCES.values()}
     try:
         celery.wait_for_dag("daily_backup")
         run_id = celery.trigger("daily_backup")["dag_run_id"]
-        celery._poll(lambda: True if _dump_waits_on_lock(dist) else None, 120, 0.5,
+        celery._poll(lambda: True if len(_waiting(dist)) >= 2 else None, 120, 0.5,
+                     lambda: f"not two dumps wait on the locks at once ({_waiting(dist)}; "
+                             f"tasks {celery.states('daily_backup', run_id)})")
+        for dbname, holder in holders.items():
+            if dbname != LOCKED_DB:
+                _release(holder)
+        celery._poll(lambda: True if LOCKED_DB in _waiting(dist) else None, 120, 0.5,
                      lambda: f"no dump of {LOCKED_DB} waits on the lock "
                              f"(tasks {celery.states('daily_backup', run_id)})")
         first = tries(celery, run_id, LOCKED)[-1]
@@ -53,8 +74,8 @@ def killed_run(celery: AirflowDeployment, dist: E2ESetup) -> Iterator[dict[str, 
         killed_at = time.monotonic()
         below = celery.kill(first["hostname"])
     finally:
-        holder.rollback()
-        holder.close()
+        for holder in holders.values():
+            _release(holder)
     finished = celery.wait("daily_backup", run_id, timeout=HEARTBEAT_TIMEOUT_S + 150)
     yield {"run": finished, "victim": first, "running_before_kill": running,
            "killed_processes": below, "recovered_s": time.monotonic() - killed_at}
@@ -66,8 +87,11 @@ def test_mapped_backups_spread_over_both_workers(celery: AirflowDeployment,
     assert killed_run["run"]["state"] == "success", celery.states("daily_backup", run_id)
     per_target = {i: tries(celery, run_id, i) for i in range(len(SOURCES))}
     assert all(t[-1]["state"] == "success" for t in per_target.values()), per_target
-    hosts = {t["hostname"] for ts in per_target.values() for t in ts}
-    assert hosts == set(WORKERS), per_target
+    # the first tries, before any kill: two dumps were held at once, one on each worker
+    first = {target: per_target[i][0]["hostname"] for i, target in enumerate(SOURCES)}
+    assert set(first.values()) == set(WORKERS), per_target
+    print(f"\nfirst tries: {first}; the held pg_c retried on "
+          f"{per_target[LOCKED][-1]['hostname']}")
 
 
 def test_a_worker_killed_mid_backup_leaves_one_completed_backup(

@@ -1,6 +1,7 @@
-"""Replay plan in a real deployment: a replace restore of an older backup lists exactly the
-producer runs made after it, and the approved replay task re-runs them: their rows come
-back."""
+"""Replay plan in a real deployment: a replace restore of an older backup drops nothing until
+it is approved through the REST API, then replaces the database with the backup's content,
+lists exactly the producer runs made after it, and the approved replay task re-runs them:
+their rows come back."""
 
 from __future__ import annotations
 
@@ -52,17 +53,24 @@ def test_the_runs_after_the_backup_are_listed_and_replayed_after_approval(
                                    target="pg_replay")  # the point T: its snapshot
     after = _produce(deployment, 2)
     assert _rows(e2e) == {*before, *after}
+    e2e.cluster.execute("CREATE TABLE stale AS SELECT generate_series(1, 3) AS n", replay_db)
 
     run_id = deployment.trigger("restore", {
         "backup_id": backup.backup_id, "target_conn_id": "pg_replay",
         "target_database": replay_db, "mode": "replace", "confirm": replay_db,
         "replay": True})["dag_run_id"]
+    # the approval task parks itself until a person answers; nothing is dropped meanwhile
+    deployment.wait_task("restore", run_id, "approve_replace", "awaiting_input")
+    assert deployment.states("restore", run_id)["restore"] is None
+    assert e2e.cluster.query("SELECT count(*) FROM stale", replay_db) == [(3,)]
+    assert _rows(e2e) == {*before, *after}
     deployment.approve("restore", run_id, "approve_replace")
     replace = deployment.api("GET", f"/api/v2/dags/restore/dagRuns/{run_id}/taskInstances/"
                                     "approve_replace/-1/hitlDetails")
     assert "**2 runs to redo (1 of 1 writer DAG) since " in replace["body"]  # before approving
     deployment.wait_task("restore", run_id, "approve_replay", "awaiting_input", timeout=150)
     assert _rows(e2e) == set(before)  # the restore took the two later runs' rows away
+    assert e2e.cluster.query("SELECT to_regclass('stale')", replay_db) == [(None,)]
 
     plan = deployment.xcom("restore", run_id, "replay_plan", key="replay")
     assert sorted(r["run_id"] for r in plan["runs"]) == sorted(after)

@@ -65,28 +65,6 @@ def test_new_database_restores_the_latest_backup(
     assert_databases_equal(e2e.cluster, SOURCE_DB, e2e.cluster, target_db)
 
 
-def test_replace_drops_nothing_until_approved_through_the_api(
-    deployment: AirflowDeployment, e2e: E2ESetup, latest_backup: BackupRecord, target_db: str,
-) -> None:
-    """The approval is given through the REST API, as a person (or a runbook script) would
-    (:meth:`AirflowDeployment.approve` says when it may be given)."""
-    e2e.cluster.create_database(target_db)
-    e2e.cluster.execute("CREATE TABLE stale AS SELECT generate_series(1, 3) AS n", target_db)
-    run_id = deployment.trigger("restore", _request(target_db, mode="replace",
-                                                    confirm=target_db))["dag_run_id"]
-    # the approval task parks itself until a person answers; nothing is dropped meanwhile
-    deployment.wait_task("restore", run_id, "approve_replace", "awaiting_input")
-    assert deployment.states("restore", run_id)["restore"] is None
-    assert e2e.cluster.query("SELECT count(*) FROM stale", target_db) == [(3,)]
-
-    deployment.approve("restore", run_id, "approve_replace")
-    run = deployment.wait("restore", run_id, timeout=150)
-    assert run["state"] == "success", deployment.states("restore", run_id)
-    assert deployment.xcom("restore", run_id, "restore")["plan"]["backup_id"] == \
-        latest_backup.backup_id
-    assert_databases_equal(e2e.cluster, SOURCE_DB, e2e.cluster, target_db)  # stale is gone
-
-
 def test_an_invalid_mode_is_rejected_by_the_api_and_nothing_is_created(
     deployment: AirflowDeployment, e2e: E2ESetup, target_db: str,
 ) -> None:

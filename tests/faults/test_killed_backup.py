@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,19 +16,24 @@ from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.storage import LocalStorage, S3Storage, Storage
 from amprenta_backup.core.storage.local import PARTIAL_SUFFIX
+from amprenta_backup.sandbox.cluster import ClusterBase
+from amprenta_backup.sandbox.dataset import load_tables
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.faults.common import cleanup_later, s3_cli_env, uploaded_parts, uploads, wait_for
 from tests.faults.conftest import FaultRow
 from tests.faults.proxies import STALL, TcpProxy
+from tests.integration.conftest import conninfo
 from tests.support.cli import CliRunner, conn_uri, sigkill
-from tests.support.process_group import members
+from tests.support.process_group import children, members
+
+PARALLEL = {"BACKUP_DUMP_JOBS": "2", "BACKUP_DUMP_MIN_TABLE_MB": "4"}
 
 
 class Setup:
     """A CLI backup of ``pg_big`` into local or S3 storage, and how to see its partial data."""
 
     def __init__(self, kind: str, tmp_path: Path, moto: MotoServer, catalog: Catalog,
-                 source: PgConnInfo) -> None:
+                 source: PgConnInfo, settings: dict[str, str] | None = None) -> None:
         self.kind = kind
         if kind == "s3":
             self.bucket = moto.create_bucket(f"faults-kill-{tmp_path.name[-12:].lower()}"
@@ -45,7 +52,7 @@ class Setup:
             env = {"AIRFLOW_CONN_PG_BIG": conn_uri(source), "BACKUP_TARGETS": "pg_big",
                    "AIRFLOW_CONN_BACKUP_CATALOG": conn_uri(catalog.conn),
                    "BACKUP_STORAGE_TYPE": "local", "BACKUP_LOCAL_PATH": str(self.root)}
-        self.cli = CliRunner(env)
+        self.cli = CliRunner({**env, **(settings or {})})
 
     def partial_written(self) -> bool:
         """Some of the dump is stored, unfinished (a part, or 1 MiB of a .partial file)."""
@@ -118,3 +125,62 @@ def test_a_killed_backup_is_abandoned_and_its_partials_removed(
     (record,) = catalog.find(target="pg_big")
     assert record.status == Status.FAILED and "abandoned" in (record.error or "")
     row.saw("cleanup two days later: FAILED (abandoned), partial upload removed")
+
+
+@pytest.fixture(scope="module")
+def two_sizeable_tables(pg_cluster: ClusterBase) -> Iterator[PgConnInfo]:
+    """Two 16 MiB tables: a backup with :data:`PARALLEL` dumps them in two pg_dump streams."""
+    load_tables(pg_cluster, "killparallel", [16, 16])
+    try:
+        yield conninfo(pg_cluster, "killparallel")
+    finally:
+        pg_cluster.drop_database("killparallel")
+
+
+def _stored_bytes(root: Path) -> int:
+    total = 0
+    for path in root.rglob("*"):
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except FileNotFoundError:  # a .partial renamed meanwhile
+            pass
+    return total
+
+
+@pytest.mark.faults("SIGKILL of a parallel backup (2 pg_dump streams, local) mid-upload")
+def test_a_killed_parallel_backup_is_never_offered_and_cleanup_removes_every_part(
+    tmp_path: Path, moto_server: MotoServer, catalog: Catalog,
+    two_sizeable_tables: PgConnInfo, row: FaultRow,
+) -> None:
+    setup = Setup("local", tmp_path, moto_server, catalog, two_sizeable_tables, PARALLEL)
+    proc = setup.cli.start("backup", "pg_big")
+    dumps = wait_for(lambda: found if len(found := children(proc.pid, "pg_dump")) == 2
+                     else None, what="two pg_dump streams")
+    wait_for(lambda: len(setup.partials()) == 2 and _stored_bytes(setup.root) > 2 * 2**20,
+             what="both streams to store part of their objects")
+    for pid in dumps:  # frozen mid-stream, so neither object can finish before the kill
+        os.kill(pid, signal.SIGSTOP)
+    proc.kill()
+    proc.wait(timeout=30)
+    for pid in dumps:
+        os.kill(pid, signal.SIGCONT)
+    proc.communicate(timeout=30)
+    wait_for(lambda: not members(proc.pid), timeout=30, what="both pg_dump streams to exit")
+    row.saw("both pg_dump streams exit with their parent (no orphan)")
+    (record,) = catalog.find(target="pg_big")
+    assert record.status == Status.RUNNING and record.manifest is None  # until abandoned
+    partials = setup.partials()
+    assert len(partials) == 2 and any("-data-01." in k for k in partials), partials
+    assert [o.key for o in setup.storage.list_objects()] == []  # no part finished, no manifest
+    row.saw("killed with both parts open: no COMPLETED record, no manifest")
+    refused = setup.cli("restore", "latest", "--from", "pg_big", "--database", "x",
+                        "--dry-run")
+    assert refused.returncode == 2, refused.stderr
+    row.saw("`restore latest` refuses (exit 2)")
+
+    report = cleanup_later(setup.storage, catalog)
+    abandoned = catalog.get(record.backup_id)
+    assert abandoned is not None and abandoned.status == Status.FAILED
+    assert (abandoned.error or "").startswith("abandoned: no heartbeat since "), abandoned.error
+    assert list(setup.root.rglob("*")) == [], report.summary()  # no part, no empty folder
+    row.saw("cleanup: FAILED (abandoned), both partial parts and their folders removed")

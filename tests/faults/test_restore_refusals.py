@@ -4,6 +4,7 @@ backup folder holding another backup's objects (swapped folders, a planted manif
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def test_a_filter_that_matches_nothing_is_refused_before_anything_is_created(
     assert typo.returncode == 2, typo.stdout + typo.stderr
     assert "no table 'documnts'; close matches: app.documents" in typo.stderr, typo.stderr
     assert "Nothing was restored" in typo.stderr and "Traceback" not in typo.stderr
+    # the same words serve the CLI's --table and the restore form's field
+    assert re.search(r"tables\), a table without its schema \((\w+), not \w+\.\1\)\n$",
+                     typo.stderr), typo.stderr
     schema = cli("restore", backup["backup_id"], "--database", restored, "--schema", "ap",
                  "--table", "documents")
     assert schema.returncode == 2 and "no schema 'ap'; close matches: app" in schema.stderr

@@ -137,3 +137,19 @@ def test_the_proxies_relay_when_no_fault_is_injected(
     finally:
         tcp_proxy.close()
         http_proxy.close()
+
+
+@pytest.mark.faults("S3 bucket missing (deleted, or a typo in BACKUP_S3_BUCKET)")
+def test_a_missing_bucket_is_refused_before_anything_is_written(
+    moto_server: MotoServer, catalog: Catalog, source_conn: PgConnInfo, row: FaultRow,
+) -> None:
+    cli = CliRunner(s3_cli_env(moto_server, "faults-no-such-bucket", catalog, source_conn))
+    done = cli("backup", "pg_big")
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "bucket 'faults-no-such-bucket' does not exist at" in done.stderr, done.stderr
+    assert "BACKUP_S3_BUCKET" in done.stderr and "Traceback" not in done.stderr
+    row.saw("exit 2 naming the bucket and BACKUP_S3_BUCKET, no traceback")
+    assert catalog.find() == []
+    assert "faults-no-such-bucket" not in [
+        b["Name"] for b in moto_server.client().list_buckets()["Buckets"]]
+    row.saw("no record, no bucket created")

@@ -19,7 +19,7 @@ from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.compare import assert_databases_equal
-from tests.faults.common import local_cli, stored_matches_manifest
+from tests.faults.common import local_cli, stored_matches_manifest, wait_for
 from tests.faults.conftest import FaultRow
 from tests.support.cli import CliRunner
 from tests.support.process_group import children
@@ -57,7 +57,8 @@ def test_one_run_per_backup_id_and_a_completed_backup_is_never_rewritten(
     while not local_storage.list_incomplete_uploads() and first.poll() is None:
         assert time.monotonic() < deadline, "the first run never started its upload"
         time.sleep(0.02)
-    (dump,) = children(first.pid, "pg_dump")
+    # the .partial file is opened before pg_dump starts: on a loaded machine it can show first
+    (dump,) = wait_for(lambda: children(first.pid, "pg_dump"), timeout=60, what="pg_dump")
     os.kill(dump, signal.SIGSTOP)  # a stalled dump keeps the first run going meanwhile
     try:
         second = cli("backup", "pg_big", "--backup-id", later_id)

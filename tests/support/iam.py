@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -20,6 +21,7 @@ BUCKET_ACTIONS = {
     "ListMultipartUploads": "s3:ListBucketMultipartUploads",
     "GetObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration",
 }
+KMS_ACTIONS = ("GenerateDataKey", "Decrypt")  # the IAM action is the operation's name
 OBJECT_ACTIONS = {
     "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
     "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
@@ -40,13 +42,18 @@ class CallLog:
     """Records the operation and parameters of every call of the clients it is attached to."""
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    kms_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def attach(self, client: Any) -> Any:
-        client.meta.events.register("provide-client-params.s3.*", self._record)
-        return client
+        """Record the calls of an ``s3`` or a ``kms`` client (client-side encryption's)."""
+        service = client.meta.service_model.service_name
+        calls = {"s3": self.calls, "kms": self.kms_calls}[service]
 
-    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))  # returns None: the params go on as they are
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            calls.append((model.name, dict(params)))  # None: the params go on as they are
+
+        client.meta.events.register(f"provide-client-params.{service}.*", record)
+        return client
 
     @property
     def operations(self) -> set[str]:
@@ -69,6 +76,12 @@ class CallLog:
                     needs.add(Need("kms:Decrypt", kms))
             elif name == "GetObject" and (bucket, key) in kms_keys:
                 needs.add(Need("kms:Decrypt", kms_keys[(bucket, key)]))
+        for name, params in self.kms_calls:  # client-side: the workers' own KMS calls
+            if name not in KMS_ACTIONS:
+                raise AssertionError(f"KMS operation {name} has no IAM action here: add it to "
+                                     "tests/support/iam.py and, if the code needs it, to the "
+                                     "policy in docs/security.md")
+            needs.add(Need(f"kms:{name}", str(params["KeyId"])))
         return needs
 
 
@@ -104,10 +117,10 @@ def _listed(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def allowed(policy: dict[str, Any], need: Need, kms_key: str | None = None) -> bool:
+def allowed(policy: dict[str, Any], need: Need, kms_keys: Collection[str] = ()) -> bool:
     """Whether an Allow statement of ``policy`` grants ``need`` (``*`` wildcards; a KMS need
-    is matched against ``kms_key`` standing for the policy's key ARN)."""
-    resource = "*KMS*" if need.action.startswith("kms:") and need.resource == kms_key \
+    on one of ``kms_keys`` is matched as if on the policy's key ARN)."""
+    resource = "*KMS*" if need.action.startswith("kms:") and need.resource in kms_keys \
         else need.resource
     for statement in policy["Statement"]:
         if statement.get("Effect") != "Allow" or need.action not in _listed(statement["Action"]):

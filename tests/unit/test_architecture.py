@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "plugins" / "amprenta_backup" / "core"
 
 
+@functools.cache  # several house rules read every module's imports
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names: set[str] = set()
@@ -154,3 +156,30 @@ def test_notifiers_and_hooks_never_import_operators() -> None:
                                                   if n.startswith("amprenta_backup.operators"))
                  for folder in ("notifiers", "hooks") for p in (PACKAGE / folder).glob("*.py")}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# sub-packages of core that import each other (either side, any module): shrink-only.
+# catalog <-> records: the catalog reads manifests and the clock, the heartbeat saves records;
+# settings <-> drill: DrillSettings parses BACKUP_DRILL_ASSERTIONS with drill/assertions.py
+MUTUAL: set[frozenset[str]] = {frozenset({"catalog", "records"}), frozenset({"drill", "settings"})}
+
+
+def _subpackage_imports() -> dict[str, set[str]]:
+    """core sub-package -> the other core sub-packages its modules import."""
+    packages = {p.name for p in CORE.iterdir() if (p / "__init__.py").exists()}
+    edges: dict[str, set[str]] = {name: set() for name in packages}
+    for path in CORE.rglob("*.py"):
+        parts = path.relative_to(CORE).parts
+        if len(parts) > 1:
+            edges[parts[0]] |= {used for n in _imports(path)
+                                if n.startswith("amprenta_backup.core.")
+                                and (used := n.split(".")[2]) in packages and used != parts[0]}
+    return edges
+
+
+def test_no_two_core_sub_packages_import_each_other() -> None:
+    """A domain uses another (pitr/ uses wal/), never both ways: wal/ never imports pitr/."""
+    edges = _subpackage_imports()
+    mutual = {frozenset({a, b}) for a, used in edges.items() for b in used if a in edges[b]}
+    assert mutual <= MUTUAL, f"import each other: {sorted(map(sorted, mutual - MUTUAL))}"
+    assert mutual == MUTUAL, f"no longer mutual, drop from MUTUAL: {MUTUAL - mutual}"

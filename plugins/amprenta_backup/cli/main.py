@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 the operation failed, 2 bad usage or settings, 3 a back
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -27,6 +26,7 @@ from amprenta_backup.cli import (
     server_globals,
 )
 from amprenta_backup.cli.connections import use_airflow_connections
+from amprenta_backup.cli.jsonlines import Mode, configure_logging
 from amprenta_backup.cli.output import fail, package_version, reader_gone
 from amprenta_backup.core.errors import (
     BackupError,
@@ -56,8 +56,7 @@ def _root(
 ) -> None:
     """PostgreSQL backups: settings from BACKUP_* variables, connections from AIRFLOW_CONN_*
     variables (or Airflow's secrets backends when Airflow is installed)."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(verbose, "%(levelname)s %(name)s: %(message)s")
     use_airflow_connections()
 
 
@@ -74,7 +73,14 @@ def build_app() -> typer.Typer:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in args
+    as_json = Mode.json = "--json" in args  # stderr in JSON Lines too (cli.jsonlines)
+    try:
+        return _run(args, as_json)
+    finally:
+        Mode.json = False  # main() called again in the same process starts afresh
+
+
+def _run(args: list[str], as_json: bool) -> int:
     try:
         code = int(build_app()(args=args, prog_name=PROG, standalone_mode=False) or 0)
         sys.stdout.flush()  # here, so that a reader gone is seen here and not at exit

@@ -1,9 +1,10 @@
 """How the CLI prints: aligned tables for people, JSON for scripts, errors in the user's words.
 
-JSON (``--json``): one object per thing (a backup is the same object in ``backup``, ``list``
-and ``show``), times in ISO 8601 UTC (``2026-12-01T03:00:00+00:00``), and an error as
-``{"error": {"type": ..., "message": ..., "exit_code": ...}}`` on stderr, with the same exit
-code as without ``--json``.
+JSON (``--json``): one object per thing on stdout (a backup is the same object in ``backup``,
+``list`` and ``show``), times in ISO 8601 UTC (``2026-12-01T03:00:00+00:00``); stderr is JSON
+Lines (:mod:`amprenta_backup.cli.jsonlines`), an error its last line,
+``{"error": {"type": ..., "message": ..., "exit_code": ...}}``, with the same exit code as
+without ``--json``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from amprenta_backup.cli import jsonlines
 from amprenta_backup.core.errors import reword
 from amprenta_backup.core.models import human_bytes
 
@@ -24,7 +26,7 @@ __all__ = ["human_bytes", "print_json", "print_table", "fail", "reader_gone"]
 EXIT_PIPE = 141  # 128 + SIGPIPE, what `cat` exits with when its reader has gone
 # the CLI's word for each request field the engine names in its errors
 OPTION_WORDS = {
-    "source_target": "--from", "target_conn_id": "--target-conn", "confirm": "--confirm",
+    "source_target": "--from", "target_conn_id": "--server", "confirm": "--confirm",
     "mode": "--mode", "jobs": "--jobs", "no_owner": "--no-owner", "dry_run": "--dry-run",
     "target_database": "--database", "database": "--database", "schemas": "--schema",
     "tables": "--table", "backup_id": "BACKUP_ID", "server_conn_id": "--server",
@@ -76,8 +78,7 @@ def fail(message: str, kind: str, code: int, as_json: bool) -> int:
     """Print an error (in the CLI's words for the options it names) and return ``code``."""
     message = reword(message, OPTION_WORDS)
     if as_json:
-        json.dump({"error": {"type": kind, "message": message, "exit_code": code}}, sys.stderr)
-        sys.stderr.write("\n")
+        jsonlines.write("error", {"type": kind, "message": message, "exit_code": code})
     else:
         print(f"error: {message}", file=sys.stderr)
     return code

@@ -1,5 +1,6 @@
 """Progress on stderr for long transfers: a rich progress bar at a terminal (bytes, rate,
-elapsed time), and a plain line every few seconds elsewhere when ``--progress`` asks for it."""
+elapsed time), and a plain line every few seconds elsewhere when ``--progress`` asks for it
+(under ``--json`` a ``progress`` JSON line with the same figures in bytes and seconds)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn, T
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
+from amprenta_backup.cli import jsonlines
 from amprenta_backup.core.models import human_bytes
 
 LOG_SECONDS = 5.0  # not a terminal (--progress into a log): a plain line now and then
@@ -38,12 +40,21 @@ class Lines:
     def write(self) -> None:
         self._written = time.monotonic()
         seconds = max(self._written - self.started, 1e-6)
+        self.stream.write(self.json(seconds) if jsonlines.Mode.json else self.text(seconds))
+        self.stream.flush()
+
+    def text(self, seconds: float) -> str:
         of = f" of {human_bytes(self.total)} ({100 * self.done / self.total:.0f}%)" \
             if self.total else " read"
         stored = f", {human_bytes(self.stored)} stored" if self.stored else ""
-        self.stream.write(f"{self.label}: {human_bytes(self.done)}{of}{stored}, "
-                          f"{human_bytes(int(self.done / seconds))}/s, {seconds:.0f} s\n")
-        self.stream.flush()
+        return (f"{self.label}: {human_bytes(self.done)}{of}{stored}, "
+                f"{human_bytes(int(self.done / seconds))}/s, {seconds:.0f} s\n")
+
+    def json(self, seconds: float) -> str:
+        return jsonlines.line("progress", {
+            "label": self.label, "read_bytes": self.done, "total_bytes": self.total or None,
+            "stored_bytes": self.stored or None, "bytes_per_second": int(self.done / seconds),
+            "elapsed_seconds": round(seconds, 1)})
 
 
 class BytesColumn(ProgressColumn):

@@ -59,13 +59,14 @@ def cmd_verify(backup_id: BackupIdArgument, as_json: JsonOption = False,
 
 def cmd_restore(
     backup_id: Annotated[str, typer.Argument(metavar="BACKUP_ID|latest")],
-    database: Annotated[str, typer.Option("--database", help="database to restore into")],
+    database: Annotated[str, typer.Option("--database", metavar="NAME",
+                                          help="database to restore into")],
     target_conn_id: Annotated[str | None, typer.Option(
-        "--target-conn", metavar="CONN_ID",
-        help="server to restore onto (default: the backup's own connection)")] = None,
+        "--server", "--target-conn", metavar="CONN_ID",
+        help="connection of the server to restore onto (default: the backup's own)")] = None,
     source_target: Annotated[str | None, typer.Option(
-        "--from", metavar="TARGET", help="for latest: the backup target (default: "
-        "--target-conn)")] = None,
+        "--from", metavar="TARGET", help="for latest: the backup target, conn_id or "
+        "conn_id.database (default: --server, else the only BACKUP_TARGETS entry)")] = None,
     mode: Annotated[str, typer.Option("--mode", parser=choice(MODES),
                                       metavar="|".join(MODES))] = NEW_DATABASE,
     confirm: Annotated[str | None, typer.Option(

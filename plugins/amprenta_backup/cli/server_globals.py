@@ -28,7 +28,8 @@ def cmd_restore_globals(
         metavar="BACKUP_ID", help="any backup of that server (its globals are named in its "
         "manifest)")],
     target_conn_id: Annotated[str, typer.Option(
-        "--target-conn", metavar="CONN_ID", help="server to create them on")],
+        "--server", "--target-conn", metavar="CONN_ID",
+        help="connection of the server to create them on")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be "
                                           "created")] = False,
     as_json: JsonOption = False,

@@ -13,6 +13,9 @@ DEFAULT_COMPRESSION_LEVEL = 1
 # when daily_backup runs (cron, UTC): its DAG's schedule, and what the dashboard holds the
 # newest backup of each target to (with BACKUP_DEADLINE_HOURS)
 DAILY_RUN_CRON = "0 1 * * *"
+# the PostgreSQL server majors supported and tested (docs/postgres-versions.md): the Dockerfile
+# installs the client and server tools of each, tests/integration/backup/test_majors.py runs each
+SUPPORTED_MAJORS = (14, 15, 16, 17, 18)
 DEFAULT_DUMP_MIN_TABLE_MB = 16  # a table smaller than this is not worth a dump stream of its own
 
 MANIFEST_NAME = "manifest.json"

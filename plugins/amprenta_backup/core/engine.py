@@ -111,7 +111,8 @@ class BackupEngine(ProjectExportEntry, RestoreEntry):
             return catalog
         except (CatalogError, ConfigError) as exc:
             self.catalog_unreachable = f"the catalog is unreachable ({exc})"
-        log.warning("%s; answering from the manifests in storage", self.catalog_unreachable)
+        # info: the caller says it (the CLI's warning), once
+        log.info("%s; answering from the manifests in storage", self.catalog_unreachable)
         return StorageCatalog(self.storage, self.config.prefix, self.catalog_unreachable)
 
     @cached_property

@@ -144,21 +144,27 @@ def first_line(error: BaseException | str) -> str:
     return type(error).__name__ if isinstance(error, BaseException) else ""
 
 
-def reword(message: str, names: Mapping[str, str]) -> str:
+FORM_ASSIGN = "{word}: {value}"
+"""How a form field given a value reads in a message (:func:`reword`): ``Confirm: sales``."""
+
+
+def reword(message: str, names: Mapping[str, str], assign: str = "{word} {value}") -> str:
     """``message`` with the request fields it names in another interface's words.
 
     The engine names a field as Python does (``confirm='sales'``, ``give source_target``,
     ``mode replace``, ``(confirm was None)``); the CLI shows ``--confirm sales``, ``--from``,
-    ``--mode replace``, ``(--confirm was not given)``, and a form can show its labels.
+    ``--mode replace``, ``(--confirm was not given)``, and a form its labels (``Confirm:
+    sales`` with ``assign="{word}: {value}"``).
 
     :param names: field -> the interface's word for it, e.g. ``{"source_target": "--from"}``
+    :param assign: how a field given a value reads (``{word}``, ``{value}``)
     """
     def assignment(word: str) -> Callable[[re.Match[str]], str]:
         def render(match: re.Match[str]) -> str:
             text = match.group(1)
             if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
                 text = text[1:-1]
-            return f"{word} {shlex.quote(text)}"
+            return assign.format(word=word, value=shlex.quote(text))
         return render
 
     for field, word in names.items():

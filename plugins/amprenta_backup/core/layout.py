@@ -103,7 +103,7 @@ def manifest_key(folder: str) -> str:
 
 
 def folder_of(key: str) -> str:
-    """The backup folder an object key (``.../{backup_id}/manifest.json``) lies in."""
+    """The folder an object key lies in (``.../{backup_id}/manifest.json``: the backup's)."""
     return key.rsplit("/", 1)[0]
 
 

@@ -108,7 +108,7 @@ class Manifest:
     table_counts: dict[str, int] = field(default_factory=dict)
     run: RunContext = field(default_factory=RunContext)
     version: int = MANIFEST_VERSION
-    wal: dict[str, Any] | None = None  # base backups: WAL range (core/basebackup.py WalRange)
+    wal: dict[str, Any] | None = None  # base backups: WAL range (core/wal/ranges.py WalRange)
     globals: dict[str, Any] | None = None  # the server's roles and tablespaces: GlobalsRef
     properties: dict[str, Any] | None = None  # the database's own: core/dbprops.py
     encryption: dict[str, Any] | None = None  # the dump's envelope: core/encryption (v3)

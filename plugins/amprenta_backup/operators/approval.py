@@ -4,14 +4,16 @@ plan and writing tasks make."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk.definitions.param import DagParam
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.settings import TaskSettings
-from amprenta_backup.operators.engine import EngineOperator
+from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -103,7 +105,10 @@ def pulled_plan(context: Context, plan_task_id: str, noun: str, key: str,
 
 class PlanGatedOperator(EngineOperator):
     """Base of the plan and writing tasks of a manual DAG: the request (templated, checked
-    when the task runs) and the ids of the plan, approval and writing (``run``) tasks."""
+    when the task runs) and the ids of the plan, approval and writing (``run``) tasks.
+
+    A refusal names the request's fields by the trigger form's labels (the titles of the DAG
+    params the request's fields come from): ``Confirm: sales``, not ``confirm='sales'``."""
 
     template_fields: Sequence[str] = ("request",)
 
@@ -114,3 +119,18 @@ class PlanGatedOperator(EngineOperator):
         self.plan_task_id = plan_task_id
         self.approval_task_id = approval_task_id
         self.run_task_id = run_task_id
+        # request field -> the DAG param it is read from (dag.param("target") ...)
+        self.form_fields = {field: value.serialize()["name"] for field, value in request.items()
+                            if isinstance(value, DagParam)}
+
+    def form_words(self) -> dict[str, str]:
+        """Request field -> its label in the trigger form."""
+        if not self.form_fields:  # a request of plain values (tests, Jinja): no form
+            return {}
+        params = self.dag.params
+        return {field: params.get_param(name).schema.get("title") or name
+                for field, name in self.form_fields.items() if name in params}
+
+    def refusals(self) -> AbstractContextManager[None]:
+        """:func:`fail_without_retry` in the form's words."""
+        return fail_without_retry(self.form_words())

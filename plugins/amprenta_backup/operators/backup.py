@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.errors import StepError
+from amprenta_backup.core.models import human_bytes
 from amprenta_backup.core.pipeline import ProgressLog
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
@@ -65,8 +66,9 @@ class PostgresBackupOperator(EngineOperator):
             emit_figures(self.engine, self.log, target.name)
         folder = self.engine.storage.uri(layout.backup_folder(runner.settings.prefix,
                                                               target.name, backup_id))
-        self.log.info("backup %s complete: %d bytes stored (%.1fx), sha256 %s", backup_id,
-                      manifest.stored_bytes, manifest.ratio, manifest.sha256)
+        self.log.info("backup %s complete: %s stored (%s bytes, %.1fx), sha256 %s", backup_id,
+                      human_bytes(manifest.stored_bytes), f"{manifest.stored_bytes:,}",
+                      manifest.ratio, manifest.sha256)
         prefix_uri = self.engine.storage.uri(layout.target_prefix(runner.settings.prefix,
                                                                   target.name))
         if BACKUPS_ALIAS in self.outlets:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.models import Manifest
-from amprenta_backup.core.pitr.basebackup import WalRange
+from amprenta_backup.core.models import Manifest, human_bytes
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import fail_without_retry
 from amprenta_backup.operators.pitr import PitrOperator
@@ -41,8 +41,8 @@ class PostgresBaseBackupOperator(PitrOperator):
         self.log.info("base backup of %s (%s) as %s", target, conn.describe(), backup_id)
         manifest = runner.take(target, conn, run, backup_id)
         wal = WalRange.of(manifest)
-        self.log.info("stored %d bytes (%d raw); needs WAL %s..%s", manifest.stored_bytes,
-                      manifest.raw_bytes, wal.start_segment, wal.stop_segment)
+        self.log.info("stored %s (%s raw); needs WAL %s..%s", human_bytes(manifest.stored_bytes),
+                      human_bytes(manifest.raw_bytes), wal.start_segment, wal.stop_segment)
         return {"backup_id": backup_id, "target": target, "stop_segment": wal.stop_segment,
                 "manifest": manifest.to_dict()}
 

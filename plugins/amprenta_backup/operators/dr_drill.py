@@ -87,17 +87,20 @@ class DrDrillServerOperator(_DrDrillOperator):
 class DrDrillRecoverOperator(_DrDrillOperator):
     """Recover every target onto the drill server, as ``disaster_recovery`` would, and keep
     the measured whole-service RTO in ``drill_runs`` and ``recovery_runs`` with a report.
-    Pushes the plan (key ``plan``) before writing anything, for the teardown."""
+    The trigger form's ``backup_ids`` replace their targets' newest backups. Pushes the plan
+    (key ``plan``) before writing anything, for the teardown."""
 
     def execute(self, context: Context) -> dict[str, Any]:
         server = self.server(context)
         if server is None:
             raise AirflowFailException(f"task {self.server_task_id} started no server")
         conn_id, known = self._drill_server(server)
-        request = RecoveryRequest(server_conn_id=conn_id, parallel=self.settings.parallel,
-                                  catalog_database=DRILL_CATALOG_DATABASE, allow_nonempty=True)
+        chosen = (context.get("params") or {}).get("backup_ids") or ()
         recovery = self.engine.recovery(DR_DRILL, servers=known)
         with fail_without_retry():
+            request = RecoveryRequest(server_conn_id=conn_id, parallel=self.settings.parallel,
+                                      catalog_database=DRILL_CATALOG_DATABASE,
+                                      allow_nonempty=True, backup_ids=tuple(chosen))
             planned = recovery.plan(request)
         context["ti"].xcom_push(key="plan", value=planned.plan.to_dict())
         report = recovery.run(request, run_context(context), planned)

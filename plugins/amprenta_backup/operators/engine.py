@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -11,7 +11,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.engine import BackupEngine
-from amprenta_backup.core.errors import ChecksumMismatch, ConfigError, PreconditionError
+from amprenta_backup.core.errors import (
+    FORM_ASSIGN,
+    ChecksumMismatch,
+    ConfigError,
+    PreconditionError,
+    reword,
+)
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.hooks.engine import EngineHook
 
@@ -20,12 +26,17 @@ REFUSALS = (ChecksumMismatch, ConfigError, PreconditionError)
 
 
 @contextmanager
-def fail_without_retry() -> Iterator[None]:
-    """Turn :data:`REFUSALS` into ``AirflowFailException`` (the task fails, no retry)."""
+def fail_without_retry(words: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn :data:`REFUSALS` into ``AirflowFailException`` (the task fails, no retry).
+
+    :param words: request field -> the trigger form's label for it, to name the fields in
+        the message as the form does (``Confirm: sales``, not ``confirm='sales'``)
+    """
     try:
         yield
     except REFUSALS as exc:
-        raise AirflowFailException(str(exc)) from None
+        message = reword(str(exc), words, FORM_ASSIGN) if words else str(exc)
+        raise AirflowFailException(message) from None
 
 
 class EngineOperator(BaseOperator):

@@ -67,7 +67,7 @@ class _ImportBase(PlanGatedOperator):
 
     def run_import(self, dry_run: bool) -> ImportReport:
         request = self.request
-        with fail_without_retry():
+        with self.refusals():
             return self.engine.import_project(
                 str(request["export_id"]), str(request["target_database"]),
                 request.get("target_conn_id") or None, str(request.get("on_conflict") or

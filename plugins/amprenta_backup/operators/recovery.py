@@ -22,7 +22,6 @@ from amprenta_backup.operators.approval import (
     pulled_plan,
     require_approval,
 )
-from amprenta_backup.operators.engine import fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,7 +47,7 @@ class _RecoveryBase(PlanGatedOperator):
         super().__init__(approval_task_id=approval_task_id, run_task_id=recover_task_id, **kwargs)
 
     def recovery_request(self) -> RecoveryRequest:
-        with fail_without_retry():
+        with self.refusals():
             return RecoveryRequest.from_mapping(self.request)
 
     def recovery(self) -> Recovery:
@@ -79,7 +78,7 @@ class RecoveryPlanOperator(_RecoveryBase, BaseBranchOperator):
     def choose_branch(self, context: Context) -> str | list[str]:
         request = self.recovery_request()
         pause = self.pause_writers in (True, "True", "true") and not request.dry_run
-        with fail_without_retry():
+        with self.refusals():
             recovery_plan = self.recovery().plan(request).plan
             pipelines = databases_pipelines(
                 [(d.target, d.database) for d in recovery_plan.databases])
@@ -107,7 +106,7 @@ class RecoverOperator(_RecoveryBase):
         approved = self._approved_plan(context)
         request = dataclasses.replace(self.recovery_request(), allow_nonempty=True)
         recovery = self.recovery()
-        with fail_without_retry():
+        with self.refusals():
             planned = recovery.plan(request)
             self._check_unchanged(approved, planned)
             report = recovery.run(request, run_context(context), planned)

@@ -19,7 +19,6 @@ from amprenta_backup.operators.approval import (
     pulled_plan,
     require_approval,
 )
-from amprenta_backup.operators.engine import fail_without_retry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,11 +41,11 @@ class _RestoreBase(PlanGatedOperator):
         self.from_copy = from_copy
 
     def restorer(self) -> Restorer:
-        with fail_without_retry():
+        with self.refusals():
             return self.engine.restorer(from_copy=self.from_copy in (True, "True", "true"))
 
     def restore_request(self) -> RestoreRequest:
-        with fail_without_retry():
+        with self.refusals():
             return RestoreRequest.from_mapping(self.request)
 
 
@@ -76,7 +75,7 @@ class RestorePlanOperator(_RestoreBase, BaseBranchOperator):
         request = self.restore_request()
         pause = (self.pause_writers in (True, "True", "true") and request.mode == REPLACE
                  and not request.dry_run)
-        with fail_without_retry():
+        with self.refusals():
             plan = self.restorer().plan(request)
             pipelines = plan_pipelines(plan)
             quiesce = quiesce_plan(pipelines, pause)
@@ -114,7 +113,7 @@ class RestoreOperator(_RestoreBase):
         request = self._planned_request(context)
         if request.mode == REPLACE and not request.dry_run:
             self._check_approval(context, request)
-        with fail_without_retry():
+        with self.refusals():
             result = self.restorer().run(request)  # logs the outcome and RTO, once
         return result.to_dict()
 
@@ -129,7 +128,7 @@ class RestoreOperator(_RestoreBase):
                 f"({plan.get('request')}); clear the plan task together with this one")
         self.log.info("restoring backup %s, as planned by task %s", plan["backup_id"],
                       self.plan_task_id)
-        with fail_without_retry():
+        with self.refusals():
             return dataclasses.replace(request, backup_id=plan["backup_id"])
 
     def _check_approval(self, context: Context, request: RestoreRequest) -> None:

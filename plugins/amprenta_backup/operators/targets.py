@@ -13,8 +13,10 @@ from amprenta_backup.core.settings import BackupConfig
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-BY_TARGET = "{{ task.target }}"
-"""``map_index_template`` of a task mapped over the targets: the grid shows the target."""
+BY_TARGET = "{{ task.target | replace(':', '.') }}"
+"""``map_index_template`` of a task mapped over the targets: the grid shows the target as its
+backups are filed and listed (``pg_main.sales``; the task's own is ``BACKUP_TARGETS``'s
+``pg_main:sales``)."""
 BY_BACKUP = "{{ task.backup_id }}"
 """``map_index_template`` of a task mapped over backup ids: the grid shows the backup."""
 

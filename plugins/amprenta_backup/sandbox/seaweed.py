@@ -78,30 +78,38 @@ class SeaweedServer(LocalS3Server):
 
     def _launch(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="amprenta-seaweed-"))
-        identities = {"identities": [{
-            "name": "sandbox", "credentials": [{"accessKey": self.access_key,
-                                                "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
-        config = self._dir / "s3.json"
-        config.write_text(json.dumps(identities))
-        (self._dir / "data").mkdir()
-        argv = [weed_binary(), f"-logdir={self._dir}", "server", f"-dir={self._dir / 'data'}",
-                f"-ip={self.host}",
-                f"-ip.bind={self.host}", f"-master.port={self.ports['master']}",
-                f"-volume.port={self.ports['volume']}", f"-filer.port={self.ports['filer']}",
-                "-s3", f"-s3.port={self.ports['s3']}", f"-s3.config={config}",
-                "-volume.max=0", "-master.volumeSizeLimitMB=1024",
-                f"-filer.localSocket={self._dir / 'filer.sock'}",
-                f"-s3.localSocket={self._dir / 's3.sock'}",
-                # its Iceberg and Lance listeners have fixed ports (8181, 9101): off, so that
-                # two servers can run at once
-                "-s3.port.iceberg=0", "-s3.port.lance=0"]
+        argv = [weed_binary(), f"-logdir={self._dir}", *self.server_args(self._dir)]
         # its logs go into the data folder, removed at stop
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._dir),
                "TMPDIR": str(self._dir)}
         self._popen(argv, env, new_group=True)
         self._wait_ready("/")
         self._wait_writable()
+
+    def server_args(self, workdir: Path) -> list[str]:
+        """``weed server`` on 127.0.0.1 with its data and one identity (the dummy
+        credentials) under ``workdir``."""
+        identities = {"identities": [{
+            "name": "sandbox", "credentials": [{"accessKey": self.access_key,
+                                                "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        config = workdir / "s3.json"
+        config.write_text(json.dumps(identities))
+        (workdir / "data").mkdir()
+        return ["server", f"-dir={workdir / 'data'}", f"-ip={self.host}",
+                f"-ip.bind={self.host}", f"-s3.config={config}", "-volume.max=0",
+                "-master.volumeSizeLimitMB=1024", *self.port_args(workdir)]
+
+    def port_args(self, workdir: Path) -> list[str]:
+        """The free ports and socket paths of master, volume, filer and the S3 gateway
+        (given last, they win over the same flags given before)."""
+        return [f"-master.port={self.ports['master']}", f"-volume.port={self.ports['volume']}",
+                f"-filer.port={self.ports['filer']}", "-s3", f"-s3.port={self.ports['s3']}",
+                f"-filer.localSocket={workdir / 'filer.sock'}",
+                f"-s3.localSocket={workdir / 's3.sock'}",
+                # its Iceberg and Lance listeners have fixed ports (8181, 9101): off, so that
+                # two servers can run at once
+                "-s3.port.iceberg=0", "-s3.port.lance=0"]
 
     def _wait_writable(self) -> None:
         """The gateway answers before its filer and volume server take writes: wait until an

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -23,8 +24,9 @@ from amprenta_backup.core.encryption import KeyConfig, KeyService, KeyUnavailabl
 from amprenta_backup.core.encryption.setup import key_service
 from amprenta_backup.core.encryption.stream import MAGIC, TAG_BYTES, header_bytes
 from amprenta_backup.core.errors import ChecksumMismatch
-from amprenta_backup.core.models import Manifest, Status
+from amprenta_backup.core.models import Manifest, RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
 from amprenta_backup.core.settings import EncryptionSettings, StorageConfig
 from amprenta_backup.core.storage import Storage
 from amprenta_backup.core.verify import verify_backup
@@ -93,6 +95,14 @@ def test_a_connection_key_round_trip_backup_verify_restore(
     assert roles.dry_run and "postgres" in ref.roles
 
 
+def _moto_aws_env(moto_server: MotoServer) -> dict[str, str]:
+    """``AIRFLOW_CONN_AWS_DEFAULT`` for moto's server (its KMS too)."""
+    aws = {"conn_type": "aws", "login": moto_server.access_key,
+           "password": moto_server.secret_key,
+           "extra": {"endpoint_url": moto_server.endpoint_url, "region_name": "us-east-1"}}
+    return {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws)}
+
+
 def test_a_kms_round_trip_on_moto(moto_server: MotoServer, s3_storage: Storage, catalog: Catalog,
                                   source_conn: PgConnInfo, pg_cluster: ClusterBase,
                                   new_name: Callable[[str], str]) -> None:
@@ -101,10 +111,7 @@ def test_a_kms_round_trip_on_moto(moto_server: MotoServer, s3_storage: Storage, 
                        aws_secret_access_key=moto_server.secret_key)
     key_arn = kms.create_key(Description="amprenta test")["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName=f"alias/amprenta-{os.getpid()}", TargetKeyId=key_arn)
-    aws = {"conn_type": "aws", "login": moto_server.access_key,
-           "password": moto_server.secret_key,
-           "extra": {"endpoint_url": moto_server.endpoint_url, "region_name": "us-east-1"}}
-    environ = {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws)}
+    environ = _moto_aws_env(moto_server)
     settings = EncryptionSettings(mode="kms", kms_key_id=f"alias/amprenta-{os.getpid()}")
     keys = key_service(settings, StorageConfig(), environ=environ)
 
@@ -229,3 +236,27 @@ def test_rotation_old_backups_restore_with_their_key_new_ones_use_the_current(
         _restore_matches(local_storage, catalog, source_conn, rotated, manifest, pg_cluster,
                          new_name("rotated"))
     assert local_storage.get_bytes(with_a.key) == before  # never re-encrypted
+
+
+def test_a_key_that_cannot_seal_refuses_the_backup_before_anything_starts(
+        local_storage: Storage, catalog: Catalog, source_conn: PgConnInfo,
+        moto_server: MotoServer) -> None:
+    malformed = {f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(
+        {"conn_type": "generic", "password": "too short"})}
+    kms = key_service(EncryptionSettings(mode="kms", kms_key_id="alias/amprenta-missing"),
+                      StorageConfig(), environ=_moto_aws_env(moto_server))
+    cases = [(conn_keys("k1", keyring_env(None, k2=KEY_A)), "'k1'", "does not hold"),
+             (conn_keys("k1", {}), "'k1'", "cannot be read"),
+             (conn_keys("k1", malformed), "'k1'", "is not 32 bytes"),
+             (kms, "'alias/amprenta-missing'", "kms:GenerateDataKey")]
+    for keys, key_id, words in cases:
+        with pytest.raises(KeyUnavailable) as logical:
+            make_backup(local_storage, catalog, source_conn, target="pg_nokey", keys=keys)
+        with pytest.raises(KeyUnavailable) as base:
+            BaseBackupRunner(local_storage, catalog, "database", keys=keys).take(
+                "pg_nokey.pitr", source_conn, RunContext(),
+                layout.make_backup_id(datetime.now(UTC), f"nokey/{words}"))
+        for caught in (logical, base):
+            assert key_id in str(caught.value) and words in str(caught.value), caught.value
+        assert catalog.find() == []  # refused before the record: no pg_dump, no pg_basebackup
+        assert list(local_storage.list_objects()) == []

@@ -16,6 +16,7 @@ import pytest
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.constants import SUPPORTED_MAJORS
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import StepError
 from amprenta_backup.core.models import Manifest, RunContext, Status
@@ -27,7 +28,7 @@ from amprenta_backup.sandbox.compare import assert_databases_equal
 from amprenta_backup.sandbox.dataset import load_sample
 from tests.integration.conftest import conninfo
 
-MAJORS = (14, 15, 16, 17, 18)
+MAJORS = SUPPORTED_MAJORS
 CROSS = [(old, new) for old in (14, 15) for new in (17, 18)]
 SOURCE = "majors_src"
 ROWS = 200

@@ -3,6 +3,7 @@ elsewhere, and a log line every so often (what an Airflow task log shows)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from amprenta_backup.cli.progress import Lines
 from amprenta_backup.core.models import human_bytes
 from amprenta_backup.core.pipeline import Compression, ProgressLog, stream_command
 from amprenta_backup.core.storage import LocalStorage
@@ -51,13 +53,26 @@ def test_a_backup_at_a_terminal_shows_bytes_read_and_stored_rate_and_time(
 
 def test_progress_lines_off_a_terminal_end_with_the_figures_of_the_manifest(
         cli: CliRunner) -> None:
-    done = cli("backup", TARGET, "--progress", "--json")
+    done = cli("backup", FILED, "--progress", "--json")  # the entry as listed: the same target
     assert done.returncode == 0, done.stderr
     made = json.loads(done.stdout)
-    last = done.stderr.splitlines()[-1]
-    assert re.fullmatch(
-        rf"backup of {re.escape(FILED)}: {re.escape(human_bytes(made['raw_bytes']))} read, "
-        rf"{re.escape(human_bytes(made['stored_bytes']))} stored, \S+ \S+/s, \d+ s", last), last
+    assert made["target"] == FILED and made["database"] == "amprenta"
+    # under --json, stderr is JSON Lines: progress too, the last line the final figures
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all(list(line) == ["progress"] for line in lines), done.stderr
+    last = lines[-1]["progress"]
+    assert last["label"] == f"backup of {FILED}" and last["total_bytes"] is None
+    assert (last["read_bytes"], last["stored_bytes"]) == (made["raw_bytes"], made["stored_bytes"])
+    assert last["bytes_per_second"] > 0 and last["elapsed_seconds"] >= 0
+
+
+def test_a_progress_line_in_words() -> None:
+    lines = Lines("backup of pg_main.sales", 0, io.StringIO())
+    lines(212 * 2**20, 79 * 2**20 + 2**19)
+    assert lines.text(4.0) == ("backup of pg_main.sales: 212.0 MiB read, 79.5 MiB stored, "
+                               "53.0 MiB/s, 4 s\n")
+    lines.total = 424 * 2**20
+    assert lines.text(4.0).startswith("backup of pg_main.sales: 212.0 MiB of 424.0 MiB (50%), ")
 
 
 def test_a_task_log_gets_a_line_every_few_seconds_with_the_final_figures(

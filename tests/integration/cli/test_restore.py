@@ -33,7 +33,9 @@ def test_verify_prints_the_outcome_and_exits_3_when_corrupt(
     intact = cli("verify", str(backup["backup_id"]), "--json", "--progress")
     assert intact.returncode == 0, intact.stderr
     assert json.loads(intact.stdout)["status"] == "verified"
-    assert "verify: " in intact.stderr and "/s" in intact.stderr  # bytes and throughput
+    progress = json.loads(intact.stderr.splitlines()[-1])["progress"]  # --json: JSON Lines
+    assert progress["label"] == "verify" and progress["bytes_per_second"] > 0
+    assert progress["read_bytes"] == progress["total_bytes"] == backup["stored_bytes"]
 
     rewrite(LocalStorage(tmp_path / "b"), str(backup["key"]), flip_byte)
     corrupt = cli("verify", str(backup["backup_id"]))
@@ -54,7 +56,7 @@ def test_restore_dry_run_then_restore_then_refuse_the_same_name(
         assert json.loads(plan.stdout)["plan"]["backup_id"] == backup["backup_id"]
         assert not pg_cluster.database_exists(target)
 
-        done = cli("restore", str(backup["backup_id"]), "--target-conn", "pg_source",
+        done = cli("restore", str(backup["backup_id"]), "--server", "pg_source",
                    "--database", target, "--jobs", "2")
         assert done.returncode == 0, done.stderr
         assert "row counts match the manifest" in done.stdout

@@ -86,7 +86,7 @@ def test_json_is_one_object_per_backup_with_utc_times_and_errors_as_json(
         datetime.fromisoformat(str(backup[key]))
     missing = cli("show", "20260101T000000Z-00000000", "--json")
     assert missing.returncode == 2 and missing.stdout == ""
-    error = json.loads(missing.stderr.splitlines()[-1])["error"]
+    error = json.loads(missing.stderr)["error"]  # stderr: this one line
     assert error["type"] == "PreconditionError" and error["exit_code"] == 2
     assert error["message"].startswith("no backup '20260101T000000Z-00000000' in ")
     usage = cli("list", "--limit", "0", "--json")

@@ -64,6 +64,13 @@ def test_export_commands_and_the_import_script(
     assert dry.returncode == 0, dry.stderr
     assert "would import" in dry.stdout and "nothing was written" in dry.stdout
     assert checksums(target) == before
+    nowhere = subprocess.run(  # no server named: the error names the script's option
+        [sys.executable, str(SCRIPT), "--export-dir", str(folder), "--target-database", "x"],
+        env={k: v for k, v in runner.environment().items() if not k.startswith("BACKUP_PROJ")},
+        capture_output=True, text=True, timeout=120)
+    assert nowhere.returncode == 2 and nowhere.stderr == (
+        "error: name the server to import into: give --target-conn-id (an Airflow Postgres "
+        "connection id), or set BACKUP_PROJECT_SOURCE\n")
     done = _script(runner, "--export-dir", str(folder), "--target-database", target.dbname)
     assert done.returncode == 0, done.stderr
     assert table_rows(target) == expected_rows(project_db, PROJECTS["B"])

@@ -17,10 +17,11 @@ from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import PreconditionError, StepError
 from amprenta_backup.core.models import RunContext, Status, utcnow
-from amprenta_backup.core.pitr.basebackup import BASE_NAME, BaseBackupRunner, WalRange
+from amprenta_backup.core.pitr.basebackup import BASE_NAME, BaseBackupRunner
 from amprenta_backup.core.readback import download_object
 from amprenta_backup.core.verify import verify_backup
 from amprenta_backup.core.wal.archive import WalArchive
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo

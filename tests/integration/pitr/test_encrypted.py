@@ -25,11 +25,12 @@ from amprenta_backup.core.encryption.setup import key_service
 from amprenta_backup.core.encryption.stream import MAGIC
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import Manifest, RunContext, utcnow
-from amprenta_backup.core.pitr.basebackup import BaseBackupRunner, WalRange
+from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
 from amprenta_backup.core.pitr.localserver import free_port, server_user
 from amprenta_backup.core.pitr.restore import PitrRequest, PitrRestore
 from amprenta_backup.core.settings import BackupConfig, EncryptionSettings, StorageConfig
 from amprenta_backup.core.wal.archive import WalArchive, checksum_key
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo
 from tests.integration.pitr.test_restore import counts, stop

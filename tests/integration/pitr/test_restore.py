@@ -19,7 +19,7 @@ from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import ConfigError, PreconditionError, RestoreError
 from amprenta_backup.core.models import Manifest, RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
-from amprenta_backup.core.pitr.basebackup import BaseBackupRunner, WalRange
+from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
 from amprenta_backup.core.pitr.localserver import LocalServer, free_port, server_user
 from amprenta_backup.core.pitr.restore import (
     PitrReport,
@@ -28,6 +28,7 @@ from amprenta_backup.core.pitr.restore import (
     choose_base_backup,
 )
 from amprenta_backup.core.wal.archive import WalArchive, checksum_key
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo
 from tests.support.wal import PREFIX, WalSetup, scratch_parent, start_archiving_cluster

@@ -285,3 +285,28 @@ def test_a_server_without_the_extension_is_refused_before_anything_is_created(
             assert bare.query("SELECT datname FROM pg_database ORDER BY 1") == before
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_existing_role_is_left_as_it_is_and_reported(recovered: Recovered) -> None:
+    """Restoring the globals never alters a role the server has: its attributes, settings and
+    memberships stay as they are there, even where they differ from the backup."""
+    target = recovered.target
+    changed = ("ALTER ROLE app_etl NOLOGIN CONNECTION LIMIT 1; ALTER ROLE app_etl RESET ALL; "
+               "REVOKE app_ro FROM app_etl")
+    state = ("SELECT r.rolcanlogin, r.rolconnlimit, r.rolconfig, a.rolpassword, "
+             "ARRAY(SELECT roleid::regrole::text FROM pg_auth_members WHERE member = r.oid) "
+             "FROM pg_roles r JOIN pg_authid a USING (oid) WHERE r.rolname = 'app_etl'")
+    target.execute(changed)
+    try:
+        before = target.query(state)
+        ref = recovered.manifests["app_main"].globals_ref()
+        assert ref is not None
+        result = restore_globals(recovered.storage, ref, conninfo(target, "postgres"))
+        assert "app_etl" in result.existing_roles and result.created_roles == []
+        assert result.memberships == [] and result.settings == [] and result.problems == []
+        assert target.query(state) == before and before[0][:3] == (False, 1, None)
+        assert "existing roles left as they are" in result.message
+    finally:
+        target.execute("ALTER ROLE app_etl LOGIN CONNECTION LIMIT 3; "
+                       "ALTER ROLE app_etl SET statement_timeout = '5min'; "
+                       "GRANT app_ro TO app_etl")

@@ -4,7 +4,9 @@ S3 server) is granted by the IAM policy published in docs/security.md, and every
 policy grants is used: the docs and the code cannot drift apart.
 
 The primary has Object Lock (governance, 1 day) and SSE-KMS, the copy neither, so both ways
-of deleting (versions, and plain keys) and the KMS permissions are exercised.
+of deleting (versions, and plain keys) and the KMS permissions are exercised; client-side
+encryption is on with KMS too (moto's KMS, its calls recorded by the same hook), so the
+workers' own GenerateDataKey and Decrypt are held against the policy as well.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from botocore.config import Config
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.encryption.setup import key_service
 from amprenta_backup.core.models import RunContext
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.settings import BackupConfig, CopySettings
@@ -65,11 +68,18 @@ def test_every_s3_call_is_in_the_published_policy_and_every_granted_action_is_us
     env = _settings(own_moto)
     log = CallLog()
     client = _client(own_moto, log)
+    kms = boto3.client(
+        "kms", endpoint_url=own_moto.endpoint_url, region_name=own_moto.region,
+        aws_access_key_id=own_moto.access_key, aws_secret_access_key=own_moto.secret_key)
+    client_side = kms.create_key(Description="client-side")["KeyMetadata"]["Arn"]
+    log.attach(kms)  # from here on: the code's calls only
+    env.update(BACKUP_ENCRYPTION="kms", BACKUP_ENCRYPTION_KMS_KEY_ID=client_side)
     config, copy = BackupConfig.from_env(env), CopySettings.from_env(env)
     assert copy.storage is not None
     engine = engine_for(storage_from_config(config.storage, s3_client=client), catalog,
                         {"pg_source": source_conn}, config=config, copy=copy,
-                        copy_storage=storage_from_config(copy.storage, s3_client=client))
+                        copy_storage=storage_from_config(copy.storage, s3_client=client),
+                        keys=key_service(config.encryption, config.storage, kms=lambda: kms))
     now = datetime.now(UTC)
     old = layout.make_backup_id(now - timedelta(days=30), "least-privilege/old")
     new = layout.make_backup_id(now, "least-privilege/new")
@@ -103,9 +113,11 @@ def test_every_s3_call_is_in_the_published_policy_and_every_granted_action_is_us
     policy = published_policy()
     needs = log.needs()
     refused = sorted(f"{n.action} on {n.resource}" for n in needs
-                     if not allowed(policy, n, kms_key=KMS_KEY))
+                     if not allowed(policy, n, kms_keys=(KMS_KEY, client_side)))
     assert refused == [], "calls outside the policy in docs/security.md"
     unused = actions_of(policy) - {n.action for n in needs}
     assert unused == set(), "the policy grants actions the code never uses"
     assert {"CreateMultipartUpload", "AbortMultipartUpload", "ListMultipartUploads",
             "GetObjectLockConfiguration", "ListObjectVersions"} <= log.operations
+    assert {n for n, p in log.kms_calls if p["KeyId"] == client_side} == {
+        "GenerateDataKey", "Decrypt"}  # backups and WAL sealed, verify/restore/fetch opened

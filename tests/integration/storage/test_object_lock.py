@@ -20,19 +20,23 @@ import pytest
 from amprenta_backup.core import layout
 from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.copy.records import CopyStatus
 from amprenta_backup.core.errors import ObjectLocked, StorageNotReady
 from amprenta_backup.core.models import RunContext, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.pipeline import Compression
 from amprenta_backup.core.retention.cleanup import Cleanup
 from amprenta_backup.core.retention.policies import AgePolicy
-from amprenta_backup.core.storage import S3Storage
+from amprenta_backup.core.settings import BackupConfig, CopySettings, CopyStorageConfig
+from amprenta_backup.core.storage import LocalStorage, S3Storage
+from amprenta_backup.core.storage.factory import storage_from_config
 from amprenta_backup.core.storage.multipart import MIB
 from amprenta_backup.core.storage.objectlock import ObjectLock
 from amprenta_backup.core.wal.settings import write_config_file
 from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
 from amprenta_backup.sandbox.serverenv import wal_command
+from tests.support.backups import engine_for
 from tests.support.stored_backups import stored_backup
 from tests.support.wal import a_wal_segment, wal_settings
 
@@ -67,6 +71,24 @@ def test_a_bucket_without_object_lock_is_refused_before_anything_is_written(
     assert "put-object-lock-configuration" in message and "BACKUP_OBJECT_LOCK_MODE" in message
     assert client.list_objects_v2(Bucket=name).get("KeyCount") == 0
     assert catalog.find(target="pg_lock") == []
+
+
+def test_a_copy_bucket_without_object_lock_is_refused_before_anything_is_copied(
+    moto_server: MotoServer, catalog: Catalog, local_storage: LocalStorage,
+) -> None:
+    client, name = _bucket(moto_server, lock_enabled=False)
+    config = CopyStorageConfig(storage_type="s3", s3_bucket=name, object_lock_mode="governance")
+    backups = engine_for(local_storage, catalog, {}, copy=CopySettings(storage=config),
+                         copy_storage=storage_from_config(config, s3_client=client))
+    record = stored_backup(local_storage, catalog, "pg_lock", datetime.now(UTC))
+    with pytest.raises(StorageNotReady) as err:
+        backups.copy_backup(record.backup_id)
+    message = str(err.value)
+    assert f"BACKUP_COPY_OBJECT_LOCK_MODE=governance but bucket {name!r}" in message
+    assert "put-object-lock-configuration" in message
+    assert message.endswith("or unset BACKUP_COPY_OBJECT_LOCK_MODE")
+    assert client.list_objects_v2(Bucket=name).get("KeyCount") == 0
+    assert backups.copy_workflow().records.find() == []
 
 
 def test_every_object_of_a_backup_is_locked_and_cleanup_deletes_it_only_after_the_date(
@@ -181,3 +203,30 @@ def test_multipart_uploads_ask_for_the_lock_too(moto_server: MotoServer) -> None
         timedelta(seconds=10)
     storage.put_bytes("small/object", b"one PutObject")
     assert sent["PutObject"]["ObjectLockMode"] == "GOVERNANCE"
+
+
+def test_copy_retention_skips_and_reports_a_delete_the_copy_s_lock_refuses(
+    moto_server: MotoServer, catalog: Catalog, local_storage: LocalStorage,
+) -> None:
+    client, name = _bucket(moto_server, lock_enabled=True)
+    copy = S3Storage(client, name, object_lock=LOCK)
+    backups = engine_for(local_storage, catalog, {}, BackupConfig(retention_days=7),
+                         copy=CopySettings(storage=CopyStorageConfig(storage_type="s3")),
+                         copy_storage=copy)
+    started = datetime.now(UTC)
+    old, new = (stored_backup(local_storage, catalog, "pg_lock", started - timedelta(days=d))
+                for d in (40, 1))
+    for record in (old, new):
+        backups.copy_backup(record.backup_id)
+    rows = backups.copy_workflow().records
+    now = datetime.now(UTC) + timedelta(days=1)  # the plan's clock is past the date; S3's not
+
+    early = backups.copy_retention("test:worm", now=now)
+    assert early.errors == [] and early.removed == []  # errors failed weekly_cleanup
+    assert [entry.split(":")[0] for entry in early.locked] == [old.backup_id]
+    assert "S3 Object Lock keeps" in early.locked[0] and "1 skipped under S3 Object Lock" in \
+        early.summary() and early.to_dict()["locked"] == early.locked
+    assert rows.get(old.backup_id).status == CopyStatus.VERIFIED  # type: ignore[union-attr]
+    assert any(old.backup_id in key for key in _versions(copy, ""))
+    assert rows.get(new.backup_id).status == CopyStatus.VERIFIED  # type: ignore[union-attr]
+    # after the date the same delete goes through: shown on the primary above (same S3Storage)

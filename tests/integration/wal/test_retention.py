@@ -10,10 +10,10 @@ import pytest
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.models import Manifest
-from amprenta_backup.core.pitr.basebackup import WalRange
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.names import segment_name
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.core.wal.retention import clean_wal
 from amprenta_backup.core.wal.settings import write_config_file
 from amprenta_backup.sandbox.serverenv import wal_command

@@ -179,6 +179,10 @@ def test_object_lock_running_and_the_floor_keep_backups_and_say_why() -> None:
     }
     assert [d.record.backup_id for d in plan.to_delete] == [gone.backup_id]
     assert plan.kept_reasons()["under S3 Object Lock"] == 2
+    assert plan.kept_summary() == (
+        "kept 5 (1 newest completed backup, 1 running: a backup in progress is never deleted, "
+        "2 under S3 Object Lock, 1 younger than the 7-day safety floor)")
+    assert plan_cleanup([], [AgePolicy(30)], NOW).kept_summary() == "kept 0 (none)"
     assert f"DELETE {gone.backup_id}" in plan.render()
 
 

@@ -33,5 +33,10 @@ def test_check_list_and_errors_as_json(tmp_path: Path) -> None:
         "type": "ConfigError", "exit_code": 2, "message": "BACKUP_WAL_TARGET is not set; set "
         "it to the name this cluster's WAL is stored under (the Airflow connection id of the "
         "cluster, e.g. BACKUP_WAL_TARGET=pg_main)"}}
+    usage = _wal("list", "--json", "--timelin", "1", env=env)  # a typo: a usage error, as JSON
+    assert usage.returncode == 2 and usage.stdout == ""
+    assert json.loads(usage.stderr) == {"error": {
+        "type": "usage", "exit_code": 2,
+        "message": "No such option '--timelin'. Did you mean '--timeline'?"}}
     version = _wal("--version", env={})
     assert version.returncode == 0 and version.stdout.startswith("amprenta-wal 0.")

@@ -124,6 +124,8 @@ class BackupRunner:
             log.info("backup %s of %s already completed; nothing to do", backup_id, target)
             return done
         self.storage.check_ready()
+        if self.settings.keys is not None:  # a key that cannot seal fails here, not mid-dump
+            self.settings.keys.check_ready(f"backup {backup_id} of {target!r}")
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
                               location=self.storage.uri(folder), started_at=self.catalog.now(),
                               database=conn.dbname, run=run)

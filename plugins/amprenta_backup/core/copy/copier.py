@@ -99,6 +99,7 @@ class Copier:
             raise PreconditionError(f"backup {record.backup_id} is {record.status}; only "
                                     "completed backups are copied")
         folder = folder_of(self.primary, record)
+        self.copy.check_ready()  # reachable, and with Object Lock if the copy asks for it
         row = CopyRecord(record.backup_id, self.records.storage, record.target,
                          self.copy.uri(folder), CopyStatus.COPYING, started_at=utcnow(),
                          run=run or RunContext())

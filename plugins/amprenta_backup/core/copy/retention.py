@@ -12,11 +12,11 @@ from typing import Any
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.copy.records import CopyStatus
 from amprenta_backup.core.copy.workflow import CopyWorkflow
-from amprenta_backup.core.errors import BackupError
+from amprenta_backup.core.errors import BackupError, ObjectLocked
+from amprenta_backup.core.retention.cleanup import plan_with_locks
 from amprenta_backup.core.retention.policies import (
     CleanupPlan,
     RetentionPolicy,
-    plan_cleanup,
     policies_from_config,
 )
 from amprenta_backup.core.settings import BackupConfig, CopySettings
@@ -34,19 +34,19 @@ class CopyCleanupReport:
     removed: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     errors: list[str] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        kept = ", ".join(f"{n} {why}" for why, n in sorted(self.plan.kept_reasons().items()))
         return (f"copy {self.storage}: {verb} {len(self.removed)} backups ({self.bytes_freed} "
-                f"bytes); kept {len(self.plan.kept)} ({kept or 'none'}); {len(self.errors)} "
-                "errors")
+                f"bytes); {self.plan.kept_summary()}; {len(self.locked)} skipped under S3 "
+                f"Object Lock; {len(self.errors)} errors")
 
     def to_dict(self) -> dict[str, Any]:
         return {"storage": self.storage, "dry_run": self.dry_run, "removed": self.removed,
                 "removed_count": len(self.removed), "bytes_freed": self.bytes_freed,
                 "kept_count": len(self.plan.kept), "kept_reasons": self.plan.kept_reasons(),
-                "errors": self.errors}
+                "locked": self.locked, "errors": self.errors}
 
 
 def clean_copies(workflow: CopyWorkflow, policies: list[RetentionPolicy], now: datetime,
@@ -54,17 +54,9 @@ def clean_copies(workflow: CopyWorkflow, policies: list[RetentionPolicy], now: d
     """Plan the copy's retention over its copies and (unless ``dry_run``) remove the expired
     ones: the manifest first, then the rest, then the ``backup_copies`` row is marked DELETED.
     The primary's backups and records are never touched."""
-    view, catalog = workflow.view, workflow.catalog_view()
-    records = catalog.find()
-    first = plan_cleanup(records, policies, now)
-    locks: dict[str, datetime] = {}
-    for decision in first.to_delete:
-        folder = view.key_of(decision.record.location) or ""
-        for obj in view.list_objects(folder + "/") if folder else ():
-            until = view.retention_until(obj.key)
-            if until is not None and until > locks.get(decision.record.backup_id, now):
-                locks[decision.record.backup_id] = until
-    plan = plan_cleanup(records, policies, now, locks) if locks else first
+    view = workflow.view
+    plan = plan_with_locks(view, workflow.catalog_view().find(), policies, now,
+                           lambda record: view.key_of(record.location))
     report = CopyCleanupReport(plan, dry_run, workflow.storage)
     for decision in plan.to_delete:
         record = decision.record
@@ -81,6 +73,10 @@ def clean_copies(workflow: CopyWorkflow, policies: list[RetentionPolicy], now: d
                 view.delete([o.key for o in objects if o.key not in manifests])
                 workflow.records.set_status(record.backup_id, CopyStatus.DELETED,
                                             reason=f"{deleted_by}: {decision.reason}")
+        except ObjectLocked as exc:  # S3's clock says the date is still ahead: next run
+            report.locked.append(f"{record.backup_id}: {exc}")
+            log.warning("kept the copy of backup %s: %s", record.backup_id, exc)
+            continue
         except BackupError as exc:
             report.errors.append(f"{record.backup_id}: {exc}")
             log.error("could not remove the copy of backup %s: %s", record.backup_id, exc)

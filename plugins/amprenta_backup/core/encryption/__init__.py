@@ -114,10 +114,18 @@ def decrypting(raw: Source, data_key: bytes, expected: Envelope, identity: str,
 def open_if_sealed(raw: Source, keys: KeyService | None, identity: str, where: str
                    ) -> Source:
     """The plaintext of ``raw`` if it is an encrypted object, else ``raw``'s bytes as they are
-    (segments archived before encryption was turned on)."""
+    (segments archived before encryption was turned on): refused as :class:`TamperedObject`
+    while encryption is on, unless ``plaintext_wal`` allows them (anyone who can write the
+    bucket could otherwise swap in a segment of their own, with a matching sidecar)."""
     head = raw.read(len(MAGIC))
-    chained = _Chained(head, raw)
-    return open_object(chained, keys, identity, where) if head == MAGIC else chained
+    if head == MAGIC:
+        return open_object(_Chained(head, raw), keys, identity, where)
+    if keys is not None and keys.enabled and not keys.config.plaintext_wal:
+        raise TamperedObject(
+            f"{where} is not encrypted, and with BACKUP_ENCRYPTION={keys.config.mode} every WAL "
+            "segment must be: it was replaced, or archived before encryption was turned on "
+            "(then set BACKUP_ENCRYPTION_PLAINTEXT_WAL=true where the restore runs)")
+    return _Chained(head, raw)
 
 
 class _Chained:

@@ -55,6 +55,7 @@ class KeyConfig:
     :param key_id: id of the keyring's current key (``key`` mode)
     :param kms_key_id: KMS key id, ARN or alias (``kms`` mode)
     :param chunk_bytes: plaintext per sealed chunk of new objects (fixed; tests make it small)
+    :param plaintext_wal: with a mode on, still accept WAL segments stored unencrypted
     """
 
     mode: str = "off"
@@ -62,6 +63,7 @@ class KeyConfig:
     key_id: str | None = None
     kms_key_id: str | None = None
     chunk_bytes: int = CHUNK_BYTES
+    plaintext_wal: bool = False
 
 
 class KeyService:
@@ -86,6 +88,16 @@ class KeyService:
     def enabled(self) -> bool:
         """Whether new objects are encrypted."""
         return self.config.mode != "off"
+
+    def check_ready(self, what: str) -> None:
+        """Raise :class:`KeyUnavailable` (naming the key id and the fix) unless new objects can
+        be sealed: the current master key is in its connection and well formed, or KMS gives
+        a data key (one ``GenerateDataKey``, discarded). Run before any work starts."""
+        if self.config.mode == KMS_PROVIDER:
+            self._kms_data_key(f"preflight:{what}")
+        elif self.enabled:
+            key_id = self.config.key_id or ""
+            self._master(key_id, f"{what} (BACKUP_ENCRYPTION_KEY_ID={key_id})")
 
     def new_data_key(self, identity: str) -> tuple[bytes, Envelope]:
         """A fresh data key for the object ``identity`` and its envelope."""

@@ -17,7 +17,7 @@ from amprenta_backup.core.settings import EncryptionSettings, StorageConfig
 
 def key_config(settings: EncryptionSettings) -> KeyConfig:
     return KeyConfig(mode=settings.mode, key_conn=settings.key_conn, key_id=settings.key_id,
-                     kms_key_id=settings.kms_key_id)
+                     kms_key_id=settings.kms_key_id, plaintext_wal=settings.plaintext_wal)
 
 
 def kms_kwargs(settings: EncryptionSettings, storage: StorageConfig,

@@ -109,8 +109,8 @@ class ProjectExports:
         ``conn_id``'s server (default: the project's)."""
         conn_id = conn_id or self.default_conn_id
         if conn_id is None or self.resolve is None:
-            raise ConfigError("name the target server: --target-conn-id (an Airflow Postgres "
-                              "connection id), or set BACKUP_PROJECT_SOURCE")
+            raise ConfigError("name the server to import into: give target_conn_id (an "
+                              "Airflow Postgres connection id), or set BACKUP_PROJECT_SOURCE")
         conn = self.resolve(conn_id, database)
         if Path(source).exists():
             return import_export(Path(source), conn, policy, dry_run)

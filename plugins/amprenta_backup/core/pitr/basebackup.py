@@ -21,10 +21,8 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -48,61 +46,13 @@ from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sw
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.tartally import manifest_file_bytes
 from amprenta_backup.core.wal.archive import WalArchive
-from amprenta_backup.core.wal.names import parse_lsn, segment_of
+from amprenta_backup.core.wal.ranges import WalRange
 
 log = logging.getLogger(__name__)
 
 BASE_NAME = "base.tar.zst"
 PG_MANIFEST_NAME = "backup_manifest"
 FORMAT = PHYSICAL_TAR_FORMAT
-
-
-@dataclass(frozen=True)
-class WalRange:
-    """The WAL a base backup needs: from its start LSN to its stop LSN on one timeline.
-
-    :param timeline: timeline the backup was taken on
-    :param start_lsn: where replay starts (the backup's checkpoint redo point)
-    :param stop_lsn: where the backup becomes consistent
-    :param segment_size: the cluster's ``wal_segment_size`` in bytes
-    :param stop_time: when pg_basebackup finished; recovery targets must be later
-    """
-
-    timeline: int
-    start_lsn: str
-    stop_lsn: str
-    segment_size: int
-    stop_time: datetime
-
-    @property
-    def start_segment(self) -> str:
-        return segment_of(self.timeline, parse_lsn(self.start_lsn), self.segment_size)
-
-    @property
-    def stop_segment(self) -> str:
-        """The segment holding the stop LSN: archived means the backup is usable for PITR."""
-        return segment_of(self.timeline, parse_lsn(self.stop_lsn), self.segment_size, end=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stop_time"] = self.stop_time.isoformat()
-        data["start_segment"], data["stop_segment"] = self.start_segment, self.stop_segment
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WalRange:
-        return cls(timeline=int(data["timeline"]), start_lsn=str(data["start_lsn"]),
-                   stop_lsn=str(data["stop_lsn"]), segment_size=int(data["segment_size"]),
-                   stop_time=datetime.fromisoformat(str(data["stop_time"])))
-
-    @classmethod
-    def of(cls, manifest: Manifest) -> WalRange:
-        if not manifest.wal:
-            raise PreconditionError(f"backup {manifest.backup_id} is not a base backup (its "
-                                    "manifest has no WAL range)")
-        return cls.from_dict(manifest.wal)
-
-
 MIN_MAJOR = 15  # server-side zstd (--compress=server-zstd)
 
 
@@ -155,6 +105,8 @@ class BaseBackupRunner:
         if existing is not None and existing.status in RESTORABLE and existing.manifest:
             return existing.manifest
         self.storage.check_ready()
+        if self.keys is not None:  # a key that cannot seal fails here, not mid-backup
+            self.keys.check_ready(f"base backup {backup_id} of {target!r}")
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
                               location=self.storage.uri(folder), started_at=self.catalog.now(),
                               database="", kind="physical", run=run)

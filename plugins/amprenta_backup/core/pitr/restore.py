@@ -33,7 +33,7 @@ from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import ConfigError, PreconditionError, RestoreError
 from amprenta_backup.core.models import RESTORABLE, Manifest, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo, for_server, major
-from amprenta_backup.core.pitr.basebackup import PG_MANIFEST_NAME, WalRange
+from amprenta_backup.core.pitr.basebackup import PG_MANIFEST_NAME
 from amprenta_backup.core.pitr.files import extract_base_backup, write_recovery_settings
 from amprenta_backup.core.pitr.localserver import (
     LOCALHOST,
@@ -47,6 +47,7 @@ from amprenta_backup.core.readback import data_key
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.names import parse_lsn, segment_name, segment_number, segment_of
+from amprenta_backup.core.wal.ranges import WalRange
 from amprenta_backup.core.wal.settings import write_config_file
 
 log = logging.getLogger(__name__)

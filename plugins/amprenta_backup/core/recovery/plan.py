@@ -9,12 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.dbprops import DatabaseProperties
 from amprenta_backup.core.errors import CatalogError, ConfigError, PreconditionError
 from amprenta_backup.core.identifiers import SYSTEM_DATABASES, check_conn_id, check_database_name
-from amprenta_backup.core.layout import target_name
+from amprenta_backup.core.layout import check_backup_id, target_name
 from amprenta_backup.core.models import BackupRecord, GlobalsRef, Status
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.recovery.index import targets_in
+from amprenta_backup.core.restore.properties import check_target
 from amprenta_backup.core.restore.server import TargetServer
 
 MAX_PARALLEL = 16
@@ -29,6 +31,8 @@ class RecoveryRequest:
     :param server_conn_id: Postgres connection of the new server
     :param targets: only these backup targets (default: every target with a logical backup)
     :param before: the newest backup started before this time (default: the newest)
+    :param backup_ids: these backups for their targets (one per target) instead of the
+        newest; the other targets get their newest as usual
     :param parallel: databases restored at once (bounded by the server's free connections)
     :param catalog_database: the catalog database created on the new server when the
         configured catalog cannot be reached at all
@@ -43,10 +47,13 @@ class RecoveryRequest:
     catalog_database: str = DEFAULT_CATALOG_DATABASE
     allow_nonempty: bool = False
     dry_run: bool = False
+    backup_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_conn_id(self.server_conn_id, "new server connection id")
         object.__setattr__(self, "targets", tuple(target_name(t) for t in self.targets))
+        object.__setattr__(self, "backup_ids", tuple(check_backup_id(b)
+                                                     for b in self.backup_ids))
         if self.before is not None and self.before.tzinfo is None:
             raise ConfigError(f"the time {self.before.isoformat()} has no time zone; give one "
                               "(e.g. 2026-12-01T03:00:00+00:00)")
@@ -64,12 +71,13 @@ class RecoveryRequest:
         """From Airflow params or JSON: unknown keys are ignored, empty values mean "not given"."""
         values = {key: data[key] for key in _FIELDS if data.get(key) not in (None, "", [])}
         if "server_conn_id" not in values:
-            raise ConfigError("the recovery needs the connection of the new server "
-                              "(server_conn_id, --server)")
-        if isinstance(values.get("targets"), str) or not isinstance(
-                values.get("targets", ()), list | tuple):
-            raise ConfigError(f"targets must be a list of names, got {values['targets']!r:.80}")
-        values["targets"] = tuple(values.get("targets", ()))
+            raise ConfigError("the recovery needs the connection of the new server: give "
+                              "server_conn_id")  # each interface names it in its words
+        for key in ("targets", "backup_ids"):
+            if isinstance(values.get(key), str) or not isinstance(values.get(key, ()),
+                                                                  list | tuple):
+                raise ConfigError(f"{key} must be a list, got {values[key]!r:.80}")
+            values[key] = tuple(values.get(key, ()))
         if isinstance(values.get("before"), str):
             try:
                 values["before"] = datetime.fromisoformat(values["before"])
@@ -80,7 +88,7 @@ class RecoveryRequest:
 
 
 _FIELDS = ("server_conn_id", "targets", "before", "parallel", "catalog_database",
-           "allow_nonempty", "dry_run")
+           "allow_nonempty", "dry_run", "backup_ids")
 
 
 @dataclass(frozen=True)
@@ -201,16 +209,40 @@ def choose_backups(catalog: Catalog, request: RecoveryRequest) -> tuple[list[Bac
     and the requested targets that have none."""
     found = [r for r in catalog.find(statuses=(Status.VERIFIED, Status.COMPLETED),
                                      before=request.before) if r.kind == "logical"]
-    targets = list(request.targets) or targets_in(found)
+    named = _named_backups(catalog, request)
+    targets = list(request.targets) or targets_in([*found, *named.values()])
     chosen, missing = [], []
     for target in targets:
-        mine = [r for r in found if r.target == target]
+        mine = [named[target]] if target in named else [r for r in found if r.target == target]
         best = next((r for r in mine if r.status == Status.VERIFIED), mine[0] if mine else None)
         if best is None:
             missing.append(target)
         else:
             chosen.append(best)
     return chosen, missing
+
+
+def _named_backups(catalog: Catalog, request: RecoveryRequest) -> dict[str, BackupRecord]:
+    """The backups ``request.backup_ids`` names, by target; refused unless each is a
+    completed or verified logical backup of a target of its own (among ``targets`` if given)."""
+    named: dict[str, BackupRecord] = {}
+    for backup_id in request.backup_ids:
+        record = catalog.get(backup_id)
+        if record is None or record.kind != "logical" or record.status not in (
+                Status.VERIFIED, Status.COMPLETED):
+            why = (f"not in {catalog.describe()}" if record is None
+                   else f"a {record.status} {record.kind} backup")
+            raise PreconditionError(f"backup {backup_id} is {why}; name completed or verified "
+                                    "logical backups (`amprenta-backup list`)")
+        if record.target in named:
+            raise PreconditionError(f"backups {named[record.target].backup_id} and {backup_id} "
+                                    f"are both of target {record.target}; name one per target")
+        if request.targets and record.target not in request.targets:
+            raise PreconditionError(f"backup {backup_id} is of target {record.target}, which is "
+                                    f"not among the targets given ({', '.join(request.targets)})"
+                                    "; add it, or give no targets")
+        named[record.target] = record
+    return named
 
 
 def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalog,
@@ -230,9 +262,11 @@ def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalo
         raise PreconditionError("storage holds no completed logical backup to recover; check "
                                 "BACKUP_STORAGE_TYPE, the bucket or path, and BACKUP_S3_PREFIX")
     _check_names(chosen)
+    refs = _globals(chosen)
     with TargetServer(server_conn) as server:
         version, present, free = _server_facts(server)
         described = server.describe()
+        _check_databases(server, chosen, refs)
     clash = sorted(present & ({r.database for r in chosen} | set(fresh)))
     if clash:
         raise PreconditionError(
@@ -245,7 +279,7 @@ def make_plan(request: RecoveryRequest, server_conn: PgConnInfo, catalog: Catalo
         request=request, server=described, server_version=version, catalog=catalog_note,
         databases=tuple(_step(r) for r in chosen), existing=existing,
         parallel=max(1, min(request.parallel, len(chosen), headroom)),
-        missing=tuple(missing), globals=_globals(chosen), conn=server_conn)
+        missing=tuple(missing), globals=refs, conn=server_conn)
 
 
 def check_approval(plan: RecoveryPlan) -> None:
@@ -277,6 +311,28 @@ def _server_facts(server: TargetServer) -> tuple[str, set[str], int]:
     names = server.db.execute("SELECT datname FROM pg_database").fetchall()
     version, free = (str(row[0]), int(str(row[1]))) if row else ("", 1)
     return version, {str(r[0]) for r in names}, free
+
+
+def _check_databases(server: TargetServer, chosen: list[BackupRecord],
+                     refs: tuple[GlobalsRef, ...]) -> None:
+    """Every database's roles, extensions, locale and tablespace on the new server before
+    anything is created (the roles and tablespaces of the globals count as there): one thing
+    missing refuses the whole recovery, naming each and how to get it."""
+    coming = frozenset(name for ref in refs for name in (*ref.roles, *ref.tablespaces))
+    refused = []
+    for record in chosen:
+        manifest = record.manifest
+        if manifest is None or not manifest.properties:
+            continue  # taken before backups held properties: the restore's own plan checks
+        hint = "the backup's globals do not create it" if manifest.globals_ref() else \
+            "the backup holds no globals"
+        checks = check_target(server.db, DatabaseProperties.from_dict(manifest.properties),
+                              False, hint, coming)
+        refused += [f"{record.database}: {problem}" for problem in checks.missing]
+    if refused:
+        raise PreconditionError(f"the new server {server.describe()} cannot take every "
+                                "database, so nothing was created (no role, no catalog, no "
+                                f"database): {'; '.join(refused)}")
 
 
 def _check_names(chosen: list[BackupRecord]) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from amprenta_backup.core.catalog import Catalog
+from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.drill.checks import run_checks
 from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import (
@@ -27,7 +27,6 @@ from amprenta_backup.core.errors import (
 from amprenta_backup.core.health import CheckResult, Level
 from amprenta_backup.core.layout import make_backup_id
 from amprenta_backup.core.models import RunContext, utcnow
-from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.recovery import report as reports
 from amprenta_backup.core.recovery.index import StorageCatalog
 from amprenta_backup.core.recovery.plan import (
@@ -49,7 +48,6 @@ from amprenta_backup.core.storage.base import Storage
 log = logging.getLogger(__name__)
 
 RECOVER, DR_DRILL = "recover", "dr_drill"
-Resolver = Callable[[str, str | None], PgConnInfo]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from amprenta_backup.core.encryption import (
     globals_identity,
     open_key,
 )
-from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
+from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError, first_line
 from amprenta_backup.core.models import GlobalsRef, Manifest
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.server import TargetServer
@@ -314,8 +314,7 @@ class _Applier:
             return True
         except psycopg.Error as exc:
             if what is not None:
-                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                self.result.problems.append(f"{what or _redact(text)[:80]}: {detail}")
+                self.result.problems.append(f"{what or _redact(text)[:80]}: {first_line(exc)}")
             return False
 
 

@@ -162,12 +162,13 @@ def check_filters(request: RestoreRequest, manifest: Manifest) -> None:
             close = set(difflib.get_close_matches(table, tables, n=5, cutoff=0.6))
             problems.append(f"no table {table!r}{where}" + _matches(
                 [f"{s}.{t}" for s, t in in_scope if t in close]))
-    if problems:
+    if problems:  # in words for the CLI's --table and the form's field alike
+        schema, table = in_scope[0] if in_scope else ("app", "orders")
         raise PreconditionError(
             f"backup {manifest.backup_id} of {manifest.target} has {'; '.join(problems)}. "
             f"Nothing was restored. Give names as the backup lists them (`amprenta-backup show "
-            f"{manifest.backup_id}`: {len(manifest.table_counts)} tables); --table takes the "
-            "table name without its schema")
+            f"{manifest.backup_id}`: {len(manifest.table_counts)} tables), a table without its "
+            f"schema ({table}, not {schema}.{table})")
 
 
 def _matches(close: list[str]) -> str:

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from amprenta_backup.core.dbprops import AclEntry, DatabaseProperties, read_properties
+from amprenta_backup.core.errors import first_line
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.server import TargetServer
 
@@ -62,19 +63,23 @@ class PropertiesResult:
 
 
 def check_target(db: Connection, props: DatabaseProperties, no_owner: bool,
-                 globals_hint: str) -> TargetChecks:
+                 globals_hint: str, coming: frozenset[str] = frozenset()) -> TargetChecks:
     """Check roles, extensions, locale and tablespace on the server ``db`` is connected to.
 
     :param globals_hint: where the roles are (``backup X's globals at URI``), for messages
+    :param coming: roles and tablespaces a globals restore will create before the database
+        (a recovery checks every database before it creates anything)
     """
     missing: list[str] = []
     passed: list[str] = []
     major = int(str(db.execute("SHOW server_version_num").fetchone()[0])) // 10000  # type: ignore[index]
     if not no_owner:
-        _check_roles(db, props, globals_hint, missing, passed)
+        _check_roles(db, props, globals_hint, missing, passed, coming)
     _check_extensions(db, props, major, missing, passed)
     _check_locale(db, props, major, missing, passed)
-    if props.tablespace != "pg_default":
+    if props.tablespace in coming:
+        passed.append(f"tablespace {props.tablespace} comes with the globals")
+    elif props.tablespace != "pg_default":
         row = db.execute("SELECT 1 FROM pg_tablespace WHERE spcname = %s",
                          (props.tablespace,)).fetchone()
         (passed if row else missing).append(
@@ -85,17 +90,20 @@ def check_target(db: Connection, props: DatabaseProperties, no_owner: bool,
 
 
 def _check_roles(db: Connection, props: DatabaseProperties, hint: str, missing: list[str],
-                 passed: list[str]) -> None:
+                 passed: list[str], coming: frozenset[str]) -> None:
     needed = props.all_roles()
     rows = db.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
                       (list(needed),)).fetchall()
     present = {str(r[0]) for r in rows}
     for role in needed:
-        if role not in present:
+        if role not in present | coming:
             missing.append(f"role {role} does not exist on the target: restore the globals "
                            f"first ({hint}) or create it, or restore with --no-owner")
     if present:
         passed.append(f"roles {', '.join(sorted(present))} exist")
+    arriving = sorted((set(needed) & coming) - present)
+    if arriving:
+        passed.append(f"roles {', '.join(arriving)} come with the globals")
 
 
 def _check_extensions(db: Connection, props: DatabaseProperties, major: int,
@@ -152,7 +160,7 @@ def _try_collation(db: Connection, provider: str, locale: str) -> str | None:
     except psycopg.errors.InsufficientPrivilege:
         return None  # cannot test it here; CREATE DATABASE will tell
     except psycopg.Error as exc:
-        return str(exc).strip().splitlines()[0]
+        return first_line(exc)
     return None
 
 

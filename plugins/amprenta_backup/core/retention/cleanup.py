@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,13 +60,11 @@ class CleanupReport:
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        kept = ", ".join(f"{n} {why}" for why, n in sorted(self.plan.kept_reasons().items()))
         return (f"{verb} {len(self.removed)} backups ({self.bytes_freed} bytes), "
                 f"{len(self.aborted_uploads)} stale uploads, {len(self.leftovers_removed)} "
                 f"leftover objects and {len(self.globals_removed)} unused globals "
                 f"({self.leftover_bytes} bytes), {len(self.abandoned)} abandoned backups; "
-                f"kept {len(self.plan.kept)} "
-                f"({kept or 'none'}); {len(self.locked)} skipped under S3 Object Lock; "
+                f"{self.plan.kept_summary()}; {len(self.locked)} skipped under S3 Object Lock; "
                 f"{len(self.errors)} errors")
 
     def to_dict(self, with_plan: bool = False) -> dict[str, Any]:
@@ -82,6 +80,23 @@ class CleanupReport:
         if with_plan:
             data["plan"] = self.plan.to_dict()
         return data
+
+
+def plan_with_locks(storage: Storage, records: list[BackupRecord],
+                    policies: Sequence[RetentionPolicy], now: datetime,
+                    folder_of: Callable[[BackupRecord], str | None]) -> CleanupPlan:
+    """The retention plan of ``records``; the backups it would delete whose objects S3 Object
+    Lock still keeps (their latest retain-until date, read from ``storage``) are planned again
+    as kept. ``folder_of``: a record's folder key in ``storage`` (None: not there)."""
+    first = plan_cleanup(records, policies, now)
+    locks: dict[str, datetime] = {}
+    for decision in first.to_delete:
+        folder = folder_of(decision.record)
+        for obj in storage.list_objects(folder + "/") if folder else ():
+            until = storage.retention_until(obj.key)
+            if until is not None and until > locks.get(decision.record.backup_id, now):
+                locks[decision.record.backup_id] = until
+    return plan_cleanup(records, policies, now, locks) if locks else first
 
 
 class Cleanup:
@@ -108,16 +123,8 @@ class Cleanup:
 
     def plan(self, now: datetime) -> CleanupPlan:
         """The plan for every record in the catalog, with Object Lock dates read from storage."""
-        records = self.catalog.find()
-        first = plan_cleanup(records, self.policies, now)
-        locks: dict[str, datetime] = {}
-        for decision in first.to_delete:
-            folder = self.folder_of(decision.record)
-            for obj in self.storage.list_objects(folder + "/") if folder else ():
-                until = self.storage.retention_until(obj.key)
-                if until is not None and until > locks.get(decision.record.backup_id, now):
-                    locks[decision.record.backup_id] = until
-        return plan_cleanup(records, self.policies, now, locks) if locks else first
+        return plan_with_locks(self.storage, self.catalog.find(), self.policies, now,
+                               self.folder_of)
 
     def run(self, now: datetime | None, deleted_by: str, dry_run: bool = False) -> CleanupReport:
         """Plan, then (unless ``dry_run``) delete, mark records and sweep leftovers.

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from amprenta_backup.core.catalog import stored_manifests
 from amprenta_backup.core.constants import GLOBALS_INFO_NAME, GLOBALS_ROOT
 from amprenta_backup.core.errors import ObjectLocked
+from amprenta_backup.core.layout import folder_of
 from amprenta_backup.core.models import ObjectInfo
 from amprenta_backup.core.storage.base import Storage
 
@@ -36,11 +37,11 @@ def sweep_globals(storage: Storage, prefix: str, now: datetime, min_age: timedel
     root = "/".join(p for p in (stem, GLOBALS_ROOT) if p) + "/"
     folders: dict[str, list[ObjectInfo]] = defaultdict(list)
     for obj in storage.list_objects(root):
-        folders[obj.key.rsplit("/", 1)[0]].append(obj)
+        folders[folder_of(obj.key)].append(obj)
     sweep = GlobalsSweep()
     if not folders:
         return sweep
-    named = {str(m.globals["key"]).rsplit("/", 1)[0]
+    named = {folder_of(str(m.globals["key"]))
              for _, m in stored_manifests(storage, stem + "/" if stem else "") if m.globals}
     for folder, objects in sorted(folders.items()):
         if folder in named or max(o.last_modified for o in objects) >= now - min_age:

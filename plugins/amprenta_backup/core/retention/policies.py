@@ -186,6 +186,11 @@ class CleanupPlan:
         """How many backups each kind of reason kept (dates and counts folded away)."""
         return dict(Counter(_reason_kind(d.reason) for d in self.kept))
 
+    def kept_summary(self) -> str:
+        """``kept 3 (2 daily backup, 1 newest completed backup)``, for a run's summary line."""
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.kept_reasons().items()))
+        return f"kept {len(self.kept)} ({reasons or 'none'})"
+
     def render(self) -> str:
         """The plan as a table, for logs and ``--dry-run``."""
         lines = [f"retention plan at {self.now:%Y-%m-%d %H:%M:%S} UTC "

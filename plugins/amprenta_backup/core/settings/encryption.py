@@ -36,6 +36,10 @@ class EncryptionSettings(Settings):
     kms_key_id: str | None = var(
         "BACKUP_ENCRYPTION_KMS_KEY_ID", None, "KMS key id, ARN or alias for `kms` (through "
         "the `BACKUP_AWS_CONN_ID` connection)", shown="(required with `kms`)")
+    plaintext_wal: bool = var(
+        "BACKUP_ENCRYPTION_PLAINTEXT_WAL", False, "with `BACKUP_ENCRYPTION` on, let WAL fetch "
+        "(`restore_command`) replay segments stored without client-side encryption (archived "
+        "before it was turned on); `false` refuses them, as a replaced segment would be")
     kms_endpoint_url: str | None = var(
         "BACKUP_ENCRYPTION_KMS_ENDPOINT_URL", None, "KMS endpoint, when not AWS's own "
         "(otherwise the aws connection's `endpoint_url`)")

@@ -33,7 +33,8 @@ def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> 
     if config.storage_type == "local":
         return LocalStorage(config.local_path)
     client = s3_client if s3_client is not None else s3_client_from_config(config)
-    lock = (ObjectLock(config.object_lock_mode, timedelta(days=config.object_lock_days))
+    lock = (ObjectLock(config.object_lock_mode, timedelta(days=config.object_lock_days),
+                       setting=config.names()["object_lock_mode"])
             if config.object_lock_mode else None)
     return S3Storage(client, config.s3_bucket, sse=config.s3_sse,
                      kms_key_id=config.s3_kms_key_id, stall_seconds=config.s3_stall_seconds,

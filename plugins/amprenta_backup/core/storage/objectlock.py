@@ -30,10 +30,13 @@ class ObjectLock:
     :param mode: ``governance`` (users with s3:BypassGovernanceRetention may still delete) or
         ``compliance`` (nobody can delete before the date, not even the root account)
     :param period: how long each object stays locked (BACKUP_OBJECT_LOCK_DAYS)
+    :param setting: the variable that asked for the lock, for messages
+        (``BACKUP_COPY_OBJECT_LOCK_MODE`` for the second copy)
     """
 
     mode: str
     period: timedelta
+    setting: str = "BACKUP_OBJECT_LOCK_MODE"
 
     def __post_init__(self) -> None:
         if self.mode.lower() not in MODES:
@@ -51,13 +54,13 @@ class ObjectLock:
         return f"{self.mode} mode, {days:g} days"
 
 
-def enable_hint(bucket: str) -> str:
-    """How to give ``bucket`` Object Lock (or stop asking for it)."""
+def enable_hint(bucket: str, setting: str = "BACKUP_OBJECT_LOCK_MODE") -> str:
+    """How to give ``bucket`` Object Lock (or stop asking for it with ``setting``)."""
     return (f"enable Object Lock on bucket {bucket!r} (`aws s3api put-bucket-versioning --bucket "
             f"{bucket} --versioning-configuration Status=Enabled` then `aws s3api "
             f"put-object-lock-configuration --bucket {bucket} --object-lock-configuration "
             "ObjectLockEnabled=Enabled`, or create a new bucket with "
-            "--object-lock-enabled-for-bucket), or unset BACKUP_OBJECT_LOCK_MODE")
+            f"--object-lock-enabled-for-bucket), or unset {setting}")
 
 
 def check_lock_enabled(storage: S3Storage, lock: ObjectLock) -> None:
@@ -71,9 +74,9 @@ def check_lock_enabled(storage: S3Storage, lock: ObjectLock) -> None:
         enabled = False
     if not enabled:
         raise StorageNotReady(
-            f"BACKUP_OBJECT_LOCK_MODE={lock.mode} but bucket {storage.bucket!r} at "
+            f"{lock.setting}={lock.mode} but bucket {storage.bucket!r} at "
             f"{storage.endpoint} has no Object Lock enabled, so backups would not be immutable; "
-            + enable_hint(storage.bucket))
+            + enable_hint(storage.bucket, lock.setting))
 
 
 def versions(storage: S3Storage, keys: list[str]) -> Iterator[dict[str, str]]:

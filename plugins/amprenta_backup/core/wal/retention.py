@@ -17,9 +17,9 @@ from typing import Any
 from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import ObjectLocked
 from amprenta_backup.core.layout import target_prefix
-from amprenta_backup.core.pitr.basebackup import WalRange
 from amprenta_backup.core.wal.archive import CHECKSUM_SUFFIX, SUFFIX, WalArchive, wal_prefix
 from amprenta_backup.core.wal.names import WAL_FILE, segment_number
+from amprenta_backup.core.wal.ranges import WalRange
 
 log = logging.getLogger(__name__)
 
