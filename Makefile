@@ -1,12 +1,15 @@
 # amprenta-backup developer entry points. Every target bootstraps first (fast when up to date).
 # Extra arguments: make test ARGS="-k catalog -x", make demo ARGS="--rows 20000 --keep",
-# make bench BENCH_ARGS="--size-mb 500 --repeat 3 --double" (see bench/README.md).
+# make bench (issue 17's benchmarks, one table; BENCH_ARGS="--size-mb 20 --rounds 1" is quick),
+# one benchmark alone: make bench-one BENCH=bench_backup BENCH_ARGS="--size-mb 500 --double"
+# (see bench/README.md).
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 ARGS ?=
-BENCH_ARGS ?= --size-mb 200 --repeat 3
+BENCH_ARGS ?=
+BENCH ?= bench_backup
 
-.PHONY: bootstrap bootstrap-demo demo demo-s3 test test-unit lint docs bench
+.PHONY: bootstrap bootstrap-demo demo demo-s3 test test-unit lint docs bench bench-one
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -37,5 +40,10 @@ lint: bootstrap
 docs: bootstrap-demo
 	@$(ENV) mkdocs build --strict --quiet && echo "docs: site/index.html"
 
+# every issue-17 benchmark in turn (about 15 min on 2 quiet cores), one table of the ratios
+# against their targets, bench/results/all.json
 bench: bootstrap
-	@$(ENV) python bench/bench_backup.py $(BENCH_ARGS) $(ARGS)
+	@$(ENV) python bench/bench_all.py $(BENCH_ARGS) $(ARGS)
+
+bench-one: bootstrap
+	@$(ENV) python bench/$(BENCH).py $(BENCH_ARGS) $(ARGS)
