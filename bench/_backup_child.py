@@ -12,21 +12,29 @@ peak RSS is recorded in FILE; pg_dump's stdout still goes straight into the pipe
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
-import resource
-import shlex
-import shutil
-import sys
-import tempfile
 import time
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-from amprenta_backup.core.constants import DEFAULT_COMPRESSION_LEVEL, DEFAULT_DUMP_MIN_TABLE_MB
+T0 = time.monotonic()  # CLOCK_MONOTONIC: the spawner's start time is comparable
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from _child_trace import ThreadCpu, record_spans, span_seconds  # noqa: E402
+
+from amprenta_backup.core.constants import (  # noqa: E402
+    DEFAULT_COMPRESSION_LEVEL,
+    DEFAULT_DUMP_MIN_TABLE_MB,
+)
 
 HERE = Path(__file__).resolve().parent
 SPAWN = HERE / "_spawn_measured.py"
@@ -64,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--copy-root", metavar="DIR",
                         help="after the backup, copy it to a local second storage here (as "
                         "daily_backup's copy task does) and time that apart")
+    parser.add_argument("--trace", action="store_true",
+                        help="report the engine's step spans and the CPU of Python vs native "
+                        "(zstd) threads (see _child_trace.py)")
     return parser.parse_args(argv)
 
 
@@ -136,6 +147,12 @@ def _keys() -> Any:
                       lookup=lambda conn_id: {"password": master, "extra": {}})
 
 
+def _start_trace() -> tuple[Any, ThreadCpu]:
+    threads = ThreadCpu()
+    threads.start()
+    return record_spans(), threads
+
+
 def _vm_hwm_kib() -> int | None:
     """VmHWM of this process (its own address space since exec), in KiB."""
     try:
@@ -152,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     wrapper_dir = _install_pg_dump_wrapper(args.pg_dump_rss) if args.pg_dump_rss else None
+    imports_started = time.monotonic()
+    trace: dict[str, Any] = {}
     try:
         from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
         from amprenta_backup.core.catalog import Catalog
@@ -160,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         from amprenta_backup.core.pgtools import PgConnInfo
         from amprenta_backup.core.pipeline import Compression
 
+        trace["imports_s"] = round(time.monotonic() - imports_started, 4)
+        spans, threads = _start_trace() if args.trace else (None, None)
         conn = PgConnInfo(host=args.host, port=args.port, user=args.user, dbname=args.dbname,
                           password=os.environ.get("PGPASSWORD") or None)
         catalog = Catalog(conn.with_database(args.catalog_dbname))
@@ -174,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         manifest = runner.run(args.target, conn, RunContext(task_id="bench"), backup_id)
         run_s = time.monotonic() - started
+        if threads is not None:
+            trace.update(spans=span_seconds(spans), **threads.finish())
         copy = _copy(args, runner.storage, catalog, backup_id) if args.copy_root else {}
     finally:
         if wrapper_dir is not None:
@@ -190,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "self_maxrss_kib": own.ru_maxrss, "self_vmhwm_kib": _vm_hwm_kib(),
         "self_user_s": round(own.ru_utime, 3), "self_sys_s": round(own.ru_stime, 3),
         "children_user_s": round(kids.ru_utime, 3), "children_sys_s": round(kids.ru_stime, 3),
-        **copy,
+        "t0_monotonic": T0, **trace, **copy,
     }), flush=True)
     return 0
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _bench_cpu import machine_busy_s, proc_cpu  # noqa: E402
 from _bench_report import build_report, print_report  # noqa: E402
 from _bench_results import exit_on_sigterm, save_results  # noqa: E402
 
@@ -35,7 +36,6 @@ RESULTS_DIR = HERE / "results"
 BUCKET = "amprenta-bench"
 PREFIX = "bench"
 CATALOG_DB = "catalog"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 VARIANTS = ("a", "b", "c", "d", "e", "f", "g", "h")
 START = time.monotonic()
@@ -262,28 +262,12 @@ class Bench:
     def cpu_counters(self) -> dict[str, float]:
         """CPU seconds so far: whole machine (busy), moto, and the postmaster + its reaped
         children (the backends that served pg_dump and the row counter)."""
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        ticks = [int(x) for x in fields[:8]]
-        busy = sum(ticks) - ticks[3] - ticks[4]
-        counters = {"machine_busy_s": busy / CLK_TCK}
+        counters = {"machine_busy_s": machine_busy_s()}
         for key, server in (("moto_s", self.moto), ("seaweed_s", self.seaweed)):
             proc = getattr(server, "_proc", None)
-            counters[key] = _proc_cpu(proc.pid, False) if proc else 0.0
-        counters["server_s"] = _proc_cpu(self.cluster.server_pid(), True)
+            counters[key] = proc_cpu(proc.pid, False) if proc else 0.0
+        counters["server_s"] = proc_cpu(self.cluster.server_pid(), True)
         return counters
-
-
-def _proc_cpu(pid: int, with_children: bool) -> float:
-    """utime+stime (and cutime+cstime) of ``pid`` in seconds, from /proc/PID/stat."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    rest = stat[stat.rfind(")") + 2:].split()
-    used = int(rest[11]) + int(rest[12])
-    if with_children:
-        used += int(rest[13]) + int(rest[14])
-    return used / CLK_TCK
 
 
 def environment(bench: Bench) -> dict[str, Any]:

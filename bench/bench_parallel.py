@@ -9,6 +9,13 @@ each, the ratio of each to our single-stream backup in the same round (median ov
 target for 2 jobs on 2 cores: at most 0.65x), the stored size against the single stream's
 (target at most 1.05x) and the backup process's peak RSS (target 150 MB + 40 MB per extra
 job). Not a test; see bench/README.md.
+
+Beside each wall: the core-seconds it used (the server's backends, every ``pg_dump``, our
+Python process with its zstd threads, the raw pipe's ``zstd``; and the whole machine from
+``/proc/stat``) and the CPU floor, those core-seconds over the cores: no schedule of that work
+on this machine ends sooner. With ``--trace-rounds`` (default 1) each jobs value runs once
+more, traced: the engine's step spans, Python vs zstd threads, start-up and imports, the
+start and wall of every ``pg_dump`` stream (not in the ratios).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _bench_cpu import machine_busy_s, proc_cpu  # noqa: E402
 from _bench_results import exit_on_sigterm, save_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +43,8 @@ SPAWN, CHILD = HERE / "_spawn_measured.py", HERE / "_backup_child.py"
 DBNAME, CATALOG_DB = "many16", "catalog"
 # 16 uneven tables; scaled to --size-mb (these add up to 500)
 SHARES = [96, 72, 60, 48, 40, 36, 30, 26, 22, 18, 14, 12, 10, 8, 5, 3]
+CORES = len(os.sched_getaffinity(0))
+CPU_KEYS = ("server_s", "pg_dump_s", "py_s", "zstd_s")
 
 
 def note(message: str) -> None:
@@ -46,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size-mb", type=int, default=500, help="about the database's size")
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds, order rotated")
     parser.add_argument("--jobs", default="1,2,4", help="BACKUP_DUMP_JOBS values to run")
+    parser.add_argument("--trace-rounds", type=int, default=1,
+                        help="traced runs per jobs value after the rounds (steps, threads)")
     parser.add_argument("--output", type=Path, help="JSON results (default bench/results/)")
     return parser.parse_args(argv)
 
@@ -94,29 +106,67 @@ class Bench:
         env["PATH"] = f"{Path(self.pg_dump).parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
+    def measured(self, run: Any) -> dict[str, Any]:
+        """``run()``'s sample with the core-seconds of the server's backends and of the
+        whole machine during it added to its ``cpu``."""
+        server, machine = proc_cpu(self.cluster.server_pid(), True), machine_busy_s()
+        sample: dict[str, Any] = run()
+        time.sleep(0.2)  # let the postmaster reap the run's backends before reading CPU
+        cpu = sample.setdefault("cpu", {})
+        cpu["server_s"] = round(proc_cpu(self.cluster.server_pid(), True) - server, 3)
+        cpu["machine_s"] = round(machine_busy_s() - machine, 3)
+        return sample
+
     def raw_pipe(self, label: str) -> dict[str, Any]:
-        out = self.workdir / "raw.pgc.zst"
-        script = f"set -o pipefail; {self.pg_dump} -Fc -Z0 | zstd -q -1 -T2 > {out}"
+        out, dumps = self.workdir / "raw.pgc.zst", self.workdir / "raw-pg_dump.jsonl"
+        dumps.unlink(missing_ok=True)
+        measured = f"{sys.executable} -S -I {SPAWN} {dumps} -- {self.pg_dump}"
+        script = f"set -o pipefail; {measured} -Fc -Z0 | zstd -q -1 -T2 > {out}"
         record, _ = spawn(self.workdir, ["bash", "-c", script], self.env(), label)
         stored = out.stat().st_size
         out.unlink()
-        return {"wall_s": record["wall_s"], "stored_bytes": stored}
+        dump = _cpu_s(_jsonl(dumps)[0])
+        return {"wall_s": record["wall_s"], "stored_bytes": stored,
+                "cpu": {"pg_dump_s": dump, "zstd_s": round(_cpu_s(record) - dump, 3)}}
 
-    def ours(self, jobs: int, label: str) -> dict[str, Any]:
+    def ours(self, jobs: int, label: str, trace: bool = False) -> dict[str, Any]:
         conn = self.cluster.conninfo(DBNAME)
-        root = self.workdir / "storage"
+        root, dumps = self.workdir / "storage", self.workdir / "pg_dump.jsonl"
+        dumps.unlink(missing_ok=True)
         argv = [sys.executable, str(CHILD), "--host", conn["host"], "--port", str(conn["port"]),
                 "--user", conn["user"], "--dbname", DBNAME, "--catalog-dbname", CATALOG_DB,
                 "--target", DBNAME, "--storage", "local", "--local-root", str(root),
-                "--level", "1", "--threads", "2", "--jobs", str(jobs)]
+                "--level", "1", "--threads", "2", "--jobs", str(jobs),
+                "--pg-dump-rss", str(dumps)] + (["--trace"] if trace else [])
         record, out = spawn(self.workdir, argv, self.env(), label)
         child = json.loads(out.strip().splitlines()[-1])
         shutil.rmtree(root, ignore_errors=True)
-        return {"wall_s": record["wall_s"], "rss_kib": record["maxrss_kib"],
-                "stored_bytes": child["stored_bytes"], "parts": child["parts"]}
+        streams = _jsonl(dumps)
+        sample = {"wall_s": record["wall_s"], "rss_kib": record["maxrss_kib"],
+                  "stored_bytes": child["stored_bytes"], "parts": child["parts"],
+                  "run_s": child["run_s"],
+                  "cpu": {"pg_dump_s": round(sum(_cpu_s(d) for d in streams), 3),
+                          "py_s": round(child["self_user_s"] + child["self_sys_s"], 3)},
+                  "streams": [{"start_s": round(d["start_monotonic"] - record["start_monotonic"],
+                                                3), "wall_s": d["wall_s"], "cpu_s": _cpu_s(d)}
+                              for d in streams]}
+        if trace:
+            sample["trace"] = {
+                "startup_s": round(child["t0_monotonic"] - record["start_monotonic"], 4),
+                **{k: child[k] for k in ("imports_s", "spans", "py_threads_s",
+                                         "native_threads_s")}}
+        return sample
 
     def close(self) -> None:
         self.cluster.stop()
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _cpu_s(record: dict[str, Any]) -> float:
+    return round(float(record["user_s"]) + float(record["sys_s"]), 3)
 
 
 def run_rounds(bench: Bench, jobs: list[int]) -> list[dict[str, Any]]:
@@ -126,14 +176,33 @@ def run_rounds(bench: Bench, jobs: list[int]) -> list[dict[str, Any]]:
         shift = round_no % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             label = f"{variant}-r{round_no}"
-            sample = (bench.raw_pipe(label) if variant == "raw"
-                      else bench.ours(int(variant.split("=")[1]), label))
+            sample = bench.measured(lambda v=variant, lb=label: (
+                bench.raw_pipe(lb) if v == "raw" else bench.ours(int(v.split("=")[1]), lb)))
             sample.update(variant=variant, round=round_no, load=os.getloadavg()[0])
-            note(f"{label}: {sample['wall_s']:.2f} s, {sample['stored_bytes']:,} B stored"
+            note(f"{label}: {sample['wall_s']:.2f} s, {sample['stored_bytes']:,} B stored, "
+                 f"{_own_cpu(sample):.2f} core-s"
                  + (f", {sample['parts']} objects, RSS {sample['rss_kib'] / 1024:.0f} MiB"
                     if "parts" in sample else ""))
             samples.append(sample)
     return samples
+
+
+def traced_runs(bench: Bench, jobs: list[int]) -> list[dict[str, Any]]:
+    """Each jobs value once more per trace round, with the child's steps and threads."""
+    found = []
+    for round_no in range(bench.args.trace_rounds):
+        for job in jobs:
+            label = f"traced-jobs={job}-r{round_no}"
+            sample = bench.measured(lambda j=job, lb=label: bench.ours(j, lb, trace=True))
+            sample.update(variant=f"jobs={job}", round=round_no, load=os.getloadavg()[0])
+            note(f"{label}: {sample['wall_s']:.2f} s, steps {sample['trace']['spans']}")
+            found.append(sample)
+    return found
+
+
+def _own_cpu(sample: dict[str, Any]) -> float:
+    """Core-seconds of the run's own processes: server backends, pg_dump, ours, zstd."""
+    return float(sum(sample["cpu"].get(k, 0.0) for k in CPU_KEYS))
 
 
 def report(samples: list[dict[str, Any]], jobs: list[int]) -> dict[str, Any]:
@@ -152,6 +221,12 @@ def report(samples: list[dict[str, Any]], jobs: list[int]) -> dict[str, Any]:
             "rss_mib": (statistics.median(s["rss_kib"] for s in mine) / 1024
                         if "rss_kib" in mine[0] else None),
             "objects": mine[0].get("parts"),
+            "cpu": {k: statistics.median(s["cpu"].get(k, 0.0) for s in mine)
+                    for k in (*CPU_KEYS, "machine_s")},
+            "own_core_s": statistics.median(_own_cpu(s) for s in mine),
+            "floor_s": statistics.median(_own_cpu(s) / CORES for s in mine),
+            "wall_vs_floor": statistics.median(s["wall_s"] / (_own_cpu(s) / CORES)
+                                               for s in mine),
         }
     print(f"\n{'variant':<10} {'wall s':>7} {'x single':>9} {'stored x':>9} {'RSS MiB':>8} "
           f"{'objects':>7}  target")
@@ -162,7 +237,40 @@ def report(samples: list[dict[str, Any]], jobs: list[int]) -> dict[str, Any]:
         rss = f"{row['rss_mib']:.0f}" if row["rss_mib"] is not None else "-"
         print(f"{variant:<10} {row['wall_s']:>7.2f} {row['wall_vs_single']:>8.2f}x "
               f"{row['stored_vs_single']:>8.3f}x {rss:>8} {row['objects'] or '-':>7}  {target}")
+    print_cpu(rows)
     return rows
+
+
+def print_cpu(rows: dict[str, dict[str, Any]]) -> None:
+    """Where the core-seconds went, and the floor they set on the wall."""
+    print(f"\ncore-seconds (medians) on {CORES} cores; floor = own core-s / {CORES}")
+    print(f"{'variant':<10} {'server':>7} {'pg_dump':>8} {'py':>6} {'zstd':>6} {'own':>6} "
+          f"{'machine':>8} {'floor s':>8} {'wall s':>7} {'wall/floor':>10}")
+    for variant, row in rows.items():
+        cpu = row["cpu"]
+        print(f"{variant:<10} {cpu['server_s']:>7.2f} {cpu['pg_dump_s']:>8.2f} "
+              f"{cpu['py_s']:>6.2f} {cpu['zstd_s']:>6.2f} {row['own_core_s']:>6.2f} "
+              f"{cpu['machine_s']:>8.2f} {row['floor_s']:>8.2f} {row['wall_s']:>7.2f} "
+              f"{row['wall_vs_floor']:>9.2f}x")
+    single, two = rows.get("jobs=1"), rows.get("jobs=2")
+    if single and two:
+        print(f"0.65x of one stream is {0.65 * single['wall_s']:.2f} s; the CPU floor of 2 "
+              f"jobs is {two['floor_s']:.2f} s ({two['floor_s'] / single['wall_s']:.2f}x of "
+              "one stream)")
+
+
+def print_traced(traced: list[dict[str, Any]]) -> None:
+    """The traced runs: start-up, steps, threads, streams."""
+    for sample in traced:
+        trace = sample["trace"]
+        print(f"\ntraced {sample['variant']}: wall {sample['wall_s']:.2f} s, run() "
+              f"{sample['run_s']:.2f} s, start-up {trace['startup_s']:.2f} s, imports "
+              f"{trace['imports_s']:.2f} s; Python threads {trace['py_threads_s']:.2f} "
+              f"core-s, zstd threads {trace['native_threads_s']:.2f} core-s")
+        print("  steps: " + ", ".join(f"{k.removeprefix('backup.')} {v:.3f}"
+                                      for k, v in trace["spans"].items()))
+        print("  pg_dump streams (start s, wall s, core-s): " + "; ".join(
+            f"{s['start_s']:.2f} {s['wall_s']:.2f} {s['cpu_s']:.2f}" for s in sample["streams"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,11 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         database = bench.build()
         load_before = os.getloadavg()
         samples = run_rounds(bench, jobs)
+        traced = traced_runs(bench, jobs)
         rows = report(samples, jobs)
+        print_traced(traced)
         print(f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}; "
               f"{os.cpu_count()} cores")
         save_results({"database": database, "rows": rows, "samples": samples,
-                      "cores": os.cpu_count(), "load_before": load_before,
+                      "traced": traced, "cores": CORES, "load_before": load_before,
                       "load_after": os.getloadavg()},
                      args.output or HERE / "results" / f"parallel-{args.size_mb}mb.json")
     finally:
