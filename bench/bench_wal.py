@@ -33,10 +33,13 @@ from amprenta_backup.core.models import RunContext, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo, tool
 from amprenta_backup.core.pitr.basebackup import BaseBackupRunner
 from amprenta_backup.core.pitr.localserver import give_to
+from amprenta_backup.core.settings import WalSettings
 from amprenta_backup.core.storage import LocalStorage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.ranges import WalRange
-from amprenta_backup.core.wal.settings import write_config_file
+from amprenta_backup.core.wal.settings import read_config_file, write_config_file
+from amprenta_backup.core.wal.shellpush import archive_command_line
+from amprenta_backup.core.wal.spool import Spool
 from amprenta_backup.sandbox.cluster import ThrowawayCluster
 from amprenta_backup.sandbox.dataset import load_bulk
 from amprenta_backup.sandbox.serverenv import wal_command
@@ -61,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "wal: the WAL archiving alone")
     parser.add_argument("--parallel", type=int, default=None,
                         help="BACKUP_WAL_PARALLEL of our archiver (default: the setting's)")
+    parser.add_argument("--command", choices=("shell", "push"), default="shell",
+                        help="ours: the line `amprenta-wal archive-command` prints (shell), or "
+                             "plain `amprenta-wal push %%p %%f`")
+    parser.add_argument("--level", type=int, default=None,
+                        help="BACKUP_WAL_COMPRESSION_LEVEL of ours (default: the setting's)")
     parser.add_argument("--output", help="JSON file (default bench/results/wal-<size>mb.json)")
     return parser.parse_args(argv)
 
@@ -94,10 +102,18 @@ class WalBench:
             "BACKUP_STORAGE_TYPE": "local", "BACKUP_LOCAL_PATH": str(self.store),
             "BACKUP_WAL_TARGET": TARGET, "BACKUP_WAL_SPOOL": str(self.work / "private" / "spool"),
             "BACKUP_WAL_IDLE_EXIT_SECONDS": "5",
-            **({"BACKUP_WAL_PARALLEL": str(self.args.parallel)} if self.args.parallel else {})})
+            **({"BACKUP_WAL_PARALLEL": str(self.args.parallel)} if self.args.parallel else {}),
+            **({} if self.args.level is None else
+               {"BACKUP_WAL_COMPRESSION_LEVEL": str(self.args.level)})})
         for folder in (self.store, self.copies, self.config.parent):
             give_to(folder, os_user)
         self.ours = f"{wal_command(os_user)} --config {self.config} push %p %f"
+        if self.args.command == "shell":
+            settings = WalSettings.from_env(read_config_file(self.config))
+            pg_wal = self.cluster.data_dir / "pg_wal"
+            self.ours = archive_command_line(wal_command(os_user), self.config, pg_wal,
+                                             Spool(settings.spool_dir(pg_wal)),
+                                             settings.wait_seconds)
         self.cp = f"test ! -f {self.copies}/%f && cp %p {self.copies}/%f"
         started = time.monotonic()
         load_bulk(self.cluster, "bench", self.args.size_mb)
@@ -152,17 +168,23 @@ class WalBench:
             "SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'")[0][0])
         before = _proc_cpu_seconds(pg_archiver)
         self.archive_with(command)
-        seconds = self.wait_drained()
+        started = time.monotonic()
+        while self.ready() >= backlog and time.monotonic() - started < 60:
+            time.sleep(0.005)
+        first = time.monotonic() - started  # ours: the archiver's cold start is in it
+        seconds = self.wait_drained() + first
         pid = self._spool().archiver_pid()  # ours: the archiver is not PostgreSQL's child
         cpu = _proc_cpu_seconds(pg_archiver) - before + (
             _proc_cpu_seconds(pid, own=True) if pid else 0)
         self.samples.append({"kind": "drain", "method": method, "round": round_,
-                             "segments": backlog,
-                             "seconds": seconds, "seg_per_s": backlog / seconds,
-                             "cpu_ms_per_segment": 1000 * cpu / backlog, "load_before": load})
+                             "segments": backlog, "seconds": seconds, "first_s": first,
+                             "seg_per_s": backlog / seconds,
+                             "seg_per_s_after_first": (backlog - 1) / max(seconds - first, 1e-3),
+                             "cpu_ms_per_segment": 1000 * cpu / backlog, "load_before": load,
+                             "load_after": os.getloadavg()[0]})
         note(f"drain {method}: {backlog} segments in {seconds:.2f} s = "
-             f"{backlog / seconds:.1f} seg/s, {1000 * cpu / backlog:.0f} CPU-ms a segment "
-             f"(load {load:.1f})")
+             f"{backlog / seconds:.1f} seg/s (first after {first:.2f} s), "
+             f"{1000 * cpu / backlog:.0f} CPU-ms a segment (load {load:.1f})")
 
     def sustained(self, method: str, command: str, round_: int) -> None:
         self.archive_with(command)
@@ -194,10 +216,6 @@ class WalBench:
              f" seg/s), max .ready {peak}, pgbench {tps} tps")
 
     def _spool(self) -> Any:
-        from amprenta_backup.core.settings import WalSettings
-        from amprenta_backup.core.wal.settings import read_config_file
-        from amprenta_backup.core.wal.spool import Spool
-
         settings = WalSettings.from_env(read_config_file(self.config))
         return Spool(settings.spool_dir(self.cluster.data_dir / "pg_wal"))
 
@@ -276,9 +294,6 @@ class WalBench:
 
     @staticmethod
     def _spool_for(pg_wal: Path, env: dict[str, str]) -> Path:
-        from amprenta_backup.core.settings import WalSettings
-        from amprenta_backup.core.wal.spool import Spool
-
         return Spool(WalSettings.from_env(env).spool_dir(pg_wal)).prepare().root
 
     def stop(self) -> None:
@@ -327,7 +342,8 @@ def summarize(bench: WalBench) -> dict[str, Any]:
     for kind, methods, keys in (
             ("basebackup", ("raw", "raw --no-sync", "ours"),
              ("seconds", "client_cpu_s", "stored_bytes")),
-            ("drain", ("cp", "ours"), ("seg_per_s", "segments", "cpu_ms_per_segment")),
+            ("drain", ("cp", "ours"), ("seg_per_s", "segments", "cpu_ms_per_segment", "first_s",
+                                       "seg_per_s_after_first")),
             ("sustained", ("cp", "ours"), ("seg_per_s", "max_ready", "tps"))):
         for method in methods:
             summary[f"{kind}/{method}"] = {key: median(pick(kind, method, key)) for key in keys}

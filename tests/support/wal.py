@@ -12,9 +12,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg import sql
+
+from amprenta_backup.core.settings import WalSettings
 from amprenta_backup.core.storage import S3Storage
 from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.settings import write_config_file
+from amprenta_backup.core.wal.shellpush import archive_command_line
+from amprenta_backup.core.wal.spool import Spool
 from amprenta_backup.sandbox.cluster import ClusterBase, ThrowawayCluster, server_os_user
 from amprenta_backup.sandbox.s3server import MotoServer
 from amprenta_backup.sandbox.serverenv import wal_command
@@ -83,9 +88,11 @@ def write_owned_config(folder: Path, values: dict[str, str], os_user: str | None
 
 def start_archiving_cluster(moto: MotoServer, bucket: str, target: str,
                             extra: dict[str, str] | None = None,
-                            wal_extra: dict[str, str] | None = None) -> WalSetup:
-    """Start a cluster with ``archive_command = 'amprenta-wal --config F push %p %f'``
-    (``extra``: server settings; ``wal_extra``: more ``amprenta-wal`` settings)."""
+                            wal_extra: dict[str, str] | None = None,
+                            shell_line: bool = True) -> WalSetup:
+    """Start a cluster with ``archive_command = 'amprenta-wal --config F push %p %f'``, then
+    (``shell_line``) switch to the line ``amprenta-wal archive-command`` prints, as the docs
+    advise (``extra``: server settings; ``wal_extra``: more ``amprenta-wal`` settings)."""
     os_user = server_os_user()
     folder = private_folder(os_user)
     settings = {**wal_settings(moto, bucket, target, folder / "spool"), **(wal_extra or {})}
@@ -97,7 +104,16 @@ def start_archiving_cluster(moto: MotoServer, bucket: str, target: str,
         **(extra or {})})
     try:
         cluster.start()
+        if shell_line:
+            pg_wal = cluster.data_dir / "pg_wal"
+            wal = WalSettings.from_env(settings)
+            line = archive_command_line(command, config, pg_wal, Spool(wal.spool_dir(pg_wal)),
+                                        wal.wait_seconds)
+            cluster.execute(sql.SQL("ALTER SYSTEM SET archive_command = {}").format(
+                sql.Literal(line)))
+            cluster.execute("SELECT pg_reload_conf()")
     except BaseException:
+        cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
         raise
     archive = WalArchive(S3Storage(moto.client(), bucket), PREFIX, target)

@@ -70,6 +70,13 @@ def build_cli() -> click.Group:
         click.option("--pg-wal", required=True, metavar="DIR", help="the cluster's pg_wal folder")(
             click.option("--idle-exit", type=float, metavar="SECONDS",
                          help="seconds idle before exiting, 0=never")(parsed("archiver"))))
+    cli.command("archive-command", help="print the archive_command line that answers from "
+                "the archiver's markers in the shell, without starting Python per segment "
+                "(run it as the server's OS user)")(
+        click.option("--pg-wal", required=True, metavar="DIR", help="the cluster's pg_wal folder")(
+            click.option("--command", "wal_command", metavar="PATH",
+                         help="the amprenta-wal the server runs (default: this one)")(
+                parsed("archive-command"))))
     cli.command("list", help="list archived WAL files")(click.option(
         "--timeline", help="only this timeline (8 hex digits)")(as_json(parsed("list"))))
     cli.command("check", help="check the settings and that storage can be written")(
@@ -131,7 +138,7 @@ def _run(raw: list[str]) -> int:
     Mode.json = bool(getattr(args, "as_json", False))  # stderr in JSON Lines too
     configure_logging(args.verbose, "amprenta-wal: %(levelname)s %(message)s")
     handlers = {"push": _push, "fetch": _fetch, "archiver": _archiver, "list": _list,
-                "check": _check, "cleanup": _retention}
+                "check": _check, "cleanup": _retention, "archive-command": _archive_command}
     try:
         env = settings_environment(args.config)
         os.environ.update(env)  # boto3 reads credentials from the process environment
@@ -255,6 +262,33 @@ def _archiver(args: SimpleNamespace, env: dict[str, str]) -> int:
     finally:
         _log().info("archiver exits after pushing %d files", archiver.pushed)
         lock.close()
+    return EXIT_OK
+
+
+def _archive_command(args: SimpleNamespace, env: dict[str, str]) -> int:
+    from pathlib import Path
+
+    from amprenta_backup.core.errors import ConfigError
+    from amprenta_backup.core.settings import WalSettings
+    from amprenta_backup.core.wal.shellpush import archive_command_line
+    from amprenta_backup.core.wal.spool import Spool
+
+    settings = WalSettings.from_env(env)
+    pg_wal = Path(args.pg_wal).resolve()
+    if not (pg_wal / "archive_status").is_dir():
+        raise ConfigError(f"{pg_wal} is not a pg_wal folder (it has no archive_status); give "
+                          "the cluster's pg_wal with --pg-wal")
+    owner = pg_wal.stat().st_uid
+    if owner != os.getuid() and not WalSettings.is_set("spool_root", env):
+        raise ConfigError(f"{pg_wal} belongs to uid {owner}, not to you (uid {os.getuid()}): "
+                          "the archiver's spool folder depends on the OS user, so run this as "
+                          "the user PostgreSQL runs as (e.g. sudo -u postgres amprenta-wal ...)")
+    command = Path(args.wal_command or Path(sys.executable).parent / PROG)
+    if not os.access(command, os.X_OK):
+        raise ConfigError(f"{command} is not an executable amprenta-wal; give the one the "
+                          "server's OS user runs with --command PATH")
+    print(archive_command_line(command.absolute(), env.get(CONFIG_VARIABLE), pg_wal,
+                               Spool(settings.spool_dir(pg_wal)), settings.wait_seconds))
     return EXIT_OK
 
 

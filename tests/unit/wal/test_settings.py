@@ -69,7 +69,19 @@ def test_settings_defaults_and_spool_folder_per_cluster(tmp_path: Path) -> None:
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_PARALLEL": "two"},
      "BACKUP_WAL_PARALLEL='two' is not a number"),
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_ASYNC": "maybe"}, "BACKUP_WAL_ASYNC"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_COMPRESSION_LEVEL": "0"},
+     r"=0 is not a zstd level; use 1-19 .* or -1 to -50"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_COMPRESSION_LEVEL": "-51"},
+     "=-51 is out of range; use -50 to 19"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_COMPRESSION_LEVEL": "20"},
+     "=20 is out of range; use -50 to 19"),
 ])
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         WalSettings.from_env(env)
+
+
+def test_zstd_fast_levels_are_accepted() -> None:
+    settings = WalSettings.from_env({"BACKUP_WAL_TARGET": "t",
+                                     "BACKUP_WAL_COMPRESSION_LEVEL": "-3"})
+    assert settings.compression_level == -3

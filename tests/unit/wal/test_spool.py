@@ -150,3 +150,19 @@ def test_concurrent_pushes_of_the_same_segment_both_succeed(
     for thread in threads:
         thread.join()
     assert errors == [] and archive.has(SEGMENTS[1])
+
+
+def test_a_push_looking_at_the_lock_does_not_turn_a_new_archiver_away(spool: Spool) -> None:
+    """archiver_running() holds the lock shared for a moment; a new archiver starting just then
+    waits for it instead of leaving (a 10 s stall of the first push under load)."""
+    import fcntl
+
+    spool.lock_path.touch()
+    with open(spool.lock_path, "rb") as probe:
+        fcntl.flock(probe, fcntl.LOCK_SH)
+        timer = threading.Timer(0.1, probe.close)
+        timer.start()
+        lock = spool.lock()
+        timer.join()
+    assert lock is not None
+    lock.close()

@@ -173,7 +173,8 @@ def allowed(field: FieldInfo) -> str:
     unit = _extra(field, "unit") or ""
     if low_open:
         return f"a number{' of ' + unit if unit else ''} above {low} and at most {high}"
-    return f"{low}-{high}{' ' + unit if unit else ''}"
+    span = f"{low} to {high}" if low is not None and low < 0 else f"{low}-{high}"
+    return f"{span}{' ' + unit if unit else ''}"
 
 
 def _choices(values: Any) -> str:

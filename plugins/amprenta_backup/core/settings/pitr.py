@@ -33,8 +33,9 @@ class WalSettings(Settings):
         shown="`/tmp/amprenta-wal-<uid>`")
     parallel: int = var("BACKUP_WAL_PARALLEL", 2, "segments the archiver pushes at the same "
                         "time", ge=1, le=32)
-    compression_level: int = var("BACKUP_WAL_COMPRESSION_LEVEL", 1,
-                                 "zstd level of stored segments", ge=1, le=19)
+    compression_level: int = var(
+        "BACKUP_WAL_COMPRESSION_LEVEL", 1, "zstd level of stored segments: 1-19, or -1 to -50 "
+        "for zstd's fast levels (faster, larger; not 0)", ge=-50, le=19)
     async_push: bool = var("BACKUP_WAL_ASYNC", True, "push `.ready` segments ahead from one "
                            "long-lived archiver process (`false`: push synchronously)")
     wait_seconds: float = var("BACKUP_WAL_WAIT_SECONDS", 60.0, "how long `push` waits for the "
@@ -55,6 +56,10 @@ class WalSettings(Settings):
                               "WAL is stored under (the Airflow connection id of the cluster, "
                               "e.g. BACKUP_WAL_TARGET=pg_main)")
         check_target_name(self.target)
+        if self.compression_level == 0:
+            raise ConfigError("BACKUP_WAL_COMPRESSION_LEVEL=0 is not a zstd level; use 1-19 "
+                              "(higher: smaller and slower) or -1 to -50 (zstd's fast levels: "
+                              "faster and larger), e.g. BACKUP_WAL_COMPRESSION_LEVEL=1")
         return self
 
     def spool_dir(self, pg_wal: Path) -> Path:

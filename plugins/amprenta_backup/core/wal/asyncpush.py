@@ -57,6 +57,7 @@ class AsyncArchiver:
         self.parallel = parallel
         self.idle_exit_seconds = idle_exit_seconds
         self._running: dict[str, Future[str]] = {}
+        self._held: dict[str, int] = {}  # busy/NAME locks of the running pushes
         self._done: set[str] = set()
         self._failed: dict[str, float] = {}
         self.pushed = 0
@@ -77,6 +78,8 @@ class AsyncArchiver:
             for future in list(self._running.values()):
                 future.cancel()
         self._collect()
+        for name in list(self._held):
+            self.spool.release(name, self._held.pop(name))
 
     def step(self, pool: ThreadPoolExecutor) -> bool:
         """Collect finished pushes and start new ones; True while pushes run (files failing
@@ -94,6 +97,9 @@ class AsyncArchiver:
                 continue
             if now - self._failed.get(name, -RETRY_FAILED_AFTER) < RETRY_FAILED_AFTER:
                 continue
+            fd = self.spool.hold(name)
+            if fd is not None:
+                self._held[name] = fd
             self._running[name] = pool.submit(self.push, self.pg_wal / name, name)
         return bool(self._running)
 
@@ -110,20 +116,28 @@ class AsyncArchiver:
             if not future.done():
                 continue
             del self._running[name]
-            if future.cancelled():
-                continue
-            error = future.exception()
-            if error is None:
-                self.spool.mark(name, True, future.result())
-                self._done.add(name)
-                self._failed.pop(name, None)
-                self.pushed += 1
-            elif isinstance(error, FileNotFoundError) or "No such file" in str(error):
-                self._done.add(name)  # archived and recycled meanwhile
-            else:
-                log.warning("pushing %s failed: %s", name, error)
-                self.spool.mark(name, False, f"{type(error).__name__}: {error}")
-                self._failed[name] = time.monotonic()
+            try:
+                self._outcome(name, future)
+            finally:  # after the marker: a shell line waiting on busy/NAME finds it
+                if name in self._held:
+                    self.spool.release(name, self._held.pop(name))
+
+    def _outcome(self, name: str, future: Future[str]) -> None:
+        """Record one finished push: its marker, or its error and back-off."""
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            self.spool.mark(name, True, future.result())
+            self._done.add(name)
+            self._failed.pop(name, None)
+            self.pushed += 1
+        elif isinstance(error, FileNotFoundError) or "No such file" in str(error):
+            self._done.add(name)  # archived and recycled meanwhile
+        else:
+            log.warning("pushing %s failed: %s", name, error)
+            self.spool.mark(name, False, f"{type(error).__name__}: {error}")
+            self._failed[name] = time.monotonic()
 
 
 def await_push(spool: Spool, name: str, wait_seconds: float, start_archiver: Callable[[], None],

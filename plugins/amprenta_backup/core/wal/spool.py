@@ -2,6 +2,8 @@
 
 The archiver process (``wal_async``) writes ``ok/NAME`` once NAME is stored and
 ``error/NAME`` when a push failed; ``amprenta-wal push`` consumes the marker of its segment.
+While it pushes NAME it holds an exclusive lock on ``busy/NAME``: the shell line of
+:mod:`.shellpush` waits on that lock (``flock -s``) instead of polling.
 Only ``os``-level calls: the per-segment call of PostgreSQL imports this module.
 """
 
@@ -11,10 +13,13 @@ import contextlib
 import fcntl
 import os
 import stat
+import time
 from pathlib import Path
 from typing import IO
 
 from amprenta_backup.core.errors import ConfigError
+
+LOCK_RETRY_SECONDS = 0.5  # how long a new archiver tries for the lock before it gives way
 
 
 class Spool:
@@ -27,6 +32,7 @@ class Spool:
         self.root = root
         self.ok_dir = root / "ok"
         self.error_dir = root / "error"
+        self.busy_dir = root / "busy"
         self.lock_path = root / "archiver.lock"
         self.log_path = root / "archiver.log"
 
@@ -40,8 +46,8 @@ class Spool:
             raise ConfigError(f"spool folder {self.root} must be a directory owned by uid "
                               f"{os.getuid()} with mode 700; remove it or set BACKUP_WAL_SPOOL "
                               "to another folder")
-        self.ok_dir.mkdir(mode=0o700, exist_ok=True)
-        self.error_dir.mkdir(mode=0o700, exist_ok=True)
+        for folder in (self.ok_dir, self.error_dir, self.busy_dir):
+            folder.mkdir(mode=0o700, exist_ok=True)
         return self
 
     def take_ok(self, name: str) -> bool:
@@ -73,10 +79,30 @@ class Spool:
 
     def prune(self, ready: set[str]) -> None:
         """Drop markers of files that are no longer waiting to be archived."""
-        for folder in (self.ok_dir, self.error_dir):
+        for folder in (self.ok_dir, self.error_dir, self.busy_dir):
             for entry in os.scandir(folder):
                 if not entry.name.startswith(".") and entry.name not in ready:
                     Path(entry.path).unlink(missing_ok=True)
+
+    def hold(self, name: str) -> int | None:
+        """Lock ``busy/NAME`` while NAME is pushed (the shell line waits on it); the file
+        descriptor, or None if the lock is not free at once (then the line polls instead)."""
+        try:
+            fd = os.open(self.busy_dir / name, os.O_RDONLY | os.O_CREAT, 0o600)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def release(self, name: str, fd: int) -> None:
+        """Unlock ``busy/NAME`` once its marker is written: whoever waits on it wakes up."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.busy_dir / name).unlink()
+        os.close(fd)
 
     def archiver_running(self) -> bool:
         """Whether an archiver process holds the lock."""
@@ -91,11 +117,19 @@ class Spool:
         """Take the archiver lock and write this process's pid into it; None if another
         archiver holds it. Keep the handle open."""
         handle = open(self.lock_path, "ab")  # noqa: SIM115 - held for the process's life
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return None
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # a running archiver holds it for good; archiver_running() of a waiting push
+                # holds it shared for a moment: seen once under load as a 10 s stall (the new
+                # archiver left, the push waited out its start grace)
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    return None
+                time.sleep(0.01)
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n".encode())
         handle.flush()
