@@ -243,6 +243,18 @@ class ToolInput:
         except BrokenPipeError:
             self.closed_early = True
 
+    def send(self, fd: int, offset: int, count: int) -> int:
+        """Copy up to ``count`` bytes of the file ``fd`` from ``offset`` to the tool's stdin
+        in the kernel (``sendfile``: no copy through Python); the bytes sent, 0 once the tool
+        has stopped reading or the file ends. Not to be mixed with buffered writes."""
+        if self.closed_early:
+            return 0
+        try:
+            return os.sendfile(self._stdin.fileno(), fd, offset, count)
+        except BrokenPipeError:
+            self.closed_early = True
+            return 0
+
     def close_input(self) -> None:
         """End the tool's stdin (it sees end of file); :meth:`finish` still waits for it."""
         try:

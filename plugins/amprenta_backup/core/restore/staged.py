@@ -3,7 +3,7 @@
 ``pg_restore --jobs`` needs a seekable file; waiting for the whole dump to be downloaded and
 decompressed into one cost 30 % on top of ``pg_restore -j 2`` itself. Here the dump is
 decompressed into the temporary file by one thread while, reading that growing file each at
-its own pace: ``pg_restore --list`` gives the table of contents, ``--section=pre-data``
+its own pace: ``pg_restore --list`` gives the table of contents while ``--section=pre-data``
 creates the schema, then ``jobs`` ``pg_restore --section=data`` processes load disjoint sets
 of tables (largest first, to the least loaded) as their bytes arrive. Once the file is whole
 (and its sha256 checked again on the way), the caller builds indexes and constraints with
@@ -108,10 +108,9 @@ class StagedRestore:
             growing.close(failed=True)
 
     def _stages(self, growing: GrowingFile, folder: Path) -> None:
-        listing = _finish("pg_restore --list", [Follower(growing, self.list_argv, self.env,
-                                                          capture=True)])
-        _finish("pg_restore --section=pre-data",
-                [Follower(growing, self.argv("--section=pre-data"), self.env)])
+        listing = _finish("pg_restore --list or --section=pre-data", [  # both read the TOC
+            Follower(growing, self.list_argv, self.env, capture=True),
+            Follower(growing, self.argv("--section=pre-data"), self.env)])
         loaders, lists = [], split_data(listing.decode(), self.rows, self.jobs)
         log.info("restoring the data with %d pg_restore processes while the dump arrives",
                  len(lists))
@@ -132,15 +131,17 @@ def _judge(outcome: list[Readback | BaseException], check: Check) -> None:
 
 
 def _finish(stage: str, followers: list[Follower]) -> bytes:
-    """Wait for every follower; DumpError (the others killed) if one failed."""
-    output, failure = b"", None
+    """Wait for every follower; the first one's stdout, or DumpError (the others killed) if
+    one failed."""
+    outputs, failure = [], None
     for follower in followers:
         if failure is not None:
             follower.kill()
             continue
         code, stderr, output = follower.finish()
+        outputs.append(output)
         if code != 0:
             failure = f"{stage} exited with code {code}: {stderr or 'no message'}"
     if failure is not None:
         raise DumpError(failure)
-    return output
+    return outputs[0]
