@@ -18,7 +18,7 @@ from amprenta_backup.core.backup.logical import BackupRunner
 from amprenta_backup.core.backup.parallel import resolve_jobs
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.encryption.stream import MAGIC
-from amprenta_backup.core.errors import PreconditionError
+from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError
 from amprenta_backup.core.models import Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.restore.request import RestoreRequest
@@ -111,6 +111,23 @@ def test_a_parallel_backup_of_the_sample_database_restores_equal(
     assert_databases_equal(pg_cluster, "amprenta", pg_cluster, target)
     assert result.mismatches == [] and list(work.iterdir()) == []
     assert {t: got for t, (got, _) in result.row_counts.items()} == manifest.table_counts
+
+
+def test_a_parallel_backup_with_a_damaged_data_part_fails_its_restore_and_leaves_nothing(
+        local_storage: Storage, catalog: Catalog, many_tables_conn: PgConnInfo,
+        pg_cluster: ClusterBase, new_name: Callable[[str], str], tmp_path: Path) -> None:
+    manifest = parallel_backup(local_storage, catalog, many_tables_conn, "pg_many")
+    damaged = manifest.dump_parts()[2]
+    rewrite(local_storage, damaged.key, flip_byte)
+    target, work = new_name("parallel_damaged"), tmp_path / "work"
+    work.mkdir()
+
+    with pytest.raises(ChecksumMismatch, match="found while restoring: nothing was restored"):
+        _restorer(local_storage, catalog, {"pg_many": many_tables_conn}).run(
+            RestoreRequest(manifest.backup_id, target, jobs=2), workdir=str(work))
+
+    assert not pg_cluster.database_exists(target) and list(work.iterdir()) == []
+    assert catalog.get(manifest.backup_id).status == Status.CORRUPT  # type: ignore[union-attr]
 
 
 def test_a_parallel_backup_of_many_tables_restores_equal_and_its_cleanup_deletes_every_object(

@@ -1,5 +1,6 @@
 """Parallel restores (jobs > 1) that start before the download ends: several tables loaded by
-several pg_restore processes from the growing file, and a dump changed on the way refused."""
+several pg_restore processes from the growing file, and a dump damaged in storage refused on
+that one read (no checksum pass before it), with nothing left behind."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import ChecksumMismatch
-from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.models import Manifest, Status
 from amprenta_backup.core.restore.request import RestoreRequest
 from amprenta_backup.core.restore.run import Restorer
 from amprenta_backup.core.storage import LocalStorage
@@ -73,19 +74,23 @@ def test_several_tables_load_in_several_processes_and_equal_the_source(
     assert list(work.iterdir()) == []  # the growing file and the lists are gone
 
 
-def test_a_dump_changed_after_its_checksum_is_refused_and_nothing_is_left(
+def test_a_dump_damaged_in_storage_fails_its_one_pass_and_no_database_is_left(
     local_storage: LocalStorage, catalog: Catalog, pg_cluster: ClusterBase, many_tables: str,
     backup: Manifest, new_name: Callable[[str], str], work: Path,
 ) -> None:
     target = new_name("staged_changed")
+    seen: list[str] = []
 
     def progress(phase: str, total: int) -> None:
-        if phase == "restore":  # the checksum pass is over: the object changes under us
-            rewrite(local_storage, backup.key, flip_byte)
+        seen.append(phase)  # the download starts: the object is damaged under it
+        rewrite(local_storage, backup.key, flip_byte)
 
-    with pytest.raises(ChecksumMismatch, match=r"changed while restoring"):
+    with pytest.raises(ChecksumMismatch, match=r"is corrupt: sha256 .* found while restoring: "
+                                               r"nothing was restored"):
         _restorer(local_storage, catalog, many_tables, pg_cluster).run(
             RestoreRequest(backup.backup_id, target, jobs=2), progress=progress,
             workdir=str(work))
+    assert seen == ["restore"]  # one read of the object: no separate checksum pass
     assert not pg_cluster.database_exists(target)
     assert list(work.iterdir()) == []
+    assert catalog.get(backup.backup_id).status == Status.CORRUPT  # type: ignore[union-attr]

@@ -2,9 +2,11 @@
 the data of every part at once, then the schema part's post-data (indexes, constraints,
 triggers) with ``pg_restore -j``.
 
-Every object's sha256 and size are proven before anything is restored. The schema part is
-downloaded to a temporary file (``pg_restore --section`` and ``-j`` need a seekable archive);
-it holds the schema and the small tables only. The data-only parts stream from storage
+Every object's sha256 and size are proven on its one read, before the restore is reported:
+the schema part's before its file is used, each data part's as it streams (a mismatch fails
+the restore and the caller drops the database). The schema part is downloaded to a temporary
+file (``pg_restore --section`` and ``-j`` need a seekable archive); it holds the schema and
+the small tables only. The data-only parts stream from storage
 through zstd into a ``pg_restore`` each, as many at once as the restore's ``jobs``.
 """
 
@@ -21,9 +23,9 @@ from pathlib import Path
 from amprenta_backup.core.constants import DUMP_NAME
 from amprenta_backup.core.encryption import KeyService
 from amprenta_backup.core.errors import ChecksumMismatch, DumpError
-from amprenta_backup.core.models import Manifest
 from amprenta_backup.core.readback import Progress, ToolInput, download_object, read_back
 from amprenta_backup.core.restore.plan import RestorePlan
+from amprenta_backup.core.restore.staged import LOADED
 from amprenta_backup.core.storage.base import Storage
 
 ArgvFor = Callable[[RestorePlan, Path | None, int, tuple[str, ...]], list[str]]
@@ -69,20 +71,6 @@ class PartsRestore:
         self.jobs = max(1, plan.request.jobs)
         self._progress = _Progress(progress)
 
-    def check(self) -> None:
-        """Every object's sha256 and size as the manifest says, read at once; else
-        :class:`ChecksumMismatch` naming each damaged one, before anything is restored."""
-        with ThreadPoolExecutor(min(self.jobs, len(self.objects))) as pool:
-            found = list(pool.map(self._problems, self.objects))
-        problems = [p for each in found for p in each]
-        if problems:
-            raise ChecksumMismatch(self._corrupt(problems) + "; nothing was restored",
-                                   backup_id=self.plan.backup_id)
-
-    def _problems(self, obj: Manifest) -> list[str]:
-        readback = read_back(self.storage, obj, None, decompress=False)
-        return [f"{self.storage.uri(obj.key)}: {p}" for p in readback.mismatches(obj)]
-
     def restore(self) -> None:
         """pre-data, every part's data at once, post-data; the first failure raised."""
         with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=self.workdir) as tmp:
@@ -119,8 +107,8 @@ class PartsRestore:
         problems = readback.mismatches(obj)
         if problems:
             raise ChecksumMismatch(self._corrupt([f"{self.storage.uri(obj.key)}: {p}"
-                                                  for p in problems])
-                                   + " (changed while restoring)", backup_id=self.plan.backup_id)
+                                                  for p in problems]) + LOADED,
+                                   backup_id=self.plan.backup_id)
         if code != 0:
             raise DumpError(f"pg_restore of {self.storage.uri(obj.key)} exited with code "
                             f"{code}: {stderr or 'no message'}")

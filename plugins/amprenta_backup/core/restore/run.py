@@ -1,9 +1,11 @@
 """Restores: a plan of what would be restored where, then a restore that refuses bad requests
-before touching anything and proves the dump intact before it starts."""
+before touching anything and proves the dump intact before it reports it restored (``jobs=1``
+before it starts; ``jobs > 1`` on its one read, dropping what it loaded on a mismatch)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import subprocess
 import tempfile
@@ -49,7 +51,7 @@ from amprenta_backup.core.restore.properties import (
 )
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
-from amprenta_backup.core.restore.staged import StagedRestore
+from amprenta_backup.core.restore.staged import LOADED, StagedRestore
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.tracing import span
 
@@ -65,7 +67,9 @@ class RestoreResult:
     :param plan: the plan it carried out
     :param performed: False for a dry run
     :param seconds: from the request to the counted rows: the achieved RTO
-    :param verify_seconds: reading the dump back to prove it intact (and downloading it)
+    :param verify_seconds: the plan, and with ``jobs=1`` reading the dump back to prove it
+        intact before anything is created (``jobs > 1`` and parallel dumps check the sha256
+        on their one read, inside ``restore_seconds``)
     :param restore_seconds: creating the database and running pg_restore
     :param row_counts: ``table -> (rows restored, rows in the manifest)``
     :param properties: the database properties it set (None for older backups)
@@ -94,7 +98,8 @@ class RestoreResult:
         rows = sum(got or 0 for got, _ in self.row_counts.values())
         return (f"restored backup {plan.backup_id} of {plan.source_target} into database "
                 f"{plan.database!r} on {plan.target_server} in {self.seconds:.1f} s (RTO; "
-                f"checksum {self.verify_seconds:.1f} s, restore {self.restore_seconds:.1f} s): "
+                f"plan and checksum {self.verify_seconds:.1f} s, restore "
+                f"{self.restore_seconds:.1f} s): "
                 f"{len(self.row_counts)} tables, {rows} rows, "
                 + ("row counts match the manifest" if not self.mismatches
                    else f"ROW COUNTS DIFFER: {'; '.join(self.mismatches)}")
@@ -221,22 +226,20 @@ class Restorer:
     def _restore(self, server: TargetServer, plan: RestorePlan, started: float,
                  progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
         """Prove the dump intact, restore it into ``plan.database``, count the rows."""
-        if plan.manifest.parts:  # a parallel dump: core/restore/parts.py
-            parts = PartsRestore(self.storage, plan, _restore_argv, self.keys,
-                                 _phase(progress, "restore", plan), workdir)
-            with span("restore.checksum", backup_id=plan.backup_id):
-                parts.check()
-            verified = time.monotonic()
-            with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
-                props = self._into(server, plan, parts.restore)
+        restore: Callable[[], None]
+        if plan.manifest.parts:  # a parallel dump (core/restore/parts.py): one pass
+            restore = PartsRestore(self.storage, plan, _restore_argv, self.keys,
+                                   _phase(progress, "restore", plan), workdir).restore
+        elif plan.request.jobs > 1:  # one pass: the temporary file is hashed as it is written
+            restore = functools.partial(self._restore_staged, plan, progress, workdir)
         else:
             with span("restore.checksum", backup_id=plan.backup_id):
                 self._check_checksum(plan, progress)
-            verified = time.monotonic()
-            with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
-                props = self._into(server, plan, lambda: (
-                    self._restore_staged(plan, progress, workdir) if plan.request.jobs > 1
-                    else self._restore_stream(plan, progress)))
+            restore = functools.partial(self._restore_stream, plan, progress)
+        _warn_unchecked(plan)
+        verified = time.monotonic()
+        with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
+            props = self._into(server, plan, restore)
         restored = time.monotonic()
         with span("restore.count_rows"):
             counts = _count(plan)
@@ -254,9 +257,6 @@ class Restorer:
         problems = readback.mismatches(plan.manifest)
         if problems:
             raise ChecksumMismatch(_corrupt(plan, problems) + "; nothing was restored")
-        if not plan.manifest.sha256:
-            log.warning("backup %s has no sha256 (BACKUP_CHECKSUM_ENABLED was off): only its "
-                        "size was checked", plan.backup_id)
 
     def _into(self, server: TargetServer, plan: RestorePlan,
               restore: Callable[[], None]) -> PropertiesResult | None:
@@ -276,7 +276,7 @@ class Restorer:
             return result
         except BaseException as exc:
             _drop_quietly(server, plan.database)
-            if isinstance(exc, ChecksumMismatch | KeyboardInterrupt):
+            if isinstance(exc, ChecksumMismatch | ObjectMissing | KeyboardInterrupt):
                 raise
             detail = plan.conn.redact(str(exc)) if isinstance(exc, BackupError) else repr(exc)
             target = plan.request.database
@@ -306,7 +306,7 @@ class Restorer:
         with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
             path = Path(tmp) / DUMP_NAME
             staged.run(path, lambda sink: self._download(plan, progress, sink),
-                       lambda readback: self._check_again(plan, readback))
+                       lambda readback: self._check_again(plan, readback, LOADED))
             _restore_file(plan, path, "--section=post-data")
 
     def _download(self, plan: RestorePlan, progress: ProgressFactory | None,
@@ -314,10 +314,17 @@ class Restorer:
         return read_back(self.storage, plan.manifest, sink, decompress=True,
                          progress=_phase(progress, "restore", plan), keys=self.keys)
 
-    def _check_again(self, plan: RestorePlan, readback: Readback) -> None:
+    def _check_again(self, plan: RestorePlan, readback: Readback,
+                     when: str = " (changed while restoring)") -> None:
         problems = readback.mismatches(plan.manifest)
         if problems:
-            raise ChecksumMismatch(_corrupt(plan, problems) + " (changed while restoring)")
+            raise ChecksumMismatch(_corrupt(plan, problems) + when)
+
+
+def _warn_unchecked(plan: RestorePlan) -> None:
+    if not plan.manifest.sha256:
+        log.warning("backup %s has no sha256 (BACKUP_CHECKSUM_ENABLED was off): only its "
+                    "size is checked", plan.backup_id)
 
 
 def _properties_text(props: PropertiesResult | None) -> str:

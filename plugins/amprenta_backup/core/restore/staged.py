@@ -31,6 +31,11 @@ Check = Callable[[Readback], None]
 Argv = Callable[..., list[str]]
 """``(*extra options) -> pg_restore argv`` into the target database."""
 
+LOADED = ("; found while restoring: nothing was restored (the database it was being loaded "
+          "into is dropped)")
+"""How a restore that checks the sha256 on its one read (this one, core/restore/parts.py) names
+a mismatch: the data was loaded as it arrived, and the caller drops that database."""
+
 _TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) ")
 
 
