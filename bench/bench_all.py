@@ -66,13 +66,13 @@ class LoadSampler:
     """The 1-minute load average every ``every`` seconds while a part runs."""
 
     def __init__(self, every: float = 5.0) -> None:
-        self.every, self.samples = every, [os.getloadavg()[0]]
+        self.every, self.samples = every, [round(os.getloadavg()[0], 2)]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            self.samples.append(os.getloadavg()[0])
+            self.samples.append(round(os.getloadavg()[0], 2))
 
     def __enter__(self) -> LoadSampler:
         self._thread.start()
@@ -81,7 +81,7 @@ class LoadSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.samples.append(os.getloadavg()[0])
+        self.samples.append(round(os.getloadavg()[0], 2))
 
 
 def busy_seconds() -> float:
