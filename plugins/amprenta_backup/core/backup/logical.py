@@ -50,6 +50,7 @@ from amprenta_backup.core.pipeline import Compression, StreamProgress, stream_co
 from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
 from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
+from amprenta_backup.core.storage.multipart import run_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ class BackupRunner:
             plan = self._plan(db)
             counter = RowCounter(conn, snapshot)
             counter.start()
+            capture = GlobalsCapture(self.storage, self.settings)  # read while the dump streams
+            taken = run_in_thread(lambda: capture.take(conn, run, backup_id), "globals")
             life.step = "dump"
             try:
                 if plan.parallel:
@@ -179,8 +182,8 @@ class BackupRunner:
             counter.join()
             if counter.error is not None:
                 raise counter.error
-        life.step = "globals"  # after the dump: a failed dump leaves no globals behind
-        globals_ref = GlobalsCapture(self.storage, self.settings).ensure(conn, run, backup_id)
+            life.step = "globals"  # stored after the dump: a failed dump leaves none behind
+            globals_ref = capture.store(db, taken.result())
         life.step = "manifest"
         first = parts[0]
         manifest = Manifest(
