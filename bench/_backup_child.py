@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trace", action="store_true",
                         help="report the engine's step spans and the CPU of Python vs native "
                         "(zstd) threads (see _child_trace.py)")
+    parser.add_argument("--phases", action="store_true",
+                        help="time the engine's steps by function (see _phases.py)")
     return parser.parse_args(argv)
 
 
@@ -170,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     wrapper_dir = _install_pg_dump_wrapper(args.pg_dump_rss) if args.pg_dump_rss else None
     imports_started = time.monotonic()
+    if args.phases:
+        import _phases
+
+        _phases.install()
     trace: dict[str, Any] = {}
     try:
         from amprenta_backup.core.backup.logical import BackupRunner, BackupSettings
@@ -214,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         "self_user_s": round(own.ru_utime, 3), "self_sys_s": round(own.ru_stime, 3),
         "children_user_s": round(kids.ru_utime, 3), "children_sys_s": round(kids.ru_stime, 3),
         "t0_monotonic": T0, **trace, **copy,
+        **({"phases": _phases.report(), "lived_s": round(time.monotonic() - T0, 4)}
+           if args.phases else {}),
     }), flush=True)
     return 0
 

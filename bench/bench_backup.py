@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma list of the variants to run (default all: a-h), "
                         "e.g. c,f for encryption on vs off alone")
+    parser.add_argument("--phases", action="store_true",
+                        help="time the steps of our backups (bench/_phases.py) into the JSON")
     parser.add_argument("--output", type=Path,
                         help="JSON results file (default bench/results/backup-<size>mb.json)")
     args = parser.parse_args(argv)
@@ -167,6 +169,7 @@ class Bench:
 
     def run_variant(self, variant: str, dbname: str, round_no: int) -> dict[str, Any]:
         label = f"{variant}-{dbname}-r{round_no}"
+        load = round(os.getloadavg()[0], 2)
         before = self.cpu_counters()
         if variant in ("a", "b"):
             sample = self._pg_dump(variant, dbname, label)
@@ -178,7 +181,7 @@ class Bench:
         after = self.cpu_counters()
         sample["cpu"] = {**sample.get("cpu", {}),
                          **{k: round(after[k] - before[k], 3) for k in before}}
-        sample.update(variant=variant, db=dbname, round=round_no)
+        sample.update(variant=variant, db=dbname, round=round_no, load1=load)
         return sample
 
     def _pg_dump(self, variant: str, dbname: str, label: str) -> dict[str, Any]:
@@ -203,6 +206,7 @@ class Bench:
                 "--user", conn["user"], "--dbname", dbname, "--catalog-dbname", CATALOG_DB,
                 "--target", dbname, "--prefix", PREFIX, "--level", str(self.args.level),
                 "--threads", str(self.args.threads), "--pg-dump-rss", str(rss_file)]
+        argv += ["--phases"] if self.args.phases else []
         root = self.workdir / "local-storage"
         if variant in ("c", "f"):
             argv += ["--storage", "local", "--local-root", str(root)]
@@ -228,6 +232,7 @@ class Bench:
             "run_s": child["run_s"], "manifest_duration_s": child["duration_seconds"],
             "pg_dump_wall_s": dump["wall_s"], "rows": child["rows"],
             "copy_s": child.get("copy_s"), "copy_bytes": child.get("copy_bytes"),
+            **{k: child[k] for k in ("phases", "imports_s", "lived_s") if k in child},
             "cpu": {"py_s": round(child["self_user_s"] + child["self_sys_s"], 3),
                     "pg_dump_s": round(dump["user_s"] + dump["sys_s"], 3)},
         }
@@ -318,7 +323,8 @@ def run(bench: Bench) -> dict[str, Any]:
                 "size_mb": args.size_mb, "repeat": args.repeat, "double": args.double,
                 "variants": args.variants,
                 "level": args.level, "threads": args.threads,
-                "part_size_mib": args.part_size_mib, "in_flight": args.in_flight},
+                "part_size_mib": args.part_size_mib, "in_flight": args.in_flight,
+                "phases": args.phases},
             "environment": environment(bench), "spawn_floor_kib": floor,
             "databases": bench.databases, "samples": samples}
 
