@@ -21,7 +21,6 @@ from amprenta_backup.core.errors import CatalogError, first_line
 from amprenta_backup.core.models import BackupRecord, Manifest, RunContext, Status, utcnow
 from amprenta_backup.core.pgtools import PgConnInfo
 from amprenta_backup.core.records.clock import ClockReading
-from amprenta_backup.core.records.manifests import FUTURE_SLACK, ManifestError, parse_manifest
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -270,6 +269,8 @@ class Catalog:
         conflict, reported.
         Statuses set by later steps (verified, corrupt, deleted) are kept.
         """
+        from amprenta_backup.core.records.manifests import FUTURE_SLACK
+
         report = RebuildReport()
         found: dict[str, list[tuple[str, Manifest]]] = {}
         for folder, manifest in stored_manifests(storage, prefix, report.skipped,
@@ -329,6 +330,9 @@ def stored_manifests(storage: Storage, prefix: str = "",
     """``(folder key, manifest)`` of every valid ``manifest.json`` under ``prefix``
     (:func:`parse_manifest`); the others are logged and added to ``skipped`` as
     ``(URI, why)``."""
+    # here, not at the top: its pydantic schema costs every backup's process 40 ms to build
+    from amprenta_backup.core.records.manifests import ManifestError, parse_manifest
+
     for info in storage.list_objects(prefix):
         if not info.key.endswith("/" + MANIFEST_NAME):
             continue
