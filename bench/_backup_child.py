@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = BackupRunner(_storage(args), catalog, settings)
         backup_id = make_backup_id(datetime.now(UTC))
         started = time.monotonic()
+        trace["setup_s"] = round(started - imports_started - trace["imports_s"], 4)
         manifest = runner.run(args.target, conn, RunContext(task_id="bench"), backup_id)
         run_s = time.monotonic() - started
         if threads is not None:
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "self_maxrss_kib": own.ru_maxrss, "self_vmhwm_kib": _vm_hwm_kib(),
         "self_user_s": round(own.ru_utime, 3), "self_sys_s": round(own.ru_stime, 3),
         "children_user_s": round(kids.ru_utime, 3), "children_sys_s": round(kids.ru_stime, 3),
-        "t0_monotonic": T0, **trace, **copy,
+        "t0_monotonic": T0, "printed_monotonic": time.monotonic(), **trace, **copy,
         **({"phases": _phases.report(), "lived_s": round(time.monotonic() - T0, 4)}
            if args.phases else {}),
     }), flush=True)

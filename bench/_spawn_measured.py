@@ -4,7 +4,8 @@ Usage: ``python -S -I _spawn_measured.py RESULT_FILE -- ARGV...``
 
 Appends one JSON line to RESULT_FILE: ``rc``, ``maxrss_kib`` (``ru_maxrss`` of the child,
 KiB on Linux), ``wall_s``, ``start_monotonic`` (CLOCK_MONOTONIC, comparable between
-processes), ``user_s``, ``sys_s``. The exit code is the command's.
+processes), ``user_s``, ``sys_s``, ``data_only`` (a ``pg_dump --data-only`` stream of a
+parallel backup). The exit code is the command's.
 
 Why this trampoline exists: Linux carries a process's peak RSS across ``exec`` (exec_mmap
 records the old address space's high-water mark), and Python's subprocess spawns with
@@ -44,7 +45,8 @@ def main() -> int:
     code = os.waitstatus_to_exitcode(status)
     record = {"argv0": os.path.basename(argv[0]), "rc": code, "maxrss_kib": usage.ru_maxrss,
               "wall_s": round(wall, 4), "start_monotonic": start,
-              "user_s": round(usage.ru_utime, 4), "sys_s": round(usage.ru_stime, 4)}
+              "user_s": round(usage.ru_utime, 4), "sys_s": round(usage.ru_stime, 4),
+              "data_only": "--data-only" in argv}
     import json  # only now: every module loaded before the fork raises the child's floor
 
     with open(result_file, "a", encoding="utf-8") as out:

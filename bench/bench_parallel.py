@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=500, help="about the database's size")
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds, order rotated")
-    parser.add_argument("--jobs", default="1,2,4", help="BACKUP_DUMP_JOBS values to run")
+    parser.add_argument("--jobs", default="1,2,4",
+                        help="BACKUP_DUMP_JOBS values to run; JtT runs J jobs with T zstd "
+                        "threads in all (default 2, shared out between the streams), e.g. 2t0")
     parser.add_argument("--trace-rounds", type=int, default=1,
                         help="traced runs per jobs value after the rounds (steps, threads)")
     parser.add_argument("--output", type=Path, help="JSON results (default bench/results/)")
@@ -84,6 +86,7 @@ class Bench:
         self.args, self.workdir = args, workdir
         self.pg_dump = tool("pg_dump")
         self.cluster = ThrowawayCluster()
+        self.tables: list[str] = []
 
     def build(self) -> dict[str, Any]:
         from amprenta_backup.sandbox.dataset import load_tables
@@ -94,12 +97,23 @@ class Bench:
         sizes = [share * self.args.size_mb / sum(SHARES) / 1.1 for share in SHARES]
         note(f"building {DBNAME}: 16 tables of {sizes[-1]:.0f} to {sizes[0]:.0f} MiB")
         started = time.monotonic()
-        load_tables(self.cluster, DBNAME, sizes)
+        self.tables = load_tables(self.cluster, DBNAME, sizes)
         size = int(self.cluster.query("SELECT pg_database_size(current_database())",
                                       DBNAME)[0][0])
         note(f"{DBNAME}: {size:,} bytes in {time.monotonic() - started:.0f} s")
         self.raw_pipe("warm-up")
-        return {"size_bytes": size, "tables_mib": [round(s, 1) for s in sizes]}
+        counted = self.measured(self.count_all)
+        note(f"count(*) of every table (what the row counts cost the server): "
+             f"{counted['wall_s']:.2f} s, {counted['cpu']['server_s']:.2f} core-s")
+        return {"size_bytes": size, "tables_mib": [round(s, 1) for s in sizes],
+                "count_all": counted}
+
+    def count_all(self) -> dict[str, Any]:
+        """One ``count(*)`` of every table, as the backup's row counter runs them."""
+        query = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in self.tables)
+        started = time.monotonic()
+        self.cluster.query(query, DBNAME)
+        return {"wall_s": round(time.monotonic() - started, 4)}
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.cluster.env(DBNAME), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -129,14 +143,15 @@ class Bench:
         return {"wall_s": record["wall_s"], "stored_bytes": stored,
                 "cpu": {"pg_dump_s": dump, "zstd_s": round(_cpu_s(record) - dump, 3)}}
 
-    def ours(self, jobs: int, label: str, trace: bool = False) -> dict[str, Any]:
+    def ours(self, spec: str, label: str, trace: bool = False) -> dict[str, Any]:
+        jobs, _, threads = spec.partition("t")
         conn = self.cluster.conninfo(DBNAME)
         root, dumps = self.workdir / "storage", self.workdir / "pg_dump.jsonl"
         dumps.unlink(missing_ok=True)
         argv = [sys.executable, str(CHILD), "--host", conn["host"], "--port", str(conn["port"]),
                 "--user", conn["user"], "--dbname", DBNAME, "--catalog-dbname", CATALOG_DB,
                 "--target", DBNAME, "--storage", "local", "--local-root", str(root),
-                "--level", "1", "--threads", "2", "--jobs", str(jobs),
+                "--level", "1", "--threads", threads or "2", "--jobs", jobs,
                 "--pg-dump-rss", str(dumps)] + (["--trace"] if trace else [])
         record, out = spawn(self.workdir, argv, self.env(), label)
         child = json.loads(out.strip().splitlines()[-1])
@@ -148,12 +163,15 @@ class Bench:
                   "cpu": {"pg_dump_s": round(sum(_cpu_s(d) for d in streams), 3),
                           "py_s": round(child["self_user_s"] + child["self_sys_s"], 3)},
                   "streams": [{"start_s": round(d["start_monotonic"] - record["start_monotonic"],
-                                                3), "wall_s": d["wall_s"], "cpu_s": _cpu_s(d)}
-                              for d in streams]}
+                                                3), "wall_s": d["wall_s"], "cpu_s": _cpu_s(d),
+                               "data_only": d.get("data_only", False)}
+                              for d in streams if d["wall_s"] > 0.1]}  # not pg_dump --version
         if trace:
+            ended = record["start_monotonic"] + record["wall_s"]
             sample["trace"] = {
                 "startup_s": round(child["t0_monotonic"] - record["start_monotonic"], 4),
-                **{k: child[k] for k in ("imports_s", "spans", "py_threads_s",
+                "exit_s": round(ended - child["printed_monotonic"], 4),
+                **{k: child[k] for k in ("imports_s", "setup_s", "spans", "py_threads_s",
                                          "native_threads_s")}}
         return sample
 
@@ -169,7 +187,7 @@ def _cpu_s(record: dict[str, Any]) -> float:
     return round(float(record["user_s"]) + float(record["sys_s"]), 3)
 
 
-def run_rounds(bench: Bench, jobs: list[int]) -> list[dict[str, Any]]:
+def run_rounds(bench: Bench, jobs: list[str]) -> list[dict[str, Any]]:
     variants = ["raw"] + [f"jobs={j}" for j in jobs]
     samples = []
     for round_no in range(bench.args.rounds):
@@ -177,7 +195,7 @@ def run_rounds(bench: Bench, jobs: list[int]) -> list[dict[str, Any]]:
         for variant in variants[shift:] + variants[:shift]:
             label = f"{variant}-r{round_no}"
             sample = bench.measured(lambda v=variant, lb=label: (
-                bench.raw_pipe(lb) if v == "raw" else bench.ours(int(v.split("=")[1]), lb)))
+                bench.raw_pipe(lb) if v == "raw" else bench.ours(v.split("=")[1], lb)))
             sample.update(variant=variant, round=round_no, load=os.getloadavg()[0])
             note(f"{label}: {sample['wall_s']:.2f} s, {sample['stored_bytes']:,} B stored, "
                  f"{_own_cpu(sample):.2f} core-s"
@@ -187,7 +205,7 @@ def run_rounds(bench: Bench, jobs: list[int]) -> list[dict[str, Any]]:
     return samples
 
 
-def traced_runs(bench: Bench, jobs: list[int]) -> list[dict[str, Any]]:
+def traced_runs(bench: Bench, jobs: list[str]) -> list[dict[str, Any]]:
     """Each jobs value once more per trace round, with the child's steps and threads."""
     found = []
     for round_no in range(bench.args.trace_rounds):
@@ -205,7 +223,7 @@ def _own_cpu(sample: dict[str, Any]) -> float:
     return float(sum(sample["cpu"].get(k, 0.0) for k in CPU_KEYS))
 
 
-def report(samples: list[dict[str, Any]], jobs: list[int]) -> dict[str, Any]:
+def report(samples: list[dict[str, Any]], jobs: list[str]) -> dict[str, Any]:
     by = {(s["variant"], s["round"]): s for s in samples}
     rounds = sorted({s["round"] for s in samples})
     rows = {}
@@ -231,7 +249,7 @@ def report(samples: list[dict[str, Any]], jobs: list[int]) -> dict[str, Any]:
     print(f"\n{'variant':<10} {'wall s':>7} {'x single':>9} {'stored x':>9} {'RSS MiB':>8} "
           f"{'objects':>7}  target")
     for variant, row in rows.items():
-        job = int(variant.split("=")[1]) if variant != "raw" else 0
+        job = int(variant.split("=")[1].partition("t")[0]) if variant != "raw" else 0
         target = (f"wall <= 0.65x, stored <= 1.05x, RSS <= {150 + 40 * (job - 1)} MB"
                   if job == 2 else (f"RSS <= {150 + 40 * (job - 1)} MB" if job else "anchor"))
         rss = f"{row['rss_mib']:.0f}" if row["rss_mib"] is not None else "-"
@@ -265,20 +283,26 @@ def print_traced(traced: list[dict[str, Any]]) -> None:
         trace = sample["trace"]
         print(f"\ntraced {sample['variant']}: wall {sample['wall_s']:.2f} s, run() "
               f"{sample['run_s']:.2f} s, start-up {trace['startup_s']:.2f} s, imports "
-              f"{trace['imports_s']:.2f} s; Python threads {trace['py_threads_s']:.2f} "
+              f"{trace['imports_s']:.2f} s, set-up {trace['setup_s']:.2f} s, exit "
+              f"{trace['exit_s']:.2f} s; Python threads {trace['py_threads_s']:.2f} "
               f"core-s, zstd threads {trace['native_threads_s']:.2f} core-s")
         print("  steps: " + ", ".join(f"{k.removeprefix('backup.')} {v:.3f}"
                                       for k, v in trace["spans"].items()))
+        serial, own = sample["wall_s"] - trace["spans"]["backup.dump"], _own_cpu(sample)
+        print(f"  outside the dump step {serial:.2f} s (one after another); floor with them: "
+              f"{serial:.2f} + ({own:.2f} - {serial:.2f}) core-s / {CORES} = "
+              f"{serial + max(own - serial, 0) / CORES:.2f} s (the outside at one full core)")
         print("  pg_dump streams (start s, wall s, core-s): " + "; ".join(
-            f"{s['start_s']:.2f} {s['wall_s']:.2f} {s['cpu_s']:.2f}" for s in sample["streams"]))
+            f"{'data' if s['data_only'] else 'whole'} {s['start_s']:.2f} {s['wall_s']:.2f} "
+            f"{s['cpu_s']:.2f}" for s in sample["streams"]))
 
 
 def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
     args = parse_args(argv)
-    jobs = [int(j) for j in args.jobs.split(",")]
-    if 1 not in jobs:
-        jobs.insert(0, 1)
+    jobs = [j.strip() for j in args.jobs.split(",")]
+    if "1" not in jobs:
+        jobs.insert(0, "1")
     workdir = Path(tempfile.mkdtemp(prefix="amprenta-bench-parallel-"))
     bench = Bench(args, workdir)
     try:
