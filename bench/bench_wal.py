@@ -174,17 +174,22 @@ class WalBench:
         first = time.monotonic() - started  # ours: the archiver's cold start is in it
         seconds = self.wait_drained() + first
         pid = self._spool().archiver_pid()  # ours: the archiver is not PostgreSQL's child
-        cpu = _proc_cpu_seconds(pg_archiver) - before + (
-            _proc_cpu_seconds(pid, own=True) if pid else 0)
+        shell_cpu = _proc_cpu_seconds(pg_archiver) - before  # archive_command and its children
+        archiver_cpu = _proc_cpu_seconds(pid, own=True) if pid else 0.0
+        cpu = shell_cpu + archiver_cpu
         self.samples.append({"kind": "drain", "method": method, "round": round_,
                              "segments": backlog, "seconds": seconds, "first_s": first,
                              "seg_per_s": backlog / seconds,
                              "seg_per_s_after_first": (backlog - 1) / max(seconds - first, 1e-3),
-                             "cpu_ms_per_segment": 1000 * cpu / backlog, "load_before": load,
+                             "cpu_ms_per_segment": 1000 * cpu / backlog,
+                             "command_cpu_ms_per_segment": 1000 * shell_cpu / backlog,
+                             "archiver_cpu_ms_per_segment": 1000 * archiver_cpu / backlog,
+                             "load_before": load,
                              "load_after": os.getloadavg()[0]})
         note(f"drain {method}: {backlog} segments in {seconds:.2f} s = "
              f"{backlog / seconds:.1f} seg/s (first after {first:.2f} s), "
-             f"{1000 * cpu / backlog:.0f} CPU-ms a segment (load {load:.1f})")
+             f"{1000 * cpu / backlog:.0f} CPU-ms a segment ({1000 * shell_cpu / backlog:.0f} "
+             f"archive_command, {1000 * archiver_cpu / backlog:.0f} archiver; load {load:.1f})")
 
     def sustained(self, method: str, command: str, round_: int) -> None:
         self.archive_with(command)
@@ -342,7 +347,9 @@ def summarize(bench: WalBench) -> dict[str, Any]:
     for kind, methods, keys in (
             ("basebackup", ("raw", "raw --no-sync", "ours"),
              ("seconds", "client_cpu_s", "stored_bytes")),
-            ("drain", ("cp", "ours"), ("seg_per_s", "segments", "cpu_ms_per_segment", "first_s",
+            ("drain", ("cp", "ours"), ("seg_per_s", "segments", "cpu_ms_per_segment",
+                                       "command_cpu_ms_per_segment",
+                                       "archiver_cpu_ms_per_segment", "first_s",
                                        "seg_per_s_after_first")),
             ("sustained", ("cp", "ours"), ("seg_per_s", "max_ready", "tps"))):
         for method in methods:

@@ -14,6 +14,8 @@ import pytest
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.settings import WalSettings
+from amprenta_backup.core.storage import LocalStorage
+from amprenta_backup.core.wal.archive import WalArchive
 from amprenta_backup.core.wal.asyncpush import AsyncArchiver
 from amprenta_backup.core.wal.settings import write_config_file
 from amprenta_backup.core.wal.shellpush import archive_command_line
@@ -113,6 +115,9 @@ def test_the_archiver_holds_busy_while_it_pushes(tmp_path: Path) -> None:
     archiver = AsyncArchiver(data / "pg_wal", spool, push, idle_exit_seconds=0.3)
     thread = threading.Thread(target=archiver.run)
     thread.start()
+    deadline = time.monotonic() + 10
+    while not (spool.busy_dir / NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the archiver has taken the segment up
     waiter = subprocess.Popen(["flock", "-s", str(spool.busy_dir / NAME), "true"])
     time.sleep(0.3)
     assert waiter.poll() is None  # flock -s waits while the push runs
@@ -150,3 +155,33 @@ def test_the_cli_prints_the_line_of_this_cluster(
     assert run_as_postgres_does(line, data).returncode == 0
     wrong = cli(data)
     assert wrong.returncode == 2 and "is not a pg_wal folder" in wrong.stderr
+
+
+def test_segments_written_while_the_archiver_runs_need_no_amprenta_wal(
+        setup: tuple[Path, Spool, Path], tmp_path: Path) -> None:
+    """A steady load: each new .ready file is answered by the shell line alone (the archiver,
+    woken by the file, pushes it), and what was acknowledged fetches back identical."""
+    data, spool, _ = setup
+    archive = WalArchive(LocalStorage(tmp_path / "store"), "p", "t")
+    archiver = AsyncArchiver(data / "pg_wal", spool, lambda path, name: archive.push(
+        path, name).sha256, idle_exit_seconds=5)
+    thread = threading.Thread(target=archiver.run)
+    thread.start()
+    names = [f"0000000100000000000000{n:02X}" for n in range(0x20, 0x26)]
+    try:
+        for n, name in enumerate(names):
+            time.sleep(0.2)  # the archiver idles between two segments, as under a light load
+            (data / "pg_wal" / name).write_bytes(os.urandom(1 << 16) + bytes([n]) * (1 << 20))
+            (data / "pg_wal" / "archive_status" / f"{name}.ready").touch()
+            line = line_for(setup).replace("%p", f"pg_wal/{name}").replace("%f", name)
+            done = subprocess.run(["/bin/sh", "-c", line], cwd=data, timeout=30)
+            assert done.returncode == 0, name
+            os.rename(data / "pg_wal" / "archive_status" / f"{name}.ready",
+                      data / "pg_wal" / "archive_status" / f"{name}.done")
+    finally:
+        archiver.stop_requested = True
+        thread.join(30)
+    assert not (tmp_path / "called").exists()  # no Python started for any of them
+    for name in names:
+        assert archive.fetch(name, tmp_path / "back") == archive.stored_checksum(name)
+        assert (tmp_path / "back").read_bytes() == (data / "pg_wal" / name).read_bytes()

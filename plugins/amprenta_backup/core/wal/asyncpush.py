@@ -12,17 +12,19 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.wal.spool import Spool
+from amprenta_backup.core.wal.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
 READY = ".ready"
 RETRY_FAILED_AFTER = 10.0
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.05  # between two looks at archive_status where inotify is missing
+WATCHED_SECONDS = 1.0  # ... and where new files wake the archiver (back-offs, idle exit)
 
 
 def ready_names(pg_wal: Path) -> list[str]:
@@ -62,24 +64,31 @@ class AsyncArchiver:
         self._failed: dict[str, float] = {}
         self.pushed = 0
         self.stop_requested = False
+        self._wakeup: Wakeup | None = None
 
     def run(self) -> None:
         """Push until idle for ``idle_exit_seconds`` (or until ``stop_requested``)."""
         idle_since = time.monotonic()
-        with ThreadPoolExecutor(self.parallel, thread_name_prefix="wal-push") as pool:
-            while not self.stop_requested:
-                busy = self.step(pool)
-                now = time.monotonic()
-                if busy:
-                    idle_since = now
-                elif self.idle_exit_seconds and now - idle_since >= self.idle_exit_seconds:
-                    break
-                self._pause()
-            for future in list(self._running.values()):
-                future.cancel()
-        self._collect()
-        for name in list(self._held):
-            self.spool.release(name, self._held.pop(name))
+        self._wakeup = Wakeup(self.pg_wal / "archive_status")
+        pause = WATCHED_SECONDS if self._wakeup.watching else POLL_SECONDS
+        try:
+            with ThreadPoolExecutor(self.parallel, thread_name_prefix="wal-push") as pool:
+                while not self.stop_requested:
+                    busy = self.step(pool)
+                    now = time.monotonic()
+                    if busy:
+                        idle_since = now
+                    elif self.idle_exit_seconds and now - idle_since >= self.idle_exit_seconds:
+                        break
+                    self._wakeup.wait(min(pause, self.idle_exit_seconds or pause))
+                for future in list(self._running.values()):
+                    future.cancel()
+            self._collect()
+        finally:
+            for name in list(self._held):
+                self.spool.release(name, self._held.pop(name))
+            self._wakeup.close()
+            self._wakeup = None
 
     def step(self, pool: ThreadPoolExecutor) -> bool:
         """Collect finished pushes and start new ones; True while pushes run (files failing
@@ -100,16 +109,11 @@ class AsyncArchiver:
             fd = self.spool.hold(name)
             if fd is not None:
                 self._held[name] = fd
-            self._running[name] = pool.submit(self.push, self.pg_wal / name, name)
+            future = pool.submit(self.push, self.pg_wal / name, name)
+            if self._wakeup is not None:  # its slot is refilled the moment it finishes
+                future.add_done_callback(self._wakeup.ring)
+            self._running[name] = future
         return bool(self._running)
-
-    def _pause(self) -> None:
-        """Until a push finishes (its slot is refilled at once) or the next look at
-        ``archive_status`` is due."""
-        if self._running:
-            wait(list(self._running.values()), POLL_SECONDS, FIRST_COMPLETED)
-        else:
-            time.sleep(POLL_SECONDS)
 
     def _collect(self) -> None:
         for name, future in list(self._running.items()):

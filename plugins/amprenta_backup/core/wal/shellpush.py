@@ -9,9 +9,12 @@ case in the shell PostgreSQL starts anyway:
    line copied to another cluster never answers from this cluster's markers);
 2. ``test -e OK/%f || flock -s -w WAIT BUSY/%f true``: the archiver stored it already, or is
    pushing it and holds ``busy/%f``: wait on that lock (no polling, no CPU) until it is done;
-3. ``rm OK/%f``: consume the marker; success only if it was there, i.e. the segment and its
+3. still no marker: the archiver may not have seen the new ``.ready`` file yet (it is woken by
+   inotify, but PostgreSQL may be quicker): ``sleep 0.05`` and wait on the lock once more (an
+   ``exec`` of ``sleep`` instead of a Python start);
+4. ``rm OK/%f``: consume the marker; success only if it was there, i.e. the segment and its
    checksum are stored;
-4. anything else (no archiver yet, an error marker, no ``flock`` on PATH, a timeout): ``exec
+5. anything else (no archiver yet, an error marker, no ``flock`` on PATH, a timeout): ``exec
    amprenta-wal push %p %f``, the full path, which starts the archiver, reports errors and
    decides.
 """
@@ -23,6 +26,8 @@ from pathlib import Path
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.wal.spool import Spool
+
+RETRY_SLEEP = "0.05"  # seconds the line gives an archiver that has not seen the file yet
 
 
 def _quoted(path: str | Path, what: str) -> str:
@@ -50,6 +55,7 @@ def archive_command_line(wal_command: str | Path, config: str | Path | None, pg_
     if config is not None:
         full += f" --config {_quoted(Path(config).resolve(), 'settings file')}"
     wait = max(1, int(wait_seconds))
-    stored_or_busy = f"{{ test -e {ok}/%f || flock -s -w {wait} {busy}/%f true 2>/dev/null; }}"
-    return (f"test %p -ef {where}/%f && {stored_or_busy} && rm {ok}/%f 2>/dev/null"
-            f" || exec {full} push %p %f")
+    lock = f"flock -s -w {wait} {busy}/%f true 2>/dev/null"
+    stored = f"test -e {ok}/%f"
+    return (f"test %p -ef {where}/%f && {{ {stored} || {lock}; {stored} || {{ sleep {RETRY_SLEEP}; "
+            f"{lock}; }}; rm {ok}/%f 2>/dev/null; }} || exec {full} push %p %f")
