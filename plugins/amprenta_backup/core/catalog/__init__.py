@@ -181,9 +181,14 @@ class Catalog:
 
     @contextmanager
     def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
-        self.ensure()
-        with self._connect() as db, db.cursor() as cur:
-            yield cur
+        with self._connect() as db:
+            key = self._key
+            if key not in _READY:  # first use here: checked on this connection, not one more
+                _, version = migrate(db)
+                db.commit()
+                _READY[key] = version
+            with db.cursor() as cur:
+                yield cur
 
     def cursor(self) -> AbstractContextManager[psycopg.Cursor[dict[str, Any]]]:
         """One transaction on the catalog database, for modules that keep their own tables
