@@ -27,7 +27,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
 
 from _child_trace import ThreadCpu, record_spans, span_seconds  # noqa: E402
 
@@ -227,5 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def leave(code: int) -> NoReturn:
+    """Leave as an Airflow task process does (``supervisor._fork_main``: flush, then
+    ``os._exit``): no interpreter teardown, which takes 0.15-0.3 s once boto3 and psycopg
+    are loaded and which no task waits for."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())
