@@ -106,16 +106,15 @@ def _storage(args: argparse.Namespace) -> Any:
         if not args.local_root:
             raise SystemExit("--local-root is required with --storage local")
         return LocalStorage(args.local_root)
-    import boto3
     from botocore.config import Config
 
-    from amprenta_backup.core.storage.s3 import S3Storage, client_config
+    from amprenta_backup.core.storage.s3 import S3Storage, client_config, new_client
 
     if not (args.endpoint_url and args.bucket):
         raise SystemExit("--endpoint-url and --bucket are required with --storage s3")
-    client = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region,
-                          config=client_config(base=Config(s3={"addressing_style": "path"}),
-                                               endpoint_url=args.endpoint_url))
+    client = new_client(client_config(base=Config(s3={"addressing_style": "path"}),
+                                      endpoint_url=args.endpoint_url),
+                        endpoint_url=args.endpoint_url, region_name=args.region)
     tuning: dict[str, int] = {}
     if args.part_size_mib:
         tuning["part_size"] = args.part_size_mib * 1024 * 1024

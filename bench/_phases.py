@@ -30,7 +30,7 @@ STEPS = {
     "s3_commit": ("amprenta_backup.core.storage.multipart", "MultipartWriter._commit"),
     "s3_submit": ("amprenta_backup.core.storage.multipart", "MultipartWriter._submit"),
     "s3_upload_part": ("amprenta_backup.core.storage.multipart", "MultipartWriter._upload_part"),
-    "s3_client": ("boto3", "client"),
+    "s3_client": ("amprenta_backup.core.storage.s3", "new_client"),
     "local_commit": ("amprenta_backup.core.storage.local", "_LocalWriter._commit"),
     "row_count_wait": ("amprenta_backup.core.backup.rowcount", "RowCounter.join"),
     "row_count": ("amprenta_backup.core.backup.rowcount", "count_rows"),

@@ -11,21 +11,19 @@ from amprenta_backup.core.settings import StorageConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.local import LocalStorage
 from amprenta_backup.core.storage.objectlock import ObjectLock
-from amprenta_backup.core.storage.s3 import S3Storage, client_config
+from amprenta_backup.core.storage.s3 import S3Storage, client_config, new_client
 
 
 def s3_client_from_config(config: StorageConfig) -> Any:
-    """A boto3 S3 client from ``BACKUP_S3_*``, the ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``
+    """An S3 client from ``BACKUP_S3_*``, the ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``
     variable if set, and otherwise the standard AWS credential chain."""
-    import boto3
-
     kwargs: dict[str, Any] = {"region_name": config.s3_region}
     if config.s3_endpoint_url:
         kwargs["endpoint_url"] = config.s3_endpoint_url
     kwargs.update(s3_client_kwargs(config.aws_conn_id))
     options = client_config(config.s3_stall_seconds, endpoint_url=config.s3_endpoint_url,
                             object_lock=config.object_lock_mode is not None)
-    return boto3.client("s3", config=options, **kwargs)
+    return new_client(options, **kwargs)
 
 
 def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> Storage:
