@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from amprenta_backup.core.backup.parallel import TableSize, plan_dump, resolve_jobs
+from amprenta_backup.core.backup.parallel import (
+    TableSize,
+    plan_dump,
+    resolve_jobs,
+    share_threads,
+)
 from amprenta_backup.core.models import DumpPart, Manifest
+from amprenta_backup.core.pipeline import Compression
 from amprenta_backup.core.records.manifests import ManifestError, parse_manifest
 
 MIB = 2**20
@@ -36,6 +42,16 @@ def test_no_empty_streams_with_more_jobs_than_tables() -> None:
     assert [[t.name for t in g] for g in plan.groups] == [["t0"], ["t1"]]
     assert plan.moved == (UNEVEN[1],)
     assert resolve_jobs(3) == 3 and 1 <= resolve_jobs(0) <= 4
+
+
+def test_streams_never_run_more_compressing_threads_than_the_threads_or_streams() -> None:
+    two = Compression(threads=2)
+    assert share_threads(two, 1).threads == 2  # one stream: as before
+    for streams in (2, 3, 4):  # each stream compresses in its own thread: no extra workers
+        assert share_threads(two, streams) == Compression(threads=0)
+    assert share_threads(Compression(threads=8), 2).threads == 4
+    assert share_threads(Compression(threads=0), 2).threads == 0
+    assert share_threads(Compression(level=5, threads=2), 2).level == 5
 
 
 def test_table_patterns_match_exactly_one_table_whatever_its_name() -> None:
