@@ -165,6 +165,7 @@ def test_segments_written_while_the_archiver_runs_need_no_amprenta_wal(
     archive = WalArchive(LocalStorage(tmp_path / "store"), "p", "t")
     archiver = AsyncArchiver(data / "pg_wal", spool, lambda path, name: archive.push(
         path, name).sha256, idle_exit_seconds=5)
+    held = spool.lock()  # as `amprenta-wal archiver` holds it
     thread = threading.Thread(target=archiver.run)
     thread.start()
     names = [f"0000000100000000000000{n:02X}" for n in range(0x20, 0x26)]
@@ -181,6 +182,8 @@ def test_segments_written_while_the_archiver_runs_need_no_amprenta_wal(
     finally:
         archiver.stop_requested = True
         thread.join(30)
+        assert held is not None
+        held.close()
     assert not (tmp_path / "called").exists()  # no Python started for any of them
     for name in names:
         assert archive.fetch(name, tmp_path / "back") == archive.stored_checksum(name)

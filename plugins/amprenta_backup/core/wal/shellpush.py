@@ -9,9 +9,10 @@ case in the shell PostgreSQL starts anyway:
    line copied to another cluster never answers from this cluster's markers);
 2. ``test -e OK/%f || flock -s -w WAIT BUSY/%f true``: the archiver stored it already, or is
    pushing it and holds ``busy/%f``: wait on that lock (no polling, no CPU) until it is done;
-3. still no marker: the archiver may not have seen the new ``.ready`` file yet (it is woken by
-   inotify, but PostgreSQL may be quicker): ``sleep 0.05`` and wait on the lock once more (an
-   ``exec`` of ``sleep`` instead of a Python start);
+3. still no marker but an archiver running (``flock -n -s`` on its ``archiver.lock`` fails):
+   it may not have seen the new ``.ready`` file yet (it is woken by inotify, but PostgreSQL
+   may be quicker): ``sleep 0.05`` and wait on the lock once more (an ``exec`` of ``sleep``
+   instead of a Python start; with no archiver running, no delay);
 4. ``rm OK/%f``: consume the marker; success only if it was there, i.e. the segment and its
    checksum are stored;
 5. anything else (no archiver yet, an error marker, no ``flock`` on PATH, a timeout): ``exec
@@ -55,7 +56,9 @@ def archive_command_line(wal_command: str | Path, config: str | Path | None, pg_
     if config is not None:
         full += f" --config {_quoted(Path(config).resolve(), 'settings file')}"
     wait = max(1, int(wait_seconds))
-    lock = f"flock -s -w {wait} {busy}/%f true 2>/dev/null"
+    running = _quoted(spool.lock_path, "spool folder")
+    lock = f"flock -s -w {wait} {busy}/%f true"
     stored = f"test -e {ok}/%f"
-    return (f"test %p -ef {where}/%f && {{ {stored} || {lock}; {stored} || {{ sleep {RETRY_SLEEP}; "
-            f"{lock}; }}; rm {ok}/%f 2>/dev/null; }} || exec {full} push %p %f")
+    late = f"! flock -n -s {running} true && sleep {RETRY_SLEEP} && {lock}"
+    return (f"test %p -ef {where}/%f && {{ {stored} || {lock}; {stored} || {{ {late}; }}; "
+            f"rm {ok}/%f; }} 2>/dev/null || exec {full} push %p %f")

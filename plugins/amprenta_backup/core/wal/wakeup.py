@@ -13,7 +13,6 @@ the timeout wake it, as before.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import select
@@ -29,6 +28,8 @@ IN_CLOEXEC = os.O_CLOEXEC
 
 def _inotify(folder: Path) -> int | None:
     """A non-blocking inotify descriptor watching files created in ``folder``, or None."""
+    import ctypes  # here: `push` imports this module, only the archiver watches
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)  # the process's own libc (no ldconfig run)
         fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
