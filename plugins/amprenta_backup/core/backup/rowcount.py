@@ -5,13 +5,15 @@ ends. Counting 10,000 tables in one transaction needs more lock slots than a def
 has (``max_locks_per_transaction`` = 64 per connection), on top of the locks pg_dump itself
 holds; so each batch of tables is counted in its own short transaction. A backup imports
 the dump's exported snapshot into every batch (``SET TRANSACTION SNAPSHOT``), so the counts
-are those of the data the dump holds.
+are those of the data the dump holds. A parallel restore counts over several connections at
+once (:func:`count_rows_at_once`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import psycopg
@@ -28,6 +30,13 @@ WHERE c.relkind = 'r'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1
+"""
+
+SIZED_TABLES = f"""
+SELECT u.qualified, u.nspname, u.relname,
+       pg_relation_size(format('%I.%I', u.nspname, u.relname)::regclass)
+FROM ({USER_TABLES}) AS u (qualified, nspname, relname)
+ORDER BY 4 DESC, 1
 """
 
 # Tables counted per transaction: with their indexes, a few hundred locks at most, released
@@ -51,6 +60,45 @@ def count_rows(db: Db, snapshot: str | None = None, batch: int = COUNT_BATCH) ->
     """
     with _transaction(db, snapshot):
         tables = [(str(q), str(s), str(t)) for q, s, t in db.execute(USER_TABLES).fetchall()]
+    return _count_tables(db, tables, snapshot, batch)
+
+
+def count_rows_at_once(conn: PgConnInfo, connections: int,
+                       batch: int = COUNT_BATCH) -> dict[str, int]:
+    """:func:`count_rows` of the current data over ``connections`` connections at once (a
+    parallel restore's ``jobs``): the tables dealt largest first (``pg_relation_size``) to the
+    connection with the fewest bytes so far, each counting its share in batches.
+
+    :param conn: the database to count in
+    :param connections: connections at most (1: one, as :func:`count_rows`)
+    :param batch: tables per transaction
+    """
+    with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
+        with _transaction(db, None):
+            listed = db.execute(SIZED_TABLES).fetchall()
+        shares: list[list[tuple[str, str, str]]] = [[] for _ in range(max(1, connections))]
+        load = [0] * len(shares)
+        for qualified, schema, table, size in listed:
+            share = load.index(min(load))
+            shares[share].append((str(qualified), str(schema), str(table)))
+            load[share] += int(str(size))
+        shares = [share for share in shares if share] or [[]]
+        with ThreadPoolExecutor(len(shares) - 1 or 1) as pool:
+            others = [pool.submit(_count_apart, conn, share, batch) for share in shares[1:]]
+            counts = _count_tables(db, shares[0], None, batch)
+            for other in others:
+                counts.update(other.result())
+    return counts
+
+
+def _count_apart(conn: PgConnInfo, tables: list[tuple[str, str, str]],
+                 batch: int) -> dict[str, int]:
+    with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
+        return _count_tables(db, tables, None, batch)
+
+
+def _count_tables(db: Db, tables: list[tuple[str, str, str]], snapshot: str | None,
+                  batch: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     for start in range(0, len(tables), batch):
         chunk = tables[start:start + batch]

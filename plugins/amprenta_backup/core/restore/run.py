@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from amprenta_backup.core.backup.rowcount import count_rows
+from amprenta_backup.core.backup.rowcount import count_rows_at_once
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.constants import DUMP_NAME
@@ -373,8 +373,7 @@ def _create_schemas(plan: RestorePlan) -> None:
 def _count(plan: RestorePlan) -> dict[str, int]:
     conn: PgConnInfo = plan.conn.with_database(plan.database)
     try:
-        with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
-            return count_rows(db)
+        return count_rows_at_once(conn, plan.request.jobs)
     except psycopg.Error as exc:
         raise RestoreError(f"counting the restored rows in {conn.describe()} failed: "
                            f"{conn.redact(str(exc).strip())}") from None
