@@ -226,16 +226,17 @@ class Restorer:
     def _restore(self, server: TargetServer, plan: RestorePlan, started: float,
                  progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
         """Prove the dump intact, restore it into ``plan.database``, count the rows."""
-        restore: Callable[[], None]
+        restore: Restore
         if plan.manifest.parts:  # a parallel dump (core/restore/parts.py): one pass
-            restore = PartsRestore(self.storage, plan, _restore_argv, self.keys,
-                                   _phase(progress, "restore", plan), workdir).restore
+            restore = _created_first(PartsRestore(self.storage, plan, _restore_argv, self.keys,
+                                                  _phase(progress, "restore", plan),
+                                                  workdir).restore)
         elif plan.request.jobs > 1:  # one pass: the temporary file is hashed as it is written
             restore = functools.partial(self._restore_staged, plan, progress, workdir)
         else:
             with span("restore.checksum", backup_id=plan.backup_id):
                 self._check_checksum(plan, progress)
-            restore = functools.partial(self._restore_stream, plan, progress)
+            restore = _created_first(functools.partial(self._restore_stream, plan, progress))
         _warn_unchecked(plan)
         verified = time.monotonic()
         with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
@@ -259,14 +260,20 @@ class Restorer:
             raise ChecksumMismatch(_corrupt(plan, problems) + "; nothing was restored")
 
     def _into(self, server: TargetServer, plan: RestorePlan,
-              restore: Callable[[], None]) -> PropertiesResult | None:
-        """Create the database with its encoding, locale and owner, run ``restore``, set the
-        other properties; drop the database again if any of that fails."""
+              restore: Restore) -> PropertiesResult | None:
+        """Run ``restore``, which creates the database (with its encoding, locale and owner,
+        and the schemas asked for) through the function it is given before it writes into it;
+        set the other properties; once the database exists, drop it again if anything fails."""
         no_owner = plan.request.no_owner
-        server.create(plan.database, create_options(plan.properties, no_owner))
-        try:
+        created: list[str] = []
+
+        def create() -> None:
+            server.create(plan.database, create_options(plan.properties, no_owner))
+            created.append(plan.database)
             _create_schemas(plan)
-            restore()
+
+        try:
+            restore(create)
             if plan.properties is None:
                 return None
             result = apply_database_properties(plan.conn, plan.database, plan.properties,
@@ -275,6 +282,8 @@ class Restorer:
                                   + describe_create(plan.properties, no_owner))
             return result
         except BaseException as exc:
+            if not created:  # refused (the name is taken) or failed before: nothing of ours
+                raise
             _drop_quietly(server, plan.database)
             if isinstance(exc, ChecksumMismatch | ObjectMissing | KeyboardInterrupt):
                 raise
@@ -298,15 +307,16 @@ class Restorer:
             raise DumpError(f"pg_restore exited with code {code}: {stderr or 'no message'}")
 
     def _restore_staged(self, plan: RestorePlan, progress: ProgressFactory | None,
-                        workdir: str | None) -> None:
-        """``jobs > 1``: restored from a temporary file as it is written (restore/staged.py)."""
+                        workdir: str | None, create: Callable[[], None]) -> None:
+        """``jobs > 1``: restored from a temporary file as it is written (restore/staged.py);
+        the download starts before ``create`` makes the database."""
         staged = StagedRestore(lambda *extra: _restore_argv(plan, jobs=1, options=extra),
                                [plan.pg_restore or tool("pg_restore"), "--list"],
                                plan.target_env(), plan.request.jobs, plan.manifest.table_counts)
         with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
             path = Path(tmp) / DUMP_NAME
             staged.run(path, lambda sink: self._download(plan, progress, sink),
-                       lambda readback: self._check_again(plan, readback, LOADED))
+                       lambda readback: self._check_again(plan, readback, LOADED), create)
             _restore_file(plan, path, "--section=post-data")
 
     def _download(self, plan: RestorePlan, progress: ProgressFactory | None,
@@ -319,6 +329,17 @@ class Restorer:
         problems = readback.mismatches(plan.manifest)
         if problems:
             raise ChecksumMismatch(_corrupt(plan, problems) + when)
+
+
+Restore = Callable[[Callable[[], None]], None]
+"""``restore(create)``: a restore that calls ``create`` before it writes into the database."""
+
+
+def _created_first(step: Callable[[], None]) -> Restore:
+    def restore(create: Callable[[], None]) -> None:
+        create()
+        step()
+    return restore
 
 
 def _warn_unchecked(plan: RestorePlan) -> None:

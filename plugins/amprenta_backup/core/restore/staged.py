@@ -2,12 +2,12 @@
 
 ``pg_restore --jobs`` needs a seekable file; waiting for the whole dump to be downloaded and
 decompressed into one cost 30 % on top of ``pg_restore -j 2`` itself. Here the dump is
-decompressed into the temporary file by one thread while, reading that growing file each at
-its own pace: ``pg_restore --list`` gives the table of contents while ``--section=pre-data``
-creates the schema, then ``jobs`` ``pg_restore --section=data`` processes load disjoint sets
-of tables (largest first, to the least loaded) as their bytes arrive. Once the file is whole
-(and its sha256 checked again on the way), the caller builds indexes and constraints with
-``pg_restore --jobs --section=post-data`` from it.
+decompressed into the temporary file by one thread (started before the database is created)
+while, reading that growing file each at its own pace: ``pg_restore --list`` gives the table
+of contents while ``--section=pre-data`` creates the schema, then ``jobs`` ``pg_restore
+--section=data`` processes load disjoint sets of tables (largest first, to the least loaded)
+as their bytes arrive. Once the file is whole (and its sha256 checked on the way), the caller
+builds indexes and constraints with ``pg_restore --jobs --section=post-data`` from it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ Download = Callable[[Callable[[bytes], object]], Readback]
 """Reads the backup once, handing its decompressed bytes to the sink."""
 Check = Callable[[Readback], None]
 """Raises (ChecksumMismatch) if what the download saw does not match the manifest."""
+Create = Callable[[], None]
+"""Creates the target database: nothing is written into it before this returns."""
 Argv = Callable[..., list[str]]
 """``(*extra options) -> pg_restore argv`` into the target database."""
 
@@ -76,8 +78,9 @@ class StagedRestore:
         self.jobs = jobs
         self.rows = rows
 
-    def run(self, path: Path, download: Download, check: Check) -> None:
-        """Download into ``path`` and restore pre-data and data from it as it grows.
+    def run(self, path: Path, download: Download, check: Check, create: Create) -> None:
+        """Download into ``path`` and restore pre-data and data from it as it grows; the
+        database is created (``create``) while the first bytes arrive.
 
         ``check`` judges what the download saw (it raises if the dump is damaged), before a
         failed stage is reported: a damaged dump is named as such, not as the pg_restore
@@ -89,7 +92,7 @@ class StagedRestore:
                                       daemon=True, name="restore-download")
             writer.start()
             try:
-                self._stages(growing, path.parent)
+                self._stages(growing, path.parent, create)
             except DumpError:  # damage on the way is named first: read to the end to know
                 writer.join()
                 _judge(outcome, check)
@@ -112,10 +115,15 @@ class StagedRestore:
             outcome.append(exc)
             growing.close(failed=True)
 
-    def _stages(self, growing: GrowingFile, folder: Path) -> None:
+    def _stages(self, growing: GrowingFile, folder: Path, create: Create) -> None:
+        lister = Follower(growing, self.list_argv, self.env, capture=True)  # needs no database
+        try:
+            create()
+        except BaseException:
+            lister.kill()
+            raise
         listing = _finish("pg_restore --list or --section=pre-data", [  # both read the TOC
-            Follower(growing, self.list_argv, self.env, capture=True),
-            Follower(growing, self.argv("--section=pre-data"), self.env)])
+            lister, Follower(growing, self.argv("--section=pre-data"), self.env)])
         loaders, lists = [], split_data(listing.decode(), self.rows, self.jobs)
         log.info("restoring the data with %d pg_restore processes while the dump arrives",
                  len(lists))
