@@ -2,7 +2,8 @@
 
     python bench/bench_restore.py --size-mb 200 [--repeat 3] [--tables 16]
 
-Ours restores from the moto S3 endpoint (download, sha256, pg_restore, row counts); raw is
+Ours restores from the moto S3 endpoint (``--storage local``: a local folder; download, sha256,
+pg_restore, row counts); raw is
 ``pg_restore`` from a local file of the same dump. Verification (sha256 + zstd + a full
 ``pg_restore -f /dev/null`` read) is set against one plain read of the object with sha256.
 See bench/README.md for the targets.
@@ -18,6 +19,7 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -28,6 +30,7 @@ from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _bench_cpu import proc_cpu  # noqa: E402
 from _bench_results import exit_on_sigterm, save_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -38,11 +41,11 @@ START = time.monotonic()
 TARGETS = {"ours_j2/raw_j2": 1.15, "verify/read_sha256": 1.5}
 LABELS = {
     "raw_j2": "raw: CREATE DATABASE + pg_restore -j 2 <local file>",
-    "ours_j2": "ours: restore jobs=2 from S3 (streamed + post-data -j2)",
+    "ours_j2": "ours: restore jobs=2 from storage (loaded as it arrives)",
     "raw_j1": "raw: CREATE DATABASE + pg_restore <local file>",
-    "ours_j1": "ours: restore jobs=1 from S3 (streamed)",
-    "verify": "ours: verify from S3 (sha256 + full read)",
-    "read_sha256": "raw: one read of the object from S3 + sha256",
+    "ours_j1": "ours: restore jobs=1 from storage (streamed)",
+    "verify": "ours: verify from storage (sha256 + full read)",
+    "read_sha256": "raw: one read of the object from storage + sha256",
     "floor": "floor: one read + sha256 + zstd decompress, no pg_restore",
     "sha256_local": "raw: sha256 of a local copy of the object",
 }
@@ -70,7 +73,7 @@ class Bench:
 
     def start(self) -> None:
         from amprenta_backup.core.catalog import Catalog
-        from amprenta_backup.core.storage import S3Storage
+        from amprenta_backup.core.storage import LocalStorage, S3Storage
         from amprenta_backup.sandbox.cluster import ThrowawayCluster
         from amprenta_backup.sandbox.dataset import load_bulk
         from amprenta_backup.sandbox.s3server import MotoServer
@@ -85,7 +88,8 @@ class Bench:
         if self.args.tables > 1:
             note(f"splitting it into {self.args.tables} tables of uneven sizes")
             self.size = split_tables(self.cluster, SOURCE_DB, self.args.tables)
-        self.storage = S3Storage(self.moto.client(), BUCKET)
+        self.storage = (LocalStorage(self.workdir / "storage") if self.args.storage == "local"
+                        else S3Storage(self.moto.client(), BUCKET))
         self.catalog = Catalog(self.conn(CATALOG_DB))
 
     def conn(self, dbname: str) -> Any:
@@ -203,12 +207,24 @@ def split_tables(cluster: Any, dbname: str, tables: int) -> int:
         return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
 
-def measure(action: Callable[[], dict[str, float] | None]) -> dict[str, float]:
-    busy, started = busy_seconds(), time.monotonic()
+def cpu_seconds(bench: Bench) -> dict[str, float]:
+    """CPU-seconds so far: this process (ours runs in it: download, zstd, sha256, feeding),
+    its reaped children (every pg_restore), the postmaster with its reaped backends (COPY,
+    index builds, row counts) and the moto server."""
+    own, tools = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                      resource.RUSAGE_CHILDREN))
+    return {"py": own.ru_utime + own.ru_stime, "pg_restore": tools.ru_utime + tools.ru_stime,
+            "server": proc_cpu(bench.cluster.server_pid(), True),
+            "moto": proc_cpu(bench.moto.pid, True)}
+
+
+def measure(action: Callable[[], dict[str, float] | None], bench: Bench) -> dict[str, float]:
+    busy, cpu, started = busy_seconds(), cpu_seconds(bench), time.monotonic()
     extra = action() or {}
     wall = time.monotonic() - started
+    used = {f"{k}_cpu_s": round(v - cpu[k], 2) for k, v in cpu_seconds(bench).items()}
     return {"wall_s": round(wall, 3), "machine_busy_s": round(busy_seconds() - busy, 2),
-            "load_1m": round(os.getloadavg()[0], 2), **extra}
+            "load_1m": round(os.getloadavg()[0], 2), **used, **extra}
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -233,13 +249,16 @@ def run(bench: Bench) -> dict[str, Any]:
         if round_no % 2:  # every pair (raw, ours) runs ours first in odd rounds
             turn = [turn[i ^ 1] if (i ^ 1) < len(turn) else turn[i] for i in range(len(turn))]
         for name in turn:
-            sample = measure(variants[name])
+            sample = measure(variants[name], bench)
             samples[name].append(sample)
             note(f"round {round_no + 1}: {name:13} {sample['wall_s']:7.2f} s "
-                 f"(machine busy {sample['machine_busy_s']:.1f} core-s)")
+                 f"(machine busy {sample['machine_busy_s']:.1f} core-s; CPU-s py "
+                 f"{sample['py_cpu_s']:.2f}, pg_restore {sample['pg_restore_cpu_s']:.2f}, "
+                 f"server {sample['server_cpu_s']:.2f}, moto {sample['moto_cpu_s']:.2f})")
             bench.drop_restored()
     return {"started_at": datetime.now(UTC).isoformat(), "size_mb": bench.args.size_mb,
-            "tables": bench.args.tables, "load_average_start": load_start,
+            "tables": bench.args.tables, "storage": bench.args.storage,
+            "load_average_start": load_start,
             "database_bytes": bench.size, "raw_bytes": bench.manifest.raw_bytes,
             "stored_bytes": bench.manifest.stored_bytes, "cpus": os.cpu_count(),
             "load_average": os.getloadavg(), "samples": samples}
@@ -266,9 +285,12 @@ def report(raw: dict[str, Any]) -> dict[str, Any]:
     for key in [k for k in ("ours_j2", "ours_j1") if k in samples]:
         parts = {part: statistics.median(s[part] for s in samples[key])
                  for part in ("checksum_s", "restore_s")}
-        print(f"  {key}: plan + checksum (+ download) {parts['checksum_s']:.2f} s, create + "
+        cpu = {part: statistics.median(s.get(f"{part}_cpu_s", 0.0) for s in samples[key])
+               for part in ("py", "pg_restore", "server", "moto")}
+        print(f"  {key}: plan (+ checksum) {parts['checksum_s']:.2f} s, create + "
               f"pg_restore {parts['restore_s']:.2f} s, row counts "
-              f"{medians[key] - sum(parts.values()):.2f} s")
+              f"{medians[key] - sum(parts.values()):.2f} s; CPU-s "
+              + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
     ratios: dict[str, dict[str, float]] = {}
     print(f"\n{'ratio of medians':24} {'value':>7} {'target':>8}  {'per round':>13}  "
           f"{'median':>6}  verdict")
@@ -294,12 +316,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="split the data into this many tables of uneven sizes")
     parser.add_argument("--variants", type=lambda text: text.split(","),
                         default=list(LABELS), help="comma-separated, e.g. raw_j2,ours_j2")
+    parser.add_argument("--storage", choices=("s3", "local"), default="s3",
+                        help="where the backup is: the moto S3 endpoint or a local folder")
     parser.add_argument("--output", type=Path, help="JSON results file")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     with contextlib.closing(Bench(args)) as bench:
         raw = run(bench)
-    name = f"restore-{args.size_mb}mb" + (f"-{args.tables}t" if args.tables > 1 else "")
+    name = (f"restore-{args.size_mb}mb" + (f"-{args.tables}t" if args.tables > 1 else "")
+            + ("-local" if args.storage == "local" else ""))
     save_results(report(raw), args.output or HERE / "results" / f"{name}.json")
     return 0
 

@@ -58,6 +58,11 @@ class LocalS3Server:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The server process (benchmarks read its CPU-seconds); 0 before :meth:`start`."""
+        return self._proc.pid if self._proc is not None else 0
+
     def env(self) -> dict[str, str]:
         """AWS_* variables for tools that read credentials from the environment."""
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
