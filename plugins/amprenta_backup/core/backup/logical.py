@@ -161,8 +161,8 @@ class BackupRunner:
             server_version = str(_scalar(db, "SHOW server_version"))
             size = int(str(_scalar(db, "SELECT pg_database_size(current_database())")))
             pg_dump = for_server("pg_dump", server_major(db))
-            life.step = "properties"
-            properties = read_properties(db)
+            # read in the snapshot while the dump streams (psycopg serializes the connection)
+            properties = run_in_thread(lambda: read_properties(db), "properties")
             plan = self._plan(db)
             counter = RowCounter(conn, snapshot)
             counter.start()
@@ -178,6 +178,8 @@ class BackupRunner:
             except StorageError:
                 life.step = "upload"  # the dump streamed, storage did not take it
                 raise
+            life.step = "properties"
+            props = properties.result()
             life.step = "count rows"
             counter.join()
             if counter.error is not None:
@@ -196,7 +198,7 @@ class BackupRunner:
             completed_at=self.catalog.now_or_estimate(),
             server_version=server_version, pg_dump_version=pg_dump.version,
             table_counts=counter.counts, run=run, globals=globals_ref.to_dict(),
-            properties=properties.to_dict(), encryption=first.encryption,
+            properties=props.to_dict(), encryption=first.encryption,
             parts=[p.to_dict() for p in parts] if len(parts) > 1 else None,
             version=PARALLEL_MANIFEST_VERSION if len(parts) > 1 else MANIFEST_VERSION,
         )
