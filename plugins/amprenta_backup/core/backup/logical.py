@@ -113,7 +113,8 @@ class BackupRunner:
         ``backup_id`` at a time (a second one is refused); backups of ``target`` abandoned by
         a process that died are marked FAILED and their partial objects removed first.
         """
-        with RunGuard(self.catalog, backup_id, self.settings.heartbeat_timeout):
+        with self.catalog.held(), RunGuard(self.catalog, backup_id,
+                                           self.settings.heartbeat_timeout):
             sweep_quietly(self.storage, self.catalog, self.settings.prefix,
                           self.settings.heartbeat_timeout, target, backup_id)
             return self._run(target, conn, run, backup_id)
