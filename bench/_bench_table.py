@@ -224,7 +224,8 @@ def markdown(rows: list[Row]) -> str:
 # -- issue 17 -------------------------------------------------------------------------------
 PARTS = (
     Part("backup", "bench_backup.py",
-         ("--size-mb", "{backup_mb}", "--repeat", "{rounds}", "--variants", "a,b,c,d,g,h")),
+         ("--size-mb", "{backup_mb}", "--repeat", "{rounds}", "--variants", "a,b,c,d,g,h",
+          "--double")),
     Part("parallel", "bench_parallel.py",
          ("--size-mb", "{parallel_mb}", "--rounds", "{rounds}", "--jobs", "1,2,4")),
     Part("restore", "bench_restore.py",
@@ -298,4 +299,10 @@ CHECKS = (
           _backup("our peak RSS (c), worst run")["value"], Target(LE, 150), unit=" MB"),
     Check("RSS", "our peak RSS, backup to S3 (d), worst run", "backup",
           _backup("our peak RSS (d), worst run")["value"], Target(LE, 150), unit=" MB"),
+    *(Check("RSS", f"our peak RSS growth ({v}) on a database twice the size", "backup",
+            _backup(f"peak RSS growth ({v}), 1x -> 2x db")["value"], Target(LE, 10), unit=" %",
+            detail="{small:.1f} MB -> {big:.1f} MB",
+            detail_keys={"small": ("summary", v, "rss_mb", "median"),
+                         "big": ("summary", f"{v}@bench2x", "rss_mb", "median")})
+      for v in ("c", "d")),
 )

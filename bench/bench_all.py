@@ -132,7 +132,10 @@ def print_table(saved: dict[str, Any], as_markdown: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
-        print_table(json.loads(args.report.read_text(encoding="utf-8")), args.markdown)
+        saved = json.loads(args.report.read_text(encoding="utf-8"))
+        if not {"parts", "results", "started_at"} <= set(saved):
+            raise SystemExit(f"{args.report} is not a bench_all.py result (no parts/results)")
+        print_table(saved, args.markdown)
         return 0
     exit_on_sigterm()
     options = {k: v for k, v in vars(args).items() if isinstance(v, int)}
