@@ -20,6 +20,7 @@ from typing import IO
 from amprenta_backup.core.errors import ConfigError
 
 LOCK_RETRY_SECONDS = 0.5  # how long a new archiver tries for the lock before it gives way
+HOLD_RETRY_SECONDS = 0.02  # how long the archiver tries for busy/NAME before it pushes anyway
 
 
 class Spool:
@@ -86,17 +87,28 @@ class Spool:
 
     def hold(self, name: str) -> int | None:
         """Lock ``busy/NAME`` while NAME is pushed (the shell line waits on it); the file
-        descriptor, or None if the lock is not free at once (then the line polls instead)."""
+        descriptor, or None if the lock is not free within ``HOLD_RETRY_SECONDS`` (then the
+        line hands NAME to ``push``, which polls for the marker instead)."""
         try:
             fd = os.open(self.busy_dir / name, os.O_RDONLY | os.O_CREAT, 0o600)
         except OSError:
             return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-        return fd
+        deadline = time.monotonic() + HOLD_RETRY_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                # the shell line holds it shared for the instant of its `flock ... true` (it
+                # came first); given up at once, 3 of 20 segments of a steady load went to
+                # `push` here
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.001)
+            except OSError:
+                break
+        os.close(fd)
+        return None
 
     def release(self, name: str, fd: int) -> None:
         """Unlock ``busy/NAME`` once its marker is written: whoever waits on it wakes up."""
