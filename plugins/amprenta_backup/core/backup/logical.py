@@ -157,7 +157,8 @@ class BackupRunner:
                 folder: str, life: Lifecycle) -> Manifest:
         with psycopg.connect(**conn.connect_kwargs()) as db:
             life.step = "preflight"
-            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # on psycopg's own BEGIN: an explicit BEGIN after it drew a WARNING per backup
+            db.isolation_level, db.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
             snapshot = str(_scalar(db, "SELECT pg_export_snapshot()"))
             server_version = str(_scalar(db, "SHOW server_version"))
             size = int(str(_scalar(db, "SELECT pg_database_size(current_database())")))
