@@ -209,14 +209,17 @@ def render(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def markdown(rows: list[Row]) -> str:
-    """The same table in Markdown (for the README and docs/benchmarks.md)."""
-    out = ["| point | check | value | target | verdict | per round | load |",
-           "|---|---|---|---|---|---|---|"]
+def markdown(rows: list[Row], compact: bool = False) -> str:
+    """The same table in Markdown; ``compact`` (the README's) has no per-round column and
+    gives a verdict's first words only (the reasons are in ``--report``'s output)."""
+    head = ("point", "check", "value", "target", "verdict", *(() if compact else ("per round",)),
+            "load")
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         what = f"{r.check.what} ({r.detail})" if r.detail else r.check.what
-        cells = (r.check.point, what, _value(r), _target(r), r.verdict, r.rounds or "-",
-                 r.load or "-")
+        verdict = r.verdict.split(" (")[0].split(":")[0] if compact else r.verdict
+        cells = (r.check.point, what, _value(r), _target(r), verdict,
+                 *(() if compact else (r.rounds or "-",)), r.load or "-")
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out)
 
@@ -306,3 +309,33 @@ CHECKS = (
                          "big": ("summary", f"{v}@bench2x", "rss_mb", "median")})
       for v in ("c", "d")),
 )
+
+
+# -- the README's block ---------------------------------------------------------------------
+BLOCK_BEGIN = "<!-- bench_all.py --readme: begin -->"
+BLOCK_END = "<!-- bench_all.py --readme: end -->"
+
+
+def run_summary(saved: dict[str, Any]) -> str:
+    """One sentence on a saved run: when, how long, sizes and rounds, and the load."""
+    o, loads = saved["options"], [x for p in saved["parts"].values() for x in p["load_1m"]]
+    minutes = saved.get("wall_s", sum(p["wall_s"] for p in saved["parts"].values())) / 60
+    return (f"Run of {saved['started_at'][:16].replace('T', ' ')} UTC: {minutes:.1f} min on "
+            f"{saved['cpus']} cores at load {load_range(loads)} ({o['backup_mb']} MiB backup, "
+            f"{o['restore_mb']} MiB restore, {o['parallel_mb']} MiB in 16 tables parallel, "
+            f"{o['wal_mb']} MiB WAL with {o['backlog_segments']} backlog segments and pgbench "
+            f"{o['pgbench_seconds']} s; {o['rounds']} round(s)).")
+
+
+def readme_block(saved: dict[str, Any]) -> str:
+    loads = {name: load_range(info["load_1m"]) for name, info in saved["parts"].items()}
+    return "\n".join((BLOCK_BEGIN, run_summary(saved), "",
+                      markdown(build_rows(saved["results"], loads), compact=True), BLOCK_END))
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with what lies between the markers (markers included) replaced by ``block``."""
+    if BLOCK_BEGIN not in text or BLOCK_END not in text:
+        raise ValueError(f"no {BLOCK_BEGIN} ... {BLOCK_END} markers to replace")
+    head, rest = text.split(BLOCK_BEGIN, 1)
+    return head + block + rest.split(BLOCK_END, 1)[1]

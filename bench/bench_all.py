@@ -29,7 +29,16 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from _bench_results import exit_on_sigterm, save_results  # noqa: E402
-from _bench_table import PARTS, Part, build_rows, load_range, markdown, render  # noqa: E402
+from _bench_table import (  # noqa: E402
+    PARTS,
+    Part,
+    build_rows,
+    load_range,
+    markdown,
+    readme_block,
+    render,
+    replace_block,
+)
 
 HERE = Path(__file__).resolve().parent
 SIZES = ("backup_mb", "parallel_mb", "restore_mb", "wal_mb")
@@ -52,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report", type=Path, metavar="ALL_JSON",
                         help="print the table of a saved run (no benchmark runs)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown too")
+    parser.add_argument("--readme", type=Path, metavar="FILE",
+                        help="put the run and its table between FILE's bench_all markers")
     args = parser.parse_args(argv)
     if args.size_mb:
         for size in SIZES:
@@ -129,6 +140,13 @@ def print_table(saved: dict[str, Any], as_markdown: bool) -> None:
         print("\n" + markdown(rows))
 
 
+def write_readme(saved: dict[str, Any], readme: Path | None) -> None:
+    if readme is not None:
+        text = readme.read_text(encoding="utf-8")
+        readme.write_text(replace_block(text, readme_block(saved)), encoding="utf-8")
+        print(f"table written into {readme}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
@@ -136,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if not {"parts", "results", "started_at"} <= set(saved):
             raise SystemExit(f"{args.report} is not a bench_all.py result (no parts/results)")
         print_table(saved, args.markdown)
+        write_readme(saved, args.readme)
         return 0
     exit_on_sigterm()
     options = {k: v for k, v in vars(args).items() if isinstance(v, int)}
@@ -153,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(saved, args.markdown)
     print(f"\nall parts: {saved['wall_s'] / 60:.1f} min", file=sys.stderr)
     save_results(saved, args.output)
+    write_readme(saved, args.readme)
     failed = [name for name, result in saved["results"].items() if isinstance(result, str)]
     return 1 if failed else 0
 

@@ -115,3 +115,17 @@ def test_the_markdown_table_keeps_one_cell_per_column() -> None:
     for line in lines:  # a pipe in a check's name ("pg_dump | zstd") is escaped
         assert line.replace("\\|", "").count("|") == 8
     assert lines[-8].endswith("| 3.9-4.5 |")  # the pgbench row: a wal row
+
+
+def test_the_readme_block_is_rewritten_from_a_saved_run_and_nothing_else_changes() -> None:
+    saved = json.loads(TINY.read_text(encoding="utf-8"))
+    readme = (RESULTS.parents[1] / "README.md").read_text(encoding="utf-8")
+    once = table.replace_block(readme, table.readme_block(saved))
+    assert table.replace_block(once, table.readme_block(saved)) == once
+    before, after = readme.split(table.BLOCK_BEGIN)[0], readme.split(table.BLOCK_END)[1]
+    assert once.startswith(before) and once.endswith(after)
+    block = once.split(table.BLOCK_BEGIN)[1].split(table.BLOCK_END)[0]
+    assert "1.4 min on 2 cores at load 2.7-5.2 (20 MiB backup" in block
+    assert "| 1, 3 | ours to SeaweedFS vs pg_dump \\| zstd \\| aws s3 cp - (g/h)" in block
+    with pytest.raises(ValueError, match="markers"):
+        table.replace_block("# no block here\n", table.readme_block(saved))
