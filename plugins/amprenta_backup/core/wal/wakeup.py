@@ -53,7 +53,9 @@ class Wakeup:
 
     def __init__(self, folder: Path) -> None:
         self._watch = _inotify(folder)
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._read, self._write = os.pipe()  # os.pipe2 is Linux-only; inheritable is off
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
 
     @property
     def watching(self) -> bool:
