@@ -1,6 +1,7 @@
 """Restores: a plan of what would be restored where, then a restore that refuses bad requests
 before touching anything and proves the dump intact before it reports it restored (``jobs=1``
-before it starts; ``jobs > 1`` on its one read, dropping what it loaded on a mismatch)."""
+before it starts; ``jobs > 1`` on its one read, dropping what it loaded on a mismatch). Creating,
+and on failure dropping, the database it restores into: restore/creation.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from amprenta_backup.core.backup.rowcount import count_rows_at_once
 from amprenta_backup.core.catalog import Catalog
@@ -36,6 +36,12 @@ from amprenta_backup.core.identifiers import conninfo_dbname
 from amprenta_backup.core.models import Status
 from amprenta_backup.core.pgtools import PgConnInfo, pg_restore_argv, tool
 from amprenta_backup.core.readback import Progress, Readback, ToolInput, data_key, read_back
+from amprenta_backup.core.restore.creation import (
+    Restore,
+    created_first,
+    drop_quietly,
+    restore_into,
+)
 from amprenta_backup.core.restore.parts import PartsRestore
 from amprenta_backup.core.restore.plan import (
     RestorePlan,
@@ -43,12 +49,7 @@ from amprenta_backup.core.restore.plan import (
     quote_ident,
     selected,
 )
-from amprenta_backup.core.restore.properties import (
-    PropertiesResult,
-    apply_database_properties,
-    create_options,
-    describe_create,
-)
+from amprenta_backup.core.restore.properties import PropertiesResult
 from amprenta_backup.core.restore.request import LATEST, NEW_DATABASE, REPLACE, RestoreRequest
 from amprenta_backup.core.restore.server import TargetServer, temporary_name
 from amprenta_backup.core.restore.staged import LOADED, StagedRestore
@@ -202,12 +203,12 @@ class Restorer:
         except PreconditionError:  # the temporary name exists already: not ours to drop
             raise
         except BaseException:
-            _drop_quietly(server, work.database)
+            drop_quietly(server, work.database)
             raise
         try:
             server.drop(plan.database)
         except psycopg.Error as exc:
-            _drop_quietly(server, work.database)
+            drop_quietly(server, work.database)
             raise RestoreError(f"dropping database {plan.database!r} on {plan.target_server} "
                                f"failed: {plan.conn.redact(str(exc).strip())}; nothing was "
                                f"replaced: {untouched}") from None
@@ -228,19 +229,19 @@ class Restorer:
         """Prove the dump intact, restore it into ``plan.database``, count the rows."""
         restore: Restore
         if plan.manifest.parts:  # a parallel dump (core/restore/parts.py): one pass
-            restore = _created_first(PartsRestore(self.storage, plan, _restore_argv, self.keys,
-                                                  _phase(progress, "restore", plan),
-                                                  workdir).restore)
+            restore = created_first(PartsRestore(self.storage, plan, _restore_argv, self.keys,
+                                                 _phase(progress, "restore", plan),
+                                                 workdir).restore)
         elif plan.request.jobs > 1:  # one pass: the temporary file is hashed as it is written
             restore = functools.partial(self._restore_staged, plan, progress, workdir)
         else:
             with span("restore.checksum", backup_id=plan.backup_id):
                 self._check_checksum(plan, progress)
-            restore = _created_first(functools.partial(self._restore_stream, plan, progress))
+            restore = created_first(functools.partial(self._restore_stream, plan, progress))
         _warn_unchecked(plan)
         verified = time.monotonic()
         with span("restore.pg_restore", database=plan.database, jobs=plan.request.jobs):
-            props = self._into(server, plan, restore)
+            props = restore_into(server, plan, restore)
         restored = time.monotonic()
         with span("restore.count_rows"):
             counts = _count(plan)
@@ -258,44 +259,6 @@ class Restorer:
         problems = readback.mismatches(plan.manifest)
         if problems:
             raise ChecksumMismatch(_corrupt(plan, problems) + "; nothing was restored")
-
-    def _into(self, server: TargetServer, plan: RestorePlan,
-              restore: Restore) -> PropertiesResult | None:
-        """Run ``restore``, which creates the database (with its encoding, locale and owner,
-        and the schemas asked for) through the function it is given before it writes into it;
-        set the other properties; once the database exists, drop it again if anything fails."""
-        no_owner = plan.request.no_owner
-        created: list[str] = []
-
-        def create() -> None:
-            server.create(plan.database, create_options(plan.properties, no_owner))
-            created.append(plan.database)
-            _create_schemas(plan)
-
-        try:
-            restore(create)
-            if plan.properties is None:
-                return None
-            result = apply_database_properties(plan.conn, plan.database, plan.properties,
-                                               no_owner)
-            result.applied.insert(0, "CREATE DATABASE"
-                                  + describe_create(plan.properties, no_owner))
-            return result
-        except BaseException as exc:
-            if not created:  # refused (the name is taken) or failed before: nothing of ours
-                raise
-            _drop_quietly(server, plan.database)
-            if isinstance(exc, ChecksumMismatch | ObjectMissing | KeyboardInterrupt):
-                raise
-            detail = plan.conn.redact(str(exc)) if isinstance(exc, BackupError) else repr(exc)
-            target = plan.request.database
-            dropped = ("the partly restored database was dropped" if plan.database == target
-                       else f"the partly restored temporary database {plan.database!r} was "
-                            f"dropped and database {target!r} was left untouched")
-            raise RestoreError(
-                f"restore of backup {plan.backup_id} into database {plan.database!r} on "
-                f"{plan.target_server} failed: {detail}; {dropped}, fix the cause and run the "
-                "restore again") from exc
 
     def _restore_stream(self, plan: RestorePlan, progress: ProgressFactory | None) -> None:
         """Stream storage -> zstd -> pg_restore stdin, hashing again on the way."""
@@ -329,17 +292,6 @@ class Restorer:
         problems = readback.mismatches(plan.manifest)
         if problems:
             raise ChecksumMismatch(_corrupt(plan, problems) + when)
-
-
-Restore = Callable[[Callable[[], None]], None]
-"""``restore(create)``: a restore that calls ``create`` before it writes into the database."""
-
-
-def _created_first(step: Callable[[], None]) -> Restore:
-    def restore(create: Callable[[], None]) -> None:
-        create()
-        step()
-    return restore
 
 
 def _warn_unchecked(plan: RestorePlan) -> None:
@@ -377,20 +329,6 @@ def _restore_file(plan: RestorePlan, path: Path, *extra: str) -> None:
         raise DumpError(f"pg_restore exited with code {done.returncode}: {tail or 'no message'}")
 
 
-def _create_schemas(plan: RestorePlan) -> None:
-    if not plan.schemas_to_create:
-        return
-    conn = plan.conn.with_database(plan.database)
-    try:
-        with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
-            for schema in plan.schemas_to_create:
-                db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(schema)))
-    except psycopg.Error as exc:
-        raise RestoreError(f"creating the schemas {list(plan.schemas_to_create)} failed: "
-                           f"{conn.redact(str(exc).strip())}") from None
-
-
 def _count(plan: RestorePlan) -> dict[str, int]:
     conn: PgConnInfo = plan.conn.with_database(plan.database)
     try:
@@ -398,14 +336,6 @@ def _count(plan: RestorePlan) -> dict[str, int]:
     except psycopg.Error as exc:
         raise RestoreError(f"counting the restored rows in {conn.describe()} failed: "
                            f"{conn.redact(str(exc).strip())}") from None
-
-
-def _drop_quietly(server: TargetServer, name: str) -> None:
-    try:
-        server.drop(name)
-    except psycopg.Error as exc:
-        log.error("could not drop the partly restored database %s: %s", name,
-                  server.conn.redact(str(exc).strip()))
 
 
 def _corrupt(plan: RestorePlan, problems: list[str]) -> str:
