@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -180,6 +181,8 @@ class BackupRunner:
             except StorageError:
                 life.step = "upload"  # the dump streamed, storage did not take it
                 raise
+            finally:  # the properties thread uses db: it ends before the connection closes
+                wait([properties])
             life.step = "properties"
             props = properties.result()
             life.step = "count rows"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from amprenta_backup.core.constants import DUMP_NAME
 from amprenta_backup.core.encryption import KeyService
-from amprenta_backup.core.errors import ChecksumMismatch, DumpError
+from amprenta_backup.core.errors import ChecksumMismatch, DumpError, ObjectMissing
 from amprenta_backup.core.readback import Progress, ToolInput, download_object, read_back
 from amprenta_backup.core.restore.plan import RestorePlan
 from amprenta_backup.core.restore.staged import LOADED
@@ -84,8 +84,9 @@ class PartsRestore:
             with ThreadPoolExecutor(min(self.jobs, len(loads))) as pool:
                 futures = [pool.submit(load) for load in loads]
             errors = [e for f in futures if (e := f.exception()) is not None]
-            if errors:
-                raise errors[0]
+            if errors:  # a damaged or missing part first: it marks the backup, not pg_restore
+                raise next((e for e in errors if isinstance(e, (ChecksumMismatch, ObjectMissing))),
+                           errors[0])
             self._run_file(path, self.jobs, "--section=post-data")
 
     def _run_file(self, path: Path, jobs: int, section: str) -> None:

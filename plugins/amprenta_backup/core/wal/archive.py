@@ -55,6 +55,9 @@ def checksum_key(key: str) -> str:
     return key + CHECKSUM_SUFFIX
 
 
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only; elsewhere the pages fault in
+
+
 @contextlib.contextmanager
 def mapped(path: str | os.PathLike[str]) -> Iterator[mmap.mmap | bytes]:
     """The file's bytes, mapped from the page cache (PostgreSQL never truncates a file it
@@ -63,7 +66,7 @@ def mapped(path: str | os.PathLike[str]) -> Iterator[mmap.mmap | bytes]:
     try:
         with open(path, "rb", buffering=0) as handle:
             size = os.fstat(handle.fileno()).st_size
-            data = mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE,
+            data = mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE,
                              prot=mmap.PROT_READ) if size else None
     except OSError as exc:
         raise StorageError(f"cannot read WAL file {path}: {exc.strerror}") from exc
