@@ -173,7 +173,7 @@ def test_new_database_restores_at_once_without_waiting_for_an_approval(
     (rto,) = [r.getMessage() for r in core if rto_line in r.getMessage()]
     assert [line for line in _logged(capfd).splitlines()
             if rto_line in line and "airflow.task.operators" in line] == []
-    assert f"into database '{database}'" in rto and "(RTO; checksum" in rto
+    assert f"into database '{database}'" in rto and "(RTO; plan and checksum" in rto
 
 
 def test_latest_as_a_dry_run_only_plans(
