@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.models import Status
 from amprenta_backup.core.storage import LocalStorage
-from amprenta_backup.core.storage.local import PARTIAL_SUFFIX
 from amprenta_backup.sandbox.cluster import ThrowawayCluster
 from amprenta_backup.sandbox.dataset import load_bulk
 from tests.faults.common import assert_counts_match, local_cli, wait_for
@@ -31,9 +32,38 @@ def source() -> Iterator[ThrowawayCluster]:
         yield cluster
 
 
-def streamed(storage: LocalStorage) -> bool:
-    """Table data is being stored: a .partial file past its schema part (256 KiB)."""
-    return any(p.stat().st_size > 2**18 for p in storage.root.rglob(f"*{PARTIAL_SUFFIX}"))
+def dumps(pid: int) -> list[int]:
+    """``pid``'s pg_dump children that dump (on the exported snapshot), not a ``--version``
+    probe that has exited by the time it is signalled."""
+    found = []
+    for child in children(pid, "pg_dump"):
+        try:
+            if b"--snapshot=" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+def written(pid: int) -> int:
+    """Bytes ``pid`` has written so far (``wchar`` of /proc/PID/io)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no wchar in /proc/{pid}/io")
+
+
+def pause_mid_stream(dump: int) -> None:
+    """SIGSTOP ``dump`` once it has written 2 MiB (its schema part is a few kB: it is in the
+    table data). Until then it runs in 5 ms steps: polling a free-running pg_dump lost the
+    race on a quiet machine (the 40 MB dump finished between two looks)."""
+    deadline = time.monotonic() + 120
+    os.kill(dump, signal.SIGSTOP)
+    while written(dump) < 2**21:
+        assert time.monotonic() < deadline, "pg_dump wrote less than 2 MiB within 120 s"
+        os.kill(dump, signal.SIGCONT)
+        time.sleep(0.005)
+        os.kill(dump, signal.SIGSTOP)
 
 
 @pytest.mark.faults("source server restarted mid-dump")
@@ -42,10 +72,9 @@ def test_a_restart_mid_dump_fails_clearly_and_the_next_backup_works(
 ) -> None:
     cli = local_cli("pg_src", conninfo(source, "src"), catalog, local_storage.root)
     proc = cli.start("backup", "pg_src")
-    (dump,) = wait_for(lambda: children(proc.pid, "pg_dump"), what="pg_dump")
-    wait_for(lambda: streamed(local_storage), timeout=120, what="table data to stream")
-    os.kill(dump, signal.SIGSTOP)  # paused mid-stream, so the restart cannot miss the dump
+    (dump,) = wait_for(lambda: dumps(proc.pid), what="pg_dump")
     try:
+        pause_mid_stream(dump)  # so the restart cannot miss the dump
         source.restart()
     finally:
         os.kill(dump, signal.SIGCONT)
