@@ -3,8 +3,10 @@
     python bench/bench_parallel.py [--size-mb 500] [--rounds 3] [--jobs 1,2,4]
 
 Each round runs, in an order rotated from round to round: the raw pipe
-``pg_dump -Fc -Z0 | zstd -1 -T2 > file`` and our backup into local storage with each number
-of jobs (one stream, then parallel streams on one snapshot). Printed: the median wall of
+``pg_dump -Fc -Z0 | zstd -1 -T2 > file``, the same by hand in two streams on one exported
+snapshot (``raw2``: one ``pg_dump -Fc -Z0 --snapshot | zstd -1 -T1 > file`` per stream of our
+2-job split, both at once) and our backup into local storage with each number of jobs (one
+stream, then parallel streams on one snapshot). Printed: the median wall of
 each, the ratio of each to our single-stream backup in the same round (median over rounds;
 target for 2 jobs on 2 cores: at most 0.65x), the stored size against the single stream's
 (target at most 1.05x) and the backup process's peak RSS (target 150 MB + 40 MB per extra
@@ -27,6 +29,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ behind in the shared tree
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import shlex  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -87,6 +90,7 @@ class Bench:
         self.pg_dump = tool("pg_dump")
         self.cluster = ThrowawayCluster()
         self.tables: list[str] = []
+        self.plan: Any = None  # the 2-stream split of the raw two-stream pipe
 
     def build(self) -> dict[str, Any]:
         from amprenta_backup.sandbox.dataset import load_tables
@@ -101,6 +105,7 @@ class Bench:
         size = int(self.cluster.query("SELECT pg_database_size(current_database())",
                                       DBNAME)[0][0])
         note(f"{DBNAME}: {size:,} bytes in {time.monotonic() - started:.0f} s")
+        self.plan = self.two_streams()
         self.raw_pipe("warm-up")
         counted = self.measured(self.count_all)
         note(f"count(*) of every table (what the row counts cost the server): "
@@ -142,6 +147,50 @@ class Bench:
         dump = _cpu_s(_jsonl(dumps)[0])
         return {"wall_s": record["wall_s"], "stored_bytes": stored,
                 "cpu": {"pg_dump_s": dump, "zstd_s": round(_cpu_s(record) - dump, 3)}}
+
+    def two_streams(self) -> Any:
+        """Our 2-job split of the tables (the engine's plan); at sizes where no two tables are
+        sizeable (a small run) every table counts, so that the raw pipe still has 2 streams."""
+        from amprenta_backup.core.backup.parallel import plan_dump, read_tables
+        from amprenta_backup.core.constants import DEFAULT_DUMP_MIN_TABLE_MB
+
+        with self.cluster.connect(DBNAME) as db:
+            tables = read_tables(db)
+        plan = plan_dump(tables, 2, DEFAULT_DUMP_MIN_TABLE_MB * 2**20)
+        return plan if plan.parallel else plan_dump(tables, 2, 1)
+
+    def raw_streams(self, label: str) -> dict[str, Any]:
+        """The hand-written parallel pipe: ``pg_dump -Fc -Z0 | zstd -q -1 -T1 > file`` per
+        stream of :meth:`two_streams` (the engine's ``pg_dump`` arguments for each stream), all
+        at once on one snapshot exported by a transaction held open meanwhile."""
+        import psycopg
+
+        from amprenta_backup.core.backup.parallel import ParallelDump
+        from amprenta_backup.core.pgtools import pg_dump_argv
+        from amprenta_backup.core.pipeline import Compression
+
+        dumps = self.workdir / "raw-pg_dump.jsonl"
+        dumps.unlink(missing_ok=True)
+        outs = [self.workdir / f"raw2-{i}.pgc.zst" for i in range(len(self.plan.groups))]
+        with self.cluster.connect(DBNAME, autocommit=False) as db:
+            db.isolation_level, db.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+            snapshot = str(db.execute("SELECT pg_export_snapshot()").fetchone()[0])
+            base = [sys.executable, "-S", "-I", str(SPAWN), str(dumps), "--",
+                    *pg_dump_argv(snapshot=snapshot, binary=self.pg_dump)]
+            dump = ParallelDump(None, Compression(), True, None, None)  # for its argv only
+            streams = dump.streams(self.plan, base, "raw2")
+            pipes = [f"({shlex.join(s.argv)} | zstd -q -1 -T1 > {o}) & p{i}=$!"
+                     for i, (s, o) in enumerate(zip(streams, outs, strict=True))]
+            waits = "; ".join(f"wait $p{i} || rc=1" for i in range(len(pipes)))
+            script = f"set -o pipefail; rc=0; {'; '.join(pipes)}; {waits}; exit $rc"
+            record, _ = spawn(self.workdir, ["bash", "-c", script], self.env(), label)
+        stored = sum(o.stat().st_size for o in outs)
+        for out in outs:
+            out.unlink()
+        dumped = sum(_cpu_s(d) for d in _jsonl(dumps))
+        return {"wall_s": record["wall_s"], "stored_bytes": stored, "parts": len(outs),
+                "cpu": {"pg_dump_s": round(dumped, 3),
+                        "zstd_s": round(_cpu_s(record) - dumped, 3)}}
 
     def ours(self, spec: str, label: str, trace: bool = False) -> dict[str, Any]:
         jobs, _, threads = spec.partition("t")
@@ -187,20 +236,24 @@ def _cpu_s(record: dict[str, Any]) -> float:
     return round(float(record["user_s"]) + float(record["sys_s"]), 3)
 
 
+RAW = ("raw", "raw2")  # the raw pipe in one stream and in two
+
+
 def run_rounds(bench: Bench, jobs: list[str]) -> list[dict[str, Any]]:
-    variants = ["raw"] + [f"jobs={j}" for j in jobs]
+    variants = [*RAW, *(f"jobs={j}" for j in jobs)]
+    run = {"raw": bench.raw_pipe, "raw2": bench.raw_streams}
     samples = []
     for round_no in range(bench.args.rounds):
         shift = round_no % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             label = f"{variant}-r{round_no}"
             sample = bench.measured(lambda v=variant, lb=label: (
-                bench.raw_pipe(lb) if v == "raw" else bench.ours(v.split("=")[1], lb)))
+                run[v](lb) if v in run else bench.ours(v.split("=")[1], lb)))
             sample.update(variant=variant, round=round_no, load=os.getloadavg()[0])
             note(f"{label}: {sample['wall_s']:.2f} s, {sample['stored_bytes']:,} B stored, "
-                 f"{_own_cpu(sample):.2f} core-s"
+                 f"{_own_cpu(sample):.2f} core-s (machine {sample['cpu']['machine_s']:.2f})"
                  + (f", {sample['parts']} objects, RSS {sample['rss_kib'] / 1024:.0f} MiB"
-                    if "parts" in sample else ""))
+                    if "rss_kib" in sample else ""))
             samples.append(sample)
     return samples
 
@@ -223,33 +276,54 @@ def _own_cpu(sample: dict[str, Any]) -> float:
     return float(sum(sample["cpu"].get(k, 0.0) for k in CPU_KEYS))
 
 
+def stream_times(sample: dict[str, Any]) -> dict[str, float]:
+    """Where a backup's wall went around its ``pg_dump`` streams: ``start_s`` until the first
+    one started (our start-up, imports, catalog, snapshot), ``tail_s`` from the first one's end
+    to the last one's (fewer streams than jobs ran), ``end_s`` after the last one."""
+    ends = [s["start_s"] + s["wall_s"] for s in sample["streams"]]
+    return {"start_s": min(s["start_s"] for s in sample["streams"]),
+            "tail_s": max(ends) - min(ends), "end_s": sample["wall_s"] - max(ends)}
+
+
+def _per_round(mine: list[dict[str, Any]], other: list[dict[str, Any]], key: str) -> float:
+    """The median over the rounds of ``mine``'s ``key`` over ``other``'s in the same round."""
+    return statistics.median(m[key] / o[key] for m, o in zip(mine, other, strict=True))
+
+
 def report(samples: list[dict[str, Any]], jobs: list[str]) -> dict[str, Any]:
     by = {(s["variant"], s["round"]): s for s in samples}
     rounds = sorted({s["round"] for s in samples})
     rows = {}
-    for variant in ["raw"] + [f"jobs={j}" for j in jobs]:
+    for variant in [*RAW, *(f"jobs={j}" for j in jobs)]:
         mine = [by[(variant, r)] for r in rounds]
         single = [by[("jobs=1", r)] for r in rounds]
         rows[variant] = {
             "wall_s": statistics.median(s["wall_s"] for s in mine),
-            "wall_vs_single": statistics.median(m["wall_s"] / o["wall_s"]
-                                                for m, o in zip(mine, single, strict=True)),
-            "stored_vs_single": statistics.median(m["stored_bytes"] / o["stored_bytes"]
-                                                  for m, o in zip(mine, single, strict=True)),
+            "wall_vs_single": _per_round(mine, single, "wall_s"),
+            "wall_vs_raw": _per_round(mine, [by[("raw", r)] for r in rounds], "wall_s"),
+            "stored_vs_single": _per_round(mine, single, "stored_bytes"),
             "rss_mib": (statistics.median(s["rss_kib"] for s in mine) / 1024
                         if "rss_kib" in mine[0] else None),
             "objects": mine[0].get("parts"),
             "cpu": {k: statistics.median(s["cpu"].get(k, 0.0) for s in mine)
                     for k in (*CPU_KEYS, "machine_s")},
             "own_core_s": statistics.median(_own_cpu(s) for s in mine),
+            # other work on the machine meanwhile (other sessions' tests): ratios of rounds
+            # where it is large compare disturbed walls
+            "others_core_s": statistics.median(s["cpu"]["machine_s"] - _own_cpu(s)
+                                               for s in mine),
             "floor_s": statistics.median(_own_cpu(s) / CORES for s in mine),
             "wall_vs_floor": statistics.median(s["wall_s"] / (_own_cpu(s) / CORES)
                                                for s in mine),
+            "floor_vs_single": statistics.median(_own_cpu(m) / CORES / o["wall_s"]
+                                                 for m, o in zip(mine, single, strict=True)),
+            **({k: statistics.median(stream_times(s)[k] for s in mine)
+                for k in ("start_s", "tail_s", "end_s")} if "streams" in mine[0] else {}),
         }
     print(f"\n{'variant':<10} {'wall s':>7} {'x single':>9} {'stored x':>9} {'RSS MiB':>8} "
           f"{'objects':>7}  target")
     for variant, row in rows.items():
-        job = int(variant.split("=")[1].partition("t")[0]) if variant != "raw" else 0
+        job = int(variant.split("=")[1].partition("t")[0]) if variant not in RAW else 0
         target = (f"wall <= 0.65x, stored <= 1.05x, RSS <= {150 + 40 * (job - 1)} MB"
                   if job == 2 else (f"RSS <= {150 + 40 * (job - 1)} MB" if job else "anchor"))
         rss = f"{row['rss_mib']:.0f}" if row["rss_mib"] is not None else "-"
@@ -261,20 +335,30 @@ def report(samples: list[dict[str, Any]], jobs: list[str]) -> dict[str, Any]:
 
 def print_cpu(rows: dict[str, dict[str, Any]]) -> None:
     """Where the core-seconds went, and the floor they set on the wall."""
-    print(f"\ncore-seconds (medians) on {CORES} cores; floor = own core-s / {CORES}")
+    print(f"\ncore-seconds (medians) on {CORES} cores; floor = own core-s / {CORES}; others = "
+          "machine - own (other work meanwhile)")
     print(f"{'variant':<10} {'server':>7} {'pg_dump':>8} {'py':>6} {'zstd':>6} {'own':>6} "
-          f"{'machine':>8} {'floor s':>8} {'wall s':>7} {'wall/floor':>10}")
+          f"{'machine':>8} {'others':>7} {'floor s':>8} {'wall s':>7} {'wall/floor':>10}")
     for variant, row in rows.items():
         cpu = row["cpu"]
         print(f"{variant:<10} {cpu['server_s']:>7.2f} {cpu['pg_dump_s']:>8.2f} "
               f"{cpu['py_s']:>6.2f} {cpu['zstd_s']:>6.2f} {row['own_core_s']:>6.2f} "
-              f"{cpu['machine_s']:>8.2f} {row['floor_s']:>8.2f} {row['wall_s']:>7.2f} "
+              f"{cpu['machine_s']:>8.2f} {row['others_core_s']:>7.2f} {row['floor_s']:>8.2f} "
+              f"{row['wall_s']:>7.2f} "
               f"{row['wall_vs_floor']:>9.2f}x")
     single, two = rows.get("jobs=1"), rows.get("jobs=2")
     if single and two:
         print(f"0.65x of one stream is {0.65 * single['wall_s']:.2f} s; the CPU floor of 2 "
-              f"jobs is {two['floor_s']:.2f} s ({two['floor_s'] / single['wall_s']:.2f}x of "
-              "one stream)")
+              f"jobs is {two['floor_s']:.2f} s ({two['floor_vs_single']:.2f}x of one stream, "
+              f"median of the rounds); the raw pipe in 2 streams ran "
+              f"{rows['raw2']['wall_vs_raw']:.2f}x of the raw pipe in one, "
+              f"{rows['raw2']['wall_vs_single']:.2f}x of our one stream")
+    print(f"\naround the pg_dump streams (medians, s): {'variant':<10} {'start':>6} "
+          f"{'tail':>6} {'end':>6}")
+    for variant, row in rows.items():
+        if "start_s" in row:
+            print(f"{'':41}{variant:<10} {row['start_s']:>6.2f} {row['tail_s']:>6.2f} "
+                  f"{row['end_s']:>6.2f}")
 
 
 def print_traced(traced: list[dict[str, Any]]) -> None:

@@ -16,7 +16,8 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 sys.path.insert(0, str(RESULTS.parent))
 import _bench_table as table  # noqa: E402
 
-TINY = RESULTS / "all-20mb-1round.json"  # bench_all.py --size-mb 20 --rounds 1, at load 3-5
+# bench_all.py --size-mb 20 --rounds 1 at load 3-5; its parallel part re-run alone (load 1.5)
+TINY = RESULTS / "all-20mb-1round.json"
 
 
 def recorded() -> dict[str, Any]:
@@ -38,6 +39,8 @@ def test_the_recorded_run_gives_every_issue_17_row_a_value_and_a_verdict() -> No
         "parallel backup, 2 jobs vs one stream (wall)": "MISSED",
         "parallel backup, 4 jobs vs one stream (wall)": "reported",
         "pg_dump -Fc -Z0 | zstd pipe vs one stream (wall)": "reported",
+        "CPU floor of 2 jobs (their core-seconds / the cores) vs one stream": "reported",
+        "pg_dump -Fc -Z0 | zstd in 2 streams on one snapshot vs in one (wall)": "reported",
         "parallel backup, 2 jobs: stored size vs one stream": "met",
         "parallel backup, 4 jobs: stored size vs one stream": "met",
         "parallel backup, 1 job: peak RSS": "met",
@@ -66,6 +69,16 @@ def test_the_recorded_run_gives_every_issue_17_row_a_value_and_a_verdict() -> No
     growth = rows["our peak RSS growth (d) on a database twice the size"]
     assert (growth.verdict, growth.detail) == ("MISSED by 3.31 (33% over)",
                                                "95.4 MB -> 108.1 MB")
+    parallel = recorded()["parallel"]["rows"]
+    floor = rows["CPU floor of 2 jobs (their core-seconds / the cores) vs one stream"]
+    assert floor.value == parallel["jobs=2"]["floor_vs_single"]
+    assert floor.detail == (f"{parallel['jobs=2']['own_core_s']:.2f} core-s / 2 = "
+                            f"{parallel['jobs=2']['floor_s']:.2f} s; 2 jobs ran "
+                            f"{parallel['jobs=2']['wall_vs_floor']:.2f}x of it")
+    raw2 = rows["pg_dump -Fc -Z0 | zstd in 2 streams on one snapshot vs in one (wall)"]
+    assert raw2.value == parallel["raw2"]["wall_vs_raw"]
+    assert raw2.detail == (f"2 streams {parallel['raw2']['wall_s']:.2f} s, "
+                           f"one {parallel['raw']['wall_s']:.2f} s")
     medians = recorded()["restore"]["medians_s"]
     verify = rows["verify vs read + sha256 + zstd -d (no pg_restore; keep it there)"]
     assert verify.value == medians["verify"] / medians["floor"]
@@ -125,7 +138,7 @@ def test_the_readme_block_is_rewritten_from_a_saved_run_and_nothing_else_changes
     before, after = readme.split(table.BLOCK_BEGIN)[0], readme.split(table.BLOCK_END)[1]
     assert once.startswith(before) and once.endswith(after)
     block = once.split(table.BLOCK_BEGIN)[1].split(table.BLOCK_END)[0]
-    assert "1.4 min on 2 cores at load 2.7-5.2 (20 MiB backup" in block
+    assert "1.4 min on 2 cores at load 1.5-5.2 (20 MiB backup" in block
     assert "| 1, 3 | ours to SeaweedFS vs pg_dump \\| zstd \\| aws s3 cp - (g/h)" in block
     with pytest.raises(ValueError, match="markers"):
         table.replace_block("# no block here\n", table.readme_block(saved))
