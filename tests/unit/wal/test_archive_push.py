@@ -61,3 +61,34 @@ def test_pushes_from_two_threads_at_once_keep_their_own_bytes(tmp_path: Path) ->
         assert digests[name] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert archive.fetch(name, tmp_path / f"{name}.back") == digests[name]
         assert (tmp_path / f"{name}.back").read_bytes() == path.read_bytes()
+
+
+def test_a_segment_recycled_while_it_is_read_is_not_stored(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL recycles an archived segment by renaming it and writing it over; if that
+    happens between the hash and the compression (two passes over one mapping), nothing is
+    stored under the old name (its sidecar would not match the object)."""
+    import amprenta_backup.core.wal.archive as archive_module
+
+    name = "000000010000000000000010"
+    path = wal_file(tmp_path, name, SEGMENT, 1)
+    real = archive_module.zstandard_compressor
+
+    class RecyclingCompressor:
+        def __init__(self, level: int) -> None:
+            self.inner = real(level)
+
+        def compress(self, data: bytes) -> bytes:
+            future = path.with_name("000000010000000000000020")
+            os.rename(path, future)  # what a checkpoint does to a segment that is done
+            with open(future, "r+b") as handle:
+                handle.write(os.urandom(SEGMENT // 2))
+            return bytes(self.inner.compress(data))
+
+    monkeypatch.setattr(archive_module, "zstandard_compressor", RecyclingCompressor)
+    archive = WalArchive(LocalStorage(tmp_path / "store"), "p", "t")
+    with pytest.raises(FileNotFoundError, match="recycled"):
+        archive.push(path, name)
+    assert not archive.has(name)
+    assert not (tmp_path / "store").exists() or not any(
+        p.is_file() for p in (tmp_path / "store").rglob("*"))

@@ -8,13 +8,14 @@ in ``sha256sum`` format) exists: the sidecar is written last, like a backup's ma
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import mmap
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,22 +60,36 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only; elsewhere the pages 
 
 
 @contextlib.contextmanager
-def mapped(path: str | os.PathLike[str]) -> Iterator[mmap.mmap | bytes]:
+def mapped(path: str | os.PathLike[str]) -> Iterator[tuple[mmap.mmap | bytes, os.stat_result]]:
     """The file's bytes, mapped from the page cache (PostgreSQL never truncates a file it
-    marked ``.ready``): no 16 MiB copy and no fresh buffer's page faults per segment (8 of the
-    19 CPU-ms that reading and hashing a segment took here)."""
+    marked ``.ready``), and its ``fstat``: no 16 MiB copy and no fresh buffer's page faults per
+    segment (8 of the 19 CPU-ms that reading and hashing a segment took here)."""
     try:
         with open(path, "rb", buffering=0) as handle:
-            size = os.fstat(handle.fileno()).st_size
+            info = os.fstat(handle.fileno())
             data = mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE,
-                             prot=mmap.PROT_READ) if size else None
+                             prot=mmap.PROT_READ) if info.st_size else None
     except OSError as exc:
         raise StorageError(f"cannot read WAL file {path}: {exc.strerror}") from exc
     if data is None:
-        yield b""
+        yield b"", info
         return
     with data:
-        yield data
+        yield data, info
+
+
+def still_named(path: str | os.PathLike[str], opened: os.stat_result, name: str) -> None:
+    """Raise :class:`FileNotFoundError` unless ``path`` still names the file opened as
+    ``opened``. PostgreSQL writes a segment again only after recycling it, which renames it
+    (or removes it): while the path names the inode we hold open (so its number cannot be
+    reused), the bytes hashed and the bytes compressed, read in two passes, are the same."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+        raise FileNotFoundError(errno.ENOENT, f"No such file: {name} was recycled by PostgreSQL "
+                                "while it was read (so it was archived already)", str(path))
 
 
 def zstandard_compressor(level: int) -> Any:
@@ -147,10 +162,11 @@ class WalArchive:
         Raises :class:`WalConflict` if different content is archived under ``name``.
         """
         check_wal_name(name)
-        with mapped(path) as data:
-            return self._store(name, data)
+        with mapped(path) as (data, opened):
+            return self._store(name, data, lambda: still_named(path, opened, name))
 
-    def _store(self, name: str, data: mmap.mmap | bytes) -> PushResult:
+    def _store(self, name: str, data: mmap.mmap | bytes,
+               unchanged: Callable[[], None]) -> PushResult:
         from amprenta_backup.core.encryption import seal_for, wal_identity
 
         digest = hashlib.sha256(data).hexdigest()
@@ -167,6 +183,7 @@ class WalArchive:
                 "own, or move the old archive away after checking which cluster it belongs to"
             )
         stored = zstandard_compressor(self.level).compress(data)
+        unchanged()  # both passes read the segment PostgreSQL marked ready
         seal = seal_for(self.keys, wal_identity(self.target, name))
         if seal is not None:  # a data key of its own per segment
             stored = seal.seal(stored)
