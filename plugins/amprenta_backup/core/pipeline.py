@@ -1,9 +1,13 @@
-"""The streaming pipeline: a client tool's stdout -> zstd -> sha256 -> storage, in one pass."""
+"""The streaming pipeline: a client tool's stdout -> zstd -> sha256 -> storage, in one pass;
+and the pipe helpers that feed stored bytes back into a client tool's stdin."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -116,6 +120,42 @@ class StderrTail(threading.Thread):
     def run(self) -> None:
         data = self._stream.read()
         self.text = data[-4000:].decode("utf-8", "replace").strip()
+
+
+def widen_pipe(fd: int) -> None:
+    """Grow a pipe to 1 MiB (Linux): fewer context switches per MiB fed to a client tool."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), READ_CHUNK)
+    except OSError:  # over /proc/sys/fs/pipe-max-size, or not Linux: keep the default
+        pass
+
+
+SENDFILE_TO_PIPE = hasattr(os, "sendfile")
+"""Whether ``os.sendfile`` writes into a pipe, as on Linux. The first call that finds it
+cannot (macOS wants a socket) sets it False for the process; a test sets it False to copy
+through Python."""
+_NO_SENDFILE = {errno.EINVAL, errno.ENOTSOCK, errno.ENOSYS, errno.EOPNOTSUPP,
+                getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+
+
+def send_to_pipe(out: int, fd: int, offset: int, count: int) -> int:
+    """Copy up to ``count`` bytes of the file ``fd`` from ``offset`` into the pipe ``out``:
+    in the kernel by ``sendfile`` where the system can, else by ``pread`` and ``write``. The
+    bytes copied, 0 at the end of the file; BrokenPipeError once the reader has gone."""
+    global SENDFILE_TO_PIPE
+    if SENDFILE_TO_PIPE:
+        try:
+            return os.sendfile(out, fd, offset, count)
+        except OSError as exc:
+            if exc.errno not in _NO_SENDFILE:
+                raise
+            SENDFILE_TO_PIPE = False
+            log.info("os.sendfile cannot write into a pipe here (%s): copying through Python",
+                     exc)
+    data = rest = memoryview(os.pread(fd, count, offset))
+    while rest:
+        rest = rest[os.write(out, rest):]
+    return len(data)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ the way into a consumer (pg_restore's stdin, a file, or nowhere)."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import queue
@@ -31,7 +30,11 @@ from amprenta_backup.core.encryption import (
 )
 from amprenta_backup.core.errors import ChecksumMismatch, PreconditionError, StorageError
 from amprenta_backup.core.models import Manifest
-from amprenta_backup.core.pipeline import StderrTail  # the pipeline's stderr drain, reused
+from amprenta_backup.core.pipeline import (  # the pipeline's stderr drain and pipes, reused
+    StderrTail,
+    send_to_pipe,
+    widen_pipe,
+)
 from amprenta_backup.core.storage.base import Storage
 
 Progress = Callable[[int], None]
@@ -230,7 +233,7 @@ class ToolInput:
                                       stderr=subprocess.PIPE)
         assert self._proc.stdin is not None and self._proc.stderr is not None
         self._stdin = self._proc.stdin
-        _widen_pipe(self._stdin.fileno())
+        widen_pipe(self._stdin.fileno())
         self._tail = StderrTail(self._proc.stderr)
         self._tail.start()
         self.closed_early = False
@@ -245,12 +248,13 @@ class ToolInput:
 
     def send(self, fd: int, offset: int, count: int) -> int:
         """Copy up to ``count`` bytes of the file ``fd`` from ``offset`` to the tool's stdin
-        in the kernel (``sendfile``: no copy through Python); the bytes sent, 0 once the tool
-        has stopped reading or the file ends. Not to be mixed with buffered writes."""
+        (:func:`~amprenta_backup.core.pipeline.send_to_pipe`: in the kernel where it can); the
+        bytes sent, 0 once the tool has stopped reading or the file ends. Not to be mixed
+        with buffered writes."""
         if self.closed_early:
             return 0
         try:
-            return os.sendfile(self._stdin.fileno(), fd, offset, count)
+            return send_to_pipe(self._stdin.fileno(), fd, offset, count)
         except BrokenPipeError:
             self.closed_early = True
             return 0
@@ -286,14 +290,6 @@ class ToolInput:
                  tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.kill()
-
-
-def _widen_pipe(fd: int) -> None:
-    """Grow a pipe to 1 MiB (Linux): fewer context switches per MiB fed to a client tool."""
-    try:
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), READ_CHUNK)
-    except OSError:  # over /proc/sys/fs/pipe-max-size, or not Linux: keep the default
-        pass
 
 
 def check_free_space(folder: Path, needed: int, hint: str) -> None:

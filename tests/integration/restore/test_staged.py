@@ -4,12 +4,14 @@ that one read (no checksum pass before it), with nothing left behind."""
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from amprenta_backup.core import pipeline
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.errors import ChecksumMismatch
 from amprenta_backup.core.models import Manifest, Status
@@ -72,6 +74,34 @@ def test_several_tables_load_in_several_processes_and_equal_the_source(
     assert result.mismatches == [] and len(result.row_counts) == TABLES
     assert "with 2 pg_restore processes" in caplog.text
     assert list(work.iterdir()) == []  # the growing file and the lists are gone
+
+
+def _sendfile_wants_a_socket(out: int, fd: int, offset: int, count: int) -> int:
+    raise OSError(errno.ENOTSOCK, "Socket operation on non-socket")  # macOS, to a pipe
+
+
+@pytest.mark.parametrize("found", [False, True], ids=["forced", "found-by-the-first-call"])
+def test_where_sendfile_cannot_write_to_a_pipe_the_tools_are_fed_through_python(
+    local_storage: LocalStorage, catalog: Catalog, pg_cluster: ClusterBase, many_tables: str,
+    backup: Manifest, new_name: Callable[[str], str], work: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, found: bool,
+) -> None:
+    """The fallback for systems whose sendfile needs a socket (macOS). Linux's writes into a
+    pipe, so "found" replaces it by one that fails as macOS's does: the one fault here that
+    cannot be produced for real. "forced" takes the fallback as a test may, by the flag."""
+    monkeypatch.setattr(pipeline, "SENDFILE_TO_PIPE", found)  # found: the first call tells
+    if found:
+        monkeypatch.setattr(pipeline.os, "sendfile", _sendfile_wants_a_socket)
+    target = new_name("staged_copied")
+    caplog.set_level(logging.INFO, logger="amprenta_backup.core.pipeline")
+
+    result = _restorer(local_storage, catalog, many_tables, pg_cluster).run(
+        RestoreRequest(backup.backup_id, target, jobs=2), workdir=str(work))
+
+    assert_databases_equal(pg_cluster, many_tables, pg_cluster, target)
+    assert result.mismatches == [] and len(result.row_counts) == TABLES
+    assert pipeline.SENDFILE_TO_PIPE is False
+    assert ("os.sendfile cannot write into a pipe here" in caplog.text) is found
 
 
 def test_a_dump_damaged_in_storage_fails_its_one_pass_and_no_database_is_left(
