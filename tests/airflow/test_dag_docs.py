@@ -59,13 +59,29 @@ def test_every_dag_doc_says_what_it_does_and_what_happens_when_it_fails(
 
 
 def test_mapped_tasks_are_named_by_their_target_or_backup(dags: dict[str, Any]) -> None:
-    by_target = "{{ task.target | replace(':', '.') }}"  # pg_main.sales, as filed and listed
+    by_target = "{{ task.target_name }}"  # pg_main.sales, as filed and listed
     assert dags["daily_backup"].get_task("backup").map_index_template == by_target
     assert dags["weekly_verify"].get_task("verify").map_index_template == \
         "{{ task.backup_id }}"
     for task_id in ("setup", "restore", "checks", "teardown"):
         task = dags["monthly_restore_drill"].get_task(f"drill.{task_id}")
         assert task.map_index_template == by_target, task_id
+
+
+@pytest.mark.parametrize(("target", "shown"), [
+    ("pg_main", "pg_main"), ("pg_main:sales", "pg_main.sales"),
+    ("pg_main:sales 2026", "pg_main.sales_2026"),  # as filed: the database's space is a _
+    ("no target!", "no target!"),  # the task fails on it; its map index still renders
+])
+def test_a_mapped_task_shows_its_target_as_its_backups_are_filed(
+    dags: dict[str, Any], target: str, shown: str,
+) -> None:
+    from amprenta_backup.operators.backup import PostgresBackupOperator
+
+    dag = dags["daily_backup"]
+    task = PostgresBackupOperator(task_id="backup_one", target=target)
+    template = dag.get_task("backup").map_index_template
+    assert dag.get_template_env().from_string(template).render(task=task) == shown
 
 
 def test_every_form_field_has_a_title_and_a_description(dags: dict[str, Any]) -> None:

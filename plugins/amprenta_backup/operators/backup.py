@@ -16,6 +16,7 @@ from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import REFUSALS, EngineOperator, fail_without_retry
 from amprenta_backup.operators.stats import emit_figures
+from amprenta_backup.operators.targets import OneTarget
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,7 +29,7 @@ def target_asset(storage_uri: str, target: str) -> Asset:
     return Asset(name=f"amprenta_backup.{target}", uri=storage_uri)
 
 
-class PostgresBackupOperator(EngineOperator):
+class PostgresBackupOperator(OneTarget, EngineOperator):
     """Dump one database with pg_dump into backup storage and record it in the catalog.
 
     A retry, or a cleared re-run of the same DAG run, reuses the same backup id: it never

@@ -13,12 +13,13 @@ from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import backup_id_for, run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
 from amprenta_backup.operators.pitr import PitrOperator
+from amprenta_backup.operators.targets import OneTarget
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BackupCopyOperator(EngineOperator):
+class BackupCopyOperator(OneTarget, EngineOperator):
     """Copy the backup this run took of ``target`` to the copy storage (``BACKUP_COPY_*``):
     the primary is read once, the sha256 of every object is proven on the copy and the copy
     is recorded in ``backup_copies``.

@@ -21,7 +21,7 @@ from amprenta_backup.core.drill.runner import DrillRunner, drill_id_for
 from amprenta_backup.core.settings import BackupTarget
 from amprenta_backup.hooks.context import run_context
 from amprenta_backup.operators.engine import EngineOperator, fail_without_retry
-from amprenta_backup.operators.targets import BY_TARGET
+from amprenta_backup.operators.targets import BY_TARGET, OneTarget
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -39,7 +39,7 @@ def run_interval(context: Context) -> tuple[datetime | None, datetime | None]:
     return (start, end) if start and end and start < end else (None, None)
 
 
-class _DrillOperator(EngineOperator):
+class _DrillOperator(OneTarget, EngineOperator):
     """One step of the drill of ``target``.
 
     :param target: ``conn_id`` or ``conn_id:database`` (templated)

@@ -8,17 +8,33 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from amprenta_backup.core.errors import ConfigError
+from amprenta_backup.core.layout import target_name
 from amprenta_backup.core.settings import BackupConfig
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-BY_TARGET = "{{ task.target | replace(':', '.') }}"
-"""``map_index_template`` of a task mapped over the targets: the grid shows the target as its
-backups are filed and listed (``pg_main.sales``; the task's own is ``BACKUP_TARGETS``'s
-``pg_main:sales``)."""
+BY_TARGET = "{{ task.target_name }}"
+"""``map_index_template`` of a task mapped over the targets (a :class:`OneTarget`): the grid
+shows the target as its backups are filed and listed."""
 BY_BACKUP = "{{ task.backup_id }}"
 """``map_index_template`` of a task mapped over backup ids: the grid shows the backup."""
+
+
+class OneTarget:
+    """A task over one backup target, ``target`` as ``BACKUP_TARGETS`` spells it."""
+
+    target: str
+
+    @property
+    def target_name(self) -> str:
+        """The target as filed and listed (``pg_main.sales`` for ``pg_main:sales``; see
+        :func:`~amprenta_backup.core.layout.target_name`); the text as given if it names no
+        target, since the map index is also rendered after the task has failed on it."""
+        try:
+            return target_name(self.target)
+        except ConfigError:
+            return str(self.target)
 
 
 class ListBackupTargetsOperator(BaseOperator):
