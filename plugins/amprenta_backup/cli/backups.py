@@ -31,14 +31,14 @@ def register(app: typer.Typer) -> None:
     app.command("rebuild-catalog", help="re-create records from storage")(cmd_rebuild)
 
 
-def reading_engine() -> BackupEngine:
+def reading_engine(as_json: bool) -> BackupEngine:
     """An engine that answers from the manifests in storage when the catalog is unreachable,
-    and says so on stderr before anything else is printed."""
+    and says so on stderr (a JSON line ``as_json``) before anything else is printed."""
     engine = BackupEngine(storage_fallback=True)
     where = engine.catalog.describe()  # reaches the catalog, or falls back to storage
     if engine.catalog_unreachable is not None:
         warn(f"{engine.catalog_unreachable}; answering from {where}: every backup shows as "
-             "completed, and nothing is recorded")
+             "completed, and nothing is recorded", as_json)
     return engine
 
 
@@ -68,7 +68,7 @@ def cmd_backup(
                                  f"{exc}") from exc
     backup_id = layout.check_backup_id(backup_id) if backup_id else layout.make_backup_id(now)
     runner = engine.runner()
-    with Progress.for_terminal(progress) as bars:
+    with Progress.for_terminal(progress, as_json) as bars:
         runner.progress = bars.phase(f"backup of {target.name}")
         manifest = runner.run(target.name, engine.conninfo(target),
                               RunContext(logical_date=now), backup_id)
@@ -87,7 +87,7 @@ def cmd_list(
                                        help="most backups to show")] = 20,
     as_json: JsonOption = False,
 ) -> int:
-    records = reading_engine().list_backups(limit=limit, target=target)
+    records = reading_engine(as_json).list_backups(limit=limit, target=target)
     if as_json:
         print_json([record_dict(r) for r in records])
         return 0
@@ -103,7 +103,7 @@ def cmd_list(
 
 def cmd_show(backup_id: Annotated[str, typer.Argument(metavar="BACKUP_ID")],
              as_json: JsonOption = False) -> int:
-    record = reading_engine().get_backup(layout.check_backup_id(backup_id))
+    record = reading_engine(as_json).get_backup(layout.check_backup_id(backup_id))
     data = record_dict(record)
     if as_json:
         print_json(data)

@@ -16,12 +16,6 @@ import sys
 from typing import Any
 
 
-class Mode:
-    """Whether stderr speaks JSON Lines (``--json``); set once by the CLI's ``main``."""
-
-    json = False
-
-
 def line(kind: str, fields: dict[str, Any]) -> str:
     """``{kind: fields}`` as one line of JSON, newline included."""
     return json.dumps({kind: fields}, default=str) + "\n"
@@ -33,9 +27,10 @@ def write(kind: str, fields: dict[str, Any]) -> None:
     sys.stderr.flush()
 
 
-def warn(message: str) -> None:
-    """A warning for the person or script running the command."""
-    if Mode.json:
+def warn(message: str, as_json: bool) -> None:
+    """A warning for the person or script running the command; a JSON line under ``--json``
+    (``as_json``)."""
+    if as_json:
         write("warning", {"message": message})
     else:
         print(f"warning: {message}", file=sys.stderr, flush=True)
@@ -55,15 +50,16 @@ class JsonLinesHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(verbose: bool, text_format: str) -> None:
+def configure_logging(verbose: bool, text_format: str, as_json: bool) -> None:
     """The root logger: INFO with ``-v``, WARNING otherwise, onto stderr as text in
-    ``text_format`` or, under ``--json``, as JSON Lines; left alone when it has handlers
-    already (the CLI called inside another program, as ``logging.basicConfig`` does)."""
+    ``text_format`` or, ``as_json`` (``--json``), as JSON Lines; left alone when it has
+    handlers already (the CLI called inside another program, as ``logging.basicConfig``
+    does)."""
     root = logging.getLogger()
     if root.handlers:
         return
     handler: logging.Handler
-    if Mode.json:
+    if as_json:
         handler = JsonLinesHandler()
     else:
         handler = logging.StreamHandler(sys.stderr)

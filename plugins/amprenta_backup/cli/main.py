@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -26,7 +27,7 @@ from amprenta_backup.cli import (
     server_globals,
 )
 from amprenta_backup.cli.connections import use_airflow_connections
-from amprenta_backup.cli.jsonlines import Mode, configure_logging
+from amprenta_backup.cli.jsonlines import configure_logging
 from amprenta_backup.cli.output import fail, package_version, reader_gone
 from amprenta_backup.core.errors import (
     BackupError,
@@ -42,6 +43,17 @@ COMMAND_MODULES = [backups, health, metrics, retention, restore, server_globals,
                    copy, export, dags]
 
 
+@dataclass(frozen=True)
+class Output:
+    """How the command writes stderr, on click's context (``ctx.obj``) for every command.
+
+    :param json: JSON Lines (``--json``, seen in the arguments before they are parsed: the
+        root callback configures logging before the command parses its own options)
+    """
+
+    json: bool = False
+
+
 def _version(shown: bool) -> None:
     if shown:
         print(f"{PROG} {package_version()}")
@@ -49,6 +61,7 @@ def _version(shown: bool) -> None:
 
 
 def _root(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("-v", "--verbose",
                                           help="log progress to stderr")] = False,
     _: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
@@ -56,7 +69,8 @@ def _root(
 ) -> None:
     """PostgreSQL backups: settings from BACKUP_* variables, connections from AIRFLOW_CONN_*
     variables (or Airflow's secrets backends when Airflow is installed)."""
-    configure_logging(verbose, "%(levelname)s %(name)s: %(message)s")
+    as_json = isinstance(ctx.obj, Output) and ctx.obj.json
+    configure_logging(verbose, "%(levelname)s %(name)s: %(message)s", as_json)
     use_airflow_connections()
 
 
@@ -73,16 +87,13 @@ def build_app() -> typer.Typer:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = Mode.json = "--json" in args  # stderr in JSON Lines too (cli.jsonlines)
-    try:
-        return _run(args, as_json)
-    finally:
-        Mode.json = False  # main() called again in the same process starts afresh
+    return _run(args, "--json" in args)  # seen before parsing: usage errors, -v's logging
 
 
 def _run(args: list[str], as_json: bool) -> int:
     try:
-        code = int(build_app()(args=args, prog_name=PROG, standalone_mode=False) or 0)
+        code = int(build_app()(args=args, prog_name=PROG, standalone_mode=False,
+                               obj=Output(json=as_json)) or 0)  # stderr as JSON Lines too
         sys.stdout.flush()  # here, so that a reader gone is seen here and not at exit
         return code
     except typer.TyperException as exc:  # bad usage: the message names the option

@@ -25,10 +25,11 @@ class Lines:
     :param label: what is being transferred (``verify``, ``backup of pg_main`` ...)
     :param total: bytes expected (0: unknown)
     :param stream: where to write (stderr)
+    :param as_json: ``progress`` JSON lines instead of text (``--json``)
     """
 
-    def __init__(self, label: str, total: int, stream: TextIO) -> None:
-        self.label, self.total, self.stream = label, total, stream
+    def __init__(self, label: str, total: int, stream: TextIO, as_json: bool = False) -> None:
+        self.label, self.total, self.stream, self.as_json = label, total, stream, as_json
         self.started = self._written = time.monotonic()
         self.done = self.stored = 0
 
@@ -40,7 +41,7 @@ class Lines:
     def write(self) -> None:
         self._written = time.monotonic()
         seconds = max(self._written - self.started, 1e-6)
-        self.stream.write(self.json(seconds) if jsonlines.Mode.json else self.text(seconds))
+        self.stream.write(self.json(seconds) if self.as_json else self.text(seconds))
         self.stream.flush()
 
     def text(self, seconds: float) -> str:
@@ -89,17 +90,19 @@ class Progress:
 
     :param enabled: show progress at all (on a terminal, or with ``--progress``)
     :param stream: where to write; stderr by default
+    :param as_json: JSON lines off a terminal (``--json``)
     """
 
-    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
-        self.enabled = enabled
+    def __init__(self, enabled: bool, stream: TextIO | None = None,
+                 as_json: bool = False) -> None:
+        self.enabled, self.as_json = enabled, as_json
         self.stream = stream or sys.stderr
         self._lines: Lines | None = None
         self._display: RichProgress | None = None
 
     @classmethod
-    def for_terminal(cls, forced: bool) -> Progress:
-        return cls(forced or sys.stderr.isatty())
+    def for_terminal(cls, forced: bool, as_json: bool) -> Progress:
+        return cls(forced or sys.stderr.isatty(), as_json=as_json)
 
     def phase(self, label: str, total: int = 0) -> Bar | Lines | None:
         """A callback ``(done[, stored])`` for ``label``'s transfer of ``total`` bytes (0:
@@ -108,7 +111,7 @@ class Progress:
             return None
         if not self.stream.isatty():
             self._finish_lines()
-            self._lines = Lines(label, total, self.stream)
+            self._lines = Lines(label, total, self.stream, self.as_json)
             return self._lines
         if self._display is None:
             self._display = RichProgress(

@@ -43,9 +43,9 @@ def register(app: typer.Typer) -> None:
 
 def cmd_verify(backup_id: BackupIdArgument, as_json: JsonOption = False,
                progress: ProgressOption = False, from_copy: FromCopyOption = False) -> int:
-    engine = reading_engine()
+    engine = reading_engine(as_json)
     record = engine.get_backup(layout.check_backup_id(backup_id))
-    with Progress.for_terminal(progress) as bars:
+    with Progress.for_terminal(progress, as_json) as bars:
         result = engine.verify(record.backup_id, run=RunContext(logical_date=utcnow()),
                                progress=bars.phase("verify", record.stored_bytes or 0),
                                from_copy=from_copy)
@@ -86,8 +86,8 @@ def cmd_restore(
     progress: ProgressOption = False,
     from_copy: FromCopyOption = False,
 ) -> int:
-    with Progress.for_terminal(progress) as bars:
-        result = reading_engine().restore_backup(
+    with Progress.for_terminal(progress, as_json) as bars:
+        result = reading_engine(as_json).restore_backup(
             backup_id, database, progress=bars.phase, schemas=tuple(schemas or ()),
             tables=tuple(tables or ()), target_conn_id=target_conn_id,
             source_target=source_target, mode=mode, confirm=confirm, jobs=jobs,
@@ -130,7 +130,7 @@ def cmd_download(
                                f"{'.zst' if raw else ''}")
     engine = BackupEngine()
     record = engine.get_backup(backup_id)
-    with Progress.for_terminal(progress) as bars:
+    with Progress.for_terminal(progress, as_json) as bars:
         result = engine.download(backup_id, path, decompress=not raw,
                                  progress=bars.phase("download", record.stored_bytes or 0),
                                  from_copy=from_copy)

@@ -34,7 +34,7 @@ def cmd_restore_globals(
                                           "created")] = False,
     as_json: JsonOption = False,
 ) -> int:
-    result = reading_engine().restore_globals(layout.check_backup_id(backup_id),
+    result = reading_engine(as_json).restore_globals(layout.check_backup_id(backup_id),
                                               target_conn_id, dry_run=dry_run)
     if as_json:
         print_json(result.to_dict())

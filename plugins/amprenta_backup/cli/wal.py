@@ -128,15 +128,15 @@ def _run(raw: list[str]) -> int:
     stored, waited = quick_push(raw)
     if stored:
         return EXIT_OK
-    from amprenta_backup.cli.jsonlines import Mode, configure_logging, write
+    from amprenta_backup.cli.jsonlines import configure_logging, write
     from amprenta_backup.core.errors import BackupError, ConfigError, WalSegmentMissing
     from amprenta_backup.core.wal.settings import settings_environment
 
     args = parse(raw)
     if isinstance(args, int):
         return args
-    Mode.json = bool(getattr(args, "as_json", False))  # stderr in JSON Lines too
-    configure_logging(args.verbose, "amprenta-wal: %(levelname)s %(message)s")
+    as_json = bool(getattr(args, "as_json", False))  # stderr in JSON Lines too
+    configure_logging(args.verbose, "amprenta-wal: %(levelname)s %(message)s", as_json)
     handlers = {"push": _push, "fetch": _fetch, "archiver": _archiver, "list": _list,
                 "check": _check, "cleanup": _retention, "archive-command": _archive_command}
     try:
@@ -150,7 +150,7 @@ def _run(raw: list[str]) -> int:
     except (BackupError, TimeoutError, OSError) as exc:
         code = EXIT_ABORT_RECOVERY if args.command == "fetch" else \
             EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
-        if Mode.json:  # the same error object as amprenta-backup's
+        if as_json:  # the same error object as amprenta-backup's
             write("error", {"type": type(exc).__name__, "message": str(exc), "exit_code": code})
         else:
             print(f"amprenta-wal: error: {exc}", file=sys.stderr)
