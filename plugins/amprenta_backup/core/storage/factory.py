@@ -11,26 +11,36 @@ from amprenta_backup.core.settings import StorageConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.local import LocalStorage
 from amprenta_backup.core.storage.objectlock import ObjectLock
-from amprenta_backup.core.storage.s3 import S3Storage, client_config, new_client
+from amprenta_backup.core.storage.s3 import LazyClient, S3Storage, client_config, new_client
 
 
 def s3_client_from_config(config: StorageConfig) -> Any:
     """An S3 client from ``BACKUP_S3_*``, the ``AIRFLOW_CONN_<BACKUP_AWS_CONN_ID>``
     variable if set, and otherwise the standard AWS credential chain."""
+    return lazy_client_from_config(config).get()
+
+
+def lazy_client_from_config(config: StorageConfig) -> LazyClient:
+    """:func:`s3_client_from_config`, made on first use; the connection is read (and a bad
+    one refused) now."""
     kwargs: dict[str, Any] = {"region_name": config.s3_region}
     if config.s3_endpoint_url:
         kwargs["endpoint_url"] = config.s3_endpoint_url
     kwargs.update(s3_client_kwargs(config.aws_conn_id))
-    options = client_config(config.s3_stall_seconds, endpoint_url=config.s3_endpoint_url,
-                            object_lock=config.object_lock_mode is not None)
-    return new_client(options, **kwargs)
+
+    def make() -> Any:
+        options = client_config(config.s3_stall_seconds, endpoint_url=config.s3_endpoint_url,
+                                object_lock=config.object_lock_mode is not None)
+        return new_client(options, **kwargs)
+
+    return LazyClient(make)
 
 
 def storage_from_config(config: StorageConfig, s3_client: Any | None = None) -> Storage:
     """The storage ``config`` names; ``s3_client`` overrides how S3 is reached."""
     if config.storage_type == "local":
         return LocalStorage(config.local_path)
-    client = s3_client if s3_client is not None else s3_client_from_config(config)
+    client = s3_client if s3_client is not None else lazy_client_from_config(config)
     lock = (ObjectLock(config.object_lock_mode, timedelta(days=config.object_lock_days),
                        setting=config.names()["object_lock_mode"])
             if config.object_lock_mode else None)

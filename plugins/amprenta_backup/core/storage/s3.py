@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -68,6 +69,26 @@ def new_client(config: Any, **kwargs: Any) -> Any:
     return botocore.session.get_session().create_client("s3", config=config, **kwargs)
 
 
+class LazyClient:
+    """An S3 client made on first use, once, in whichever thread asks first. botocore's
+    imports and the client cost 0.1-0.2 s of Python; a backup asks for the client in a
+    thread while ``pg_dump`` starts (core/backup/admission.py), not before.
+
+    :param make: makes the client (e.g. ``lambda: new_client(config, **kwargs)``)
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+            return self._client
+
+
 def _describe(exc: Exception) -> str:
     """A short, secret-free description of a boto3/botocore error."""
     response = getattr(exc, "response", None)
@@ -103,7 +124,8 @@ class _BodyReader(io.RawIOBase):
 class S3Storage(Storage):
     """Backups in a bucket of an S3-compatible service.
 
-    :param client: a boto3 S3 client (its endpoint decides which service is used)
+    :param client: a boto3 S3 client (its endpoint decides which service is used), or a
+        :class:`LazyClient` that makes it on first use
     :param bucket: the bucket name
     :param sse: ``none``, ``AES256`` (SSE-S3) or ``aws:kms`` (SSE-KMS)
     :param kms_key_id: the KMS key for ``aws:kms``
@@ -127,7 +149,7 @@ class S3Storage(Storage):
         growth_every: int = GROWTH_EVERY,
         object_lock: ObjectLock | None = None,
     ) -> None:
-        self.client = client
+        self._client = client
         self.bucket = bucket
         self.part_size = part_size
         self.in_flight = in_flight
@@ -139,6 +161,15 @@ class S3Storage(Storage):
             self.encryption_args["ServerSideEncryption"] = sse
         if sse == "aws:kms" and kms_key_id:
             self.encryption_args["SSEKMSKeyId"] = kms_key_id
+
+    @property
+    def client(self) -> Any:
+        client = self._client
+        return client.get() if isinstance(client, LazyClient) else client
+
+    @client.setter
+    def client(self, client: Any) -> None:
+        self._client = client
 
     def write_args(self, locked: bool = True) -> dict[str, Any]:
         """Arguments of every PutObject and CreateMultipartUpload: server-side encryption and,
