@@ -150,7 +150,8 @@ def next_steps(record: BackupRecord, where: str) -> str:
     """What to try next on the sandbox that keeps running, and the environment it needs."""
     rel = ENV_FILE.relative_to(ROOT)
     return "\n".join([
-        f"The sandbox keeps running ({where}); stop it with: python scripts/demo.py --stop",
+        f"The sandbox keeps running ({where}); stop it with: "
+        ".venv/bin/python scripts/demo.py --stop",
         f"Try the CLI on it; its settings, passwords included, are in {rel} (mode 600):",
         f"  source scripts/env.sh && source {rel}",
         "  amprenta-backup list",

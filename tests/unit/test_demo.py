@@ -31,7 +31,7 @@ def test_the_demo_names_the_next_three_commands_and_their_environment(
                           started_at=datetime(2026, 12, 2, tzinfo=UTC))
     assert demo.next_steps(record, "PostgreSQL on 127.0.0.1:37395") == (  # type: ignore[attr-defined]
         "The sandbox keeps running (PostgreSQL on 127.0.0.1:37395); stop it with: "
-        "python scripts/demo.py --stop\n"
+        ".venv/bin/python scripts/demo.py --stop\n"
         "Try the CLI on it; its settings, passwords included, are in .demo/env.sh (mode 600):\n"
         "  source scripts/env.sh && source .demo/env.sh\n"
         "  amprenta-backup list\n"
