@@ -63,8 +63,8 @@ def count_rows(db: Db, snapshot: str | None = None, batch: int = COUNT_BATCH) ->
     return _count_tables(db, tables, snapshot, batch)
 
 
-def count_rows_at_once(conn: PgConnInfo, connections: int,
-                       batch: int = COUNT_BATCH) -> dict[str, int]:
+def count_rows_at_once(conn: PgConnInfo, connections: int, batch: int = COUNT_BATCH,
+                       skip: frozenset[str] = frozenset()) -> dict[str, int]:
     """:func:`count_rows` of the current data over ``connections`` connections at once (a
     parallel restore's ``jobs``): the tables dealt largest first (``pg_relation_size``) to the
     connection with the fewest bytes so far, each counting its share in batches.
@@ -72,10 +72,12 @@ def count_rows_at_once(conn: PgConnInfo, connections: int,
     :param conn: the database to count in
     :param connections: connections at most (1: one, as :func:`count_rows`)
     :param batch: tables per transaction
+    :param skip: tables (``schema.table`` as counted) not to count: counted already
     """
     with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
         with _transaction(db, None):
-            listed = db.execute(SIZED_TABLES).fetchall()
+            listed = [row for row in db.execute(SIZED_TABLES).fetchall()
+                      if str(row[0]) not in skip]
         shares: list[list[tuple[str, str, str]]] = [[] for _ in range(max(1, connections))]
         load = [0] * len(shares)
         for qualified, schema, table, size in listed:
@@ -89,6 +91,24 @@ def count_rows_at_once(conn: PgConnInfo, connections: int,
             for other in others:
                 counts.update(other.result())
     return counts
+
+
+def count_listed(conn: PgConnInfo, tables: list[tuple[str, str]],
+                 batch: int = COUNT_BATCH) -> dict[str, int]:
+    """Exact row counts of the ``(schema, table)`` pairs that are user tables in ``conn``'s
+    database (others are left out), keyed as :func:`count_rows` keys them: how a parallel
+    restore counts a loader's tables as soon as that loader has finished.
+
+    :param conn: the database to count in
+    :param tables: the tables to count
+    :param batch: tables per transaction
+    """
+    wanted = set(tables)
+    with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
+        with _transaction(db, None):
+            found = [(str(q), str(s), str(t)) for q, s, t in db.execute(USER_TABLES).fetchall()
+                     if (s, t) in wanted]
+        return _count_tables(db, found, None, batch)
 
 
 def _count_apart(conn: PgConnInfo, tables: list[tuple[str, str, str]],

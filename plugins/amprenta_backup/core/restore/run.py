@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from amprenta_backup.core.backup.rowcount import count_rows_at_once
+from amprenta_backup.core.backup.rowcount import count_listed, count_rows_at_once
 from amprenta_backup.core.catalog import Catalog
 from amprenta_backup.core.connections import Resolver
 from amprenta_backup.core.constants import DUMP_NAME
@@ -228,12 +228,13 @@ class Restorer:
                  progress: ProgressFactory | None, workdir: str | None) -> RestoreResult:
         """Prove the dump intact, restore it into ``plan.database``, count the rows."""
         restore: Restore
+        counted: dict[str, int] = {}  # tables counted as their loader finished (jobs > 1)
         if plan.manifest.parts:  # a parallel dump (core/restore/parts.py): one pass
             restore = created_first(PartsRestore(self.storage, plan, _restore_argv, self.keys,
                                                  _phase(progress, "restore", plan),
                                                  workdir).restore)
         elif plan.request.jobs > 1:  # one pass: the temporary file is hashed as it is written
-            restore = functools.partial(self._restore_staged, plan, progress, workdir)
+            restore = functools.partial(self._restore_staged, plan, progress, workdir, counted)
         else:
             with span("restore.checksum", backup_id=plan.backup_id):
                 self._check_checksum(plan, progress)
@@ -244,7 +245,7 @@ class Restorer:
             props = restore_into(server, plan, restore)
         restored = time.monotonic()
         with span("restore.count_rows"):
-            counts = _count(plan)
+            counts = _count(plan, counted)
         expected = selected(plan.request, plan.manifest.table_counts)
         return RestoreResult(
             plan, performed=True, seconds=_since(started),
@@ -270,17 +271,21 @@ class Restorer:
             raise DumpError(f"pg_restore exited with code {code}: {stderr or 'no message'}")
 
     def _restore_staged(self, plan: RestorePlan, progress: ProgressFactory | None,
-                        workdir: str | None, create: Callable[[], None]) -> None:
+                        workdir: str | None, counted: dict[str, int],
+                        create: Callable[[], None]) -> None:
         """``jobs > 1``: restored from a temporary file as it is written (restore/staged.py);
-        the download starts before ``create`` makes the database."""
+        the download starts before ``create`` makes the database; each loader's tables are
+        counted into ``counted`` as soon as it has finished."""
         staged = StagedRestore(lambda *extra: _restore_argv(plan, jobs=1, options=extra),
-                               [plan.pg_restore or tool("pg_restore"), "--list"],
-                               plan.target_env(), plan.request.jobs, plan.manifest.table_counts)
+                               [plan.pg_restore or tool("pg_restore"), "--list", "--verbose"],
+                               plan.target_env(), plan.request.jobs, plan.manifest.table_counts,
+                               functools.partial(_count_loaded, plan))
         with tempfile.TemporaryDirectory(prefix="amprenta-restore-", dir=workdir) as tmp:
             path = Path(tmp) / DUMP_NAME
-            staged.run(path, lambda sink: self._download(plan, progress, sink),
-                       lambda readback: self._check_again(plan, readback, LOADED), create)
-            _restore_file(plan, path, "--section=post-data")
+            last = staged.run(path, lambda sink: self._download(plan, progress, sink),
+                              lambda readback: self._check_again(plan, readback, LOADED), create)
+            _restore_file(plan, path, *last)
+        counted.update(staged.counted)
 
     def _download(self, plan: RestorePlan, progress: ProgressFactory | None,
                   sink: Callable[[bytes], object]) -> Readback:
@@ -329,10 +334,22 @@ def _restore_file(plan: RestorePlan, path: Path, *extra: str) -> None:
         raise DumpError(f"pg_restore exited with code {done.returncode}: {tail or 'no message'}")
 
 
-def _count(plan: RestorePlan) -> dict[str, int]:
+def _count(plan: RestorePlan, counted: dict[str, int]) -> dict[str, int]:
+    """Rows of every user table of the restored database over ``jobs`` connections; those
+    ``counted`` already (as their loader finished) are not counted again."""
+    return _counting(plan, lambda conn: {**counted, **count_rows_at_once(
+        conn, plan.request.jobs, skip=frozenset(counted))})
+
+
+def _count_loaded(plan: RestorePlan, tables: list[tuple[str, str]]) -> dict[str, int]:
+    """Rows of the ``(schema, table)`` pairs a data loader has just restored."""
+    return _counting(plan, lambda conn: count_listed(conn, tables))
+
+
+def _counting(plan: RestorePlan, count: Callable[[PgConnInfo], dict[str, int]]) -> dict[str, int]:
     conn: PgConnInfo = plan.conn.with_database(plan.database)
     try:
-        return count_rows_at_once(conn, plan.request.jobs)
+        return count(conn)
     except psycopg.Error as exc:
         raise RestoreError(f"counting the restored rows in {conn.describe()} failed: "
                            f"{conn.redact(str(exc).strip())}") from None
