@@ -1,12 +1,8 @@
-"""How :mod:`amprenta_backup.core.settings` declares and reads variables (pydantic).
+"""How :mod:`amprenta_backup.core.settings` declares and reads variables (pydantic-settings).
 
 ``var()`` declares one variable; :class:`Settings` reads the declared variables of a class
 from the environment (or a given mapping) and turns pydantic's validation errors into
 :class:`ConfigError`\\ s that name the variable, the bad value, what is allowed and the fix.
-A plain pydantic model, not pydantic-settings': reading a mapping by the declared names is
-all it needs, and importing pydantic-settings cost 0.23-0.28 CPU-s per process here (its
-sources import asyncio, ssl, argparse, dotenv and the cloud providers), paid by every CLI
-call and by the WAL archiver's cold start.
 """
 
 from __future__ import annotations
@@ -14,17 +10,26 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.layout import CONN_ID, filed_name
 
 _DB_NAME = re.compile(r"^[^\x00/\\]{1,63}$")
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("amprenta_settings_env",
+                                                            default=None)
 
 
 # the markers around the generated tables in docs/configuration.md
@@ -47,13 +52,26 @@ def var(name: str, default: Any, help: str, *, shown: str | None = None, floor: 
                  ge=ge, gt=gt, le=le)
 
 
-class Settings(BaseModel):
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``;
+    values are stripped and empty ones count as unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls, case_sensitive=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k: v.strip() for k, v in self._environ.items()
+                if k.startswith("BACKUP_") and v.strip()}
+
+
+class Settings(BaseSettings):
     """A group of ``BACKUP_*`` variables; :meth:`from_env` reads them, keyword arguments set
     fields directly (unset ones keep their defaults)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore",
-                              arbitrary_types_allowed=True, allow_inf_nan=False,
-                              validate_default=True)
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="ignore",
+                                      arbitrary_types_allowed=True, allow_inf_nan=False,
+                                      enable_decoding=False)
     group: ClassVar[str] = ""
     nested: ClassVar[dict[str, type[Settings]]] = {}
 
@@ -64,18 +82,28 @@ class Settings(BaseModel):
             raise ConfigError(explain(type(self), exc)) from None
 
     @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRON.get()
+        if environ is None:  # built from keyword arguments only
+            return (init_settings,)
+        return (init_settings, _MappingSource(settings_cls, environ))
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **values: Any) -> Self:
-        """Read the declared variables from ``environ`` (default ``os.environ``; values are
-        stripped and blank ones count as unset); ``values`` (field names) win over the
-        environment."""
+        """Read the declared variables from ``environ`` (default ``os.environ``); ``values``
+        (field names) win over the environment."""
         env = os.environ if environ is None else environ
         for field, value in cls.env_defaults(env).items():
             values.setdefault(field, value)
-        for field, name in cls.names().items():  # by variable name, as validators expect
-            text = env.get(name, "").strip()
-            if text and field not in values:
-                values[name] = text
-        return cls(**values)
+        token = _ENVIRON.set(env)
+        try:
+            return cls(**values)
+        finally:
+            _ENVIRON.reset(token)
 
     @classmethod
     def env_defaults(cls, env: Mapping[str, str]) -> dict[str, Any]:
