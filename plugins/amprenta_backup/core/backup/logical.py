@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import wait
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import psycopg
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.backup.admission import Admission, AlreadyCompleted, HeldWriter
 from amprenta_backup.core.backup.globals import GlobalsCapture
+from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.backup.parallel import (
     PARALLEL_FORMAT,
     SECTION_ALL,
@@ -51,11 +49,9 @@ from amprenta_backup.core.pgtools import (
 )
 from amprenta_backup.core.pipeline import Compression, StreamProgress, stream_command
 from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
+from amprenta_backup.core.settings import BackupConfig
 from amprenta_backup.core.storage.base import Storage
 from amprenta_backup.core.storage.multipart import run_in_thread
-
-if TYPE_CHECKING:  # pydantic-settings costs about 0.1 s of imports; a backup needs none of it
-    from amprenta_backup.core.settings import BackupConfig
 
 log = logging.getLogger(__name__)
 
@@ -125,46 +121,41 @@ class BackupRunner:
             return self._run(target, conn, run, backup_id)
 
     def _run(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
-        """Storage is asked in a thread while the source is prepared and one stream's dump
-        starts (core/backup/admission.py); the record is saved RUNNING once storage answers."""
         folder = layout.backup_folder(self.settings.prefix, target, backup_id)
+        done = self._already_completed(backup_id, folder)
+        if done is not None:
+            log.info("backup %s of %s already completed; nothing to do", backup_id, target)
+            return done
+        self.storage.check_ready()
         if self.settings.keys is not None:  # a key that cannot seal fails here, not mid-dump
             self.settings.keys.check_ready(f"backup {backup_id} of {target!r}")
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
                               location=self.storage.uri(folder), started_at=self.catalog.now(),
                               database=conn.dbname, run=run)
-        try:
-            with ExitStack() as stack:
-                admission = Admission(self.storage, folder, self.catalog, record, stack,
-                                      conn.redact)
-                admission.start()
-                try:
-                    manifest = self._backup(target, conn, run, backup_id, folder, admission)
-                except BaseException:
-                    if not admission.admitted:  # recorded only if storage is usable
-                        admission.admit()
-                    raise
-                admission.admit().complete(manifest)
-            return manifest
-        except AlreadyCompleted as done:
-            log.info("backup %s of %s already completed; nothing to do", backup_id, target)
-            return self._repair_record(done.manifest, folder)
+        with recorded(self.catalog, record, redact=conn.redact) as life:
+            manifest = self._backup(target, conn, run, backup_id, folder, life)
+            life.complete(manifest)
+        return manifest
 
-    def _repair_record(self, manifest: Manifest, folder: str) -> Manifest:
-        """The manifest of a backup that finished under its id, its record repaired.
+    def _already_completed(self, backup_id: str, folder: str) -> Manifest | None:
+        """The manifest of a backup that finished under ``backup_id``, if storage has one.
 
         Storage is the source of truth: a manifest there means the backup completed even if
         the catalog missed it (e.g. the catalog was down when the record was saved); the
         record is repaired instead of dumping again over the finished backup.
         """
-        existing = self.catalog.get(manifest.backup_id)
+        manifest_key = layout.manifest_key(folder)
+        if not self.storage.exists(manifest_key):
+            return None
+        manifest = Manifest.from_json(self.storage.get_bytes(manifest_key))
+        existing = self.catalog.get(backup_id)
         if existing is None or existing.status not in (*RESTORABLE, Status.CORRUPT):
             self.catalog.save(record_from_manifest(manifest, self.storage.uri(folder),
                                                    Status.COMPLETED))
         return manifest
 
     def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
-                folder: str, life: Admission) -> Manifest:
+                folder: str, life: Lifecycle) -> Manifest:
         with psycopg.connect(**conn.connect_kwargs()) as db:
             life.step = "preflight"
             # on psycopg's own BEGIN: an explicit BEGIN after it drew a WARNING per backup
@@ -183,15 +174,12 @@ class BackupRunner:
             life.step = "dump"
             try:
                 if plan.parallel:
-                    life.admit()  # several streams start once the backup is recorded
                     parts = self._parallel_dump(db, plan, conn, snapshot, backup_id, folder,
                                                 pg_dump)
                 else:
-                    parts = [self._stream_dump(conn, snapshot, backup_id, folder, size, pg_dump,
-                                               life)]
+                    parts = [self._stream_dump(conn, snapshot, backup_id, folder, size, pg_dump)]
             except StorageError:
-                if life.admitted:
-                    life.step = "upload"  # the dump streamed, storage did not take it
+                life.step = "upload"  # the dump streamed, storage did not take it
                 raise
             finally:  # the properties thread uses db: it ends before the connection closes
                 wait([properties])
@@ -245,16 +233,14 @@ class BackupRunner:
         return dump.run(streams, conn.env(), backup_id)
 
     def _stream_dump(self, conn: PgConnInfo, snapshot: str, backup_id: str, folder: str,
-                     database_size: int, pg_dump: PgInstall, admission: Admission) -> DumpPart:
+                     database_size: int, pg_dump: PgInstall) -> DumpPart:
         """pg_dump into the dump object (encrypted when encryption is on); the database's size
-        sizes the upload's parts. The first bytes are held until ``admission`` lets them in."""
+        sizes the upload's parts."""
         key = layout.dump_key(folder, self.settings.compression.enabled)
         seal = seal_for(self.settings.keys, backup_identity(backup_id, key))
         argv = pg_dump_argv(snapshot=snapshot, binary=pg_dump.path("pg_dump"))
         log.info("pg_dump %s for server %s", pg_dump.describe(), conn.describe())
-        opened = HeldWriter(admission, lambda: self.storage.open_writer(
-            key, expected_size=database_size))
-        with opened as writer:
+        with self.storage.open_writer(key, expected_size=database_size) as writer:
             result = stream_command(argv, conn.env(), writer, self.settings.compression,
                                     self.settings.checksum, seal, self.progress)
         log.info("stored %s: %d raw bytes -> %d stored bytes%s", self.storage.uri(key),
