@@ -192,7 +192,6 @@ class StagedRestore:
         rest.write_text(split.rest)
         return [*SECTIONS, f"--use-list={rest}"]
 
-
     def _load(self, loaders: list[Follower], tables: list[list[tuple[str, str]]]) -> None:
         """Wait for the loaders, counting each one's tables as soon as it has finished (on
         a core the others leave idle); the first failure raised, the others killed."""

@@ -71,8 +71,7 @@ def new_client(config: Any, **kwargs: Any) -> Any:
 
 class LazyClient:
     """An S3 client made on first use, once, in whichever thread asks first. botocore's
-    imports and the client cost 0.1-0.2 s of Python; a backup asks for the client in a
-    thread while ``pg_dump`` starts (core/backup/admission.py), not before.
+    imports and the client cost 0.1-0.2 s of Python, paid only by what reaches S3.
 
     :param make: makes the client (e.g. ``lambda: new_client(config, **kwargs)``)
     """
