@@ -253,14 +253,20 @@ def _archiver(args: SimpleNamespace, env: dict[str, str]) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     archive = _archive(env)
     idle = settings.idle_exit_seconds if args.idle_exit is None else args.idle_exit
+    fast = settings.catchup_level
+    catchup = None if fast == settings.compression_level else \
+        (lambda path, name: archive.push(path, name, fast).sha256)
     archiver = AsyncArchiver(pg_wal, spool, lambda path, name: archive.push(path, name).sha256,
-                             parallel=settings.parallel, idle_exit_seconds=idle)
-    _log().info("archiver started for %s (pid %d, %d in parallel)", pg_wal, os.getpid(),
-                settings.parallel)
+                             parallel=settings.parallel, idle_exit_seconds=idle,
+                             catchup=catchup, catchup_backlog=settings.catchup_backlog)
+    _log().info("archiver started for %s (pid %d, %d in parallel, zstd level %d, %s)", pg_wal,
+                os.getpid(), settings.parallel, settings.compression_level,
+                f"{fast} from {settings.catchup_backlog} waiting" if catchup else "no catch-up")
     try:
         archiver.run()
     finally:
-        _log().info("archiver exits after pushing %d files", archiver.pushed)
+        _log().info("archiver exits after pushing %d files (%d catching up)", archiver.pushed,
+                    archiver.caught_up)
         lock.close()
     return EXIT_OK
 

@@ -58,6 +58,7 @@ def test_settings_defaults_and_spool_folder_per_cluster(tmp_path: Path) -> None:
     settings = WalSettings.from_env({"BACKUP_WAL_TARGET": "pg_main",
                                      "BACKUP_WAL_SPOOL": str(tmp_path)})
     assert (settings.parallel, settings.compression_level, settings.async_push) == (2, 1, True)
+    assert (settings.catchup_level, settings.catchup_backlog) == (-1, 8)
     one, two = settings.spool_dir(tmp_path / "a"), settings.spool_dir(tmp_path / "b")
     assert one != two and one.parent == tmp_path and one.name.startswith("pg_main-")
 
@@ -71,6 +72,9 @@ def test_settings_defaults_and_spool_folder_per_cluster(tmp_path: Path) -> None:
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_ASYNC": "maybe"}, "BACKUP_WAL_ASYNC"),
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_COMPRESSION_LEVEL": "0"},
      r"=0 is not a zstd level; use 1-19 .* or -1 to -50"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_CATCHUP_LEVEL": "0"},
+     r"BACKUP_WAL_CATCHUP_LEVEL=0 is not a zstd level; .* BACKUP_WAL_CATCHUP_LEVEL=-1"),
+    ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_CATCHUP_BACKLOG": "0"}, "BACKUP_WAL_CATCHUP_BACKLOG=0"),
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_COMPRESSION_LEVEL": "-51"},
      "=-51 is out of range; use -50 to 19"),
     ({"BACKUP_WAL_TARGET": "t", "BACKUP_WAL_COMPRESSION_LEVEL": "20"},

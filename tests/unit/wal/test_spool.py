@@ -166,3 +166,29 @@ def test_a_push_looking_at_the_lock_does_not_turn_a_new_archiver_away(spool: Spo
         timer.join()
     assert lock is not None
     lock.close()
+
+
+def test_a_backlog_is_pushed_at_the_catch_up_level_until_few_segments_wait(
+        pg_wal: Path, tmp_path: Path, spool: Spool) -> None:
+    """Seven files ready, catch-up from three waiting behind: the four oldest go at the fast
+    level, the last three at the normal one, and every one fetches back identical."""
+    archive = WalArchive(LocalStorage(tmp_path / "store"), "database", "pg_main", level=3)
+    levels: dict[str, int] = {}
+
+    def at(level: int | None) -> object:
+        def push(path: Path, name: str) -> str:
+            result = archive.push(path, name, level)
+            levels[name] = archive.level if level is None else level
+            return result.sha256
+        return push
+
+    archiver = AsyncArchiver(pg_wal, spool, at(None), parallel=1,  # type: ignore[arg-type]
+                             idle_exit_seconds=0.2, catchup=at(-5),  # type: ignore[arg-type]
+                             catchup_backlog=3)
+    archiver.run()
+    order = ready_names(pg_wal)
+    assert [levels[name] for name in order] == [-5, -5, -5, -5, 3, 3, 3]
+    assert (archiver.pushed, archiver.caught_up) == (7, 4)
+    for name in order:
+        archive.fetch(name, tmp_path / "back")
+        assert (tmp_path / "back").read_bytes() == (pg_wal / name).read_bytes()

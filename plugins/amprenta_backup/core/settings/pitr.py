@@ -36,6 +36,14 @@ class WalSettings(Settings):
     compression_level: int = var(
         "BACKUP_WAL_COMPRESSION_LEVEL", 1, "zstd level of stored segments: 1-19, or -1 to -50 "
         "for zstd's fast levels (faster, larger; not 0)", ge=-50, le=19)
+    catchup_level: int = var(
+        "BACKUP_WAL_CATCHUP_LEVEL", -1, "zstd level while the archiver is behind (at least "
+        "`BACKUP_WAL_CATCHUP_BACKLOG` segments wait): a backlog reaches storage sooner, its "
+        "segments about a third larger; equal to `BACKUP_WAL_COMPRESSION_LEVEL`: no catch-up",
+        ge=-50, le=19)
+    catchup_backlog: int = var("BACKUP_WAL_CATCHUP_BACKLOG", 8, "segments waiting behind "
+                               "one from which it is pushed at `BACKUP_WAL_CATCHUP_LEVEL`",
+                               ge=1, le=100000)
     async_push: bool = var("BACKUP_WAL_ASYNC", True, "push `.ready` segments ahead from one "
                            "long-lived archiver process (`false`: push synchronously)")
     wait_seconds: float = var("BACKUP_WAL_WAIT_SECONDS", 60.0, "how long `push` waits for the "
@@ -56,10 +64,13 @@ class WalSettings(Settings):
                               "WAL is stored under (the Airflow connection id of the cluster, "
                               "e.g. BACKUP_WAL_TARGET=pg_main)")
         check_target_name(self.target)
-        if self.compression_level == 0:
-            raise ConfigError("BACKUP_WAL_COMPRESSION_LEVEL=0 is not a zstd level; use 1-19 "
-                              "(higher: smaller and slower) or -1 to -50 (zstd's fast levels: "
-                              "faster and larger), e.g. BACKUP_WAL_COMPRESSION_LEVEL=1")
+        for name, level in (("COMPRESSION", self.compression_level),
+                            ("CATCHUP", self.catchup_level)):
+            if level == 0:
+                raise ConfigError(f"BACKUP_WAL_{name}_LEVEL=0 is not a zstd level; use 1-19 "
+                                  "(higher: smaller and slower) or -1 to -50 (zstd's fast "
+                                  "levels: faster and larger), e.g. "
+                                  f"BACKUP_WAL_{name}_LEVEL={1 if name == 'COMPRESSION' else -1}")
         return self
 
     def spool_dir(self, pg_wal: Path) -> Path:

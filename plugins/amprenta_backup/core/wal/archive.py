@@ -156,17 +156,21 @@ class WalArchive:
             time.sleep(poll)
         return True
 
-    def push(self, path: str | os.PathLike[str], name: str) -> PushResult:
+    def push(self, path: str | os.PathLike[str], name: str,
+             level: int | None = None) -> PushResult:
         """Store the file at ``path`` as ``name``; identical content already there is success.
+
+        :param level: zstd level of this segment (default: the archive's ``level``)
 
         Raises :class:`WalConflict` if different content is archived under ``name``.
         """
         check_wal_name(name)
         with mapped(path) as (data, opened):
-            return self._store(name, data, lambda: still_named(path, opened, name))
+            return self._store(name, data, lambda: still_named(path, opened, name),
+                               self.level if level is None else level)
 
-    def _store(self, name: str, data: mmap.mmap | bytes,
-               unchanged: Callable[[], None]) -> PushResult:
+    def _store(self, name: str, data: mmap.mmap | bytes, unchanged: Callable[[], None],
+               level: int) -> PushResult:
         from amprenta_backup.core.encryption import seal_for, wal_identity
 
         digest = hashlib.sha256(data).hexdigest()
@@ -182,14 +186,15 @@ class WalArchive:
                 "Two clusters probably archive under the same BACKUP_WAL_TARGET: give each its "
                 "own, or move the old archive away after checking which cluster it belongs to"
             )
-        stored = zstandard_compressor(self.level).compress(data)
+        stored = zstandard_compressor(level).compress(data)
         unchanged()  # both passes read the segment PostgreSQL marked ready
         seal = seal_for(self.keys, wal_identity(self.target, name))
         if seal is not None:  # a data key of its own per segment
             stored = seal.seal(stored)
         self.storage.put_bytes(key, stored)
         self.storage.put_bytes(checksum_key(key), f"{digest}  {name}\n".encode())
-        log.info("archived %s: %d -> %d bytes", name, len(data), len(stored))
+        log.info("archived %s: %d -> %d bytes (zstd level %d)", name, len(data), len(stored),
+                 level)
         return PushResult(name, key, len(data), len(stored), digest)
 
     def fetch(self, name: str, dest: str | os.PathLike[str]) -> str:

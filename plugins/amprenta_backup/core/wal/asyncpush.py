@@ -49,15 +49,23 @@ class AsyncArchiver:
     :param push: ``(path, name) -> sha256``; raises on failure (called from worker threads)
     :param parallel: pushes at the same time
     :param idle_exit_seconds: return after this long without work; 0 = run until stopped
+    :param catchup: pushes a segment while the archiver is behind (a faster zstd level), or
+        None to push every segment with ``push``
+    :param catchup_backlog: segments waiting behind one from which ``catchup`` pushes it
     """
 
     def __init__(self, pg_wal: Path, spool: Spool, push: PushFunc, parallel: int = 2,
-                 idle_exit_seconds: float = 60.0) -> None:
+                 idle_exit_seconds: float = 60.0, catchup: PushFunc | None = None,
+                 catchup_backlog: int = 8) -> None:
         self.pg_wal = pg_wal
         self.spool = spool
         self.push = push
         self.parallel = parallel
         self.idle_exit_seconds = idle_exit_seconds
+        self.catchup = catchup
+        self.catchup_backlog = catchup_backlog
+        self.caught_up = 0  # segments pushed by ``catchup``
+        self._behind = False
         self._running: dict[str, Future[str]] = {}
         self._held: dict[str, int] = {}  # busy/NAME locks of the running pushes
         self._done: set[str] = set()
@@ -99,7 +107,7 @@ class AsyncArchiver:
         self._done &= waiting
         self.spool.prune(waiting | set(self._running))
         now = time.monotonic()
-        for name in ready:
+        for index, name in enumerate(ready):
             if len(self._running) >= self.parallel:
                 break
             if name in self._running or name in self._done:
@@ -109,11 +117,23 @@ class AsyncArchiver:
             fd = self.spool.hold(name)
             if fd is not None:
                 self._held[name] = fd
-            future = pool.submit(self.push, self.pg_wal / name, name)
+            future = pool.submit(self._pusher(len(ready) - index - 1), self.pg_wal / name, name)
             if self._wakeup is not None:  # its slot is refilled the moment it finishes
                 future.add_done_callback(self._wakeup.ring)
             self._running[name] = future
         return bool(self._running)
+
+    def _pusher(self, waiting: int) -> PushFunc:
+        """``catchup`` while ``catchup_backlog`` or more segments wait behind this one."""
+        behind = self.catchup is not None and waiting >= self.catchup_backlog
+        if behind != self._behind:
+            self._behind = behind
+            log.info("%d files wait: %s", waiting, "catching up (faster compression)" if behind
+                     else "caught up (normal compression)")
+        if self.catchup is not None and behind:
+            self.caught_up += 1
+            return self.catchup
+        return self.push
 
     def _collect(self) -> None:
         for name, future in list(self._running.items()):
