@@ -69,6 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "plain `amprenta-wal push %%p %%f`")
     parser.add_argument("--level", type=int, default=None,
                         help="BACKUP_WAL_COMPRESSION_LEVEL of ours (default: the setting's)")
+    parser.add_argument("--catchup-levels", default="",
+                        help="extra drain variants of ours, one per BACKUP_WAL_CATCHUP_LEVEL "
+                             "(comma-separated, e.g. -5,1), measured in the same rounds as "
+                             "'ours' and reported as 'ours catch-up L'")
     parser.add_argument("--output", help="JSON file (default bench/results/wal-<size>mb.json)")
     return parser.parse_args(argv)
 
@@ -115,6 +119,8 @@ class WalBench:
                                              Spool(settings.spool_dir(pg_wal)),
                                              settings.wait_seconds)
         self.cp = f"test ! -f {self.copies}/%f && cp %p {self.copies}/%f"
+        self.variants = {f"ours catch-up {level}": self._variant(int(level))
+                         for level in filter(None, self.args.catchup_levels.split(","))}
         started = time.monotonic()
         load_bulk(self.cluster, "bench", self.args.size_mb)
         self.run_tool("pgbench", "-i", "-s", "10", "-q", "bench")
@@ -125,6 +131,14 @@ class WalBench:
         self.size = int(self.cluster.query("SELECT sum(pg_database_size(oid)) FROM pg_database")
                         [0][0])
         note(f"cluster holds {self.size / MB:.0f} MB (built in {self.setup_s:.0f} s)")
+
+    def _variant(self, catchup_level: int) -> str:
+        """``self.ours`` reading a copy of the settings file with another catch-up level."""
+        config = self.config.with_name(f"wal-catchup{catchup_level}.env")
+        write_config_file(config, {**read_config_file(self.config),
+                                   "BACKUP_WAL_CATCHUP_LEVEL": str(catchup_level)})
+        give_to(config, self.cluster.os_user)
+        return self.ours.replace(str(self.config), str(config))
 
     def run_tool(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **self.cluster.env()}
@@ -347,10 +361,9 @@ def summarize(bench: WalBench) -> dict[str, Any]:
     for kind, methods, keys in (
             ("basebackup", ("raw", "raw --no-sync", "ours"),
              ("seconds", "client_cpu_s", "stored_bytes")),
-            ("drain", ("cp", "ours"), ("seg_per_s", "segments", "cpu_ms_per_segment",
-                                       "command_cpu_ms_per_segment",
-                                       "archiver_cpu_ms_per_segment", "first_s",
-                                       "seg_per_s_after_first")),
+            ("drain", ("cp", "ours", *bench.variants),
+             ("seg_per_s", "segments", "cpu_ms_per_segment", "command_cpu_ms_per_segment",
+              "archiver_cpu_ms_per_segment", "first_s", "seg_per_s_after_first")),
             ("sustained", ("cp", "ours"), ("seg_per_s", "max_ready", "tps"))):
         for method in methods:
             summary[f"{kind}/{method}"] = {key: median(pick(kind, method, key)) for key in keys}
@@ -374,10 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.setup()
         order = [("cp", bench.cp), ("ours", bench.ours)]
+        drains = order + list(bench.variants.items())
         if args.only != "basebackup":
             bench.fast_path()
             for round_ in range(args.rounds):  # paired rounds, the order rotated
-                for method, command in order if round_ % 2 == 0 else order[::-1]:
+                for method, command in drains if round_ % 2 == 0 else drains[::-1]:
                     bench.drain(method, command, round_)
             for round_ in range(args.rounds):
                 for method, command in order if round_ % 2 else order[::-1]:
