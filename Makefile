@@ -9,7 +9,7 @@ ARGS ?=
 BENCH_ARGS ?=
 BENCH ?= bench_backup
 
-.PHONY: bootstrap bootstrap-demo demo demo-s3 test test-unit lint docs bench bench-one
+.PHONY: bootstrap bootstrap-demo demo demo-s3 test test-unit test-distributed lint docs bench bench-one
 
 bootstrap:
 	@bash scripts/bootstrap.sh
