@@ -21,7 +21,8 @@ SOURCES = {"pg_a": "dist_a", "pg_b": "dist_b", "pg_c": "dist_c"}  # conn id: dat
 WORKERS = ("worker-a", "worker-b")
 SERVER_QUEUE = "pg-server"  # BACKUP_SERVER_TASKS_QUEUE: only worker-b has the server tools
 METADATA_DB = "dist_meta"
-HEARTBEAT_TIMEOUT_S = 30  # a killed worker's task is failed (and retried) after this long
+HEARTBEAT_TIMEOUT_S = 15  # a killed worker's task is failed (and retried) after this long
+HEARTBEAT_INTERVAL_S = 2  # a live task's heartbeat: 7 of them may be late before it is failed
 
 
 def worker(name: str, queues: str) -> Component:
@@ -65,9 +66,13 @@ def celery(dist: E2ESetup, broker: RedisServer,
            "AIRFLOW__CELERY__BROKER_URL": broker.url,
            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + url,
            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
-           "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+           "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+           "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL_S),
            # a busy api-server (2 shared cores) answers workers late rather than never
            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+           # each DAG file parsed once at start: re-parsing all 13 every 30 s took the 2 shared
+           # cores from the workers' tasks (nothing here changes a DAG file)
+           "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
            # only the runs a test triggers: no scheduled daily_backup run once it is unpaused
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     began = time.monotonic()
