@@ -106,15 +106,19 @@ def _storage(args: argparse.Namespace) -> Any:
         if not args.local_root:
             raise SystemExit("--local-root is required with --storage local")
         return LocalStorage(args.local_root)
-    from botocore.config import Config
-
-    from amprenta_backup.core.storage.s3 import S3Storage, client_config, new_client
+    from amprenta_backup.core.storage.s3 import LazyClient, S3Storage, client_config, new_client
 
     if not (args.endpoint_url and args.bucket):
         raise SystemExit("--endpoint-url and --bucket are required with --storage s3")
-    client = new_client(client_config(base=Config(s3={"addressing_style": "path"}),
-                                      endpoint_url=args.endpoint_url),
-                        endpoint_url=args.endpoint_url, region_name=args.region)
+
+    def make() -> Any:  # on first use, as the engine's storage does (storage/factory.py)
+        from botocore.config import Config
+
+        return new_client(client_config(base=Config(s3={"addressing_style": "path"}),
+                                        endpoint_url=args.endpoint_url),
+                          endpoint_url=args.endpoint_url, region_name=args.region)
+
+    client = LazyClient(make)
     tuning: dict[str, int] = {}
     if args.part_size_mib:
         tuning["part_size"] = args.part_size_mib * 1024 * 1024

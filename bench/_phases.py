@@ -18,8 +18,9 @@ from typing import Any
 STEPS = {
     "run_guard": ("amprenta_backup.core.records.heartbeat", "RunGuard.__enter__"),
     "sweep": ("amprenta_backup.core.backup.logical", "sweep_quietly"),
-    "already_completed": ("amprenta_backup.core.backup.logical",
-                          "BackupRunner._already_completed"),
+    "already_completed": ("amprenta_backup.core.backup.admission", "completed_manifest"),
+    "admission": ("amprenta_backup.core.backup.admission", "Admission._admit"),
+    "admission_wait": ("amprenta_backup.core.backup.admission", "Admission.wait"),
     "s3_check_ready": ("amprenta_backup.core.storage.s3", "S3Storage.check_ready"),
     "catalog_ensure": ("amprenta_backup.core.catalog", "Catalog.ensure"),
     "catalog_now": ("amprenta_backup.core.catalog", "Catalog.now"),

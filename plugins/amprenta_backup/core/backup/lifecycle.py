@@ -77,7 +77,8 @@ class Lifecycle:
 @contextmanager
 def recorded(catalog: Catalog, record: BackupRecord, *, step: str = "connect",
              redact: Callable[[str], str] = str, save_first: bool = True,
-             wrap: bool = True) -> Iterator[Lifecycle]:
+             wrap: bool = True, saved: Callable[[], None] | None = None
+             ) -> Iterator[Lifecycle]:
     """Run the block as one backup's lifecycle; the record is saved in ``finally``.
 
     An :data:`EXPECTED` error is recorded with its first line and raised again as a
@@ -90,13 +91,16 @@ def recorded(catalog: Catalog, record: BackupRecord, *, step: str = "connect",
     :param step: the first step of the work
     :param redact: removes secrets (a password in a DSN) from error text
     :param wrap: raise expected errors as StepError
+    :param saved: instead of saving the record RUNNING first, waits (once the block ended)
+        until another thread saved it so (core/backup/admission.py); what it raises instead
+        is raised, and no outcome is saved: the backup was never recorded
     """
-    if save_first:
+    if save_first and saved is None:
         record.status = Status.RUNNING
-        _save_start(catalog, record)
+        save_start(catalog, record)
     life = Lifecycle(record, step)
     try:
-        with _outcome(catalog, record, life, redact, wrap):
+        with _outcome(catalog, record, life, redact, wrap, saved):
             yield life
     except BaseException as exc:
         life.spans.close(exc)
@@ -106,8 +110,10 @@ def recorded(catalog: Catalog, record: BackupRecord, *, step: str = "connect",
 
 @contextmanager
 def _outcome(catalog: Catalog, record: BackupRecord, life: Lifecycle,
-             redact: Callable[[str], str], wrap: bool) -> Iterator[None]:
-    """The record's outcome from how the block ended, saved in ``finally``."""
+             redact: Callable[[str], str], wrap: bool,
+             saved: Callable[[], None] | None) -> Iterator[None]:
+    """The record's outcome from how the block ended, saved in ``finally`` (once ``saved``
+    returns, if given)."""
     try:
         yield
     except EXPECTED as exc:
@@ -121,13 +127,16 @@ def _outcome(catalog: Catalog, record: BackupRecord, life: Lifecycle,
         life.fail(redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
         raise
     finally:
+        if saved is not None:
+            saved()
         if record.status == Status.RUNNING and life.record.manifest is None:
             log.warning("backup %s ended without an outcome; recorded FAILED", record.backup_id)
             life.fail("the backup ended without recording an outcome")
         _save_outcome(catalog, record)
 
 
-def _save_start(catalog: Catalog, record: BackupRecord) -> None:
+def save_start(catalog: Catalog, record: BackupRecord) -> None:
+    """Save the record RUNNING before any work; CatalogUnavailable if the catalog fails."""
     try:
         catalog.save(record)
     except CatalogError as exc:

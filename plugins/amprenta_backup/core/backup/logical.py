@@ -10,6 +10,7 @@ from datetime import timedelta
 import psycopg
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.backup.admission import Admission, AlreadyCompleted, HeldWriter
 from amprenta_backup.core.backup.globals import GlobalsCapture
 from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.backup.parallel import (
@@ -39,6 +40,7 @@ from amprenta_backup.core.models import (
     Manifest,
     RunContext,
     Status,
+    utcnow,
 )
 from amprenta_backup.core.pgtools import (
     PgConnInfo,
@@ -116,47 +118,48 @@ class BackupRunner:
         """
         with self.catalog.held(), RunGuard(self.catalog, backup_id,
                                            self.settings.heartbeat_timeout):
-            sweep_quietly(self.storage, self.catalog, self.settings.prefix,
-                          self.settings.heartbeat_timeout, target, backup_id)
             return self._run(target, conn, run, backup_id)
 
     def _run(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str) -> Manifest:
+        """The sweep, storage's checks and the RUNNING record happen in a thread while the
+        source is prepared and the dump starts (core/backup/admission.py)."""
         folder = layout.backup_folder(self.settings.prefix, target, backup_id)
-        done = self._already_completed(backup_id, folder)
-        if done is not None:
-            log.info("backup %s of %s already completed; nothing to do", backup_id, target)
-            return done
-        self.storage.check_ready()
         if self.settings.keys is not None:  # a key that cannot seal fails here, not mid-dump
             self.settings.keys.check_ready(f"backup {backup_id} of {target!r}")
         record = BackupRecord(backup_id=backup_id, target=target, status=Status.RUNNING,
-                              location=self.storage.uri(folder), started_at=self.catalog.now(),
+                              location=self.storage.uri(folder), started_at=utcnow(),
                               database=conn.dbname, run=run)
-        with recorded(self.catalog, record, redact=conn.redact) as life:
-            manifest = self._backup(target, conn, run, backup_id, folder, life)
-            life.complete(manifest)
+        admission = Admission(self.storage, self.catalog, folder, record, before=lambda: (
+            sweep_quietly(self.storage, self.catalog, self.settings.prefix,
+                          self.settings.heartbeat_timeout, target, backup_id)))
+        admission.start()
+        try:
+            with recorded(self.catalog, record, redact=conn.redact,
+                          saved=admission.wait) as life:
+                manifest = self._backup(target, conn, run, backup_id, folder, life, admission)
+                life.complete(manifest)
+        except AlreadyCompleted as done:
+            log.info("backup %s of %s already completed; nothing to do", backup_id, target)
+            return self._repair_record(done.manifest, folder)
         return manifest
 
-    def _already_completed(self, backup_id: str, folder: str) -> Manifest | None:
-        """The manifest of a backup that finished under ``backup_id``, if storage has one.
+    def _repair_record(self, manifest: Manifest, folder: str) -> Manifest:
+        """The manifest of a backup that finished under its id, its record repaired.
 
         Storage is the source of truth: a manifest there means the backup completed even if
         the catalog missed it (e.g. the catalog was down when the record was saved); the
         record is repaired instead of dumping again over the finished backup.
         """
-        manifest_key = layout.manifest_key(folder)
-        if not self.storage.exists(manifest_key):
-            return None
-        manifest = Manifest.from_json(self.storage.get_bytes(manifest_key))
-        existing = self.catalog.get(backup_id)
+        existing = self.catalog.get(manifest.backup_id)
         if existing is None or existing.status not in (*RESTORABLE, Status.CORRUPT):
             self.catalog.save(record_from_manifest(manifest, self.storage.uri(folder),
                                                    Status.COMPLETED))
         return manifest
 
     def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
-                folder: str, life: Lifecycle) -> Manifest:
+                folder: str, life: Lifecycle, admission: Admission) -> Manifest:
         with psycopg.connect(**conn.connect_kwargs()) as db:
+            admission.stop_with(db.cancel_safe)  # a query waiting on a lock, if refused
             life.step = "preflight"
             # on psycopg's own BEGIN: an explicit BEGIN after it drew a WARNING per backup
             db.isolation_level, db.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
@@ -174,10 +177,12 @@ class BackupRunner:
             life.step = "dump"
             try:
                 if plan.parallel:
+                    admission.wait()  # several streams start once the backup is recorded
                     parts = self._parallel_dump(db, plan, conn, snapshot, backup_id, folder,
                                                 pg_dump)
                 else:
-                    parts = [self._stream_dump(conn, snapshot, backup_id, folder, size, pg_dump)]
+                    parts = [self._stream_dump(conn, snapshot, backup_id, folder, size, pg_dump,
+                                               admission)]
             except StorageError:
                 life.step = "upload"  # the dump streamed, storage did not take it
                 raise
@@ -233,16 +238,19 @@ class BackupRunner:
         return dump.run(streams, conn.env(), backup_id)
 
     def _stream_dump(self, conn: PgConnInfo, snapshot: str, backup_id: str, folder: str,
-                     database_size: int, pg_dump: PgInstall) -> DumpPart:
+                     database_size: int, pg_dump: PgInstall, admission: Admission) -> DumpPart:
         """pg_dump into the dump object (encrypted when encryption is on); the database's size
-        sizes the upload's parts."""
+        sizes the upload's parts. The first bytes are held until ``admission`` lets them in."""
         key = layout.dump_key(folder, self.settings.compression.enabled)
         seal = seal_for(self.settings.keys, backup_identity(backup_id, key))
         argv = pg_dump_argv(snapshot=snapshot, binary=pg_dump.path("pg_dump"))
         log.info("pg_dump %s for server %s", pg_dump.describe(), conn.describe())
-        with self.storage.open_writer(key, expected_size=database_size) as writer:
+        held = HeldWriter(admission, lambda: self.storage.open_writer(
+            key, expected_size=database_size))
+        with held as writer:
             result = stream_command(argv, conn.env(), writer, self.settings.compression,
-                                    self.settings.checksum, seal, self.progress)
+                                    self.settings.checksum, seal, self.progress,
+                                    started=lambda proc: admission.stop_with(proc.kill))
         log.info("stored %s: %d raw bytes -> %d stored bytes%s", self.storage.uri(key),
                  result.raw_bytes, result.stored_bytes,
                  f", encrypted with key {seal.envelope.key_id}" if seal else "")
