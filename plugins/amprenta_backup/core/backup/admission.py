@@ -76,7 +76,7 @@ class Admission:
         self._answer: Future[None] | None = None
         self._lock = threading.Lock()
         self._stops: list[Callable[[], object]] = []
-        self._refused = False
+        self._settled: bool | None = None  # True once recorded, False once refused
 
     def start(self) -> None:
         """Start the thread: sweep, ask storage, save the record RUNNING."""
@@ -92,21 +92,25 @@ class Admission:
             self._started.started_at = self._catalog.now()
             save_start(self._catalog, self._started)
         except BaseException:
-            self._stop_all()
+            self._settle(False)
             raise
+        self._settle(True)
 
-    def _stop_all(self) -> None:
+    def _settle(self, recorded: bool) -> None:
         with self._lock:
-            self._refused = True
+            self._settled = recorded
             stops, self._stops = self._stops, []
-        for stop in stops:
-            _quietly(stop)
+        if not recorded:
+            for stop in stops:
+                _quietly(stop)
 
     def stop_with(self, stop: Callable[[], object]) -> None:
-        """Call ``stop`` if the backup is refused (at once, if it was already)."""
+        """Call ``stop`` if the backup is refused (at once, if it was already; never, once
+        it is recorded)."""
         with self._lock:
-            if not self._refused:
+            if self._settled is None:
                 self._stops.append(stop)
+            if self._settled is not False:
                 return
         _quietly(stop)
 
