@@ -251,6 +251,16 @@ def server_major(db: psycopg.Connection[Any]) -> int:
     return int(db.info.server_version) // 10000
 
 
+def terminate_session(conn: PgConnInfo, pid: int) -> None:
+    """End the server session ``pid`` of ``conn``'s role (``pg_terminate_backend``, from a
+    connection of its own): its query stops even if it waits on a lock, and so does any
+    query after it (a cancel landing between two queries is lost)."""
+    import psycopg
+
+    with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
 def default_install(name: str) -> PgInstall | None:
     """The first installation found that has ``name`` (search order), if any."""
     return next((i for i in installs() if i.has(name)), None)

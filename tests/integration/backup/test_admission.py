@@ -30,6 +30,7 @@ from amprenta_backup.sandbox.cluster import ClusterBase
 from amprenta_backup.sandbox.s3server import MotoServer
 from tests.integration.conftest import conninfo
 from tests.support.backups import SETTINGS
+from tests.support.factories import restore_stored_dump
 
 CLIENT_SECONDS = 1.5  # how long the S3 client takes to be made here
 QUICK = dataclasses.replace(SETTINGS, heartbeat_timeout=timedelta(seconds=4))  # beats each 1 s
@@ -81,10 +82,15 @@ def _before(path: Path, monotonic: float) -> bool:
 
 
 def _runner(storage: S3Storage, catalog: Catalog, conn: PgConnInfo, key: str,
-            target: str = "pg_source") -> Callable[[], Any]:
+            target: str = "pg_source", dump_jobs: int = 0) -> Callable[[], Any]:
     backup_id = layout.make_backup_id(datetime.now(UTC), key)
-    return lambda: BackupRunner(storage, catalog, QUICK).run(target, conn, RunContext(),
-                                                             backup_id)
+    settings = dataclasses.replace(QUICK, dump_jobs=dump_jobs)
+    return lambda: BackupRunner(storage, catalog, settings).run(target, conn, RunContext(),
+                                                                backup_id)
+
+
+def _buckets(moto_server: MotoServer) -> list[str]:
+    return [b["Name"] for b in moto_server.client().list_buckets()["Buckets"]]
 
 
 def _left_in(moto_server: MotoServer, bucket: str) -> tuple[int, int]:
@@ -122,11 +128,14 @@ def _heartbeat(catalog: Catalog, target: str) -> datetime | None:
     return row["heartbeat_at"] if row else None
 
 
+HOLDER = "lock-holder"
+
+
 @pytest.fixture
 def locked_db(pg_cluster: ClusterBase, fresh_db: Callable[[str], str]
               ) -> Iterator[tuple[PgConnInfo, threading.Event]]:
     """A database with table ``held`` (1000 rows) locked ACCESS EXCLUSIVE by another
-    session until the event is set."""
+    session (application_name HOLDER) until the event is set."""
     name = fresh_db("locked")
     pg_cluster.execute("CREATE TABLE held AS SELECT g AS n FROM generate_series(1, 1000) g",
                        name)
@@ -134,7 +143,7 @@ def locked_db(pg_cluster: ClusterBase, fresh_db: Callable[[str], str]
     locked = threading.Event()
 
     def hold() -> None:
-        with psycopg.connect(**pg_cluster.conninfo(name)) as db:
+        with psycopg.connect(**pg_cluster.conninfo(name), application_name=HOLDER) as db:
             db.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
             locked.set()
             release.wait(60)
@@ -147,36 +156,103 @@ def locked_db(pg_cluster: ClusterBase, fresh_db: Callable[[str], str]
     holder.join(10)
 
 
+def _sessions(conn: PgConnInfo) -> list[tuple[str, str, str, str]]:
+    """The server's other sessions in ``conn``'s database but the lock holder's, as
+    (application, state, wait event type, query): what a backup has running there."""
+    with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as db:
+        rows = db.execute(
+            "SELECT application_name, coalesce(state, ''), coalesce(wait_event_type, ''), "
+            "query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND application_name <> %s", (HOLDER,)).fetchall()
+    return [(str(a), str(s), str(w), str(q)) for a, s, w, q in rows]
+
+
+# dump_jobs 0 reads table sizes first (that query waits on the lock), 1 goes to pg_dump
+# (whose LOCK TABLE waits, and the row count's count(*) with it)
+JOBS = pytest.mark.parametrize("jobs", [0, 1], ids=["sizes-first", "one-stream"])
+
+
+@JOBS
 def test_a_dump_waiting_on_a_lock_is_recorded_running_and_beats_until_it_completes(
     s3_storage: S3Storage, catalog: Catalog, locked_db: tuple[PgConnInfo, threading.Event],
+    fresh_db: Callable[[str], str], jobs: int,
 ) -> None:
     conn, release = locked_db
-    backup: Future[Any] = run_in_thread(_runner(s3_storage, catalog, conn, "locked", "pg_lk"),
-                                        "test-backup")
+    backup: Future[Any] = run_in_thread(
+        _runner(s3_storage, catalog, conn, "locked", "pg_lk", jobs), "test-backup")
     running = _eventually(lambda: catalog.find(target="pg_lk"), 5)
-    assert [r.status for r in running] == [Status.RUNNING]  # while the lock is held
+    assert [r.status for r in running] == [Status.RUNNING]
     assert _eventually(lambda: _heartbeat(catalog, "pg_lk"), 5) is not None
+    # the lock is still held: the backup waits on it, and its record is RUNNING meanwhile
+    assert any(w == "Lock" for _, _, w, _ in _sessions(conn)), _sessions(conn)
     assert not backup.done()
+    assert [r.status for r in catalog.find(target="pg_lk")] == [Status.RUNNING]
     release.set()
     manifest = backup.result(timeout=60)
     record = catalog.get(manifest.backup_id)
     assert record is not None and record.status == Status.COMPLETED
     assert manifest.table_counts["public.held"] == 1000
+    restored = conn.with_database(fresh_db("unlocked"))
+    restore_stored_dump(s3_storage, manifest, restored)
+    with psycopg.connect(**restored.connect_kwargs()) as db:
+        assert db.execute("SELECT count(*), sum(n) FROM held").fetchone() == (1000, 500500)
 
 
+@JOBS
 def test_a_missing_bucket_stops_a_dump_waiting_on_a_lock_and_records_nothing(
     moto_server: MotoServer, catalog: Catalog, locked_db: tuple[PgConnInfo, threading.Event],
+    jobs: int,
 ) -> None:
     conn, _ = locked_db  # the lock stays held: the refusal must not wait for it
-    storage = S3Storage(moto_server.client(), f"no-such-{os.urandom(3).hex()}")
-    started = time.monotonic()
+    # what waits on the lock: the sizes' query, or pg_dump's LOCK TABLE
+    waiting = {0: "SELECT n.nspname, c.relname, pg_table_size", 1: "LOCK TABLE"}[jobs]
+
+    def make() -> Any:  # storage answers once the backup waits on the lock
+        seen.append(bool(_eventually(lambda: any(
+            q.lstrip().startswith(waiting) and w == "Lock" for _, _, w, q in _sessions(conn)),
+            30)))
+        return moto_server.client()
+
+    seen: list[bool] = []
+    bucket = f"no-such-{os.urandom(3).hex()}"
+    storage = S3Storage(LazyClient(make), bucket)
     with pytest.raises(StorageNotReady) as err:
-        _runner(storage, catalog, conn, "locked-refused", "pg_lk")()
-    assert time.monotonic() - started < 20
+        _runner(storage, catalog, conn, "locked-refused", "pg_lk", jobs)()
+    assert seen == [True]
     assert "does not exist" in str(err.value) and "BACKUP_S3_BUCKET" in str(err.value)
     assert conn.password not in str(err.value)
     assert catalog.find(target="pg_lk") == []
+    assert bucket not in _buckets(moto_server)  # nothing written, no bucket made
     assert _eventually(lambda: not _our_pg_dumps(), 5)
+    # nothing of the backup is left on the server waiting on the lock
+    assert _eventually(lambda: not _sessions(conn), 5), _sessions(conn)
+
+
+def test_a_missing_bucket_stops_a_dump_in_its_copy_and_leaves_nothing(
+    moto_server: MotoServer, catalog: Catalog, big_source_conn: PgConnInfo,
+) -> None:
+    """Storage answers while pg_dump's COPY streams (its first bytes held): the refusal
+    ends pg_dump and the server's COPY, and nothing is recorded or written."""
+    def copying() -> bool:
+        return any(q.startswith("COPY") and s == "active"
+                   for _, s, _, q in _sessions(big_source_conn))
+
+    def make() -> Any:  # storage answers once the server streams the dump's COPY
+        seen.append(bool(_eventually(copying, 30)))
+        return moto_server.client()
+
+    seen: list[bool] = []
+    bucket = f"no-such-{os.urandom(3).hex()}"
+    storage = S3Storage(LazyClient(make), bucket)
+    with pytest.raises(StorageNotReady) as err:
+        _runner(storage, catalog, big_source_conn, "copy-refused", "pg_big")()
+    assert seen == [True]  # pg_dump was in its COPY when storage refused
+    assert "does not exist" in str(err.value) and big_source_conn.password not in str(err.value)
+    assert catalog.find(target="pg_big") == []
+    assert bucket not in _buckets(moto_server)
+    assert _eventually(lambda: not _our_pg_dumps(), 5)
+    assert _eventually(lambda: not copying(), 5), _sessions(big_source_conn)
+    assert _eventually(lambda: not _sessions(big_source_conn), 10), _sessions(big_source_conn)
 
 
 def test_a_missing_bucket_stops_the_dump_already_started_and_records_nothing(

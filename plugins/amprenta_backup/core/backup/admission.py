@@ -9,7 +9,8 @@ storage has answered. The record is saved RUNNING by that thread as soon as stor
 whatever the dump is doing (waiting on a table lock, say), so the run's heartbeat
 (core/records/heartbeat.py) beats for it from then on. If storage refuses, or already holds
 the finished backup, the work registered with :meth:`Admission.stop_with` (the ``pg_dump``
-child, the source's query) is stopped at once, and nothing is recorded or written.
+child and its server query, the source's sessions, even those waiting on a lock) is stopped
+at once, and nothing is recorded or written.
 
 The thread's catalog calls open their own connections (``Catalog.held()`` keeps one for its
 own thread only); the main thread touches the catalog again only after :meth:`Admission.wait`.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -127,6 +129,23 @@ class Admission:
         assert self._answer is not None
         self._answer.result()
         self._record.started_at = self._started.started_at
+
+
+STOP_SECONDS = 5.0
+"""How long a stopped ``pg_dump`` gets to cancel its query and exit before it is killed."""
+
+
+def stop_tool(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+    """How a refusal stops a ``pg_dump`` child: SIGTERM, on which pg_dump cancels its server
+    query (a COPY, or a LOCK TABLE waiting on a lock, which a SIGKILL would leave waiting
+    without its client) and exits; SIGKILL if it has not gone in :data:`STOP_SECONDS`."""
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return stop
 
 
 def _quietly(stop: Callable[[], object]) -> None:

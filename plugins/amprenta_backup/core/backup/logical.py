@@ -10,7 +10,12 @@ from datetime import timedelta
 import psycopg
 
 from amprenta_backup.core import layout
-from amprenta_backup.core.backup.admission import Admission, AlreadyCompleted, HeldWriter
+from amprenta_backup.core.backup.admission import (
+    Admission,
+    AlreadyCompleted,
+    HeldWriter,
+    stop_tool,
+)
 from amprenta_backup.core.backup.globals import GlobalsCapture
 from amprenta_backup.core.backup.lifecycle import Lifecycle, recorded
 from amprenta_backup.core.backup.parallel import (
@@ -48,6 +53,7 @@ from amprenta_backup.core.pgtools import (
     for_server,
     pg_dump_argv,
     server_major,
+    terminate_session,
 )
 from amprenta_backup.core.pipeline import Compression, StreamProgress, stream_command
 from amprenta_backup.core.records.heartbeat import DEFAULT_TIMEOUT, RunGuard, sweep_quietly
@@ -159,7 +165,8 @@ class BackupRunner:
     def _backup(self, target: str, conn: PgConnInfo, run: RunContext, backup_id: str,
                 folder: str, life: Lifecycle, admission: Admission) -> Manifest:
         with psycopg.connect(**conn.connect_kwargs()) as db:
-            admission.stop_with(db.cancel_safe)  # a query waiting on a lock, if refused
+            pid = db.info.backend_pid  # if refused, its query (waiting on a lock, say) ends
+            admission.stop_with(lambda: None if db.closed else terminate_session(conn, pid))
             life.step = "preflight"
             # on psycopg's own BEGIN: an explicit BEGIN after it drew a WARNING per backup
             db.isolation_level, db.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
@@ -171,6 +178,7 @@ class BackupRunner:
             properties = run_in_thread(lambda: read_properties(db), "properties")
             plan = self._plan(db)
             counter = RowCounter(conn, snapshot)
+            admission.stop_with(counter.stop)
             counter.start()
             capture = GlobalsCapture(self.storage, self.settings)  # read while the dump streams
             taken = run_in_thread(lambda: capture.take(conn, run, backup_id), "globals")
@@ -250,7 +258,7 @@ class BackupRunner:
         with held as writer:
             result = stream_command(argv, conn.env(), writer, self.settings.compression,
                                     self.settings.checksum, seal, self.progress,
-                                    started=lambda proc: admission.stop_with(proc.kill))
+                                    started=lambda proc: admission.stop_with(stop_tool(proc)))
         log.info("stored %s: %d raw bytes -> %d stored bytes%s", self.storage.uri(key),
                  result.raw_bytes, result.stored_bytes,
                  f", encrypted with key {seal.envelope.key_id}" if seal else "")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from amprenta_backup.core.pgtools import PgConnInfo
+from amprenta_backup.core.pgtools import PgConnInfo, terminate_session
 
 USER_TABLES = """
 SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname
@@ -143,13 +143,28 @@ class RowCounter(threading.Thread):
         self._snapshot = snapshot
         self.counts: dict[str, int] = {}
         self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._pid: int | None = None
 
     def run(self) -> None:
         try:
             with psycopg.connect(**self._conn.connect_kwargs(), autocommit=True) as db:
+                with self._lock:
+                    if self._stopped:
+                        raise RuntimeError("the row count was stopped")
+                    self._pid = db.info.backend_pid
                 self.counts = count_rows(db, self._snapshot)
         except BaseException as exc:  # reported by the caller
             self.error = exc
+
+    def stop(self) -> None:
+        """End the count at once (its ``count(*)`` may wait on a table lock): its session is
+        terminated; a counter not connected yet never counts."""
+        with self._lock:
+            self._stopped, pid = True, self._pid
+        if pid is not None and self.is_alive():
+            terminate_session(self._conn, pid)
 
 
 def _batch_query(chunk: list[tuple[str, str, str]]) -> sql.Composed:
