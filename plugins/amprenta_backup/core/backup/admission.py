@@ -197,7 +197,11 @@ class HeldWriter(ObjectWriter):
 
     def _commit(self) -> None:
         if self._target is None:
-            self._release()
+            try:
+                self._release()
+            except BaseException:  # refused, or the held bytes did not go: nothing is left
+                self.abort()
+                raise
         assert self._opened is not None
         self._opened.__exit__(None, None, None)
 
