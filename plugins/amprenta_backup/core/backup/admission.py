@@ -26,10 +26,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from amprenta_backup.core import layout
 from amprenta_backup.core.backup.lifecycle import save_start
 from amprenta_backup.core.errors import StorageError
 from amprenta_backup.core.models import BackupRecord, Manifest, Status
+from amprenta_backup.core.records.manifests import stored_manifest
 from amprenta_backup.core.storage.base import ObjectWriter, Storage
 from amprenta_backup.core.storage.multipart import run_in_thread
 
@@ -41,14 +41,6 @@ log = logging.getLogger(__name__)
 HOLD_BYTES = 16 * 1024 * 1024
 """The most dump bytes held in memory while storage is being checked (about 0.5 s of a
 200 MiB database's compressed dump on two cores); then the dump waits for the answer."""
-
-
-def completed_manifest(storage: Storage, folder: str) -> Manifest | None:
-    """The manifest of a backup that already completed in ``folder``, if storage has one."""
-    manifest_key = layout.manifest_key(folder)
-    if storage.exists(manifest_key):
-        return Manifest.from_json(storage.get_bytes(manifest_key))
-    return None
 
 
 class AlreadyCompleted(Exception):  # noqa: N818 (not an error: the backup exists)
@@ -87,7 +79,7 @@ class Admission:
     def _admit(self) -> None:
         try:
             self._before()
-            done = completed_manifest(self._storage, self._folder)
+            done = stored_manifest(self._storage, self._folder)
             if done is not None:
                 raise AlreadyCompleted(done)
             self._storage.check_ready()

@@ -25,7 +25,6 @@ import psycopg
 
 from amprenta_backup.core import layout
 from amprenta_backup.core.catalog import Catalog, record_from_manifest
-from amprenta_backup.core.constants import MANIFEST_NAME
 from amprenta_backup.core.errors import (
     BackupError,
     CatalogUnavailable,
@@ -33,7 +32,8 @@ from amprenta_backup.core.errors import (
     PreconditionError,
     first_line,
 )
-from amprenta_backup.core.models import Manifest, Status
+from amprenta_backup.core.models import Status
+from amprenta_backup.core.records.manifests import stored_manifest
 from amprenta_backup.core.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -191,8 +191,8 @@ def sweep_abandoned(storage: Storage, catalog: Catalog, prefix: str,
             log.warning("abandoned backup %s lives in %s, not in %s: its objects were left",
                         item.backup_id, item.location, storage.uri(folder))
             continue
-        if storage.exists(layout.manifest_key(folder)):
-            manifest = Manifest.from_json(storage.get_bytes(f"{folder}/{MANIFEST_NAME}"))
+        manifest = stored_manifest(storage, folder)
+        if manifest is not None:
             catalog.save(record_from_manifest(manifest, item.location, Status.COMPLETED))
             log.warning("backup %s had stopped beating but its manifest is stored: recorded "
                         "COMPLETED", item.backup_id)

@@ -25,6 +25,7 @@ from pydantic import (
 from amprenta_backup.core import layout
 from amprenta_backup.core.errors import BackupError
 from amprenta_backup.core.models import Manifest
+from amprenta_backup.core.storage.base import Storage
 
 MAX_MANIFEST_BYTES = 64 * 2**20  # 10,000 tables' counts take well under 1 MiB
 MAX_DEPTH = 32  # the deepest real manifest nests 4 levels
@@ -146,6 +147,15 @@ def parse_manifest(raw: bytes, folder: str, not_after: datetime | None = None) -
         return Manifest.from_json(raw)
     except (TypeError, ValueError, KeyError) as exc:
         raise ManifestError(f"has fields this version does not know ({exc})") from None
+
+
+def stored_manifest(storage: Storage, folder: str) -> Manifest | None:
+    """The manifest of a backup that completed in ``folder``, if storage holds one (written by
+    this package's own run: read as it is, without :func:`parse_manifest`'s bounds)."""
+    key = layout.manifest_key(folder)
+    if storage.exists(key):
+        return Manifest.from_json(storage.get_bytes(key))
+    return None
 
 
 def _check_place(manifest: ManifestModel, folder: str) -> None:
