@@ -15,6 +15,7 @@ from amprenta_backup.cli.arguments import (
     bounded_int,
     configured_target,
 )
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.jsonlines import warn
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.cli.progress import Progress
@@ -25,10 +26,10 @@ from amprenta_backup.core.models import BackupRecord, RunContext
 
 
 def register(app: typer.Typer) -> None:
-    app.command("backup", help="back up one target now")(cmd_backup)
-    app.command("list", help="list backups, newest first")(cmd_list)
-    app.command("show", help="show one backup and its manifest")(cmd_show)
-    app.command("rebuild-catalog", help="re-create records from storage")(cmd_rebuild)
+    app.command("backup", **listed("backup"))(cmd_backup)
+    app.command("list", **listed("list"))(cmd_list)
+    app.command("show", **listed("show"))(cmd_show)
+    app.command("rebuild-catalog", **listed("rebuild-catalog"))(cmd_rebuild)
 
 
 def reading_engine(as_json: bool) -> BackupEngine:

@@ -7,14 +7,14 @@ from typing import Annotated
 import typer
 
 from amprenta_backup.cli.arguments import JsonOption, target_spelling
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.output import human_bytes, print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.models import RunContext, utcnow
 
 
 def register(app: typer.Typer) -> None:
-    app.command("copy", help="copy a backup to the second storage and check its sha256 there")(
-        cmd_copy)
+    app.command("copy", **listed("copy"))(cmd_copy)
 
 
 def cmd_copy(

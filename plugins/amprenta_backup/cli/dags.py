@@ -11,13 +11,13 @@ from typing import Annotated
 import typer
 
 from amprenta_backup.cli.arguments import JsonOption
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
-    app.command("install-dags", help="copy (or link) the package's DAG files into a dags "
-                                     "folder")(cmd_install_dags)
+    app.command("install-dags", **listed("install-dags"))(cmd_install_dags)
 
 
 def shipped_dags() -> list[Path]:

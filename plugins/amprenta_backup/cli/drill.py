@@ -13,6 +13,7 @@ from amprenta_backup.cli.arguments import (
     bounded_int,
     configured_target,
 )
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.output import print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -20,8 +21,7 @@ from amprenta_backup.core.models import RunContext, utcnow
 
 
 def register(app: typer.Typer) -> None:
-    drills = typer.Typer(no_args_is_help=True, help="restore a backup into a scratch database "
-                         "and check it (BACKUP_DRILL_*)")
+    drills = typer.Typer(no_args_is_help=True, **listed("drill"))
     drills.command("run", help="drill now: restore, check, drop the scratch database")(cmd_run)
     drills.command("history", help="the drills recorded in the catalog, newest first")(
         cmd_history)

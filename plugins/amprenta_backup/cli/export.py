@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from amprenta_backup.cli.arguments import JsonOption, bounded_int
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.export.store import zip_name
@@ -16,8 +17,7 @@ from amprenta_backup.core.layout import check_backup_id
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(no_args_is_help=True, help="project exports: one project's rows as a "
-                        "ZIP (BACKUP_PROJECT_ROOT)")
+    group = typer.Typer(no_args_is_help=True, **listed("export"))
     group.command("create", help="export projects now")(cmd_create)
     group.command("list", help="list exports, newest first")(cmd_list)
     group.command("show", help="show one export and its rows per table")(cmd_show)

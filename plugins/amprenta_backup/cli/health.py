@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from amprenta_backup.cli.arguments import JsonOption
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -15,8 +16,7 @@ from amprenta_backup.core.health import Level, render, worst
 
 
 def register(app: typer.Typer) -> None:
-    app.command("health", help="check backup age, failures, storage, catalog and client "
-                "versions")(cmd_health)
+    app.command("health", **listed("health"))(cmd_health)
 
 
 def _as_of(text: str | None) -> datetime | None:

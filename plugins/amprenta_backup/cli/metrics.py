@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from amprenta_backup.cli.arguments import JsonOption, TargetOption, bounded_int, choice
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.output import human_bytes, print_json, print_table
 from amprenta_backup.core.engine import BackupEngine
 
@@ -14,7 +15,7 @@ QUERIES = {"success-rate": 30, "size-duration": 7, "storage-trend": 30}
 
 
 def register(app: typer.Typer) -> None:
-    app.command("metrics", help="backup success rate, size, duration, trend")(cmd_metrics)
+    app.command("metrics", **listed("metrics"))(cmd_metrics)
 
 
 def cmd_metrics(

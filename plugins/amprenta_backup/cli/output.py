@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from amprenta_backup.cli import jsonlines
@@ -37,6 +36,8 @@ _ISO_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d
 
 
 def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # for --version alone
+
     try:
         return version("amprenta-backup")
     except PackageNotFoundError:  # run from a source tree that was never installed

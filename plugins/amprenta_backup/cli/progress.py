@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from amprenta_backup.cli import jsonlines
 from amprenta_backup.core.models import human_bytes
+
+if TYPE_CHECKING:  # rich is imported only for a bar at a terminal (cli.bars)
+    from rich.progress import Progress as RichProgress
+
+    from amprenta_backup.cli.bars import Bar
 
 LOG_SECONDS = 5.0  # not a terminal (--progress into a log): a plain line now and then
 
@@ -58,33 +58,6 @@ class Lines:
             "elapsed_seconds": round(seconds, 1)})
 
 
-class BytesColumn(ProgressColumn):
-    """``12.0 MiB of 40.0 MiB`` (or ``12.0 MiB read`` when the total is unknown), then the
-    rate in the same units as everywhere else in the CLI."""
-
-    def render(self, task: Task) -> Text:
-        done = human_bytes(int(task.completed))
-        of = f" of {human_bytes(int(task.total))}" if task.total else " read"
-        speed = task.speed or (task.completed / task.elapsed if task.elapsed else 0)
-        rate = f", {human_bytes(int(speed))}/s" if speed else ""
-        return Text(f"{done}{of}{rate}")
-
-
-class Bar:
-    """One transfer's line of a rich progress display."""
-
-    def __init__(self, display: RichProgress, label: str, total: int) -> None:
-        self.display = display
-        self.task: TaskID = display.add_task(label, total=total or None, stored="")
-
-    def __call__(self, done: int, stored: int | None = None) -> None:
-        if stored is None:
-            self.display.update(self.task, completed=done)
-        else:
-            self.display.update(self.task, completed=done, stored=f"{human_bytes(stored)} stored")
-
-
-
 class Progress:
     """Hands out one progress callback per phase; does nothing when disabled.
 
@@ -113,12 +86,10 @@ class Progress:
             self._finish_lines()
             self._lines = Lines(label, total, self.stream, self.as_json)
             return self._lines
+        from amprenta_backup.cli.bars import Bar, start_display
+
         if self._display is None:
-            self._display = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), BytesColumn(),
-                TextColumn("{task.fields[stored]}"), TimeElapsedColumn(),
-                console=Console(file=self.stream), transient=False)
-            self._display.start()
+            self._display = start_display(self.stream)
         return Bar(self._display, label, total)
 
     def _finish_lines(self) -> None:

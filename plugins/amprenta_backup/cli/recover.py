@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from amprenta_backup.cli.arguments import DryRunOption, FromCopyOption, JsonOption
+from amprenta_backup.cli.index import short_help
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 from amprenta_backup.core.errors import ConfigError
@@ -26,8 +27,7 @@ RECOVER_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("recover", help=RECOVER_HELP, short_help="rebuild the catalog, then every "
-                "target's newest backup, on a new server")(cmd_recover)
+    app.command("recover", help=RECOVER_HELP, short_help=short_help("recover"))(cmd_recover)
 
 
 def _time(text: str | None) -> datetime | None:

@@ -16,6 +16,7 @@ from amprenta_backup.cli.arguments import (
     choice,
 )
 from amprenta_backup.cli.backups import reading_engine
+from amprenta_backup.cli.index import listed, short_help
 from amprenta_backup.cli.output import human_bytes, print_json
 from amprenta_backup.cli.progress import Progress
 from amprenta_backup.core import layout
@@ -33,12 +34,9 @@ RESTORE_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify", help="read a backup back whole and check it (exit 3 if corrupt)")(
-        cmd_verify)
-    app.command("restore", short_help="restore a backup into a new database, or replace one",
-                help=RESTORE_HELP)(cmd_restore)
-    app.command("download", help="save a backup's dump to a file, checked against its sha256")(
-        cmd_download)
+    app.command("verify", **listed("verify"))(cmd_verify)
+    app.command("restore", help=RESTORE_HELP, short_help=short_help("restore"))(cmd_restore)
+    app.command("download", **listed("download"))(cmd_download)
 
 
 def cmd_verify(backup_id: BackupIdArgument, as_json: JsonOption = False,

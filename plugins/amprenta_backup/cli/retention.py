@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
+from amprenta_backup.cli.index import listed
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core.engine import BackupEngine
 
 
 def register(app: typer.Typer) -> None:
-    app.command("cleanup", help="delete backups that no retention policy keeps (see "
-                "--dry-run)")(cmd_retention)
+    app.command("cleanup", **listed("cleanup"))(cmd_retention)
 
 
 def cmd_retention(

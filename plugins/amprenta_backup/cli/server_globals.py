@@ -8,6 +8,7 @@ import typer
 
 from amprenta_backup.cli.arguments import JsonOption
 from amprenta_backup.cli.backups import reading_engine
+from amprenta_backup.cli.index import short_help
 from amprenta_backup.cli.output import print_json
 from amprenta_backup.core import layout
 
@@ -18,8 +19,7 @@ GLOBALS_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("restore-globals", help=GLOBALS_HELP,
-                short_help="create a backup's roles and tablespaces on a server")(
+    app.command("restore-globals", help=GLOBALS_HELP, short_help=short_help("restore-globals"))(
         cmd_restore_globals)
 
 
