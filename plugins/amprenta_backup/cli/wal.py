@@ -113,7 +113,14 @@ def parse(argv: list[str]) -> SimpleNamespace | int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code. Run as a process (``argv`` None) it
     ends with ``os._exit`` once its output is flushed: the interpreter's teardown after
-    pydantic and boto3 costs up to 1 s of CPU per call under load, once per WAL segment."""
+    pydantic and boto3 costs up to 1 s of CPU per call under load, once per WAL segment.
+    A process also runs without the cyclic garbage collector's passes over what the slow path
+    imports (pydantic's objects above all); the archiver freezes them and collects from then on
+    (:func:`_collect_from_here`)."""
+    if argv is None:
+        import gc
+
+        gc.disable()
     code = _run(sys.argv[1:] if argv is None else list(argv))
     if argv is None:
         sys.stdout.flush()
@@ -155,6 +162,15 @@ def _run(raw: list[str]) -> int:
         else:
             print(f"amprenta-wal: error: {exc}", file=sys.stderr)
         return code
+
+
+def _collect_from_here() -> None:
+    """A long-lived process (the archiver): what was imported is frozen (never scanned), the
+    collector runs again for what comes next."""
+    import gc
+
+    gc.freeze()
+    gc.enable()
 
 
 def _log() -> logging.Logger:
@@ -262,6 +278,7 @@ def _archiver(args: SimpleNamespace, env: dict[str, str]) -> int:
     _log().info("archiver started for %s (pid %d, %d in parallel, zstd level %d, %s)", pg_wal,
                 os.getpid(), settings.parallel, settings.compression_level,
                 f"{fast} from {settings.catchup_backlog} waiting" if catchup else "no catch-up")
+    _collect_from_here()
     try:
         archiver.run()
     finally:
