@@ -1,6 +1,7 @@
 """``amprenta-backup``: backups, verification and restores from a terminal (no Airflow needed).
 
-Each module in this package adds its commands to the typer app through ``register(app)``.
+Each module in this package adds its commands to the typer app through ``register(app)``,
+called only when one of them runs (:class:`LazyCommands`; the list is :mod:`.index`).
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or settings, 3 a backup is corrupt.
 """
 
