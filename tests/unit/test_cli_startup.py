@@ -1,6 +1,7 @@
 """What ``amprenta-backup`` loads to answer: its help and a mistyped command come from the
-command index alone (no psycopg, boto3, pydantic or engine), a command loads its own module,
-and the root help lists every command exactly as the command itself describes it."""
+command index alone (no psycopg, boto3, pydantic or engine), a command loads its own module
+(and runs with the cyclic garbage collector on), and the root help lists every command exactly
+as the command itself describes it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 
-from amprenta_backup.cli.index import COMMANDS, modules
+from amprenta_backup.cli.index import BY_MODULE, COMMANDS, modules
 from amprenta_backup.cli.main import LazyCommands, build_app
 
 # the module run as `python -m` does, writing sys.modules to argv[1] at exit
@@ -20,6 +22,16 @@ PROBE = ("import atexit, json, runpy, sys\n"
          "path = sys.argv.pop(1)\n"
          "atexit.register(lambda: open(path, 'w').write(json.dumps(sorted(sys.modules))))\n"
          "runpy.run_module('amprenta_backup.cli', run_name='__main__', alter_sys=True)\n")
+# a command run as a process, reporting whether the collector is on when the command runs
+GC_PROBE = ("import functools, gc, runpy, sys\n"
+            "import amprenta_backup.cli.dags as dags\n"
+            "real = dags.cmd_install_dags\n"
+            "@functools.wraps(real)\n"
+            "def probe(*a, **k):\n"
+            "    print('gc enabled:', gc.isenabled(), file=sys.stderr)\n"
+            "    return real(*a, **k)\n"
+            "dags.cmd_install_dags = probe\n"
+            "runpy.run_module('amprenta_backup.cli', run_name='__main__', alter_sys=True)\n")
 HEAVY = ("psycopg", "boto3", "botocore", "pydantic", "pydantic_settings",
          "amprenta_backup.core.engine", "amprenta_backup.core.settings")
 
@@ -73,3 +85,29 @@ def test_the_listing_of_each_command_is_what_its_module_registers() -> None:
         for attribute in ("name", "hidden", "deprecated", *shown):
             assert getattr(listed[name], attribute) == getattr(command, attribute), \
                 (name, attribute)
+
+
+def test_each_command_is_built_by_the_module_the_index_names() -> None:
+    for module, names in BY_MODULE.items():
+        group = typer.main.get_group(build_app())
+        assert isinstance(group, LazyCommands)
+        listed = dict(group.commands)
+        group.load(module)  # that module alone: what `amprenta-backup NAME` loads
+        for name in names:
+            assert group.commands[name] is not listed[name], (module, name)
+        assert list(group.commands) == list(COMMANDS)  # the root help's order is kept
+
+
+def test_a_listing_run_in_place_of_its_command_fails_loudly() -> None:
+    group = typer.main.get_group(build_app())
+    callback = group.commands["verify"].callback
+    assert callback is not None
+    with pytest.raises(RuntimeError, match="'verify' is not built by amprenta_backup.cli.restore"):
+        callback()
+
+
+def test_a_command_run_as_a_process_runs_with_the_collector_on(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", GC_PROBE, "install-dags", str(tmp_path / "x")],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"]})
+    assert "gc enabled: True" in done.stderr, done.stderr

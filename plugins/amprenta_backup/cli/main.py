@@ -68,6 +68,15 @@ def _root(
     use_airflow_connections()
 
 
+def _unbuilt(name: str, module: str) -> Any:
+    """The callback of a listing that is run: its module did not build the command (the index
+    names the wrong module); never a silent success."""
+    def refuse() -> None:
+        raise RuntimeError(f"command {name!r} is not built by amprenta_backup.cli.{module}: "
+                           "cli/index.py lists it under the wrong module")
+    return refuse
+
+
 class LazyCommands(TyperGroup):
     """The root command: lists every command from :mod:`amprenta_backup.cli.index` (the root
     help and a mistyped command's "Did you mean" need nothing else) and builds a command from
@@ -75,8 +84,8 @@ class LazyCommands(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        self.commands = {name: TyperCommand(name, **text)  # what the listing reads of each
-                         for name, (_, text) in COMMANDS.items()}
+        self.commands = {name: TyperCommand(name, callback=_unbuilt(name, module), **text)
+                         for name, (module, text) in COMMANDS.items()}  # what the listing reads
         self._loaded: set[str] = set()
 
     def resolve_command(self, ctx: click.Context, args: list[str]
@@ -121,8 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _COLLECT_ONCE_LOADED[0] = True
     try:
         return _run(args, "--json" in args)
-    finally:
+    finally:  # no command loaded (help, a usage error): the same end as after one
+        _COLLECT_ONCE_LOADED[0] = False
         gc.freeze()
+        gc.enable()
 
 
 def _run(args: list[str], as_json: bool) -> int:
