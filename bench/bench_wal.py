@@ -73,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="extra drain variants of ours, one per BACKUP_WAL_CATCHUP_LEVEL "
                              "(comma-separated, e.g. -5,1), measured in the same rounds as "
                              "'ours' and reported as 'ours catch-up L'")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V[,K=V]",
+                        help="an extra drain of ours with these BACKUP_* settings, e.g. "
+                             "p3:BACKUP_WAL_PARALLEL=3 (repeatable), as 'ours NAME'")
     parser.add_argument("--output", help="JSON file (default bench/results/wal-<size>mb.json)")
     return parser.parse_args(argv)
 
@@ -119,8 +122,13 @@ class WalBench:
                                              Spool(settings.spool_dir(pg_wal)),
                                              settings.wait_seconds)
         self.cp = f"test ! -f {self.copies}/%f && cp %p {self.copies}/%f"
-        self.variants = {f"ours catch-up {level}": self._variant(int(level))
-                         for level in filter(None, self.args.catchup_levels.split(","))}
+        self.variants = {f"ours catch-up {level}": self._variant(
+            f"catchup{level}", {"BACKUP_WAL_CATCHUP_LEVEL": level})
+            for level in filter(None, self.args.catchup_levels.split(","))}
+        for spec in self.args.variant:
+            name, _, pairs = spec.partition(":")
+            self.variants[f"ours {name}"] = self._variant(name, dict(
+                pair.split("=", 1) for pair in pairs.split(",")))
         started = time.monotonic()
         load_bulk(self.cluster, "bench", self.args.size_mb)
         self.run_tool("pgbench", "-i", "-s", "10", "-q", "bench")
@@ -132,11 +140,10 @@ class WalBench:
                         [0][0])
         note(f"cluster holds {self.size / MB:.0f} MB (built in {self.setup_s:.0f} s)")
 
-    def _variant(self, catchup_level: int) -> str:
-        """``self.ours`` reading a copy of the settings file with another catch-up level."""
-        config = self.config.with_name(f"wal-catchup{catchup_level}.env")
-        write_config_file(config, {**read_config_file(self.config),
-                                   "BACKUP_WAL_CATCHUP_LEVEL": str(catchup_level)})
+    def _variant(self, name: str, settings: dict[str, str]) -> str:
+        """``self.ours`` reading a copy of the settings file with other ``settings``."""
+        config = self.config.with_name(f"wal-{name}.env")
+        write_config_file(config, {**read_config_file(self.config), **settings})
         give_to(config, self.cluster.os_user)
         return self.ours.replace(str(self.config), str(config))
 
