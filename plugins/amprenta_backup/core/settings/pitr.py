@@ -31,15 +31,17 @@ class WalSettings(Settings):
         "BACKUP_WAL_SPOOL", lambda: default_spool_root(os.environ),
         "folder for the asynchronous archiver's markers and log",
         shown="`/tmp/amprenta-wal-<uid>`")
-    parallel: int = var("BACKUP_WAL_PARALLEL", 2, "segments the archiver pushes at the same "
-                        "time", ge=1, le=32)
+    parallel: int = var("BACKUP_WAL_PARALLEL", lambda: min((os.cpu_count() or 1) + 1, 32),
+                        "segments the archiver pushes at the same time: one more than the CPU "
+                        "cores keeps them busy while a push waits on storage", ge=1, le=32,
+                        shown="CPU cores + 1")
     compression_level: int = var(
         "BACKUP_WAL_COMPRESSION_LEVEL", 1, "zstd level of stored segments: 1-19, or -1 to -50 "
         "for zstd's fast levels (faster, larger; not 0)", ge=-50, le=19)
     catchup_level: int = var(
-        "BACKUP_WAL_CATCHUP_LEVEL", -1, "zstd level while the archiver is behind (at least "
+        "BACKUP_WAL_CATCHUP_LEVEL", -5, "zstd level while the archiver is behind (at least "
         "`BACKUP_WAL_CATCHUP_BACKLOG` segments wait): a backlog reaches storage sooner, its "
-        "segments about a third larger; equal to `BACKUP_WAL_COMPRESSION_LEVEL`: no catch-up",
+        "segments about 1.6x larger; equal to `BACKUP_WAL_COMPRESSION_LEVEL`: no catch-up",
         ge=-50, le=19)
     catchup_backlog: int = var("BACKUP_WAL_CATCHUP_BACKLOG", 8, "segments waiting behind "
                                "one from which it is pushed at `BACKUP_WAL_CATCHUP_LEVEL`",
