@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 DEFAULT_BUCKET = "amprenta-backups"
 DEFAULT_PREFIX = "database/"
 DEFAULT_LOCAL_PATH = "/var/backups/amprenta"
@@ -16,6 +18,10 @@ DAILY_RUN_CRON = "0 1 * * *"
 # the PostgreSQL server majors supported and tested (docs/postgres-versions.md): the Dockerfile
 # installs the client and server tools of each, tests/integration/backup/test_majors.py runs each
 SUPPORTED_MAJORS = (14, 15, 16, 17, 18)
+# the WAL archiver's default pushes at once: one more than the cores (a push waiting on storage
+# leaves its core to another), at most this many: on a big database host a backlog drains
+# at 4 x 20-35 segments/s while the server keeps the other cores (pgBackRest's default is 1)
+MAX_AUTO_WAL_PARALLEL = 4
 DEFAULT_DUMP_MIN_TABLE_MB = 16  # a table smaller than this is not worth a dump stream of its own
 
 MANIFEST_NAME = "manifest.json"
@@ -38,3 +44,10 @@ WAL_TARGET_HELP = ("the name this cluster's WAL and base backups are stored unde
 # the format of a base backup's manifest: raw_bytes are the bytes of the files its
 # backup_manifest lists, not the tar's length (core/tartally.py)
 PHYSICAL_TAR_FORMAT = "pg_basebackup-tar"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one, as
+    under a container's cpuset; else every core)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1

@@ -13,7 +13,6 @@ See docs/parallel-backups.md for why this shape and not ``pg_dump -Fd -j``.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from amprenta_backup.core import layout
+from amprenta_backup.core.constants import usable_cores
 from amprenta_backup.core.encryption import KeyService, backup_identity, seal_for
 from amprenta_backup.core.models import DumpPart
 from amprenta_backup.core.pipeline import Compression, StreamProgress, stream_command
@@ -98,7 +98,7 @@ def resolve_jobs(setting: int) -> int:
     time: on 2 cores 4 streams beat 2, see docs/parallel-backups.md)."""
     if setting > 0:
         return setting
-    return max(1, min(2 * len(os.sched_getaffinity(0)), MAX_AUTO_JOBS))
+    return max(1, min(2 * usable_cores(), MAX_AUTO_JOBS))
 
 
 def share_threads(compression: Compression, streams: int) -> Compression:

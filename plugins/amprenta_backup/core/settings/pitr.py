@@ -10,7 +10,9 @@ from typing import Any, ClassVar
 from pydantic import model_validator
 
 from amprenta_backup.core.constants import (
+    MAX_AUTO_WAL_PARALLEL,
     WAL_TARGET_HELP,
+    usable_cores,
 )
 from amprenta_backup.core.errors import ConfigError
 from amprenta_backup.core.layout import check_target_name
@@ -31,10 +33,11 @@ class WalSettings(Settings):
         "BACKUP_WAL_SPOOL", lambda: default_spool_root(os.environ),
         "folder for the asynchronous archiver's markers and log",
         shown="`/tmp/amprenta-wal-<uid>`")
-    parallel: int = var("BACKUP_WAL_PARALLEL", lambda: min((os.cpu_count() or 1) + 1, 32),
+    parallel: int = var("BACKUP_WAL_PARALLEL",
+                        lambda: min(usable_cores() + 1, MAX_AUTO_WAL_PARALLEL),
                         "segments the archiver pushes at the same time: one more than the CPU "
                         "cores keeps them busy while a push waits on storage", ge=1, le=32,
-                        shown="CPU cores + 1")
+                        shown=f"CPU cores + 1, at most {MAX_AUTO_WAL_PARALLEL}")
     compression_level: int = var(
         "BACKUP_WAL_COMPRESSION_LEVEL", 1, "zstd level of stored segments: 1-19, or -1 to -50 "
         "for zstd's fast levels (faster, larger; not 0)", ge=-50, le=19)
