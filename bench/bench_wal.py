@@ -5,7 +5,8 @@
     -c fast`` into a local folder. Target: ours <= 1.15x raw.
 (2) WAL archiving: ``amprenta-wal push`` (asynchronous archiver) against
     ``test ! -f ARCH/%f && cp %p ARCH/%f``: drain capacity (a backlog of .ready segments built
-    with archiving paused, then timed until none is left) and a sustained pgbench load
+    with archiving paused and, by default, flushed to disk (``--backlog``), then timed until
+    none is left) and a sustained pgbench load
     (largest .ready backlog seen, segments archived per second, pgbench tps). Paired rounds,
     the order rotated. Targets (issue 17): drain >= 25 segments/s; pgbench tps with our
     archiving >= 0.9x the same run's with ``cp`` (the median of the per-round ratios).
@@ -59,6 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backlog-segments", type=int, default=40,
                         help="WAL segments to pile up for each drain measurement")
     parser.add_argument("--pgbench-seconds", type=int, default=30)
+    parser.add_argument("--backlog", choices=("settled", "fresh", "both"), default="settled",
+                        help="settled: the drain starts once the backlog's writing is on disk "
+                             "(CHECKPOINT, sync); fresh: at once, behind the writeback of the "
+                             "table just written to build it; both: every drain both ways, "
+                             "the fresh ones reported as 'METHOD fresh'")
     parser.add_argument("--only", choices=("all", "basebackup", "wal"), default="all",
                         help="basebackup: the base backup rounds alone (no WAL archiving); "
                              "wal: the WAL archiving alone")
@@ -174,7 +180,7 @@ class WalBench:
             time.sleep(0.02)
         return time.monotonic() - started
 
-    def drain(self, method: str, command: str, round_: int) -> None:
+    def drain(self, method: str, command: str, round_: int, settle: bool = True) -> None:
         self.wait_drained()  # whatever the current command left
         self.archive_with("")
         self.wait_archiver_gone()  # else ours would push the backlog ahead while it builds
@@ -183,6 +189,8 @@ class WalBench:
                              dbname="bench")
         self.cluster.execute("DROP TABLE churn", dbname="bench")
         self.cluster.execute("SELECT pg_switch_wal()")
+        if settle:
+            settle_backlog(self.cluster)
         backlog = self.ready()
         load = os.getloadavg()[0]
         pg_archiver = int(self.cluster.query(
@@ -327,6 +335,29 @@ class WalBench:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+def dirty_bytes() -> int:
+    """The page cache's dirty bytes waiting for writeback (``Dirty`` of /proc/meminfo)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("Dirty:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def settle_backlog(cluster: ThrowawayCluster, timeout: float = 60.0) -> None:
+    """Let the writing that built a backlog reach the disk before its drain is timed.
+
+    A backlog builds while archiving is stopped, over minutes, so its table's and its WAL's
+    writeback is long done when archiving resumes. Built in one second here, 640 MB would
+    still be in writeback during the drain, and every fsync of an archived segment (ours;
+    ``cp`` does not fsync) would queue behind it (ext4 ``data=ordered``).
+    """
+    cluster.execute("CHECKPOINT")
+    os.sync()
+    deadline = time.monotonic() + timeout
+    while dirty_bytes() > 16 * MB and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _cpu_seconds() -> float:
     """CPU of this process and its reaped children (pg_basebackup): the client side; the
     server's walsender and its zstd workers are the same in both and not counted."""
@@ -368,18 +399,20 @@ def summarize(bench: WalBench) -> dict[str, Any]:
     for kind, methods, keys in (
             ("basebackup", ("raw", "raw --no-sync", "ours"),
              ("seconds", "client_cpu_s", "stored_bytes")),
-            ("drain", ("cp", "ours", *bench.variants),
+            ("drain", ("cp", "ours", *bench.variants, "cp fresh", "ours fresh"),
              ("seg_per_s", "segments", "cpu_ms_per_segment", "command_cpu_ms_per_segment",
               "archiver_cpu_ms_per_segment", "first_s", "seg_per_s_after_first")),
             ("sustained", ("cp", "ours"), ("seg_per_s", "max_ready", "tps"))):
         for method in methods:
+            if not any(s["kind"] == kind and s.get("method") == method for s in bench.samples):
+                continue
             summary[f"{kind}/{method}"] = {key: median(pick(kind, method, key)) for key in keys}
     for kind, key in (("drain", "seg_per_s"), ("sustained", "tps")):
         summary[f"ratio {kind} {key} ours/cp"] = median(_paired(bench.samples, kind, key))
     loads = [s["load_before"] for s in bench.samples if "load_before" in s]
     summary["load"] = [min(loads), max(loads)] if loads else None
-    raw = summary["basebackup/raw"]["seconds"]
-    ours = summary["basebackup/ours"]["seconds"]
+    raw = summary.get("basebackup/raw", {}).get("seconds")
+    ours = summary.get("basebackup/ours", {}).get("seconds")
     summary["ratio base backup ours/raw"] = ours / raw if raw and ours else None
     pairs = zip(pick("basebackup", "ours", "seconds"), pick("basebackup", "raw", "seconds"),
                 strict=False)  # round n's ours and raw ran next to each other, order rotated
@@ -394,12 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.setup()
         order = [("cp", bench.cp), ("ours", bench.ours)]
-        drains = order + list(bench.variants.items())
+        drains = [(method, command, True) for method, command in
+                  order + list(bench.variants.items())] if args.backlog != "fresh" else []
+        if args.backlog != "settled":
+            drains += [(f"{method} fresh" if args.backlog == "both" else method, command, False)
+                       for method, command in order]
         if args.only != "basebackup":
             bench.fast_path()
             for round_ in range(args.rounds):  # paired rounds, the order rotated
-                for method, command in drains if round_ % 2 == 0 else drains[::-1]:
-                    bench.drain(method, command, round_)
+                for method, command, settle in drains if round_ % 2 == 0 else drains[::-1]:
+                    bench.drain(method, command, round_, settle)
             for round_ in range(args.rounds):
                 for method, command in order if round_ % 2 else order[::-1]:
                     bench.sustained(method, command, round_)

@@ -168,10 +168,11 @@ def test_a_push_looking_at_the_lock_does_not_turn_a_new_archiver_away(spool: Spo
     lock.close()
 
 
-def test_a_backlog_is_pushed_at_the_catch_up_level_until_few_segments_wait(
+def test_a_backlog_is_pushed_at_the_catch_up_level_until_none_waits(
         pg_wal: Path, tmp_path: Path, spool: Spool) -> None:
-    """Seven files ready, catch-up from three waiting behind: the four oldest go at the fast
-    level, the last three at the normal one, and every one fetches back identical."""
+    """Seven files ready, catch-up from three waiting behind: all but the last go at the fast
+    level (none waits behind the last), then a new file alone goes at the normal one, and
+    every one fetches back identical."""
     archive = WalArchive(LocalStorage(tmp_path / "store"), "database", "pg_main", level=3)
     levels: dict[str, int] = {}
 
@@ -187,8 +188,17 @@ def test_a_backlog_is_pushed_at_the_catch_up_level_until_few_segments_wait(
                              catchup_backlog=3)
     archiver.run()
     order = ready_names(pg_wal)
-    assert [levels[name] for name in order] == [-5, -5, -5, -5, 3, 3, 3]
-    assert (archiver.pushed, archiver.caught_up) == (7, 4)
+    assert [levels[name] for name in order] == [-5, -5, -5, -5, -5, -5, 3]
+    assert (archiver.pushed, archiver.caught_up) == (7, 6)
+    status = pg_wal / "archive_status"
+    for name in order:  # what PostgreSQL does once archive_command succeeded
+        (status / f"{name}.ready").rename(status / f"{name}.done")
+    late = "0000000100000000000000F0"
+    (pg_wal / late).write_bytes(os.urandom(1024))
+    (status / f"{late}.ready").touch()
+    archiver.run()
+    assert levels[late] == 3 and archiver.caught_up == 6
+    order.append(late)
     for name in order:
         archive.fetch(name, tmp_path / "back")
         assert (tmp_path / "back").read_bytes() == (pg_wal / name).read_bytes()

@@ -47,8 +47,8 @@ class WalSettings(Settings):
         "segments about 1.6x larger; equal to `BACKUP_WAL_COMPRESSION_LEVEL`: no catch-up",
         ge=-50, le=19)
     catchup_backlog: int = var("BACKUP_WAL_CATCHUP_BACKLOG", 8, "segments waiting behind "
-                               "one from which it is pushed at `BACKUP_WAL_CATCHUP_LEVEL`",
-                               ge=1, le=100000)
+                               "one from which it and the ones after it, until none waits, "
+                               "are pushed at `BACKUP_WAL_CATCHUP_LEVEL`", ge=1, le=100000)
     async_push: bool = var("BACKUP_WAL_ASYNC", True, "push `.ready` segments ahead from one "
                            "long-lived archiver process (`false`: push synchronously)")
     wait_seconds: float = var("BACKUP_WAL_WAIT_SECONDS", 60.0, "how long `push` waits for the "
