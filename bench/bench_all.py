@@ -7,8 +7,10 @@
 Each benchmark of ``_bench_table.PARTS`` runs in turn as its own process (its own cluster and
 servers; its report goes to stderr), writes its JSON, and is read back here; the table's rows
 are ``_bench_table.CHECKS``. The 1-minute load average is sampled every few seconds during
-each part and printed beside its rows. Writes ``bench/results/all.json`` (``--output``): the
-table, each part's command, time and load, and each part's whole JSON result.
+each part and printed beside its rows; the machine's speed (``_machine_speed.py``) is
+measured before the first part and after the last. Writes ``bench/results/all.json``
+(``--output``): the table, each part's command, time and load, and each part's whole JSON
+result.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from _bench_table import (  # noqa: E402
     render,
     replace_block,
 )
+from _machine_speed import describe, machine_speed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SIZES = ("backup_mb", "parallel_mb", "restore_mb", "wal_mb")
@@ -135,6 +138,8 @@ def print_table(saved: dict[str, Any], as_markdown: bool) -> None:
     print(f"\nissue 17 benchmarks, {saved['started_at'][:16]} UTC, {saved['cpus']} cores")
     for name, info in saved["parts"].items():
         print(f"  {name}: {info['wall_s']:.0f} s, load {loads[name]}: {info['command']}")
+    if "machine_speed" in saved:  # runs before 2026-12-04 20:00 did not record it
+        print("  " + describe(saved["machine_speed"]))
     print("\n" + render(rows))
     if as_markdown:
         print("\n" + markdown(rows))
@@ -162,10 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     saved: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(),
                              "options": options, "parts": {}, "results": {}}
     started = time.monotonic()
+    saved["machine_speed"] = {"start": machine_speed()}
     with tempfile.TemporaryDirectory(prefix="amprenta-bench-all-") as folder:
         for part in chosen:
             saved["results"][part.name], saved["parts"][part.name] = run_part(
                 part, options, Path(folder))
+    saved["machine_speed"]["end"] = machine_speed()
     saved["wall_s"] = round(time.monotonic() - started, 1)
     loads = {name: load_range(info["load_1m"]) for name, info in saved["parts"].items()}
     saved["rows"] = [row.as_dict() for row in build_rows(saved["results"], loads)]
