@@ -10,8 +10,8 @@ capacity, not its noise.
 from __future__ import annotations
 
 import hashlib
-import time
-from typing import Any
+import timeit
+from collections.abc import Callable
 
 SEGMENT = 16 * 1024 * 1024  # one WAL segment; about the dump's zstd block work per 16 MiB
 
@@ -26,13 +26,8 @@ def sample_text(size: int = SEGMENT) -> bytes:
     return b"".join(chunks)[:size]
 
 
-def _best_ms(work: Any, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return round(1000 * best, 1)
+def _best_ms(work: Callable[[], object], repeat: int) -> float:
+    return round(1000 * min(timeit.repeat(work, number=1, repeat=repeat)), 1)
 
 
 def _python_loop() -> None:
